@@ -1,0 +1,211 @@
+//! Command-line definitions (clap), one struct per subcommand, and the top-level run: parse,
+//! dispatch, print the error chain once, map to exit codes.
+
+use crate::act::{Activation, Func};
+use crate::cmd;
+use crate::dtype::DType;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "relu",
+    about = "Stream .npy arrays through PyTorch-exact ReLU, leaky ReLU, PReLU and their gradients",
+    long_about = None,
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu inspect --json *.npy"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Transform one array through an activation (default: relu)
+    Apply(ApplyArgs),
+    /// Show what a file holds, from its header only
+    Inspect(InspectArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActKind {
+    Relu,
+    Leaky,
+    Prelu,
+    /// the derivative (of --of) times --upstream: the backward pass
+    Grad,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OfKind {
+    Relu,
+    Leaky,
+    Prelu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    Same,
+    F16,
+    F32,
+    F64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Npy,
+    Npz,
+    Csv,
+    Tsv,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ActArgs {
+    /// The function
+    #[arg(short = 'a', long, value_enum)]
+    pub act: Option<ActKind>,
+    /// leaky's negative slope [default: 0.01, PyTorch's]
+    #[arg(long, allow_negative_numbers = true, value_name = "S")]
+    pub slope: Option<f64>,
+    /// prelu's slopes: one number, a comma list, or a 1-D .npy file; one per channel
+    #[arg(long, allow_hyphen_values = true, value_name = "A")]
+    pub alpha: Option<String>,
+    /// The axis that indexes prelu channels; negative counts from the end
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    pub channel_axis: i64,
+    /// With --act grad: whose derivative
+    #[arg(long, value_enum)]
+    pub of: Option<OfKind>,
+    /// With --act grad: the upstream gradient (same shape as INPUT); output = upstream × f′(x)
+    #[arg(long, value_name = "FILE")]
+    pub upstream: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    /// Input .npy file, or - for stdin
+    #[arg(default_value = "-")]
+    pub input: PathBuf,
+    /// Output file, or - for stdout (the default)
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    /// Output format (default: by -o's extension, else the input's)
+    #[arg(long, value_enum)]
+    pub to: Option<FormatArg>,
+    /// Output element type; the activation runs in the input's float type, then rounds once
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Overwrite the data of a .npy INPUT in place (fast; not atomic; no dtype change)
+    #[arg(long)]
+    pub in_place: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// JSON Lines: one object per array
+    #[arg(long)]
+    pub json: bool,
+    /// Files to inspect (- for stdin)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+impl ActArgs {
+    /// The activation these flags ask for; `default` when --act is absent.
+    pub fn activation(&self, default: Option<ActKind>) -> Result<Option<Activation>, UsageError> {
+        let act = self.act.or(default);
+        if self.of.is_some() && act != Some(ActKind::Grad) {
+            return Err(UsageError("--of only goes with --act grad".into()));
+        }
+        if self.upstream.is_some() && act != Some(ActKind::Grad) {
+            return Err(UsageError("--upstream only goes with --act grad".into()));
+        }
+        let of = match self.of.unwrap_or(OfKind::Relu) {
+            OfKind::Relu => Func::Relu,
+            OfKind::Leaky => Func::Leaky,
+            OfKind::Prelu => Func::Prelu,
+        };
+        Ok(act.map(|a| match a {
+            ActKind::Relu => Activation::Value(Func::Relu),
+            ActKind::Leaky => Activation::Value(Func::Leaky),
+            ActKind::Prelu => Activation::Value(Func::Prelu),
+            ActKind::Grad => Activation::Grad(of),
+        }))
+    }
+}
+
+impl DTypeArg {
+    pub fn dtype(self) -> Option<DType> {
+        match self {
+            DTypeArg::Same => None,
+            DTypeArg::F16 => Some(DType::F16),
+            DTypeArg::F32 => Some(DType::F32),
+            DTypeArg::F64 => Some(DType::F64),
+        }
+    }
+}
+
+/// A mistake in how relu was called (exit code 2), as opposed to a problem with the data (1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// `relu 0.1.0 (kernel: avx2+f16c)`: the version says which SIMD level runs here.
+pub fn version() -> String {
+    format!(
+        "{} (kernel: {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::kernel::Level::detect().name()
+    )
+}
+
+/// Parses the command line, runs it, reports an error once. Returns the exit code.
+pub fn main() -> i32 {
+    let cmd = Cli::command().version(version());
+    let cli = match cmd
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    crate::output::install_interrupt_cleanup();
+    let result = match cli.command {
+        Command::Apply(a) => cmd::apply::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) if crate::output::is_broken_pipe(&e) => 0,
+        Err(e) => {
+            let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
+            eprintln!("relu: {e:#}");
+            if usage {
+                2
+            } else {
+                1
+            }
+        }
+    }
+}

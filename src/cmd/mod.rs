@@ -1,0 +1,4 @@
+//! One module per subcommand; each has its own `run`.
+
+pub mod apply;
+pub mod inspect;

@@ -1,0 +1,3 @@
+//! File formats: each knows its bytes and nothing about activations.
+
+pub mod npy;

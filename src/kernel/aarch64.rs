@@ -1,0 +1,6 @@
+//! aarch64: NEON is part of the base ISA, so this level is the generic bodies compiled with it
+//! explicitly; f16 converts in software (Rust's f16 NEON intrinsics are not stable yet).
+
+use super::generic::SoftHalf;
+
+super::level_module!(neon, "neon", super::SoftHalf);

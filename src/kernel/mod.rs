@@ -1,0 +1,339 @@
+//! The chunked SIMD core: activations, their gradients and element conversions over slices.
+//!
+//! Layout after memchr: the bodies are written once (`generic.rs`), each ISA wraps them with its
+//! `#[target_feature]` (`x86.rs`, `aarch64.rs`), and the level is detected once and cached.
+//! [`Kernel`] is the safe entry point; it holds a level so tests can run every available one.
+//! Nothing here knows about files or formats.
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+mod generic;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::act::{Float, Int};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// An instruction-set level the kernel can run at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Portable code: the baseline ISA only (on x86_64 that is SSE2, which the compiler may use).
+    Scalar,
+    Avx2,
+    Avx512,
+    Neon,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2+f16c",
+            Level::Avx512 => "avx512",
+            Level::Neon => "neon",
+        }
+    }
+
+    fn supported(self) -> bool {
+        match self {
+            Level::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every level this machine can run, best last.
+    pub fn available() -> Vec<Level> {
+        [Level::Scalar, Level::Neon, Level::Avx2, Level::Avx512]
+            .into_iter()
+            .filter(|l| l.supported())
+            .collect()
+    }
+
+    /// The best level, detected on first use and cached. `RELU_SIMD=scalar|avx2|avx512|neon`
+    /// caps it (for benchmarks and bug reports).
+    pub fn detect() -> Level {
+        static CACHE: AtomicU8 = AtomicU8::new(u8::MAX);
+        const ORDER: [Level; 4] = [Level::Scalar, Level::Neon, Level::Avx2, Level::Avx512];
+        let c = CACHE.load(Ordering::Relaxed);
+        if let Some(&l) = ORDER.get(c as usize) {
+            return l;
+        }
+        let mut avail = Level::available();
+        if let Ok(want) = std::env::var("RELU_SIMD") {
+            if let Some(pos) = avail
+                .iter()
+                .position(|l| l.name().starts_with(want.as_str()))
+            {
+                avail.truncate(pos + 1);
+            }
+        }
+        let best = *avail.last().unwrap_or(&Level::Scalar);
+        CACHE.store(
+            ORDER.iter().position(|&l| l == best).unwrap_or(0) as u8,
+            Ordering::Relaxed,
+        );
+        best
+    }
+}
+
+/// A slope for leaky/prelu: one for every element, or one per element (prelu's channels laid out).
+#[derive(Clone, Copy, Debug)]
+pub enum Slope<'a, W> {
+    All(W),
+    Each(&'a [W]),
+}
+
+/// One kernel call's function, with its parameters in the working type `W`.
+#[derive(Clone, Copy, Debug)]
+pub enum Op<'a, W> {
+    Relu,
+    Leaky(Slope<'a, W>),
+    GradRelu,
+    GradLeaky(Slope<'a, W>),
+}
+
+/// [`Op`] lowered to raw pointers for the bodies.
+#[derive(Clone, Copy)]
+pub(crate) enum RawOp<W> {
+    Relu,
+    Leaky(W),
+    LeakyEach(*const W),
+    GradRelu,
+    GradLeaky(W),
+    GradLeakyEach(*const W),
+}
+
+impl<W: Copy> Op<'_, W> {
+    fn raw(self, n: usize) -> RawOp<W> {
+        let each = |s: &[W]| {
+            assert!(s.len() >= n, "slope buffer shorter than the data");
+            s.as_ptr()
+        };
+        match self {
+            Op::Relu => RawOp::Relu,
+            Op::Leaky(Slope::All(a)) => RawOp::Leaky(a),
+            Op::Leaky(Slope::Each(s)) => RawOp::LeakyEach(each(s)),
+            Op::GradRelu => RawOp::GradRelu,
+            Op::GradLeaky(Slope::All(a)) => RawOp::GradLeaky(a),
+            Op::GradLeaky(Slope::Each(s)) => RawOp::GradLeakyEach(each(s)),
+        }
+    }
+}
+
+/// Stamps out one level: `generic`'s bodies compiled with the given target features.
+macro_rules! level_module {
+    ($name:ident, $features:literal, $cvt:ty) => {
+        pub mod $name {
+            use super::super::{generic, RawOp};
+            use crate::act::{Float, Int};
+
+            #[target_feature(enable = $features)]
+            pub unsafe fn float<T: Float>(
+                op: RawOp<T>,
+                x: *const T,
+                g: *const T,
+                y: *mut T,
+                n: usize,
+            ) {
+                generic::float(op, x, g, y, n)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn half(
+                op: RawOp<f32>,
+                x: *const u16,
+                g: *const u16,
+                y: *mut u16,
+                n: usize,
+            ) {
+                generic::half::<$cvt>(op, x, g, y, n)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn int<T: Int>(grad: bool, x: *const T, g: *const T, y: *mut T, n: usize) {
+                generic::int(grad, x, g, y, n)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(
+                x: *const A,
+                y: *mut B,
+                n: usize,
+                f: F,
+            ) {
+                generic::convert(x, y, n, f)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
+                generic::half_to_f32::<$cvt>(x, y, n)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
+                generic::f32_to_half::<$cvt>(x, y, n)
+            }
+        }
+    };
+}
+pub(crate) use level_module;
+
+/// The portable level: the same bodies with no extra features.
+mod scalar {
+    use super::generic::{self, SoftHalf};
+    use super::RawOp;
+    use crate::act::{Float, Int};
+
+    pub unsafe fn float<T: Float>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize) {
+        generic::float(op, x, g, y, n)
+    }
+    pub unsafe fn half(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize) {
+        generic::half::<SoftHalf>(op, x, g, y, n)
+    }
+    pub unsafe fn int<T: Int>(grad: bool, x: *const T, g: *const T, y: *mut T, n: usize) {
+        generic::int(grad, x, g, y, n)
+    }
+    pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(
+        x: *const A,
+        y: *mut B,
+        n: usize,
+        f: F,
+    ) {
+        generic::convert(x, y, n, f)
+    }
+    pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
+        generic::half_to_f32::<SoftHalf>(x, y, n)
+    }
+    pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
+        generic::f32_to_half::<SoftHalf>(x, y, n)
+    }
+}
+
+/// Calls `$f` from the module of `$level`.
+macro_rules! dispatch {
+    ($level:expr, $f:ident ( $($arg:expr),* )) => {
+        // SAFETY: a Kernel is only built for a level `supported()` on this machine, and the
+        // callers check slice lengths before passing pointers.
+        unsafe {
+            match $level {
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2 => x86::avx2::$f($($arg),*),
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512 => x86::avx512::$f($($arg),*),
+                #[cfg(target_arch = "aarch64")]
+                Level::Neon => aarch64::neon::$f($($arg),*),
+                _ => scalar::$f($($arg),*),
+            }
+        }
+    };
+}
+
+/// The kernel at one level. Cheap to copy; every method works on whole slices.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    level: Level,
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Kernel {
+            level: Level::detect(),
+        }
+    }
+}
+
+fn opt_ptr<T>(g: Option<&[T]>, n: usize) -> *const T {
+    match g {
+        Some(g) => {
+            assert_eq!(g.len(), n, "upstream chunk length");
+            g.as_ptr()
+        }
+        None => std::ptr::null(),
+    }
+}
+
+impl Kernel {
+    /// A kernel at `level`; `None` when this machine cannot run it.
+    pub fn at(level: Level) -> Option<Kernel> {
+        level.supported().then_some(Kernel { level })
+    }
+
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// `y = op(x, g)` for f32/f64; `g` is the upstream gradient (1 when `None`).
+    pub fn float<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T]) {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, float(op, x.as_ptr(), g, y.as_mut_ptr(), n))
+    }
+
+    pub fn float_in_place<T: Float>(&self, op: Op<T>, xy: &mut [T], g: Option<&[T]>) {
+        let n = xy.len();
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        let p = xy.as_mut_ptr();
+        dispatch!(self.level, float(op, p, g, p, n))
+    }
+
+    /// f16 (as bits): computed in f32, rounded once to f16; slopes are f32.
+    pub fn half(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16]) {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, half(op, x.as_ptr(), g, y.as_mut_ptr(), n))
+    }
+
+    pub fn half_in_place(&self, op: Op<f32>, xy: &mut [u16], g: Option<&[u16]>) {
+        let n = xy.len();
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        let p = xy.as_mut_ptr();
+        dispatch!(self.level, half(op, p, g, p, n))
+    }
+
+    /// Integers: relu (`grad == false`) or relu's derivative times `g`.
+    pub fn int<T: Int>(&self, grad: bool, x: &[T], g: Option<&[T]>, y: &mut [T]) {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let g = opt_ptr(g, n);
+        dispatch!(self.level, int(grad, x.as_ptr(), g, y.as_mut_ptr(), n))
+    }
+
+    pub fn int_in_place<T: Int>(&self, grad: bool, xy: &mut [T], g: Option<&[T]>) {
+        let n = xy.len();
+        let g = opt_ptr(g, n);
+        let p = xy.as_mut_ptr();
+        dispatch!(self.level, int(grad, p, g, p, n))
+    }
+
+    /// `y[i] = f(x[i])`, vectorized at this level (conversions and byte swaps).
+    pub fn convert<A: Copy, B: Copy + Default>(&self, x: &[A], y: &mut [B], f: impl Fn(A) -> B) {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        dispatch!(self.level, convert(x.as_ptr(), y.as_mut_ptr(), n, f))
+    }
+
+    pub fn convert_in_place<A: Copy + Default>(&self, xy: &mut [A], f: impl Fn(A) -> A) {
+        let p = xy.as_mut_ptr();
+        dispatch!(self.level, convert(p, p, xy.len(), f))
+    }
+
+    pub fn half_to_f32(&self, x: &[u16], y: &mut [f32]) {
+        assert_eq!(x.len(), y.len());
+        dispatch!(self.level, half_to_f32(x.as_ptr(), y.as_mut_ptr(), x.len()))
+    }
+
+    pub fn f32_to_half(&self, x: &[f32], y: &mut [u16]) {
+        assert_eq!(x.len(), y.len());
+        dispatch!(self.level, f32_to_half(x.as_ptr(), y.as_mut_ptr(), x.len()))
+    }
+}

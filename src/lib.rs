@@ -1,0 +1,14 @@
+//! relu: stream numeric arrays through PyTorch-exact activations.
+//!
+//! Data flows one way: format reader → chunks → kernel → format writer. `format` reads and writes
+//! files, `kernel` computes over slices, `pipeline` wires them chunk by chunk, `cmd` holds one
+//! module per subcommand.
+
+pub mod act;
+pub mod cli;
+pub mod cmd;
+pub mod dtype;
+pub mod format;
+pub mod kernel;
+pub mod output;
+pub mod pipeline;

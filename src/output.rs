@@ -1,0 +1,110 @@
+//! Where results go: atomic output files (a temporary file beside the target, renamed into place
+//! after the last byte, removed on error and on Ctrl-C) and standard output.
+
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files not yet committed, for the Ctrl-C handler to remove.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Installs the handler that removes pending temporary files on SIGINT/SIGTERM, then exits 130.
+pub fn install_interrupt_cleanup() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(pending) = PENDING.lock() {
+            for p in pending.iter() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        std::process::exit(130);
+    });
+}
+
+fn forget(path: &Path) {
+    if let Ok(mut p) = PENDING.lock() {
+        p.retain(|q| q != path);
+    }
+}
+
+/// A file that appears at its path complete or not at all.
+pub struct AtomicOutput {
+    tmp: Option<tempfile::NamedTempFile>,
+    target: PathBuf,
+}
+
+impl AtomicOutput {
+    pub fn create(target: &Path) -> Result<Self> {
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".relu-tmp")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        if let Ok(mut p) = PENDING.lock() {
+            p.push(tmp.path().to_path_buf());
+        }
+        Ok(AtomicOutput {
+            tmp: Some(tmp),
+            target: target.to_path_buf(),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_mut().expect("not committed").as_file_mut()
+    }
+
+    /// Renames the finished file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let tmp = self.tmp.take().expect("committed once");
+        let path = tmp.path().to_path_buf();
+        tmp.persist(&self.target)
+            .map_err(|e| e.error)
+            .with_context(|| {
+                format!(
+                    "cannot rename the output into place at {}",
+                    self.target.display()
+                )
+            })?;
+        forget(&path);
+        Ok(())
+    }
+}
+
+impl Write for AtomicOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file().write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Drop for AtomicOutput {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            forget(tmp.path());
+            // NamedTempFile removes itself when dropped.
+        }
+    }
+}
+
+/// True when an error is a write to a closed pipe: the reader went away, which is not a failure.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,519 @@
+//! Reader → kernel → writer, one chunk at a time, with buffers allocated once.
+//!
+//! A [`Plan`] says what to compute for one array (types, activation, slopes); a [`ChunkProcessor`]
+//! turns a chunk of input bytes (and upstream bytes) into a chunk of output bytes; [`stream`]
+//! drives a [`ChunkSource`] through it into a writer. Sources hand out slices straight from a
+//! memory map when they can, so the common case touches each input byte once.
+
+use crate::act::{self, Activation, Func};
+use crate::dtype::{ByteOrder, DType};
+use crate::kernel::{Kernel, Op, Slope};
+use anyhow::{bail, Result};
+use bytemuck::{cast_slice, cast_slice_mut, Pod};
+use std::fs::File;
+use std::io::{Read, Write};
+
+/// Bytes of input per chunk: small enough to stay in L2, large enough to amortize syscalls.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// An 8-byte-aligned scratch buffer, allocated once.
+pub struct AlignedBuf(Vec<u64>);
+
+impl AlignedBuf {
+    pub fn new(bytes: usize) -> Self {
+        AlignedBuf(vec![0; bytes.div_ceil(8)])
+    }
+    pub fn bytes(&self) -> &[u8] {
+        cast_slice(&self.0)
+    }
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        cast_slice_mut(&mut self.0)
+    }
+}
+
+/// PReLU's slopes, one per channel, and where the channel index sits in the flat element order.
+#[derive(Clone, Debug)]
+pub struct Channels {
+    /// Slopes already rounded to the input's float type (as PyTorch's weight tensor), as f64.
+    pub slopes: Vec<f64>,
+    /// Consecutive elements (in file order) that share one channel.
+    pub inner: u64,
+}
+
+/// What to compute for one array.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub input: DType,
+    pub input_order: ByteOrder,
+    /// The type the activation runs in: the input's own for floats, `--dtype`'s for integers.
+    pub work: DType,
+    pub output: DType,
+    pub output_order: ByteOrder,
+    pub act: Activation,
+    /// leaky's slope as given (rounded to the working type at use).
+    pub slope: f64,
+    /// prelu's per-channel slopes; `None` with one slope for all (in `slope`).
+    pub channels: Option<Channels>,
+    /// The upstream gradient's byte order, when there is one (its type is `work`).
+    pub upstream: Option<ByteOrder>,
+}
+
+/// Turns chunks of input bytes into chunks of output bytes.
+pub struct ChunkProcessor {
+    plan: Plan,
+    kernel: Kernel,
+    /// Elements per chunk.
+    pub chunk_elems: usize,
+    aligned_in: AlignedBuf,
+    aligned_up: AlignedBuf,
+    work: AlignedBuf,
+    up: AlignedBuf,
+    slopes: AlignedBuf,
+    y: AlignedBuf,
+    out: AlignedBuf,
+    /// Per-channel slopes in the working type's compute type (f32 for f16), as bytes.
+    channel_slopes: AlignedBuf,
+}
+
+impl ChunkProcessor {
+    pub fn new(plan: Plan, kernel: Kernel) -> Self {
+        let widest = plan
+            .input
+            .size()
+            .max(plan.work.size())
+            .max(plan.output.size())
+            .max(4);
+        let chunk_elems = CHUNK_BYTES / widest;
+        let cap = chunk_elems * 8;
+        let channel_slopes = match &plan.channels {
+            Some(ch) => {
+                let mut b = AlignedBuf::new(ch.slopes.len() * 8);
+                if plan.work == DType::F64 {
+                    cast_slice_mut::<u8, f64>(&mut b.bytes_mut()[..ch.slopes.len() * 8])
+                        .copy_from_slice(&ch.slopes);
+                } else {
+                    for (d, &s) in
+                        cast_slice_mut::<u8, f32>(&mut b.bytes_mut()[..ch.slopes.len() * 4])
+                            .iter_mut()
+                            .zip(&ch.slopes)
+                    {
+                        *d = s as f32;
+                    }
+                }
+                b
+            }
+            None => AlignedBuf::new(0),
+        };
+        let has_slopes = plan.channels.is_some();
+        ChunkProcessor {
+            chunk_elems,
+            aligned_in: AlignedBuf::new(cap),
+            aligned_up: AlignedBuf::new(if plan.upstream.is_some() { cap } else { 0 }),
+            work: AlignedBuf::new(cap),
+            up: AlignedBuf::new(if plan.upstream.is_some() { cap } else { 0 }),
+            slopes: AlignedBuf::new(if has_slopes { cap } else { 0 }),
+            y: AlignedBuf::new(cap),
+            out: AlignedBuf::new(cap),
+            channel_slopes,
+            plan,
+            kernel,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Processes `n` elements whose input bytes are `x` (and upstream bytes `g`), the first of
+    /// them at flat index `start`. Returns the output bytes.
+    pub fn process(&mut self, x: &[u8], g: Option<&[u8]>, start: u64) -> &[u8] {
+        let plan = &self.plan;
+        let n = x.len() / plan.input.size();
+        debug_assert!(n <= self.chunk_elems);
+        let ws = plan.work.size();
+        let k = self.kernel;
+
+        // 1. input → working type, native byte order
+        let x = if plan.input == plan.work
+            && plan.input_order == ByteOrder::Little
+            && is_aligned(x, ws)
+        {
+            x
+        } else {
+            let x = realign(x, plan.input.size(), &mut self.aligned_in);
+            let dst = &mut self.work.bytes_mut()[..n * ws];
+            decode(&k, x, plan.input, plan.input_order, plan.work, dst);
+            &self.work.bytes()[..n * ws]
+        };
+        let g = g.map(|g| {
+            let order = plan.upstream.unwrap_or(ByteOrder::Little);
+            if order == ByteOrder::Little && is_aligned(g, ws) {
+                g
+            } else {
+                let g = realign(g, ws, &mut self.aligned_up);
+                let dst = &mut self.up.bytes_mut()[..n * ws];
+                decode(&k, g, plan.work, order, plan.work, dst);
+                &self.up.bytes()[..n * ws]
+            }
+        });
+        // 2. prelu: lay the channel slopes out along this chunk
+        let slopes = match &plan.channels {
+            Some(ch) => {
+                let sw = if plan.work == DType::F64 { 8 } else { 4 };
+                let dst = &mut self.slopes.bytes_mut()[..n * sw];
+                let per = &self.channel_slopes.bytes()[..ch.slopes.len() * sw];
+                if sw == 8 {
+                    fill_slopes::<f64>(cast_slice_mut(dst), cast_slice(per), ch.inner, start);
+                } else {
+                    fill_slopes::<f32>(cast_slice_mut(dst), cast_slice(per), ch.inner, start);
+                }
+                Some(&self.slopes.bytes()[..n * sw])
+            }
+            None => None,
+        };
+        // 3. the activation, into y
+        let y = &mut self.y.bytes_mut()[..n * ws];
+        run_kernel(&k, plan, x, g, slopes, y);
+        // 4. working type → output type and byte order
+        if plan.output == plan.work && plan.output_order == ByteOrder::Little {
+            return &self.y.bytes()[..n * ws];
+        }
+        let os = plan.output.size();
+        let out = &mut self.out.bytes_mut()[..n * os];
+        encode(
+            &k,
+            &self.y.bytes()[..n * ws],
+            plan.work,
+            plan.output,
+            plan.output_order,
+            out,
+        );
+        &self.out.bytes()[..n * os]
+    }
+}
+
+fn is_aligned(b: &[u8], size: usize) -> bool {
+    (b.as_ptr() as usize) % size == 0
+}
+
+/// `b` itself when aligned for its elements, else a copy in `buf`.
+fn realign<'a>(b: &'a [u8], size: usize, buf: &'a mut AlignedBuf) -> &'a [u8] {
+    if is_aligned(b, size) {
+        b
+    } else {
+        let dst = &mut buf.bytes_mut()[..b.len()];
+        dst.copy_from_slice(b);
+        dst
+    }
+}
+
+fn fill_slopes<W: Copy>(dst: &mut [W], per_channel: &[W], inner: u64, start: u64) {
+    let count = per_channel.len() as u64;
+    let mut p = start;
+    let mut i = 0;
+    while i < dst.len() {
+        let run = p / inner;
+        let len = ((run + 1) * inner - p).min((dst.len() - i) as u64) as usize;
+        dst[i..i + len].fill(per_channel[(run % count) as usize]);
+        i += len;
+        p += len as u64;
+    }
+}
+
+fn run_kernel(
+    k: &Kernel,
+    plan: &Plan,
+    x: &[u8],
+    g: Option<&[u8]>,
+    slopes: Option<&[u8]>,
+    y: &mut [u8],
+) {
+    fn op<W: Pod>(act: Activation, all: W, each: Option<&[u8]>) -> Op<'_, W> {
+        let slope = match each {
+            Some(s) => Slope::Each(cast_slice(s)),
+            None => Slope::All(all),
+        };
+        match act {
+            Activation::Value(Func::Relu) => Op::Relu,
+            Activation::Value(_) => Op::Leaky(slope),
+            Activation::Grad(Func::Relu) => Op::GradRelu,
+            Activation::Grad(_) => Op::GradLeaky(slope),
+        }
+    }
+    let grad = plan.act.is_grad();
+    macro_rules! int {
+        ($t:ty) => {
+            k.int::<$t>(grad, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+        };
+    }
+    match plan.work {
+        DType::F32 => k.float::<f32>(
+            op(plan.act, plan.slope as f32, slopes),
+            cast_slice(x),
+            g.map(cast_slice),
+            cast_slice_mut(y),
+        ),
+        DType::F64 => k.float::<f64>(
+            op(plan.act, plan.slope, slopes),
+            cast_slice(x),
+            g.map(cast_slice),
+            cast_slice_mut(y),
+        ),
+        DType::F16 => k.half(
+            op(plan.act, plan.slope as f32, slopes),
+            cast_slice(x),
+            g.map(cast_slice),
+            cast_slice_mut(y),
+        ),
+        DType::I8 => int!(i8),
+        DType::I16 => int!(i16),
+        DType::I32 => int!(i32),
+        DType::I64 => int!(i64),
+        DType::U8 => int!(u8),
+        DType::U16 => int!(u16),
+        DType::U32 => int!(u32),
+        DType::U64 => int!(u64),
+    }
+}
+
+/// Elements of type `from` in byte order `order` → native elements of type `to` (a float type, or
+/// `from` itself). Integers convert exactly where the target can hold them, else round to nearest.
+pub fn decode(k: &Kernel, src: &[u8], from: DType, order: ByteOrder, to: DType, dst: &mut [u8]) {
+    let big = order == ByteOrder::Big;
+    macro_rules! from_int {
+        ($t:ty) => {{
+            let x: &[$t] = cast_slice(src);
+            let fix = move |v: $t| if big { <$t>::from_be(v) } else { v };
+            match to {
+                DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), move |v| fix(v) as f32),
+                DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), move |v| fix(v) as f64),
+                // via f64, exact for every integer f16 can hold; the rest round once or overflow
+                DType::F16 => k.convert(x, cast_slice_mut::<u8, u16>(dst), move |v| {
+                    act::f64_to_f16(fix(v) as f64)
+                }),
+                _ => k.convert(x, cast_slice_mut::<u8, $t>(dst), fix),
+            }
+        }};
+    }
+    match from {
+        DType::F16 => k.convert(
+            cast_slice::<u8, u16>(src),
+            cast_slice_mut(dst),
+            move |v: u16| if big { u16::from_be(v) } else { v },
+        ),
+        DType::F32 => k.convert(
+            cast_slice::<u8, u32>(src),
+            cast_slice_mut(dst),
+            move |v: u32| if big { u32::from_be(v) } else { v },
+        ),
+        DType::F64 => k.convert(
+            cast_slice::<u8, u64>(src),
+            cast_slice_mut(dst),
+            move |v: u64| if big { u64::from_be(v) } else { v },
+        ),
+        DType::I8 => from_int!(i8),
+        DType::I16 => from_int!(i16),
+        DType::I32 => from_int!(i32),
+        DType::I64 => from_int!(i64),
+        DType::U8 => from_int!(u8),
+        DType::U16 => from_int!(u16),
+        DType::U32 => from_int!(u32),
+        DType::U64 => from_int!(u64),
+    }
+}
+
+/// Native working-type elements → output type (rounded once) in byte order `order`.
+pub fn encode(k: &Kernel, src: &[u8], from: DType, to: DType, order: ByteOrder, dst: &mut [u8]) {
+    let big = order == ByteOrder::Big;
+    match (from, to) {
+        (DType::F32, DType::F16) => k.f32_to_half(cast_slice(src), cast_slice_mut(dst)),
+        (DType::F64, DType::F16) => k.convert(
+            cast_slice::<u8, f64>(src),
+            cast_slice_mut::<u8, u16>(dst),
+            act::f64_to_f16,
+        ),
+        (DType::F16, DType::F32) => k.half_to_f32(cast_slice(src), cast_slice_mut(dst)),
+        (DType::F16, DType::F64) => k.convert(
+            cast_slice::<u8, u16>(src),
+            cast_slice_mut::<u8, f64>(dst),
+            |h| act::f16_to_f32(h) as f64,
+        ),
+        (DType::F32, DType::F64) => k.convert(
+            cast_slice::<u8, f32>(src),
+            cast_slice_mut::<u8, f64>(dst),
+            |v| v as f64,
+        ),
+        (DType::F64, DType::F32) => k.convert(
+            cast_slice::<u8, f64>(src),
+            cast_slice_mut::<u8, f32>(dst),
+            act::f64_to_f32,
+        ),
+        (a, b) if a == b => match a.size() {
+            1 => dst.copy_from_slice(src),
+            2 => k.convert(
+                cast_slice::<u8, u16>(src),
+                cast_slice_mut(dst),
+                move |v: u16| if big { v.to_be() } else { v },
+            ),
+            4 => k.convert(
+                cast_slice::<u8, u32>(src),
+                cast_slice_mut(dst),
+                move |v: u32| if big { v.to_be() } else { v },
+            ),
+            _ => k.convert(
+                cast_slice::<u8, u64>(src),
+                cast_slice_mut(dst),
+                move |v: u64| if big { v.to_be() } else { v },
+            ),
+        },
+        (a, b) => unreachable!("no conversion from {a} to {b}: the plan checks this"),
+    }
+    if big && from != to {
+        // Conversions above produced native order; swap for a big-endian target.
+        match to.size() {
+            2 => k.convert_in_place(cast_slice_mut::<u8, u16>(dst), u16::swap_bytes),
+            4 => k.convert_in_place(cast_slice_mut::<u8, u32>(dst), u32::swap_bytes),
+            8 => k.convert_in_place(cast_slice_mut::<u8, u64>(dst), u64::swap_bytes),
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------- sources
+
+/// Hands out the input's data bytes in chunks.
+pub trait ChunkSource {
+    /// The next `len` bytes. An error if the input ends first.
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]>;
+}
+
+/// A file's data region, read through a sliding memory map: no copy into a buffer, and only a
+/// window of the file is mapped at a time, so resident memory stays bounded.
+pub struct MmapSource {
+    file: File,
+    pos: u64,
+    end: u64,
+    map: Option<(u64, memmap2::Mmap)>,
+}
+
+const WINDOW: u64 = 8 << 20;
+
+impl MmapSource {
+    /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
+    pub fn new(file: File, start: u64, end: u64) -> Self {
+        MmapSource {
+            file,
+            pos: start,
+            end,
+            map: None,
+        }
+    }
+}
+
+impl ChunkSource for MmapSource {
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        let (pos, len64) = (self.pos, len as u64);
+        if pos + len64 > self.end {
+            bail!("data ends early: the file was truncated while being read");
+        }
+        let in_map =
+            matches!(&self.map, Some((s, m)) if pos >= *s && pos + len64 <= *s + m.len() as u64);
+        if !in_map {
+            self.map = None; // unmap the old window first: bounded resident memory
+            let page = 4096u64;
+            let start = pos / page * page;
+            let map_len = (WINDOW.max(pos + len64 - start)).min(self.end - start);
+            if map_len == 0 {
+                self.pos += len64;
+                return Ok(&[]);
+            }
+            // SAFETY: the map is read-only and private to this process; if another process
+            // truncates the file meanwhile we may see SIGBUS, as any mmap reader would.
+            let m = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(start)
+                    .len(map_len as usize)
+                    .populate()
+                    .map(&self.file)?
+            };
+            let _ = m.advise(memmap2::Advice::Sequential);
+            self.map = Some((start, m));
+        }
+        let (s, m) = self.map.as_ref().expect("mapped above");
+        let off = (pos - s) as usize;
+        self.pos += len64;
+        Ok(&m[off..off + len])
+    }
+}
+
+/// Any reader (stdin, a pipe), through one aligned buffer.
+pub struct ReadSource<R> {
+    r: R,
+    buf: AlignedBuf,
+    read: u64,
+    total: u64,
+}
+
+impl<R: Read> ReadSource<R> {
+    pub fn new(r: R, total: u64) -> Self {
+        ReadSource {
+            r,
+            buf: AlignedBuf::new(CHUNK_BYTES),
+            read: 0,
+            total,
+        }
+    }
+}
+
+impl<R: Read> ChunkSource for ReadSource<R> {
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        if self.buf.bytes().len() < len {
+            self.buf = AlignedBuf::new(len);
+        }
+        let buf = &mut self.buf.bytes_mut()[..len];
+        let mut got = 0;
+        while got < len {
+            match self.r.read(&mut buf[got..]) {
+                Ok(0) => bail!(
+                    "truncated: the data ends after {} of {} bytes",
+                    self.read + got as u64,
+                    self.total
+                ),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.read += len as u64;
+        Ok(&self.buf.bytes()[..len])
+    }
+}
+
+/// Drives `elements` elements from `src` (and `up`) through `proc` into `out`.
+pub fn stream(
+    proc: &mut ChunkProcessor,
+    elements: u64,
+    src: &mut dyn ChunkSource,
+    mut up: Option<&mut dyn ChunkSource>,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let in_size = proc.plan().input.size();
+    let up_size = proc.plan().work.size();
+    let mut done = 0u64;
+    while done < elements {
+        let n = (elements - done).min(proc.chunk_elems as u64) as usize;
+        let x = src.next_chunk(n * in_size)?;
+        let g = match up.as_deref_mut() {
+            Some(u) => Some(u.next_chunk(n * up_size)?),
+            None => None,
+        };
+        out(proc.process(x, g, done))?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes every chunk to `w`.
+pub fn to_writer(w: &mut dyn Write) -> impl FnMut(&[u8]) -> Result<()> + '_ {
+    move |b| Ok(w.write_all(b)?)
+}
