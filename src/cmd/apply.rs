@@ -77,6 +77,8 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
         Some(path) => {
             let mut out = AtomicOutput::create(path)?;
+            let out_bytes = elements.saturating_mul(proc.plan().output.size() as u64);
+            out.preallocate(out_header.len() as u64 + out_bytes);
             out.write_all(&out_header)
                 .with_context(|| path.display().to_string())?;
             let up = upstream
