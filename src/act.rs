@@ -64,13 +64,25 @@ pub fn relu<T: Float>(x: T) -> T {
     }
 }
 
+/// `p·q` with x86's NaN rule made explicit: when `p` is NaN the result is `p`, quieted, whatever
+/// `q` is. PyTorch's kernels multiply `x·a` and `g·a` with the data first; the compiler may swap
+/// the operands of a plain `*`, which would pick the other payload when both are NaN.
+#[inline(always)]
+pub fn mul<T: Float>(p: T, q: T) -> T {
+    if p != p {
+        p.quiet()
+    } else {
+        p * q
+    }
+}
+
 /// leaky and prelu: `x > 0 ? x : x·a`.
 #[inline(always)]
 pub fn leaky<T: Float>(x: T, a: T) -> T {
     if x > T::ZERO {
         x
     } else {
-        x * a
+        mul(x, a)
     }
 }
 
@@ -90,7 +102,7 @@ pub fn grad_leaky<T: Float>(x: T, g: T, a: T) -> T {
     if x > T::ZERO {
         g
     } else {
-        g * a
+        mul(g, a)
     }
 }
 
@@ -209,6 +221,8 @@ pub trait Float:
     const ONE: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// A NaN with its quiet bit set (what hardware arithmetic returns for a NaN operand).
+    fn quiet(self) -> Self;
 }
 
 impl Float for f32 {
@@ -222,6 +236,10 @@ impl Float for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn quiet(self) -> Self {
+        f32::from_bits(self.to_bits() | 0x0040_0000)
+    }
 }
 
 impl Float for f64 {
@@ -234,6 +252,10 @@ impl Float for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn quiet(self) -> Self {
+        f64::from_bits(self.to_bits() | 0x0008_0000_0000_0000)
     }
 }
 

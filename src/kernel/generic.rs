@@ -93,7 +93,9 @@ pub unsafe fn convert<A: Copy, B: Copy + Default>(
 #[inline(always)]
 pub unsafe fn float<T: Float>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize) {
     let none = Splat(());
-    let one = Splat(T::ONE);
+    // Opaque to the optimizer: `1.0 * a` must stay a multiply (it quiets a signalling NaN slope,
+    // as PyTorch's `ones * a` does) instead of being folded to `a`.
+    let one = Splat(std::hint::black_box(T::ONE));
     match (op, g.is_null()) {
         (RawOp::Relu, _) => map(x, none, none, y, n, |x, _, _| act::relu(x)),
         (RawOp::Leaky(a), _) => map(x, none, Splat(a), y, n, |x, _, a| act::leaky(x, a)),
@@ -180,11 +182,12 @@ unsafe fn half_map<C: HalfCvt>(
     n: usize,
     f: impl Fn(f32, f32, f32) -> f32,
 ) {
+    let ones = [std::hint::black_box(1.0f32); 8]; // see `float`: keep `1.0 * a` a multiply
     let block = |x: *const u16, g: Option<*const u16>, y: *mut u16, base: usize| {
         let xs = C::load(x);
         let gs = match g {
             Some(g) => C::load(g),
-            None => [1.0; 8],
+            None => ones,
         };
         let mut ys = [0f32; 8];
         for j in 0..8 {

@@ -1,0 +1,361 @@
+//! Every SIMD level this machine runs equals the scalar reference (`relu::act`) bit for bit, on
+//! data salted with NaNs (several payloads, both signs), ±0, ±inf and subnormals, for every length
+//! 0..=300 and misaligned starts.
+
+use proptest::prelude::*;
+use relu::act;
+use relu::kernel::{Kernel, Level, Op, Slope};
+
+fn kernels() -> Vec<Kernel> {
+    let levels = Level::available();
+    assert!(levels.contains(&Level::Scalar));
+    levels
+        .into_iter()
+        .map(|l| Kernel::at(l).expect("available"))
+        .collect()
+}
+
+const F32_SPECIAL: [u32; 14] = [
+    0x7fc0_0000,
+    0xffc0_0000,
+    0x7fc0_0001,
+    0xffc1_2345,
+    0x7f80_0001,
+    0xff80_0100, // NaNs
+    0x0000_0000,
+    0x8000_0000,
+    0x7f80_0000,
+    0xff80_0000, // ±0, ±inf
+    0x0000_0001,
+    0x8000_0001,
+    0x007f_ffff,
+    0x807f_ffff, // subnormals
+];
+const F64_SPECIAL: [u64; 12] = [
+    0x7ff8_0000_0000_0000,
+    0xfff8_0000_0000_0001,
+    0x7ff0_0000_0000_0001,
+    0xfff4_0000_0000_0000,
+    0,
+    0x8000_0000_0000_0000,
+    0x7ff0_0000_0000_0000,
+    0xfff0_0000_0000_0000,
+    1,
+    0x8000_0000_0000_0001,
+    0x000f_ffff_ffff_ffff,
+    0x800f_ffff_ffff_ffff,
+];
+const F16_SPECIAL: [u16; 12] = [
+    0x7e00, 0xfe00, 0x7c01, 0xfc01, 0x7d55, 0x0000, 0x8000, 0x7c00, 0xfc00, 0x0001, 0x8001, 0x83ff,
+];
+
+/// A small deterministic generator, so the exhaustive-length tests need no proptest runner.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f32(&mut self) -> f32 {
+        let r = self.next();
+        if r % 5 == 0 {
+            f32::from_bits(F32_SPECIAL[(r >> 8) as usize % F32_SPECIAL.len()])
+        } else {
+            ((r >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0) as f32
+        }
+    }
+    fn f64(&mut self) -> f64 {
+        let r = self.next();
+        if r % 5 == 0 {
+            f64::from_bits(F64_SPECIAL[(r >> 8) as usize % F64_SPECIAL.len()])
+        } else {
+            (r >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0
+        }
+    }
+    fn f16(&mut self) -> u16 {
+        let r = self.next();
+        if r % 5 == 0 {
+            F16_SPECIAL[(r >> 8) as usize % F16_SPECIAL.len()]
+        } else {
+            act::f32_to_f16(self.f32())
+        }
+    }
+}
+
+/// Which function the kernel computes, with its parameters as f64 (rounded per type in the test).
+#[derive(Clone, Copy, Debug)]
+enum Case {
+    Relu,
+    Leaky(f64),
+    PreluEach,
+    GradRelu,
+    GradLeaky(f64),
+    GradPreluEach,
+}
+
+const CASES: [Case; 8] = [
+    Case::Relu,
+    Case::Leaky(0.01),
+    Case::Leaky(-0.3),
+    Case::PreluEach,
+    Case::GradRelu,
+    Case::GradLeaky(0.2),
+    Case::GradLeaky(1.5),
+    Case::GradPreluEach,
+];
+
+fn op<W: Copy>(c: Case, all: impl Fn(f64) -> W, each: &[W]) -> Op<'_, W> {
+    match c {
+        Case::Relu => Op::Relu,
+        Case::Leaky(a) => Op::Leaky(Slope::All(all(a))),
+        Case::PreluEach => Op::Leaky(Slope::Each(each)),
+        Case::GradRelu => Op::GradRelu,
+        Case::GradLeaky(a) => Op::GradLeaky(Slope::All(all(a))),
+        Case::GradPreluEach => Op::GradLeaky(Slope::Each(each)),
+    }
+}
+
+fn ref_f32(c: Case, x: f32, g: f32, each: f32) -> f32 {
+    match c {
+        Case::Relu => act::relu(x),
+        Case::Leaky(a) => act::leaky(x, a as f32),
+        Case::PreluEach => act::leaky(x, each),
+        Case::GradRelu => act::grad_relu(x, g),
+        Case::GradLeaky(a) => act::grad_leaky(x, g, a as f32),
+        Case::GradPreluEach => act::grad_leaky(x, g, each),
+    }
+}
+
+fn ref_f64(c: Case, x: f64, g: f64, each: f64) -> f64 {
+    match c {
+        Case::Relu => act::relu(x),
+        Case::Leaky(a) => act::leaky(x, a),
+        Case::PreluEach => act::leaky(x, each),
+        Case::GradRelu => act::grad_relu(x, g),
+        Case::GradLeaky(a) => act::grad_leaky(x, g, a),
+        Case::GradPreluEach => act::grad_leaky(x, g, each),
+    }
+}
+
+fn ref_f16(c: Case, x: u16, g: u16, each: f32) -> u16 {
+    if let Case::Relu = c {
+        return act::relu_f16(x);
+    }
+    act::f32_to_f16(ref_f32(c, act::f16_to_f32(x), act::f16_to_f32(g), each))
+}
+
+/// Runs one case on every level for `x[start..]`, with and without an upstream gradient, out of
+/// place and in place, and compares bits with the reference.
+fn check_f32(x: &[f32], g: &[f32], slopes: &[f32]) {
+    for k in kernels() {
+        for c in CASES {
+            let grads: &[Option<&[f32]>] =
+                if matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach) {
+                    &[None, Some(g)]
+                } else {
+                    &[None]
+                };
+            for &gg in grads {
+                let want: Vec<u32> = (0..x.len())
+                    .map(|i| ref_f32(c, x[i], gg.map_or(1.0, |g| g[i]), slopes[i]).to_bits())
+                    .collect();
+                let mut y = vec![0f32; x.len()];
+                k.float(op(c, |a| a as f32, slopes), x, gg, &mut y);
+                assert_eq!(
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want,
+                    "{:?} {c:?} g={} n={}",
+                    k.level(),
+                    gg.is_some(),
+                    x.len()
+                );
+                let mut z = x.to_vec();
+                k.float_in_place(op(c, |a| a as f32, slopes), &mut z, gg);
+                assert_eq!(
+                    z.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want,
+                    "in place {:?} {c:?}",
+                    k.level()
+                );
+            }
+        }
+    }
+}
+
+fn check_f64(x: &[f64], g: &[f64], slopes: &[f64]) {
+    for k in kernels() {
+        for c in CASES {
+            for gg in [None, Some(g)] {
+                let want: Vec<u64> = (0..x.len())
+                    .map(|i| ref_f64(c, x[i], gg.map_or(1.0, |g| g[i]), slopes[i]).to_bits())
+                    .collect();
+                let mut y = vec![0f64; x.len()];
+                k.float(op(c, |a| a, slopes), x, gg, &mut y);
+                assert_eq!(
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want,
+                    "{:?} {c:?} n={}",
+                    k.level(),
+                    x.len()
+                );
+            }
+        }
+    }
+}
+
+fn check_f16(x: &[u16], g: &[u16], slopes: &[f32]) {
+    for k in kernels() {
+        for c in CASES {
+            for gg in [None, Some(g)] {
+                let gg = if matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach) {
+                    gg
+                } else {
+                    None
+                };
+                let want: Vec<u16> = (0..x.len())
+                    .map(|i| ref_f16(c, x[i], gg.map_or(0x3c00, |g| g[i]), slopes[i]))
+                    .collect();
+                let mut y = vec![0u16; x.len()];
+                k.half(op(c, |a| a as f32, slopes), x, gg, &mut y);
+                assert_eq!(y, want, "{:?} {c:?} n={}", k.level(), x.len());
+                let mut z = x.to_vec();
+                k.half_in_place(op(c, |a| a as f32, slopes), &mut z, gg);
+                assert_eq!(z, want, "in place {:?} {c:?}", k.level());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_length_and_misaligned_start_f32() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    for n in 0..=300 {
+        let start = n % 7;
+        let buf: Vec<f32> = (0..n + start).map(|_| r.f32()).collect();
+        let g: Vec<f32> = (0..n + start).map(|_| r.f32()).collect();
+        let s: Vec<f32> = (0..n + start).map(|_| r.f32()).collect();
+        check_f32(&buf[start..], &g[start..], &s[start..]);
+    }
+}
+
+#[test]
+fn every_length_and_misaligned_start_f64() {
+    let mut r = Rng(0x1234_5678_9abc_def1);
+    for n in 0..=300 {
+        let start = n % 5;
+        let buf: Vec<f64> = (0..n + start).map(|_| r.f64()).collect();
+        let g: Vec<f64> = (0..n + start).map(|_| r.f64()).collect();
+        let s: Vec<f64> = (0..n + start).map(|_| r.f64()).collect();
+        check_f64(&buf[start..], &g[start..], &s[start..]);
+    }
+}
+
+#[test]
+fn every_length_and_misaligned_start_f16() {
+    let mut r = Rng(0x0bad_cafe_f00d_d00d);
+    for n in 0..=300 {
+        let start = n % 9;
+        let buf: Vec<u16> = (0..n + start).map(|_| r.f16()).collect();
+        let g: Vec<u16> = (0..n + start).map(|_| r.f16()).collect();
+        let s: Vec<f32> = (0..n + start).map(|_| act::f16_to_f32(r.f16())).collect();
+        check_f16(&buf[start..], &g[start..], &s[start..]);
+    }
+}
+
+#[test]
+fn every_f16_value_on_every_level() {
+    let all: Vec<u16> = (0..=u16::MAX).collect();
+    let g: Vec<u16> = all.iter().rev().copied().collect();
+    let s: Vec<f32> = all
+        .iter()
+        .map(|&h| act::f16_to_f32(h.wrapping_mul(31)))
+        .collect();
+    check_f16(&all, &g, &s);
+    for k in kernels() {
+        let mut f = vec![0f32; all.len()];
+        k.half_to_f32(&all, &mut f);
+        for (&h, &v) in all.iter().zip(&f) {
+            assert_eq!(
+                v.to_bits(),
+                act::f16_to_f32(h).to_bits(),
+                "{:?} {h:#06x}",
+                k.level()
+            );
+        }
+        let mut back = vec![0u16; all.len()];
+        k.f32_to_half(&f, &mut back);
+        let want: Vec<u16> = f.iter().map(|&v| act::f32_to_f16(v)).collect();
+        assert_eq!(back, want, "{:?}", k.level());
+    }
+}
+
+#[test]
+fn integers_on_every_level() {
+    let mut r = Rng(77);
+    for n in [0usize, 1, 15, 16, 17, 31, 33, 300] {
+        let x: Vec<i16> = (0..n).map(|_| r.next() as i16).collect();
+        let g: Vec<i16> = (0..n).map(|_| r.next() as i16).collect();
+        for k in kernels() {
+            let mut y = vec![0i16; n];
+            k.int(false, &x, None, &mut y);
+            assert_eq!(y, x.iter().map(|&v| v.max(0)).collect::<Vec<_>>());
+            k.int(true, &x, Some(&g), &mut y);
+            assert_eq!(
+                y,
+                x.iter()
+                    .zip(&g)
+                    .map(|(&v, &g)| if v <= 0 { 0 } else { g })
+                    .collect::<Vec<_>>()
+            );
+            k.int(true, &x, None, &mut y);
+            assert_eq!(y, x.iter().map(|&v| (v > 0) as i16).collect::<Vec<_>>());
+            let u: Vec<u32> = x.iter().map(|&v| v as u32).collect();
+            let mut uy = vec![0u32; n];
+            k.int(false, &u, None, &mut uy);
+            assert_eq!(uy, u);
+        }
+    }
+}
+
+fn f32_bits() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        3 => any::<f32>(),
+        1 => proptest::sample::select(F32_SPECIAL.to_vec()).prop_map(f32::from_bits),
+        1 => (-1e-38f32..1e-38f32),
+    ]
+}
+
+fn f16_bits() -> impl Strategy<Value = u16> {
+    prop_oneof![3 => any::<u16>(), 1 => proptest::sample::select(F16_SPECIAL.to_vec())]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn simd_equals_scalar_f32(v in proptest::collection::vec((f32_bits(), f32_bits(), f32_bits()), 0..300), start in 0usize..8) {
+        let start = start.min(v.len());
+        let x: Vec<f32> = v.iter().map(|t| t.0).collect();
+        let g: Vec<f32> = v.iter().map(|t| t.1).collect();
+        let s: Vec<f32> = v.iter().map(|t| t.2).collect();
+        check_f32(&x[start..], &g[start..], &s[start..]);
+    }
+
+    #[test]
+    fn simd_equals_scalar_f64(v in proptest::collection::vec((any::<f64>(), any::<f64>(), -2.0f64..2.0), 0..300)) {
+        let x: Vec<f64> = v.iter().map(|t| t.0).collect();
+        let g: Vec<f64> = v.iter().map(|t| t.1).collect();
+        let s: Vec<f64> = v.iter().map(|t| t.2).collect();
+        check_f64(&x, &g, &s);
+    }
+
+    #[test]
+    fn simd_equals_scalar_f16(v in proptest::collection::vec((f16_bits(), f16_bits(), f16_bits()), 0..300)) {
+        let x: Vec<u16> = v.iter().map(|t| t.0).collect();
+        let g: Vec<u16> = v.iter().map(|t| t.1).collect();
+        let s: Vec<f32> = v.iter().map(|t| act::f16_to_f32(t.2)).collect();
+        check_f16(&x, &g, &s);
+    }
+}
