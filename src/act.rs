@@ -69,21 +69,27 @@ pub fn relu<T: Float>(x: T) -> T {
 /// the operands of a plain `*`, which would pick the other payload when both are NaN.
 #[inline(always)]
 pub fn mul<T: Float>(p: T, q: T) -> T {
-    if p != p {
-        p.quiet()
+    // Both candidates are computed up front so the compiler emits selects, not branches.
+    let prod = p * q;
+    let quiet = p.quiet();
+    select(p != p, quiet, prod)
+}
+
+/// `c ? a : b` for values already computed: kept branch-free in the kernels' lane loops.
+#[inline(always)]
+pub fn select<T: Copy>(c: bool, a: T, b: T) -> T {
+    if c {
+        a
     } else {
-        p * q
+        b
     }
 }
 
 /// leaky and prelu: `x > 0 ? x : x·a`.
 #[inline(always)]
 pub fn leaky<T: Float>(x: T, a: T) -> T {
-    if x > T::ZERO {
-        x
-    } else {
-        mul(x, a)
-    }
+    let neg = mul(x, a);
+    select(x > T::ZERO, x, neg)
 }
 
 /// derivative of relu times g: `x <= 0 ? +0 : g` (at NaN it is g).
@@ -99,24 +105,16 @@ pub fn grad_relu<T: Float>(x: T, g: T) -> T {
 /// derivative of leaky/prelu times g: `x > 0 ? g : g·a` (at 0 and NaN it is g·a).
 #[inline(always)]
 pub fn grad_leaky<T: Float>(x: T, g: T, a: T) -> T {
-    if x > T::ZERO {
-        g
-    } else {
-        mul(g, a)
-    }
+    let neg = mul(g, a);
+    select(x > T::ZERO, g, neg)
 }
 
 /// relu on f16 bits, without converting: negative non-NaN values become +0, NaNs come out quiet
 /// (as PyTorch's f16→f32→f16 round trip leaves them), everything else keeps its bits.
 #[inline(always)]
 pub fn relu_f16(h: u16) -> u16 {
-    if h & 0x7fff > 0x7c00 {
-        h | 0x0200
-    } else if h > 0x8000 {
-        0
-    } else {
-        h
-    }
+    let kept = select(h > 0x8000, 0, h);
+    select(h & 0x7fff > 0x7c00, h | 0x0200, kept)
 }
 
 /// relu on integers: `max(x, 0)`.
