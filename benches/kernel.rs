@@ -72,7 +72,8 @@ fn f64_relu(b: Bencher) {
 fn f64_leaky(b: Bencher) {
     let x: Vec<f64> = random_f32(BYTES / 8).into_iter().map(f64::from).collect();
     let mut y = vec![0f64; x.len()];
-    b.counter(BytesCount::new(BYTES)).bench_local(|| best().float(Op::Leaky(Slope::All(0.01)), black_box(&x), None, &mut y));
+    b.counter(BytesCount::new(BYTES))
+        .bench_local(|| best().float(Op::Leaky(Slope::All(0.01)), black_box(&x), None, &mut y));
 }
 
 #[divan::bench(args = ["best", "scalar-level"])]

@@ -213,10 +213,12 @@ pub fn f64_to_f32(d: f64) -> f32 {
 
 /// A float type the kernel computes in (f32 or f64).
 pub trait Float:
-    Copy + PartialOrd + std::ops::Mul<Output = Self> + bytemuck::Pod + Send + Sync + 'static
+    Copy + PartialOrd + std::ops::Mul<Output = Self> + std::ops::Sub<Output = Self> + bytemuck::Pod + Send + Sync + 'static
 {
     const ZERO: Self;
     const ONE: Self;
+    const INFINITY: Self;
+    const NEG_INFINITY: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     /// A NaN with its quiet bit set (what hardware arithmetic returns for a NaN operand).
@@ -226,6 +228,8 @@ pub trait Float:
 impl Float for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const INFINITY: Self = f32::INFINITY;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -243,6 +247,8 @@ impl Float for f32 {
 impl Float for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const INFINITY: Self = f64::INFINITY;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
@@ -261,6 +267,8 @@ impl Float for f64 {
 pub trait Int: Copy + PartialOrd + bytemuck::Pod + Send + Sync + 'static {
     const ZERO: Self;
     const ONE: Self;
+    const MIN: Self;
+    const MAX: Self;
     const SIGNED: bool;
     fn to_f64(self) -> f64;
     fn to_f32(self) -> f32;
@@ -271,6 +279,8 @@ macro_rules! int_impl {
         impl Int for $t {
             const ZERO: Self = 0;
             const ONE: Self = 1;
+            const MIN: Self = <$t>::MIN;
+            const MAX: Self = <$t>::MAX;
             const SIGNED: bool = $signed;
             #[inline(always)]
             fn to_f64(self) -> f64 { self as f64 }
@@ -369,14 +379,7 @@ mod tests {
             let d = f as f64 * (1.0 - f64::EPSILON * 5.0);
             assert_eq!(f64_to_f16(d), nearest_f16(d), "{d:e}");
         }
-        for ax in [
-            0x3300_0000u32,
-            0x3300_0001,
-            0x3380_0000,
-            0x387f_ffff,
-            0x477f_efff,
-            0x477f_f000,
-        ] {
+        for ax in [0x3300_0000u32, 0x3300_0001, 0x3380_0000, 0x387f_ffff, 0x477f_efff, 0x477f_f000] {
             let f = f32::from_bits(ax);
             assert_eq!(f32_to_f16(f), half::f16::from_f32(f).to_bits(), "{f:e}");
             assert_eq!(f32_to_f16(-f), half::f16::from_f32(-f).to_bits(), "{f:e}");

@@ -24,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Transform one array through an activation (default: relu)
     Apply(ApplyArgs),
+    /// Statistics of arrays: sparsity, dead units, distribution (optionally after --act)
+    Stats(StatsArgs),
+    /// Merge statistics JSON written by stats / apply --stats (shards) exactly
+    MergeStats(MergeArgs),
     /// Show what a file holds, from its header only
     Inspect(InspectArgs),
 }
@@ -72,12 +76,7 @@ pub struct ActArgs {
     #[arg(long, allow_hyphen_values = true, value_name = "A")]
     pub alpha: Option<String>,
     /// The axis that indexes prelu channels; negative counts from the end
-    #[arg(
-        long,
-        allow_negative_numbers = true,
-        default_value_t = 1,
-        value_name = "N"
-    )]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_name = "N")]
     pub channel_axis: i64,
     /// With --act grad: whose derivative
     #[arg(long, value_enum)]
@@ -109,6 +108,48 @@ pub struct ApplyArgs {
     /// Overwrite the data of a .npy INPUT in place (fast; not atomic; no dtype change)
     #[arg(long)]
     pub in_place: bool,
+    /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
+    #[arg(long, value_name = "PATH")]
+    pub stats: Option<PathBuf>,
+    #[command(flatten)]
+    pub units: UnitArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UnitArgs {
+    /// The axis that indexes units: neurons (N,U) or channels (N,C,H,W); negative from the end
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_name = "N")]
+    pub unit_axis: i64,
+    /// A unit active for less than this fraction of its elements is "near dead"
+    #[arg(long, default_value_t = 0.01, value_name = "T")]
+    pub dead_threshold: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    /// JSON (one object per array, JSON Lines) instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Element type to compute in (integer input with leaky/prelu needs a float type)
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Input .npy files (- for stdin)
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Where to write the merged object (default: stdout)
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Statistics files (JSON objects or JSON Lines; - for stdin)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -170,20 +211,13 @@ impl std::error::Error for UsageError {}
 
 /// `relu 0.1.0 (kernel: avx2+f16c)`: the version says which SIMD level runs here.
 pub fn version() -> String {
-    format!(
-        "{} (kernel: {})",
-        env!("CARGO_PKG_VERSION"),
-        crate::kernel::Level::detect().name()
-    )
+    format!("{} (kernel: {})", env!("CARGO_PKG_VERSION"), crate::kernel::Level::detect().name())
 }
 
 /// Parses the command line, runs it, reports an error once. Returns the exit code.
 pub fn main() -> i32 {
     let cmd = Cli::command().version(version());
-    let cli = match cmd
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    let cli = match cmd.try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -193,6 +227,8 @@ pub fn main() -> i32 {
     crate::output::install_interrupt_cleanup();
     let result = match cli.command {
         Command::Apply(a) => cmd::apply::run(a),
+        Command::Stats(a) => cmd::stats::run(a),
+        Command::MergeStats(a) => cmd::merge::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
     };
     match result {

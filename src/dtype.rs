@@ -211,26 +211,11 @@ mod tests {
 
     #[test]
     fn descr_forms() {
-        assert_eq!(
-            parse_descr("<f4"),
-            Descr::Supported(DType::F32, ByteOrder::Little)
-        );
-        assert_eq!(
-            parse_descr(">f2"),
-            Descr::Supported(DType::F16, ByteOrder::Big)
-        );
-        assert_eq!(
-            parse_descr("|u1"),
-            Descr::Supported(DType::U8, ByteOrder::Little)
-        );
-        assert_eq!(
-            parse_descr("float64"),
-            Descr::Supported(DType::F64, ByteOrder::Little)
-        );
-        assert_eq!(
-            parse_descr("<i8"),
-            Descr::Supported(DType::I64, ByteOrder::Little)
-        );
+        assert_eq!(parse_descr("<f4"), Descr::Supported(DType::F32, ByteOrder::Little));
+        assert_eq!(parse_descr(">f2"), Descr::Supported(DType::F16, ByteOrder::Big));
+        assert_eq!(parse_descr("|u1"), Descr::Supported(DType::U8, ByteOrder::Little));
+        assert_eq!(parse_descr("float64"), Descr::Supported(DType::F64, ByteOrder::Little));
+        assert_eq!(parse_descr("<i8"), Descr::Supported(DType::I64, ByteOrder::Little));
         assert!(matches!(parse_descr("<c8"), Descr::Unsupported(_)));
         assert!(matches!(parse_descr("|S2"), Descr::Unsupported(_)));
         assert!(matches!(parse_descr("|b1"), Descr::Unsupported(_)));
@@ -238,14 +223,8 @@ mod tests {
         assert_eq!(parse_descr("<x4"), Descr::Invalid);
         assert_eq!(parse_descr(""), Descr::Invalid);
         for dt in DType::ALL {
-            assert_eq!(
-                parse_descr(dt.descr()),
-                Descr::Supported(dt, ByteOrder::Little)
-            );
-            assert_eq!(
-                parse_descr(dt.name()),
-                Descr::Supported(dt, ByteOrder::Little)
-            );
+            assert_eq!(parse_descr(dt.descr()), Descr::Supported(dt, ByteOrder::Little));
+            assert_eq!(parse_descr(dt.name()), Descr::Supported(dt, ByteOrder::Little));
         }
     }
 }

@@ -12,3 +12,4 @@ pub mod format;
 pub mod kernel;
 pub mod output;
 pub mod pipeline;
+pub mod stats;

@@ -40,10 +40,7 @@ impl AtomicOutput {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".relu-tmp")
@@ -53,10 +50,7 @@ impl AtomicOutput {
         if let Ok(mut p) = PENDING.lock() {
             p.push(tmp.path().to_path_buf());
         }
-        Ok(AtomicOutput {
-            tmp: Some(tmp),
-            target: target.to_path_buf(),
-        })
+        Ok(AtomicOutput { tmp: Some(tmp), target: target.to_path_buf() })
     }
 
     /// Reserves `len` bytes for the file up front when the size is known. This fails early on a
@@ -81,12 +75,7 @@ impl AtomicOutput {
         let path = tmp.path().to_path_buf();
         tmp.persist(&self.target)
             .map_err(|e| e.error)
-            .with_context(|| {
-                format!(
-                    "cannot rename the output into place at {}",
-                    self.target.display()
-                )
-            })?;
+            .with_context(|| format!("cannot rename the output into place at {}", self.target.display()))?;
         forget(&path);
         Ok(())
     }
@@ -115,8 +104,5 @@ impl Drop for AtomicOutput {
 
 /// True when an error is a write to a closed pipe: the reader went away, which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }

@@ -8,6 +8,7 @@
 use crate::act::{self, Activation, Func};
 use crate::dtype::{ByteOrder, DType};
 use crate::kernel::{Kernel, Op, Slope};
+use crate::stats::StatsAccumulator;
 use anyhow::{bail, Result};
 use bytemuck::{cast_slice, cast_slice_mut, Pod};
 use std::fs::File;
@@ -49,7 +50,8 @@ pub struct Plan {
     pub work: DType,
     pub output: DType,
     pub output_order: ByteOrder,
-    pub act: Activation,
+    /// The function; `None` passes values through as they are (statistics of the input).
+    pub act: Option<Activation>,
     /// leaky's slope as given (rounded to the working type at use).
     pub slope: f64,
     /// prelu's per-channel slopes; `None` with one slope for all (in `slope`).
@@ -73,29 +75,23 @@ pub struct ChunkProcessor {
     out: AlignedBuf,
     /// Per-channel slopes in the working type's compute type (f32 for f16), as bytes.
     channel_slopes: AlignedBuf,
+    /// Statistics gathered in the kernel's pass, when asked for.
+    stats: Option<StatsAccumulator>,
 }
 
 impl ChunkProcessor {
-    pub fn new(plan: Plan, kernel: Kernel) -> Self {
-        let widest = plan
-            .input
-            .size()
-            .max(plan.work.size())
-            .max(plan.output.size())
-            .max(4);
+    pub fn new(plan: Plan, kernel: Kernel, stats: Option<StatsAccumulator>) -> Self {
+        let widest = plan.input.size().max(plan.work.size()).max(plan.output.size()).max(4);
         let chunk_elems = CHUNK_BYTES / widest;
         let cap = chunk_elems * 8;
         let channel_slopes = match &plan.channels {
             Some(ch) => {
                 let mut b = AlignedBuf::new(ch.slopes.len() * 8);
                 if plan.work == DType::F64 {
-                    cast_slice_mut::<u8, f64>(&mut b.bytes_mut()[..ch.slopes.len() * 8])
-                        .copy_from_slice(&ch.slopes);
+                    cast_slice_mut::<u8, f64>(&mut b.bytes_mut()[..ch.slopes.len() * 8]).copy_from_slice(&ch.slopes);
                 } else {
                     for (d, &s) in
-                        cast_slice_mut::<u8, f32>(&mut b.bytes_mut()[..ch.slopes.len() * 4])
-                            .iter_mut()
-                            .zip(&ch.slopes)
+                        cast_slice_mut::<u8, f32>(&mut b.bytes_mut()[..ch.slopes.len() * 4]).iter_mut().zip(&ch.slopes)
                     {
                         *d = s as f32;
                     }
@@ -115,6 +111,7 @@ impl ChunkProcessor {
             y: AlignedBuf::new(cap),
             out: AlignedBuf::new(cap),
             channel_slopes,
+            stats,
             plan,
             kernel,
         }
@@ -122,6 +119,11 @@ impl ChunkProcessor {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The statistics gathered so far (when created with an accumulator).
+    pub fn stats(&self) -> Option<&StatsAccumulator> {
+        self.stats.as_ref()
     }
 
     /// Processes `n` elements whose input bytes are `x` (and upstream bytes `g`), the first of
@@ -134,10 +136,7 @@ impl ChunkProcessor {
         let k = self.kernel;
 
         // 1. input → working type, native byte order
-        let x = if plan.input == plan.work
-            && plan.input_order == ByteOrder::Little
-            && is_aligned(x, ws)
-        {
+        let x = if plan.input == plan.work && plan.input_order == ByteOrder::Little && is_aligned(x, ws) {
             x
         } else {
             let x = realign(x, plan.input.size(), &mut self.aligned_in);
@@ -171,23 +170,16 @@ impl ChunkProcessor {
             }
             None => None,
         };
-        // 3. the activation, into y
+        // 3. the activation, into y, with the statistics from the same pass
         let y = &mut self.y.bytes_mut()[..n * ws];
-        run_kernel(&k, plan, x, g, slopes, y);
+        run_kernel(&k, plan, x, g, slopes, y, self.stats.as_mut(), start);
         // 4. working type → output type and byte order
         if plan.output == plan.work && plan.output_order == ByteOrder::Little {
             return &self.y.bytes()[..n * ws];
         }
         let os = plan.output.size();
         let out = &mut self.out.bytes_mut()[..n * os];
-        encode(
-            &k,
-            &self.y.bytes()[..n * ws],
-            plan.work,
-            plan.output,
-            plan.output_order,
-            out,
-        );
+        encode(&k, &self.y.bytes()[..n * ws], plan.work, plan.output, plan.output_order, out);
         &self.out.bytes()[..n * os]
     }
 }
@@ -220,6 +212,7 @@ fn fill_slopes<W: Copy>(dst: &mut [W], per_channel: &[W], inner: u64, start: u64
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_kernel(
     k: &Kernel,
     plan: &Plan,
@@ -227,52 +220,114 @@ fn run_kernel(
     g: Option<&[u8]>,
     slopes: Option<&[u8]>,
     y: &mut [u8],
+    stats: Option<&mut StatsAccumulator>,
+    start: u64,
 ) {
-    fn op<W: Pod>(act: Activation, all: W, each: Option<&[u8]>) -> Op<'_, W> {
+    fn op<W: Pod>(act: Option<Activation>, all: W, each: Option<&[u8]>) -> Op<'_, W> {
         let slope = match each {
             Some(s) => Slope::Each(cast_slice(s)),
             None => Slope::All(all),
         };
         match act {
-            Activation::Value(Func::Relu) => Op::Relu,
-            Activation::Value(_) => Op::Leaky(slope),
-            Activation::Grad(Func::Relu) => Op::GradRelu,
-            Activation::Grad(_) => Op::GradLeaky(slope),
+            None => Op::Identity,
+            Some(Activation::Value(Func::Relu)) => Op::Relu,
+            Some(Activation::Value(_)) => Op::Leaky(slope),
+            Some(Activation::Grad(Func::Relu)) => Op::GradRelu,
+            Some(Activation::Grad(_)) => Op::GradLeaky(slope),
         }
     }
-    let grad = plan.act.is_grad();
-    macro_rules! int {
-        ($t:ty) => {
-            k.int::<$t>(grad, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-        };
-    }
-    match plan.work {
-        DType::F32 => k.float::<f32>(
-            op(plan.act, plan.slope as f32, slopes),
-            cast_slice(x),
-            g.map(cast_slice),
-            cast_slice_mut(y),
-        ),
-        DType::F64 => k.float::<f64>(
-            op(plan.act, plan.slope, slopes),
-            cast_slice(x),
-            g.map(cast_slice),
-            cast_slice_mut(y),
-        ),
-        DType::F16 => k.half(
-            op(plan.act, plan.slope as f32, slopes),
-            cast_slice(x),
-            g.map(cast_slice),
-            cast_slice_mut(y),
-        ),
-        DType::I8 => int!(i8),
-        DType::I16 => int!(i16),
-        DType::I32 => int!(i32),
-        DType::I64 => int!(i64),
-        DType::U8 => int!(u8),
-        DType::U16 => int!(u16),
-        DType::U32 => int!(u32),
-        DType::U64 => int!(u64),
+    let act = plan.act;
+    match stats {
+        None => {
+            macro_rules! int {
+                ($t:ty) => {
+                    k.int::<$t>(op(act, (), None), cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+                };
+            }
+            match plan.work {
+                DType::F32 => k.float::<f32>(
+                    op(act, plan.slope as f32, slopes),
+                    cast_slice(x),
+                    g.map(cast_slice),
+                    cast_slice_mut(y),
+                ),
+                DType::F64 => {
+                    k.float::<f64>(op(act, plan.slope, slopes), cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+                }
+                DType::F16 => {
+                    k.half(op(act, plan.slope as f32, slopes), cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+                }
+                DType::I8 => int!(i8),
+                DType::I16 => int!(i16),
+                DType::I32 => int!(i32),
+                DType::I64 => int!(i64),
+                DType::U8 => int!(u8),
+                DType::U16 => int!(u16),
+                DType::U32 => int!(u32),
+                DType::U64 => int!(u64),
+            }
+        }
+        Some(acc) => {
+            macro_rules! int {
+                ($t:ty) => {{
+                    let xs: &[$t] = cast_slice(x);
+                    let shift = acc.shift(xs.first().map_or(0.0, |&v| v as f64));
+                    let c = k.int_stats::<$t>(op(act, (), None), xs, g.map(cast_slice), cast_slice_mut(y), shift);
+                    acc.add_chunk(&c);
+                    acc.count_active(xs, start, |v| v > 0);
+                }};
+            }
+            match plan.work {
+                DType::F32 => {
+                    let xs: &[f32] = cast_slice(x);
+                    let shift = acc.shift(xs.first().map_or(0.0, |&v| v as f64));
+                    let c = k.float_stats::<f32>(
+                        op(act, plan.slope as f32, slopes),
+                        xs,
+                        g.map(cast_slice),
+                        cast_slice_mut(y),
+                        shift,
+                    );
+                    acc.add_chunk(&c);
+                    acc.count_active(xs, start, |v| v > 0.0);
+                }
+                DType::F64 => {
+                    let xs: &[f64] = cast_slice(x);
+                    let shift = acc.shift(xs.first().copied().unwrap_or(0.0));
+                    let c = k.float_stats::<f64>(
+                        op(act, plan.slope, slopes),
+                        xs,
+                        g.map(cast_slice),
+                        cast_slice_mut(y),
+                        shift,
+                    );
+                    acc.add_chunk(&c);
+                    acc.count_active(xs, start, |v| v > 0.0);
+                }
+                DType::F16 => {
+                    let xs: &[u16] = cast_slice(x);
+                    let shift = acc.shift(xs.first().map_or(0.0, |&h| act::f16_to_f32(h) as f64));
+                    let c = k.half_stats(
+                        op(act, plan.slope as f32, slopes),
+                        xs,
+                        g.map(cast_slice),
+                        cast_slice_mut(y),
+                        shift,
+                    );
+                    acc.add_chunk(&c);
+                    // positive, non-zero, not NaN: 0x0001..=0x7c00
+                    acc.count_active(xs, start, |h| h.wrapping_sub(1) < 0x7c00);
+                }
+                DType::I8 => int!(i8),
+                DType::I16 => int!(i16),
+                DType::I32 => int!(i32),
+                DType::I64 => int!(i64),
+                DType::U8 => int!(u8),
+                DType::U16 => int!(u16),
+                DType::U32 => int!(u32),
+                DType::U64 => int!(u64),
+            }
+        }
     }
 }
 
@@ -288,9 +343,7 @@ pub fn decode(k: &Kernel, src: &[u8], from: DType, order: ByteOrder, to: DType, 
                 DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), move |v| fix(v) as f32),
                 DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), move |v| fix(v) as f64),
                 // via f64, exact for every integer f16 can hold; the rest round once or overflow
-                DType::F16 => k.convert(x, cast_slice_mut::<u8, u16>(dst), move |v| {
-                    act::f64_to_f16(fix(v) as f64)
-                }),
+                DType::F16 => k.convert(x, cast_slice_mut::<u8, u16>(dst), move |v| act::f64_to_f16(fix(v) as f64)),
                 _ => k.convert(x, cast_slice_mut::<u8, $t>(dst), fix),
             }
         }};
@@ -327,27 +380,17 @@ pub fn encode(k: &Kernel, src: &[u8], from: DType, to: DType, order: ByteOrder, 
     let big = order == ByteOrder::Big;
     match (from, to) {
         (DType::F32, DType::F16) => k.f32_to_half(cast_slice(src), cast_slice_mut(dst)),
-        (DType::F64, DType::F16) => k.convert(
-            cast_slice::<u8, f64>(src),
-            cast_slice_mut::<u8, u16>(dst),
-            act::f64_to_f16,
-        ),
+        (DType::F64, DType::F16) => {
+            k.convert(cast_slice::<u8, f64>(src), cast_slice_mut::<u8, u16>(dst), act::f64_to_f16)
+        }
         (DType::F16, DType::F32) => k.half_to_f32(cast_slice(src), cast_slice_mut(dst)),
-        (DType::F16, DType::F64) => k.convert(
-            cast_slice::<u8, u16>(src),
-            cast_slice_mut::<u8, f64>(dst),
-            |h| act::f16_to_f32(h) as f64,
-        ),
-        (DType::F32, DType::F64) => k.convert(
-            cast_slice::<u8, f32>(src),
-            cast_slice_mut::<u8, f64>(dst),
-            |v| v as f64,
-        ),
-        (DType::F64, DType::F32) => k.convert(
-            cast_slice::<u8, f64>(src),
-            cast_slice_mut::<u8, f32>(dst),
-            act::f64_to_f32,
-        ),
+        (DType::F16, DType::F64) => {
+            k.convert(cast_slice::<u8, u16>(src), cast_slice_mut::<u8, f64>(dst), |h| act::f16_to_f32(h) as f64)
+        }
+        (DType::F32, DType::F64) => k.convert(cast_slice::<u8, f32>(src), cast_slice_mut::<u8, f64>(dst), |v| v as f64),
+        (DType::F64, DType::F32) => {
+            k.convert(cast_slice::<u8, f64>(src), cast_slice_mut::<u8, f32>(dst), act::f64_to_f32)
+        }
         (a, b) if a == b => match a.size() {
             1 => dst.copy_from_slice(src),
             2 => k.convert(
@@ -401,12 +444,7 @@ const WINDOW: u64 = 8 << 20;
 impl MmapSource {
     /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
     pub fn new(file: File, start: u64, end: u64) -> Self {
-        MmapSource {
-            file,
-            pos: start,
-            end,
-            map: None,
-        }
+        MmapSource { file, pos: start, end, map: None }
     }
 }
 
@@ -416,8 +454,7 @@ impl ChunkSource for MmapSource {
         if pos + len64 > self.end {
             bail!("data ends early: the file was truncated while being read");
         }
-        let in_map =
-            matches!(&self.map, Some((s, m)) if pos >= *s && pos + len64 <= *s + m.len() as u64);
+        let in_map = matches!(&self.map, Some((s, m)) if pos >= *s && pos + len64 <= *s + m.len() as u64);
         if !in_map {
             self.map = None; // unmap the old window first: bounded resident memory
             let page = 4096u64;
@@ -429,13 +466,8 @@ impl ChunkSource for MmapSource {
             }
             // SAFETY: the map is read-only and private to this process; if another process
             // truncates the file meanwhile we may see SIGBUS, as any mmap reader would.
-            let m = unsafe {
-                memmap2::MmapOptions::new()
-                    .offset(start)
-                    .len(map_len as usize)
-                    .populate()
-                    .map(&self.file)?
-            };
+            let m =
+                unsafe { memmap2::MmapOptions::new().offset(start).len(map_len as usize).populate().map(&self.file)? };
             let _ = m.advise(memmap2::Advice::Sequential);
             self.map = Some((start, m));
         }
@@ -456,12 +488,7 @@ pub struct ReadSource<R> {
 
 impl<R: Read> ReadSource<R> {
     pub fn new(r: R, total: u64) -> Self {
-        ReadSource {
-            r,
-            buf: AlignedBuf::new(CHUNK_BYTES),
-            read: 0,
-            total,
-        }
+        ReadSource { r, buf: AlignedBuf::new(CHUNK_BYTES), read: 0, total }
     }
 }
 
@@ -474,11 +501,7 @@ impl<R: Read> ChunkSource for ReadSource<R> {
         let mut got = 0;
         while got < len {
             match self.r.read(&mut buf[got..]) {
-                Ok(0) => bail!(
-                    "truncated: the data ends after {} of {} bytes",
-                    self.read + got as u64,
-                    self.total
-                ),
+                Ok(0) => bail!("truncated: the data ends after {} of {} bytes", self.read + got as u64, self.total),
                 Ok(k) => got += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),

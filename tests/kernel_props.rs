@@ -9,10 +9,7 @@ use relu::kernel::{Kernel, Level, Op, Slope};
 fn kernels() -> Vec<Kernel> {
     let levels = Level::available();
     assert!(levels.contains(&Level::Scalar));
-    levels
-        .into_iter()
-        .map(|l| Kernel::at(l).expect("available"))
-        .collect()
+    levels.into_iter().map(|l| Kernel::at(l).expect("available")).collect()
 }
 
 const F32_SPECIAL: [u32; 14] = [
@@ -45,9 +42,8 @@ const F64_SPECIAL: [u64; 12] = [
     0x000f_ffff_ffff_ffff,
     0x800f_ffff_ffff_ffff,
 ];
-const F16_SPECIAL: [u16; 12] = [
-    0x7e00, 0xfe00, 0x7c01, 0xfc01, 0x7d55, 0x0000, 0x8000, 0x7c00, 0xfc00, 0x0001, 0x8001, 0x83ff,
-];
+const F16_SPECIAL: [u16; 12] =
+    [0x7e00, 0xfe00, 0x7c01, 0xfc01, 0x7d55, 0x0000, 0x8000, 0x7c00, 0xfc00, 0x0001, 0x8001, 0x83ff];
 
 /// A small deterministic generator, so the exhaustive-length tests need no proptest runner.
 struct Rng(u64);
@@ -151,16 +147,14 @@ fn ref_f16(c: Case, x: u16, g: u16, each: f32) -> u16 {
 fn check_f32(x: &[f32], g: &[f32], slopes: &[f32]) {
     for k in kernels() {
         for c in CASES {
-            let grads: &[Option<&[f32]>] =
-                if matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach) {
-                    &[None, Some(g)]
-                } else {
-                    &[None]
-                };
+            let grads: &[Option<&[f32]>] = if matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach) {
+                &[None, Some(g)]
+            } else {
+                &[None]
+            };
             for &gg in grads {
-                let want: Vec<u32> = (0..x.len())
-                    .map(|i| ref_f32(c, x[i], gg.map_or(1.0, |g| g[i]), slopes[i]).to_bits())
-                    .collect();
+                let want: Vec<u32> =
+                    (0..x.len()).map(|i| ref_f32(c, x[i], gg.map_or(1.0, |g| g[i]), slopes[i]).to_bits()).collect();
                 let mut y = vec![0f32; x.len()];
                 k.float(op(c, |a| a as f32, slopes), x, gg, &mut y);
                 assert_eq!(
@@ -173,12 +167,7 @@ fn check_f32(x: &[f32], g: &[f32], slopes: &[f32]) {
                 );
                 let mut z = x.to_vec();
                 k.float_in_place(op(c, |a| a as f32, slopes), &mut z, gg);
-                assert_eq!(
-                    z.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    want,
-                    "in place {:?} {c:?}",
-                    k.level()
-                );
+                assert_eq!(z.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want, "in place {:?} {c:?}", k.level());
             }
         }
     }
@@ -188,9 +177,8 @@ fn check_f64(x: &[f64], g: &[f64], slopes: &[f64]) {
     for k in kernels() {
         for c in CASES {
             for gg in [None, Some(g)] {
-                let want: Vec<u64> = (0..x.len())
-                    .map(|i| ref_f64(c, x[i], gg.map_or(1.0, |g| g[i]), slopes[i]).to_bits())
-                    .collect();
+                let want: Vec<u64> =
+                    (0..x.len()).map(|i| ref_f64(c, x[i], gg.map_or(1.0, |g| g[i]), slopes[i]).to_bits()).collect();
                 let mut y = vec![0f64; x.len()];
                 k.float(op(c, |a| a, slopes), x, gg, &mut y);
                 assert_eq!(
@@ -209,14 +197,9 @@ fn check_f16(x: &[u16], g: &[u16], slopes: &[f32]) {
     for k in kernels() {
         for c in CASES {
             for gg in [None, Some(g)] {
-                let gg = if matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach) {
-                    gg
-                } else {
-                    None
-                };
-                let want: Vec<u16> = (0..x.len())
-                    .map(|i| ref_f16(c, x[i], gg.map_or(0x3c00, |g| g[i]), slopes[i]))
-                    .collect();
+                let gg = if matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach) { gg } else { None };
+                let want: Vec<u16> =
+                    (0..x.len()).map(|i| ref_f16(c, x[i], gg.map_or(0x3c00, |g| g[i]), slopes[i])).collect();
                 let mut y = vec![0u16; x.len()];
                 k.half(op(c, |a| a as f32, slopes), x, gg, &mut y);
                 assert_eq!(y, want, "{:?} {c:?} n={}", k.level(), x.len());
@@ -268,21 +251,13 @@ fn every_length_and_misaligned_start_f16() {
 fn every_f16_value_on_every_level() {
     let all: Vec<u16> = (0..=u16::MAX).collect();
     let g: Vec<u16> = all.iter().rev().copied().collect();
-    let s: Vec<f32> = all
-        .iter()
-        .map(|&h| act::f16_to_f32(h.wrapping_mul(31)))
-        .collect();
+    let s: Vec<f32> = all.iter().map(|&h| act::f16_to_f32(h.wrapping_mul(31))).collect();
     check_f16(&all, &g, &s);
     for k in kernels() {
         let mut f = vec![0f32; all.len()];
         k.half_to_f32(&all, &mut f);
         for (&h, &v) in all.iter().zip(&f) {
-            assert_eq!(
-                v.to_bits(),
-                act::f16_to_f32(h).to_bits(),
-                "{:?} {h:#06x}",
-                k.level()
-            );
+            assert_eq!(v.to_bits(), act::f16_to_f32(h).to_bits(), "{:?} {h:#06x}", k.level());
         }
         let mut back = vec![0u16; all.len()];
         k.f32_to_half(&f, &mut back);
@@ -299,21 +274,15 @@ fn integers_on_every_level() {
         let g: Vec<i16> = (0..n).map(|_| r.next() as i16).collect();
         for k in kernels() {
             let mut y = vec![0i16; n];
-            k.int(false, &x, None, &mut y);
+            k.int(Op::Relu, &x, None, &mut y);
             assert_eq!(y, x.iter().map(|&v| v.max(0)).collect::<Vec<_>>());
-            k.int(true, &x, Some(&g), &mut y);
-            assert_eq!(
-                y,
-                x.iter()
-                    .zip(&g)
-                    .map(|(&v, &g)| if v <= 0 { 0 } else { g })
-                    .collect::<Vec<_>>()
-            );
-            k.int(true, &x, None, &mut y);
+            k.int(Op::GradRelu, &x, Some(&g), &mut y);
+            assert_eq!(y, x.iter().zip(&g).map(|(&v, &g)| if v <= 0 { 0 } else { g }).collect::<Vec<_>>());
+            k.int(Op::GradRelu, &x, None, &mut y);
             assert_eq!(y, x.iter().map(|&v| (v > 0) as i16).collect::<Vec<_>>());
             let u: Vec<u32> = x.iter().map(|&v| v as u32).collect();
             let mut uy = vec![0u32; n];
-            k.int(false, &u, None, &mut uy);
+            k.int(Op::Relu, &u, None, &mut uy);
             assert_eq!(uy, u);
         }
     }
@@ -357,5 +326,86 @@ proptest! {
         let g: Vec<u16> = v.iter().map(|t| t.1).collect();
         let s: Vec<f32> = v.iter().map(|t| act::f16_to_f32(t.2)).collect();
         check_f16(&x, &g, &s);
+    }
+}
+
+/// The fused statistics of every level: counts and min/max exactly as a plain loop over the
+/// reference outputs computes them, sums within rounding of an f64 reference, and every level
+/// bit-identical to the portable one (same lanes, same order).
+fn check_stats_f32(x: &[f32], shift: f64) {
+    let scalar = Kernel::at(Level::Scalar).unwrap();
+    for c in [Case::Relu, Case::Leaky(0.1), Case::GradRelu] {
+        let mut y0 = vec![0f32; x.len()];
+        let s0 = scalar.float_stats(op(c, |a| a as f32, x), x, None, &mut y0, shift);
+        let want: Vec<f32> = x.iter().map(|&v| ref_f32(c, v, 1.0, 0.0)).collect();
+        assert_eq!(
+            y0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let fin: Vec<f64> = want.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
+        assert_eq!(s0.elements, x.len() as u64);
+        assert_eq!(s0.zeros, want.iter().filter(|&&v| v == 0.0).count() as u64);
+        assert_eq!(s0.negative, x.iter().filter(|&&v| v < 0.0).count() as u64);
+        assert_eq!(s0.nan, want.iter().filter(|v| v.is_nan()).count() as u64);
+        assert_eq!(s0.posinf, want.iter().filter(|&&v| v == f32::INFINITY).count() as u64);
+        assert_eq!(s0.neginf, want.iter().filter(|&&v| v == f32::NEG_INFINITY).count() as u64);
+        assert_eq!(s0.finite, fin.len() as u64);
+        assert_eq!(s0.min, fin.iter().copied().fold(f64::INFINITY, f64::min));
+        assert_eq!(s0.max, fin.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        let s1: f64 = fin.iter().map(|v| v - shift).sum();
+        let s2: f64 = fin.iter().map(|v| (v - shift) * (v - shift)).sum();
+        let scale: f64 = fin.iter().map(|v| (v - shift).abs()).sum::<f64>() + 1e-300;
+        assert!((s0.s1 - s1).abs() <= 1e-12 * scale, "{c:?} s1 {} vs {s1}", s0.s1);
+        assert!((s0.s2 - s2).abs() <= 1e-12 * (s2 + 1e-300), "{c:?} s2 {} vs {s2}", s0.s2);
+        for k in kernels() {
+            let mut y = vec![0f32; x.len()];
+            let s = k.float_stats(op(c, |a| a as f32, x), x, None, &mut y, shift);
+            assert_eq!(format!("{s:?}"), format!("{s0:?}"), "{:?} {c:?}", k.level());
+            assert_eq!(
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_statistics_every_length() {
+    let mut r = Rng(4242);
+    for n in 0..=300 {
+        let x: Vec<f32> = (0..n).map(|_| r.f32()).collect();
+        check_stats_f32(&x, 0.25);
+    }
+}
+
+#[test]
+fn fused_statistics_f16_and_int_match_their_outputs() {
+    let mut r = Rng(99);
+    let x: Vec<u16> = (0..1000).map(|_| r.f16()).collect();
+    let xi: Vec<i32> = (0..1000).map(|_| (r.next() % 2001) as i32 - 1000).collect();
+    let mut base = None;
+    for k in kernels() {
+        let mut y = vec![0u16; x.len()];
+        let s = k.half_stats(Op::Leaky(Slope::All(0.1)), &x, None, &mut y, 0.0);
+        let vals: Vec<f32> = y.iter().map(|&h| act::f16_to_f32(h)).collect();
+        assert_eq!(s.nan, vals.iter().filter(|v| v.is_nan()).count() as u64);
+        assert_eq!(s.zeros, vals.iter().filter(|&&v| v == 0.0).count() as u64);
+        assert_eq!(s.negative, x.iter().filter(|&&h| act::f16_to_f32(h) < 0.0).count() as u64);
+        let mut yi = vec![0i32; xi.len()];
+        let si = k.int_stats(Op::Relu, &xi, None, &mut yi, 0.0);
+        assert_eq!(si.zeros, yi.iter().filter(|&&v| v == 0).count() as u64);
+        assert_eq!(si.max, *yi.iter().max().unwrap() as f64);
+        assert_eq!(si.s1, yi.iter().map(|&v| v as f64).sum::<f64>());
+        let key = format!("{s:?} {si:?}");
+        assert_eq!(base.get_or_insert(key.clone()), &key, "{:?}", k.level());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn simd_statistics_equal_scalar(v in proptest::collection::vec(f32_bits(), 0..400), shift in -2.0f64..2.0) {
+        check_stats_f32(&v, shift);
     }
 }

@@ -1,353 +1,97 @@
 //! `relu apply`: one array through an activation, streamed chunk by chunk.
 
-use crate::act::{self, Activation, Func};
-use crate::cli::{ActArgs, ActKind, ApplyArgs, FormatArg, UsageError};
-use crate::dtype::{ByteOrder, DType};
-use crate::format::npy::{self, Header};
+use super::common::{check_length, is_dash, open_upstream, resolve_plan, unit_layout, write_stats, NpyInput};
+use crate::act::Activation;
+use crate::cli::{ActKind, ApplyArgs, FormatArg, UsageError};
+use crate::format::npy;
 use crate::kernel::Kernel;
 use crate::output::AtomicOutput;
-use crate::pipeline::{self, Channels, ChunkProcessor, ChunkSource, MmapSource, Plan, ReadSource};
-use anyhow::{anyhow, bail, Context, Result};
-use std::fs::{File, OpenOptions};
+use crate::pipeline::{self, ChunkProcessor, ChunkSource, MmapSource, ReadSource};
+use crate::stats::StatsAccumulator;
+use anyhow::{anyhow, Context, Result};
+use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 
 pub fn run(args: ApplyArgs) -> Result<()> {
     for f in [args.from, args.to].into_iter().flatten() {
         if f != FormatArg::Npy {
-            return Err(UsageError(format!(
-                "format {f:?} is not supported yet: relu apply reads and writes .npy"
-            ))
-            .into());
+            return Err(
+                UsageError(format!("format {f:?} is not supported yet: relu apply reads and writes .npy")).into()
+            );
         }
     }
-    let act = args
-        .act
-        .activation(Some(ActKind::Relu))?
-        .expect("apply has a default activation");
+    let act = args.act.activation(Some(ActKind::Relu))?;
+    let to_stdout = !args.in_place && args.output.as_deref().is_none_or(is_dash);
+    if let Some(s) = &args.stats {
+        if is_dash(s) && to_stdout {
+            return Err(UsageError("--stats - and the array cannot both go to stdout: give -o FILE".into()).into());
+        }
+    }
     if args.in_place {
         return run_in_place(&args, act);
     }
-    let to_stdout = args.output.as_deref().is_none_or(is_dash);
     if to_stdout && std::io::stdout().is_terminal() {
-        return Err(UsageError(
-            "refusing to write binary .npy data to a terminal: use -o FILE or a pipe".into(),
-        )
-        .into());
+        return Err(UsageError("refusing to write binary .npy data to a terminal: use -o FILE or a pipe".into()).into());
     }
     let mut input = NpyInput::open(&args.input)?;
     let name = input.name.clone();
-    let mut plan = resolve_plan(&args.act, act, &input.header, args.dtype.dtype())
-        .with_context(|| name.clone())?;
+    let mut plan = resolve_plan(&args.act, act, &input.header, args.dtype.dtype()).with_context(|| name.clone())?;
     let mut upstream = open_upstream(&args.act, &input, &plan)?;
     plan.upstream = upstream.as_ref().map(|u| u.header.order);
-    let mut proc = ChunkProcessor::new(plan, Kernel::default());
-    let out_header = npy::write_header(
-        proc.plan().output,
-        input.header.fortran_order,
-        &input.header.shape,
-    );
-    let elements = input.header.elements;
-
-    let fail = |e: anyhow::Error| -> anyhow::Error {
-        if crate::output::is_broken_pipe(&e) {
-            e
-        } else {
-            e.context(name.clone())
-        }
+    let stats = match &args.stats {
+        Some(_) => Some(StatsAccumulator::new(unit_layout(&input.header, &args.units).with_context(|| name.clone())?)),
+        None => None,
     };
+    let mut proc = ChunkProcessor::new(plan, Kernel::default(), stats);
+    let out_header = npy::write_header(proc.plan().output, input.header.fortran_order, &input.header.shape);
+    let elements = input.header.elements;
+    let fail = |e: anyhow::Error| if crate::output::is_broken_pipe(&e) { e } else { e.context(name.clone()) };
+    let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
+
     match args.output.as_deref().filter(|p| !is_dash(p)) {
         None => {
             let stdout = std::io::stdout();
             let mut w = stdout.lock();
             w.write_all(&out_header)?;
-            let up = upstream
-                .as_mut()
-                .map(|u| u.source.as_mut() as &mut dyn ChunkSource);
-            pipeline::stream(
-                &mut proc,
-                elements,
-                input.source.as_mut(),
-                up,
-                &mut pipeline::to_writer(&mut w),
-            )
-            .map_err(fail)?;
+            pipeline::stream(&mut proc, elements, input.source.as_mut(), up, &mut pipeline::to_writer(&mut w))
+                .map_err(fail)?;
             w.flush()?;
+            finish_stats(&args, &proc, &input)?;
         }
         Some(path) => {
             let mut out = AtomicOutput::create(path)?;
             let out_bytes = elements.saturating_mul(proc.plan().output.size() as u64);
             out.preallocate(out_header.len() as u64 + out_bytes);
-            out.write_all(&out_header)
-                .with_context(|| path.display().to_string())?;
-            let up = upstream
-                .as_mut()
-                .map(|u| u.source.as_mut() as &mut dyn ChunkSource);
-            let mut write = |b: &[u8]| {
-                out.write_all(b)
-                    .with_context(|| format!("cannot write {}", path.display()))
-            };
-            pipeline::stream(&mut proc, elements, input.source.as_mut(), up, &mut write)
-                .map_err(fail)?;
+            out.write_all(&out_header).with_context(|| format!("cannot write {}", path.display()))?;
+            let mut write = |b: &[u8]| out.write_all(b).with_context(|| format!("cannot write {}", path.display()));
+            pipeline::stream(&mut proc, elements, input.source.as_mut(), up, &mut write).map_err(fail)?;
+            // The statistics file first: a run that fails there leaves no output array either.
+            finish_stats(&args, &proc, &input)?;
             out.commit()?;
         }
     }
     Ok(())
 }
 
-fn is_dash(p: &Path) -> bool {
-    p.as_os_str() == "-"
-}
-
-/// An opened `.npy` input: its header, and a source positioned at its data.
-pub struct NpyInput {
-    pub name: String,
-    pub header: Header,
-    pub source: Box<dyn ChunkSource>,
-}
-
-impl NpyInput {
-    pub fn open(path: &Path) -> Result<NpyInput> {
-        if is_dash(path) {
-            let name = "<stdin>".to_string();
-            let mut stdin = std::io::stdin().lock();
-            let header = npy::read_header(&mut stdin).with_context(|| name.clone())?;
-            let total = header.data_bytes.unwrap_or(0);
-            header.dtype().with_context(|| name.clone())?;
-            return Ok(NpyInput {
-                name,
-                header,
-                source: Box::new(ReadSource::new(stdin, total)),
-            });
-        }
-        let name = path.display().to_string();
-        let mut file = File::open(path).with_context(|| name.clone())?;
-        let header = npy::read_header(&mut file).with_context(|| name.clone())?;
-        let data_bytes = check_length(&file, &header).with_context(|| name.clone())?;
-        let source = MmapSource::new(file, header.data_offset, header.data_offset + data_bytes);
-        Ok(NpyInput {
-            name,
-            header,
-            source: Box::new(source),
-        })
-    }
-}
-
-/// Refuses unsupported dtypes and files shorter than their header says, before any output.
-fn check_length(file: &File, header: &Header) -> Result<u64> {
-    header.dtype()?;
-    let data_bytes = header.data_bytes.unwrap_or(0);
-    let len = file.metadata()?.len();
-    let have = len.saturating_sub(header.data_offset);
-    if have < data_bytes {
-        bail!(
-            "truncated: the header says {} data bytes ({} × {}), the file has {have}",
-            data_bytes,
-            npy::shape_repr(&header.shape),
-            header.dtype_name()
-        );
-    }
-    Ok(data_bytes)
-}
-
-/// Works out types and parameters for one array (SPEC §2).
-pub fn resolve_plan(
-    a: &ActArgs,
-    act: Activation,
-    h: &Header,
-    dtype: Option<DType>,
-) -> Result<Plan> {
-    let input = h.dtype()?;
-    let (work, output) = match (input.is_float(), dtype) {
-        (true, d) => (input, d.unwrap_or(input)),
-        (false, Some(d)) => (d, d),
-        (false, None) => {
-            if act.func() != Func::Relu {
-                return Err(UsageError(format!(
-                    "{} on {input} input needs a float type: add --dtype f16, f32 or f64",
-                    act.name()
-                ))
-                .into());
-            }
-            (input, input)
-        }
+fn finish_stats(args: &ApplyArgs, proc: &ChunkProcessor, input: &NpyInput) -> Result<()> {
+    let (Some(path), Some(acc)) = (&args.stats, proc.stats()) else {
+        return Ok(());
     };
-    let mut slope = a.slope.unwrap_or(0.01);
-    let mut channels = None;
-    if act.func() == Func::Prelu {
-        let spec = a
-            .alpha
-            .as_deref()
-            .ok_or_else(|| UsageError("--act prelu (and --of prelu) needs --alpha".into()))?;
-        let alphas: Vec<f64> = read_alpha(spec)?
-            .into_iter()
-            .map(|v| round_to(work, v))
-            .collect();
-        if alphas.is_empty() {
-            return Err(UsageError("--alpha has no slopes".into()).into());
-        }
-        if alphas.len() == 1 {
-            slope = alphas[0];
-        } else {
-            let ndim = h.shape.len();
-            if ndim < 2 {
-                bail!(
-                    "a {ndim}-D input takes exactly one slope, --alpha has {}",
-                    alphas.len()
-                );
-            }
-            let axis = normalize_axis(a.channel_axis, ndim).ok_or_else(|| {
-                UsageError(format!(
-                    "--channel-axis {} is out of range for a {ndim}-D array",
-                    a.channel_axis
-                ))
-            })?;
-            if h.shape[axis] != alphas.len() as u64 {
-                bail!(
-                    "--alpha has {} slopes but axis {axis} of shape {} has {} channels",
-                    alphas.len(),
-                    npy::shape_repr(&h.shape),
-                    h.shape[axis]
-                );
-            }
-            let inner: u64 = if h.fortran_order {
-                h.shape[..axis].iter().product()
-            } else {
-                h.shape[axis + 1..].iter().product()
-            };
-            channels = Some(Channels {
-                slopes: alphas,
-                inner: inner.max(1),
-            });
-        }
-    } else if a.alpha.is_some() {
-        return Err(UsageError("--alpha goes with --act prelu or --of prelu".into()).into());
-    }
-    Ok(Plan {
-        input,
-        input_order: h.order,
-        work,
-        output,
-        output_order: ByteOrder::Little,
-        act,
-        slope,
-        channels,
-        upstream: None,
-    })
-}
-
-/// `-1` → the last axis; `None` when out of range.
-pub fn normalize_axis(axis: i64, ndim: usize) -> Option<usize> {
-    let n = ndim as i64;
-    let a = if axis < 0 { axis + n } else { axis };
-    (0..n).contains(&a).then_some(a as usize)
-}
-
-/// A PReLU weight rounded to the working float type, as PyTorch's weight tensor holds it.
-fn round_to(dt: DType, v: f64) -> f64 {
-    match dt {
-        DType::F16 => act::f16_to_f32(act::f64_to_f16(v)) as f64,
-        DType::F32 => v as f32 as f64,
-        _ => v,
-    }
-}
-
-/// `--alpha`: a number, a comma list, or a `.npy` file of slopes.
-fn read_alpha(spec: &str) -> Result<Vec<f64>> {
-    let path = Path::new(spec);
-    if spec.ends_with(".npy") || path.is_file() {
-        return read_small_array(path).with_context(|| format!("--alpha {spec}"));
-    }
-    spec.split(',')
-        .map(|s| {
-            s.trim().parse::<f64>().map_err(|_| {
-                UsageError(format!(
-                    "--alpha: '{}' is not a number (give numbers, a comma list, or a .npy file)",
-                    s.trim()
-                ))
-                .into()
-            })
-        })
-        .collect()
-}
-
-/// A small 0-d or 1-D array, read whole into f64.
-fn read_small_array(path: &Path) -> Result<Vec<f64>> {
-    let mut file = File::open(path)?;
-    let h = npy::read_header(&mut file)?;
-    let dt = h.dtype()?;
-    if h.shape.len() > 1 {
-        bail!(
-            "slopes must be a 1-D array, this one has shape {}",
-            npy::shape_repr(&h.shape)
-        );
-    }
-    if h.elements > 1 << 24 {
-        bail!("{} slopes is more than any layer has", h.elements);
-    }
-    check_length(&file, &h)?;
-    let mut raw = vec![0u8; h.data_bytes.unwrap_or(0) as usize];
-    std::io::Read::read_exact(&mut file, &mut raw)?;
-    Ok(raw
-        .chunks_exact(dt.size())
-        .map(|b| element_to_f64(dt, h.order, b))
-        .collect())
-}
-
-fn element_to_f64(dt: DType, order: ByteOrder, b: &[u8]) -> f64 {
-    let mut a = [0u8; 8];
-    a[..b.len()].copy_from_slice(b);
-    if order == ByteOrder::Big {
-        a[..b.len()].reverse();
-    }
-    match dt {
-        DType::F16 => act::f16_to_f32(u16::from_le_bytes([a[0], a[1]])) as f64,
-        DType::F32 => f32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
-        DType::F64 => f64::from_le_bytes(a),
-        DType::I8 => a[0] as i8 as f64,
-        DType::I16 => i16::from_le_bytes([a[0], a[1]]) as f64,
-        DType::I32 => i32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
-        DType::I64 => i64::from_le_bytes(a) as f64,
-        DType::U8 => a[0] as f64,
-        DType::U16 => u16::from_le_bytes([a[0], a[1]]) as f64,
-        DType::U32 => u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
-        DType::U64 => u64::from_le_bytes(a) as f64,
-    }
-}
-
-/// Opens `--upstream`, checks it against the input, and records its byte order in the plan.
-fn open_upstream(a: &ActArgs, input: &NpyInput, plan: &Plan) -> Result<Option<NpyInput>> {
-    let Some(path) = &a.upstream else {
-        return Ok(None);
-    };
-    if is_dash(path) && input.name == "<stdin>" {
-        return Err(UsageError("the input and --upstream cannot both be stdin".into()).into());
-    }
-    let up = NpyInput::open(path).context("--upstream")?;
-    let (h, ih) = (&up.header, &input.header);
-    let up_dtype = h.dtype()?;
-    let describe = |h: &Header| format!("{} {}", h.dtype_name(), npy::shape_repr(&h.shape));
-    if up_dtype != plan.work || h.shape != ih.shape {
-        bail!(
-            "--upstream {} is {} but the input {} is {}{}: they must have the same shape and element type",
-            up.name,
-            describe(h),
-            input.name,
-            describe(ih),
-            if plan.work != plan.input { format!(" (computed as {})", plan.work) } else { String::new() }
-        );
-    }
-    let significant = ih.shape.iter().filter(|&&d| d > 1).count();
-    if h.fortran_order != ih.fortran_order && significant > 1 {
-        bail!("--upstream {} and the input {} differ in memory order (C vs Fortran): save both the same way", up.name, input.name);
-    }
-    Ok(Some(up))
+    let plan = proc.plan();
+    let json = acc.to_json(
+        &input.name,
+        plan.act.map(|a| a.name()),
+        plan.work.name(),
+        &input.header.shape,
+        args.units.dead_threshold,
+    );
+    write_stats(path, &[json])
 }
 
 /// `--in-place`: rewrite the data region of the input file itself, in its own byte order.
-fn run_in_place(args: &ApplyArgs, act: Activation) -> Result<()> {
-    let path: &PathBuf = &args.input;
+fn run_in_place(args: &ApplyArgs, act: Option<Activation>) -> Result<()> {
+    let path = &args.input;
     if is_dash(path) {
         return Err(UsageError("--in-place needs a .npy file, not stdin".into()).into());
     }
@@ -355,48 +99,35 @@ fn run_in_place(args: &ApplyArgs, act: Activation) -> Result<()> {
         return Err(UsageError("--in-place writes into INPUT: leave out -o".into()).into());
     }
     let name = path.display().to_string();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .with_context(|| name.clone())?;
+    let mut file = OpenOptions::new().read(true).write(true).open(path).with_context(|| name.clone())?;
     let header = npy::read_header(&mut file).with_context(|| name.clone())?;
     let data_bytes = check_length(&file, &header).with_context(|| name.clone())?;
-    let mut plan =
-        resolve_plan(&args.act, act, &header, args.dtype.dtype()).with_context(|| name.clone())?;
-    if plan.output != plan.input {
+    let mut plan = resolve_plan(&args.act, act, &header, args.dtype.dtype()).with_context(|| name.clone())?;
+    if plan.output != plan.input || plan.work != plan.input {
         return Err(UsageError(format!(
             "--in-place cannot change the dtype ({} to {}): write a new file with -o",
             plan.input, plan.output
         ))
         .into());
     }
-    if plan.work != plan.input {
-        bail!(
-            "--in-place on {} needs --dtype: write a new file with -o",
-            plan.input
-        );
-    }
     plan.output_order = header.order;
-    let input = NpyInput {
-        name: name.clone(),
-        header: header.clone(),
-        source: Box::new(ReadSource::new(std::io::empty(), 0)),
-    };
+    let input =
+        NpyInput { name: name.clone(), header: header.clone(), source: Box::new(ReadSource::new(std::io::empty(), 0)) };
     let mut upstream = open_upstream(&args.act, &input, &plan)?;
     plan.upstream = upstream.as_ref().map(|u| u.header.order);
-    let reader = file.try_clone()?;
-    let mut src = MmapSource::new(reader, header.data_offset, header.data_offset + data_bytes);
-    let mut proc = ChunkProcessor::new(plan, Kernel::default());
+    let stats = match &args.stats {
+        Some(_) => Some(StatsAccumulator::new(unit_layout(&header, &args.units).with_context(|| name.clone())?)),
+        None => None,
+    };
+    let mut src = MmapSource::new(file.try_clone()?, header.data_offset, header.data_offset + data_bytes);
+    let mut proc = ChunkProcessor::new(plan, Kernel::default(), stats);
     let mut offset = header.data_offset;
     let mut write = |b: &[u8]| -> Result<()> {
         file.write_all_at(b, offset).map_err(|e| anyhow!(e))?;
         offset += b.len() as u64;
         Ok(())
     };
-    let up = upstream
-        .as_mut()
-        .map(|u| u.source.as_mut() as &mut dyn ChunkSource);
-    pipeline::stream(&mut proc, header.elements, &mut src, up, &mut write)
-        .with_context(|| name.clone())
+    let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
+    pipeline::stream(&mut proc, header.elements, &mut src, up, &mut write).with_context(|| name.clone())?;
+    finish_stats(args, &proc, &input)
 }

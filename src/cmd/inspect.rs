@@ -29,31 +29,15 @@ pub fn run(args: InspectArgs) -> Result<()> {
         }
     }
     if !args.json && !rows.is_empty() {
-        let head = [
-            "FILE", "FORMAT", "DTYPE", "SHAPE", "ORDER", "ELEMENTS", "BYTES",
-        ]
-        .map(String::from);
-        let widths: Vec<usize> = (0..head.len())
-            .map(|i| {
-                rows.iter()
-                    .chain([&head])
-                    .map(|r| r[i].len())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
+        let head = ["FILE", "FORMAT", "DTYPE", "SHAPE", "ORDER", "ELEMENTS", "BYTES"].map(String::from);
+        let widths: Vec<usize> =
+            (0..head.len()).map(|i| rows.iter().chain([&head]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
         for r in [&head].into_iter().chain(rows.iter()) {
             let line: Vec<String> = r
                 .iter()
                 .zip(&widths)
                 .enumerate()
-                .map(|(i, (c, w))| {
-                    if i >= 5 {
-                        format!("{c:>w$}")
-                    } else {
-                        format!("{c:<w$}")
-                    }
-                })
+                .map(|(i, (c, w))| if i >= 5 { format!("{c:>w$}") } else { format!("{c:<w$}") })
                 .collect();
             writeln!(out, "{}", line.join("  ").trim_end())?;
         }

@@ -35,9 +35,9 @@ pub struct Header {
 
 impl Header {
     pub fn dtype(&self) -> Result<DType> {
-        self.dtype.clone().map_err(|why| {
-            anyhow!("unsupported dtype {why}: relu processes float16/32/64 and integer arrays")
-        })
+        self.dtype
+            .clone()
+            .map_err(|why| anyhow!("unsupported dtype {why}: relu processes float16/32/64 and integer arrays"))
     }
 
     /// The numpy name of the dtype for display: `float32`, or the descr of an unsupported one.
@@ -116,7 +116,9 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
             Value::Str(k) if k == "descr" => descr = Some(v),
             Value::Str(k) if k == "fortran_order" => fortran = Some(v),
             Value::Str(k) if k == "shape" => shape = Some(v),
-            other => bail!("header has an unexpected key {other:?}: NumPy wants exactly 'descr', 'fortran_order' and 'shape'"),
+            other => bail!(
+                "header has an unexpected key {other:?}: NumPy wants exactly 'descr', 'fortran_order' and 'shape'"
+            ),
         }
     }
     let (Some(descr), Some(fortran), Some(shape)) = (descr, fortran, shape) else {
@@ -128,10 +130,9 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
     let mut shape = Vec::with_capacity(dims.len());
     for d in dims {
         match d {
-            Value::Int(n) if n >= 0 => shape.push(
-                u64::try_from(n)
-                    .map_err(|_| anyhow!("header 'shape' has a dimension too large: {n}"))?,
-            ),
+            Value::Int(n) if n >= 0 => {
+                shape.push(u64::try_from(n).map_err(|_| anyhow!("header 'shape' has a dimension too large: {n}"))?)
+            }
             Value::Int(n) => bail!("header 'shape' has a negative dimension {n}"),
             Value::Bool(b) => shape.push(b as u64), // Python's bool is an int
             _ => bail!("header 'shape' is not a tuple of integers"),
@@ -166,31 +167,17 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
     let elements = shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
-            anyhow!("shape {shape:?} overflows: its element count does not fit in 64 bits")
-        })?;
+        .ok_or_else(|| anyhow!("shape {shape:?} overflows: its element count does not fit in 64 bits"))?;
     let data_bytes = match &dtype {
         Ok(dt) => Some(
             elements
                 .checked_mul(dt.size() as u64)
                 .filter(|&b| b <= i64::MAX as u64)
-                .ok_or_else(|| {
-                    anyhow!("shape {shape:?} overflows: its byte count does not fit in 63 bits")
-                })?,
+                .ok_or_else(|| anyhow!("shape {shape:?} overflows: its byte count does not fit in 63 bits"))?,
         ),
         Err(_) => None,
     };
-    Ok(Header {
-        version,
-        dtype,
-        descr,
-        order,
-        fortran_order,
-        shape,
-        data_offset,
-        elements,
-        data_bytes,
-    })
+    Ok(Header { version, dtype, descr, order, fortran_order, shape, data_offset, elements, data_bytes })
 }
 
 fn unsupported_header(
@@ -201,10 +188,7 @@ fn unsupported_header(
     shape: Vec<u64>,
     data_offset: u64,
 ) -> Header {
-    let elements = shape
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .unwrap_or(u64::MAX);
+    let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
     Header {
         version,
         dtype: Err(why),
@@ -228,16 +212,9 @@ pub fn write_header(dtype: DType, fortran_order: bool, shape: &[u64]) -> Vec<u8>
         shape_repr(shape)
     );
     // NumPy leaves room for the growth axis to grow in place (numpy.lib.format, GROWTH_AXIS_MAX_DIGITS).
-    if let Some(&g) = if fortran_order {
-        shape.last()
-    } else {
-        shape.first()
-    } {
+    if let Some(&g) = if fortran_order { shape.last() } else { shape.first() } {
         let digits = g.to_string().len();
-        dict.extend(std::iter::repeat_n(
-            ' ',
-            GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits),
-        ));
+        dict.extend(std::iter::repeat_n(' ', GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
     }
     let mut out = Vec::with_capacity(dict.len() + 80);
     for (version, len_bytes) in [((1u8, 0u8), 2usize), ((2, 0), 4)] {
@@ -262,14 +239,7 @@ pub fn shape_repr(shape: &[u64]) -> String {
     match shape {
         [] => "()".into(),
         [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -290,11 +260,7 @@ pub enum Value {
 }
 
 pub fn parse_literal(s: &str) -> Result<Value, String> {
-    let mut p = Parser {
-        s: s.as_bytes(),
-        i: 0,
-        depth: 0,
-    };
+    let mut p = Parser { s: s.as_bytes(), i: 0, depth: 0 };
     let v = p.value()?;
     p.ws();
     if p.i != p.s.len() {
@@ -311,9 +277,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn ws(&mut self) {
-        while self.i < self.s.len()
-            && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
-        {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') {
             self.i += 1;
         }
     }
@@ -431,8 +395,7 @@ impl Parser<'_> {
                     let len = utf8_len(c);
                     let end = (start + len).min(self.s.len());
                     out.push_str(
-                        std::str::from_utf8(&self.s[start..end])
-                            .map_err(|_| "bad text in string".to_string())?,
+                        std::str::from_utf8(&self.s[start..end]).map_err(|_| "bad text in string".to_string())?,
                     );
                     self.i = end;
                 }
@@ -447,14 +410,11 @@ impl Parser<'_> {
             self.i += 1;
         }
         let start = self.i;
-        while self.i < self.s.len()
-            && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'.'))
+        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'.'))
         {
             self.i += 1;
         }
-        let tok = std::str::from_utf8(&self.s[start..self.i])
-            .unwrap_or("")
-            .replace('_', "");
+        let tok = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("").replace('_', "");
         let (digits, radix) = match tok.get(..2) {
             Some("0x" | "0X") => (&tok[2..], 16),
             Some("0o" | "0O") => (&tok[2..], 8),
@@ -482,19 +442,14 @@ impl Parser<'_> {
 
     fn name(&mut self) -> Result<Value, String> {
         let start = self.i;
-        while self.i < self.s.len()
-            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
-        {
+        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
             self.i += 1;
         }
         match &self.s[start..self.i] {
             b"True" => Ok(Value::Bool(true)),
             b"False" => Ok(Value::Bool(false)),
             b"None" => Ok(Value::None),
-            other => Err(format!(
-                "'{}' is not a literal",
-                String::from_utf8_lossy(other)
-            )),
+            other => Err(format!("'{}' is not a literal", String::from_utf8_lossy(other))),
         }
     }
 }
@@ -519,28 +474,10 @@ mod tests {
     #[test]
     fn accepts_numpy_spellings() {
         let h = hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }  \n").unwrap();
-        assert_eq!(
-            (h.shape.clone(), h.elements, h.data_bytes),
-            (vec![3, 4], 12, Some(48))
-        );
-        assert_eq!(
-            hdr("{\"shape\":(5,),\"fortran_order\":True,\"descr\":\">f8\"}")
-                .unwrap()
-                .shape,
-            vec![5]
-        );
-        assert_eq!(
-            hdr("{'descr': '<f4', 'fortran_order': False, 'shape': ()}")
-                .unwrap()
-                .elements,
-            1
-        );
-        assert_eq!(
-            hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 5)}")
-                .unwrap()
-                .elements,
-            0
-        );
+        assert_eq!((h.shape.clone(), h.elements, h.data_bytes), (vec![3, 4], 12, Some(48)));
+        assert_eq!(hdr("{\"shape\":(5,),\"fortran_order\":True,\"descr\":\">f8\"}").unwrap().shape, vec![5]);
+        assert_eq!(hdr("{'descr': '<f4', 'fortran_order': False, 'shape': ()}").unwrap().elements, 1);
+        assert_eq!(hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 5)}").unwrap().elements, 0);
     }
 
     #[test]
@@ -572,10 +509,7 @@ mod tests {
                 assert_eq!(bytes.len() % 64, 0);
                 assert_eq!(*bytes.last().unwrap(), b'\n');
                 let h = read_header(&mut &bytes[..]).unwrap();
-                assert_eq!(
-                    (h.shape, h.fortran_order, h.data_offset),
-                    (shape.clone(), f, bytes.len() as u64)
-                );
+                assert_eq!((h.shape, h.fortran_order, h.data_offset), (shape.clone(), f, bytes.len() as u64));
             }
         }
     }

@@ -6,8 +6,9 @@
 //! All bodies take raw pointers so that `x` and `y` may be the same buffer (in-place use); a block
 //! of `x` is always read completely before the matching block of `y` is written.
 
-use super::RawOp;
+use super::{ChunkStats, RawOp};
 use crate::act::{self, Float, Int};
+
 use std::ptr;
 
 /// Elements per block: two to four vectors on AVX2/NEON, one or two on AVX-512.
@@ -40,40 +41,202 @@ impl<V: Copy> Src<V> for Each<V> {
     }
 }
 
-/// `y[i] = f(x[i], g[i], a[i])` for `i < n`, in blocks of `L` lanes.
+/// What a kernel body observes of each (input, output) pair: nothing ([`NoStats`], which compiles
+/// away), or the fused statistics ([`FloatStats`], [`IntStats`]). Lane `j` of a block always goes
+/// to accumulator lane `j`, so the accumulators stay in vector registers.
+pub trait Observe<T: Copy> {
+    fn new(shift: f64) -> Self;
+    fn lane(&mut self, j: usize, x: T, y: T);
+    fn finish(self) -> ChunkStats;
+}
+
+pub struct NoStats;
+
+impl<T: Copy> Observe<T> for NoStats {
+    #[inline(always)]
+    fn new(_: f64) -> Self {
+        NoStats
+    }
+    #[inline(always)]
+    fn lane(&mut self, _: usize, _: T, _: T) {}
+    #[inline(always)]
+    fn finish(self) -> ChunkStats {
+        ChunkStats::default()
+    }
+}
+
+/// Lane accumulators for float values: counters as u32 lanes (a call covers at most a chunk, far
+/// below 2^32 per lane), shifted sums in f64 lanes, min/max in the value type.
+pub struct FloatStats<T> {
+    shift: f64,
+    elements: [u32; L],
+    zeros: [u32; L],
+    negative: [u32; L],
+    nan: [u32; L],
+    posinf: [u32; L],
+    neginf: [u32; L],
+    s1: [f64; L],
+    s2: [f64; L],
+    min: [T; L],
+    max: [T; L],
+}
+
+impl<T: Float> Observe<T> for FloatStats<T> {
+    #[inline(always)]
+    fn new(shift: f64) -> Self {
+        FloatStats {
+            shift,
+            elements: [0; L],
+            zeros: [0; L],
+            negative: [0; L],
+            nan: [0; L],
+            posinf: [0; L],
+            neginf: [0; L],
+            s1: [0.0; L],
+            s2: [0.0; L],
+            min: [T::INFINITY; L],
+            max: [T::NEG_INFINITY; L],
+        }
+    }
+
+    #[inline(always)]
+    fn lane(&mut self, j: usize, x: T, y: T) {
+        self.elements[j] += 1;
+        self.zeros[j] += (y == T::ZERO) as u32;
+        self.negative[j] += (x < T::ZERO) as u32;
+        self.nan[j] += (y != y) as u32;
+        self.posinf[j] += (y == T::INFINITY) as u32;
+        self.neginf[j] += (y == T::NEG_INFINITY) as u32;
+        let finite = y - y == T::ZERO; // false for NaN and ±inf
+        let d = act::select(finite, y.to_f64() - self.shift, 0.0);
+        self.s1[j] += d;
+        self.s2[j] += d * d;
+        self.min[j] = act::select(finite && y < self.min[j], y, self.min[j]);
+        self.max[j] = act::select(finite && y > self.max[j], y, self.max[j]);
+    }
+
+    fn finish(self) -> ChunkStats {
+        let sum = |a: [u32; L]| a.iter().map(|&v| v as u64).sum::<u64>();
+        let (nan, posinf, neginf) = (sum(self.nan), sum(self.posinf), sum(self.neginf));
+        let elements = sum(self.elements);
+        ChunkStats {
+            elements,
+            zeros: sum(self.zeros),
+            negative: sum(self.negative),
+            nan,
+            posinf,
+            neginf,
+            finite: elements - nan - posinf - neginf,
+            shift: self.shift,
+            s1: pairwise(&self.s1),
+            s2: pairwise(&self.s2),
+            min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
+            max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
+        }
+    }
+}
+
+/// Lane accumulators for integer values (all finite).
+pub struct IntStats<T> {
+    shift: f64,
+    elements: [u32; L],
+    zeros: [u32; L],
+    negative: [u32; L],
+    s1: [f64; L],
+    s2: [f64; L],
+    min: [T; L],
+    max: [T; L],
+}
+
+impl<T: Int> Observe<T> for IntStats<T> {
+    #[inline(always)]
+    fn new(shift: f64) -> Self {
+        IntStats {
+            shift,
+            elements: [0; L],
+            zeros: [0; L],
+            negative: [0; L],
+            s1: [0.0; L],
+            s2: [0.0; L],
+            min: [T::MAX; L],
+            max: [T::MIN; L],
+        }
+    }
+
+    #[inline(always)]
+    fn lane(&mut self, j: usize, x: T, y: T) {
+        self.elements[j] += 1;
+        self.zeros[j] += (y == T::ZERO) as u32;
+        self.negative[j] += (x < T::ZERO) as u32;
+        let d = y.to_f64() - self.shift;
+        self.s1[j] += d;
+        self.s2[j] += d * d;
+        self.min[j] = act::select(y < self.min[j], y, self.min[j]);
+        self.max[j] = act::select(y > self.max[j], y, self.max[j]);
+    }
+
+    fn finish(self) -> ChunkStats {
+        let sum = |a: [u32; L]| a.iter().map(|&v| v as u64).sum::<u64>();
+        let elements = sum(self.elements);
+        ChunkStats {
+            elements,
+            zeros: sum(self.zeros),
+            negative: sum(self.negative),
+            finite: elements,
+            shift: self.shift,
+            s1: pairwise(&self.s1),
+            s2: pairwise(&self.s2),
+            min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
+            max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
+            ..ChunkStats::default()
+        }
+    }
+}
+
+/// Pairwise sum of the lanes (error grows with log of the lane count, not the count).
+fn pairwise(v: &[f64]) -> f64 {
+    if v.len() <= 2 {
+        return v.iter().sum();
+    }
+    let (a, b) = v.split_at(v.len() / 2);
+    pairwise(a) + pairwise(b)
+}
+
+/// `y[i] = f(x[i], g[i], a[i])` for `i < n`, in blocks of `L` lanes; `O` observes each pair.
 #[inline(always)]
-pub unsafe fn map<T: Copy, G: Copy, A: Copy>(
+pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     x: *const T,
     g: impl Src<G>,
     a: impl Src<A>,
     y: *mut T,
     n: usize,
+    shift: f64,
     f: impl Fn(T, G, A) -> T,
-) {
+) -> ChunkStats {
+    let mut obs = O::new(shift);
     let mut i = 0;
     while i + L <= n {
         let xs: [T; L] = ptr::read(x.add(i) as *const [T; L]);
         let mut ys = xs;
         for j in 0..L {
             ys[j] = f(xs[j], g.get(i + j), a.get(i + j));
+            obs.lane(j, xs[j], ys[j]);
         }
         ptr::write(y.add(i) as *mut [T; L], ys);
         i += L;
     }
     while i < n {
-        *y.add(i) = f(*x.add(i), g.get(i), a.get(i));
+        let (xv, yv) = (*x.add(i), f(*x.add(i), g.get(i), a.get(i)));
+        *y.add(i) = yv;
+        obs.lane(i % L, xv, yv);
         i += 1;
     }
+    obs.finish()
 }
 
 /// `y[i] = f(x[i])` between element types (conversions, byte swaps).
 #[inline(always)]
-pub unsafe fn convert<A: Copy, B: Copy + Default>(
-    x: *const A,
-    y: *mut B,
-    n: usize,
-    f: impl Fn(A) -> B,
-) {
+pub unsafe fn convert<A: Copy, B: Copy + Default>(x: *const A, y: *mut B, n: usize, f: impl Fn(A) -> B) {
     let mut i = 0;
     while i + L <= n {
         let xs: [A; L] = ptr::read(x.add(i) as *const [A; L]);
@@ -91,41 +254,57 @@ pub unsafe fn convert<A: Copy, B: Copy + Default>(
 }
 
 #[inline(always)]
-pub unsafe fn float<T: Float>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize) {
+pub unsafe fn float<T: Float, O: Observe<T>>(
+    op: RawOp<T>,
+    x: *const T,
+    g: *const T,
+    y: *mut T,
+    n: usize,
+    shift: f64,
+) -> ChunkStats {
     let none = Splat(());
     // Opaque to the optimizer: `1.0 * a` must stay a multiply (it quiets a signalling NaN slope,
     // as PyTorch's `ones * a` does) instead of being folded to `a`.
     let one = Splat(std::hint::black_box(T::ONE));
+    let s = shift;
     match (op, g.is_null()) {
-        (RawOp::Relu, _) => map(x, none, none, y, n, |x, _, _| act::relu(x)),
-        (RawOp::Leaky(a), _) => map(x, none, Splat(a), y, n, |x, _, a| act::leaky(x, a)),
-        (RawOp::LeakyEach(a), _) => map(x, none, Each(a), y, n, |x, _, a| act::leaky(x, a)),
-        (RawOp::GradRelu, true) => map(x, one, none, y, n, |x, g, _| act::grad_relu(x, g)),
-        (RawOp::GradRelu, false) => map(x, Each(g), none, y, n, |x, g, _| act::grad_relu(x, g)),
-        (RawOp::GradLeaky(a), true) => {
-            map(x, one, Splat(a), y, n, |x, g, a| act::grad_leaky(x, g, a))
+        (RawOp::Identity, _) => map::<_, _, _, O>(x, none, none, y, n, s, |x, _, _| x),
+        (RawOp::Relu, _) => map::<_, _, _, O>(x, none, none, y, n, s, |x, _, _| act::relu(x)),
+        (RawOp::Leaky(a), _) => map::<_, _, _, O>(x, none, Splat(a), y, n, s, |x, _, a| act::leaky(x, a)),
+        (RawOp::LeakyEach(a), _) => map::<_, _, _, O>(x, none, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
+        (RawOp::GradRelu, true) => map::<_, _, _, O>(x, one, none, y, n, s, |x, g, _| act::grad_relu(x, g)),
+        (RawOp::GradRelu, false) => map::<_, _, _, O>(x, Each(g), none, y, n, s, |x, g, _| act::grad_relu(x, g)),
+        (RawOp::GradLeaky(a), true) => map::<_, _, _, O>(x, one, Splat(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a)),
+        (RawOp::GradLeaky(a), false) => {
+            map::<_, _, _, O>(x, Each(g), Splat(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a))
         }
-        (RawOp::GradLeaky(a), false) => map(x, Each(g), Splat(a), y, n, |x, g, a| {
-            act::grad_leaky(x, g, a)
-        }),
         (RawOp::GradLeakyEach(a), true) => {
-            map(x, one, Each(a), y, n, |x, g, a| act::grad_leaky(x, g, a))
+            map::<_, _, _, O>(x, one, Each(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a))
         }
-        (RawOp::GradLeakyEach(a), false) => map(x, Each(g), Each(a), y, n, |x, g, a| {
-            act::grad_leaky(x, g, a)
-        }),
+        (RawOp::GradLeakyEach(a), false) => {
+            map::<_, _, _, O>(x, Each(g), Each(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a))
+        }
     }
 }
 
 #[inline(always)]
-pub unsafe fn int<T: Int>(grad: bool, x: *const T, g: *const T, y: *mut T, n: usize) {
+pub unsafe fn int<T: Int, O: Observe<T>>(
+    op: RawOp<()>,
+    x: *const T,
+    g: *const T,
+    y: *mut T,
+    n: usize,
+    shift: f64,
+) -> ChunkStats {
     let none = Splat(());
-    match (grad, g.is_null()) {
-        (false, _) => map(x, none, none, y, n, |x, _, _| act::relu_int(x)),
-        (true, true) => map(x, Splat(T::ONE), none, y, n, |x, g, _| {
-            act::grad_relu_int(x, g)
-        }),
-        (true, false) => map(x, Each(g), none, y, n, |x, g, _| act::grad_relu_int(x, g)),
+    let s = shift;
+    match (op, g.is_null()) {
+        (RawOp::Relu, _) => map::<_, _, _, O>(x, none, none, y, n, s, |x, _, _| act::relu_int(x)),
+        (RawOp::GradRelu, true) => {
+            map::<_, _, _, O>(x, Splat(T::ONE), none, y, n, s, |x, g, _| act::grad_relu_int(x, g))
+        }
+        (RawOp::GradRelu, false) => map::<_, _, _, O>(x, Each(g), none, y, n, s, |x, g, _| act::grad_relu_int(x, g)),
+        _ => map::<_, _, _, O>(x, none, none, y, n, s, |x, _, _| x),
     }
 }
 
@@ -149,55 +328,74 @@ impl HalfCvt for SoftHalf {
     }
 }
 
-/// f16 activations: relu directly on the bits; the rest in f32 with one rounding back to f16.
+/// f16 activations: relu directly on the bits (without statistics); the rest, and anything
+/// observed, in f32 with one rounding back to f16.
 #[inline(always)]
-pub unsafe fn half<C: HalfCvt>(
+pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
     op: RawOp<f32>,
     x: *const u16,
     g: *const u16,
     y: *mut u16,
     n: usize,
-) {
+    shift: f64,
+) -> ChunkStats {
     let g = (!g.is_null()).then_some(g);
+    let s = shift;
     match op {
-        RawOp::Relu => map(x, Splat(()), Splat(()), y, n, |h, _, _| act::relu_f16(h)),
-        RawOp::Leaky(a) => half_map::<C>(x, None, Splat(a), y, n, |x, _, a| act::leaky(x, a)),
-        RawOp::LeakyEach(a) => half_map::<C>(x, None, Each(a), y, n, |x, _, a| act::leaky(x, a)),
-        RawOp::GradRelu => half_map::<C>(x, g, Splat(0.0), y, n, |x, g, _| act::grad_relu(x, g)),
-        RawOp::GradLeaky(a) => {
-            half_map::<C>(x, g, Splat(a), y, n, |x, g, a| act::grad_leaky(x, g, a))
+        RawOp::Relu if std::mem::size_of::<O>() == 0 => {
+            map::<_, _, _, NoStats>(x, Splat(()), Splat(()), y, n, s, |h, _, _| act::relu_f16(h))
         }
-        RawOp::GradLeakyEach(a) => {
-            half_map::<C>(x, g, Each(a), y, n, |x, g, a| act::grad_leaky(x, g, a))
-        }
+        RawOp::Identity => half_map::<C, O>(x, None, Splat(0.0), y, n, s, |x, _, _| x),
+        RawOp::Relu => half_map::<C, O>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x)),
+        RawOp::Leaky(a) => half_map::<C, O>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a)),
+        RawOp::LeakyEach(a) => half_map::<C, O>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
+        RawOp::GradRelu => half_map::<C, O>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g)),
+        RawOp::GradLeaky(a) => half_map::<C, O>(x, g, Splat(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a)),
+        RawOp::GradLeakyEach(a) => half_map::<C, O>(x, g, Each(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a)),
     }
 }
 
+/// Observes the f32 value the f16 output holds (the result rounded to f16), so statistics describe
+/// the data as written.
 #[inline(always)]
-unsafe fn half_map<C: HalfCvt>(
+unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
     x: *const u16,
     g: Option<*const u16>,
     a: impl Src<f32>,
     y: *mut u16,
     n: usize,
+    shift: f64,
     f: impl Fn(f32, f32, f32) -> f32,
-) {
+) -> ChunkStats {
+    let mut obs = O::new(shift);
     let ones = [std::hint::black_box(1.0f32); 8]; // see `float`: keep `1.0 * a` a multiply
-    let block = |x: *const u16, g: Option<*const u16>, y: *mut u16, base: usize| {
-        let xs = C::load(x);
-        let gs = match g {
-            Some(g) => C::load(g),
-            None => ones,
+    let observe = std::mem::size_of::<O>() != 0;
+    let mut block =
+        |x: *const u16, g: Option<*const u16>, y: *mut u16, base: usize, lanes: usize, av: Option<[f32; 8]>| {
+            let xs = C::load(x);
+            let gs = match g {
+                Some(g) => C::load(g),
+                None => ones,
+            };
+            let mut ys = [0f32; 8];
+            for j in 0..8 {
+                let a = match av {
+                    Some(av) => av[j],
+                    None => a.get(base + j),
+                };
+                ys[j] = f(xs[j], gs[j], a);
+            }
+            C::store(y, ys);
+            if observe {
+                let back = C::load(y);
+                for j in 0..lanes {
+                    obs.lane((base + j) % L, xs[j], back[j]);
+                }
+            }
         };
-        let mut ys = [0f32; 8];
-        for j in 0..8 {
-            ys[j] = f(xs[j], gs[j], a.get(base + j));
-        }
-        C::store(y, ys);
-    };
     let mut i = 0;
     while i + 8 <= n {
-        block(x.add(i), g.map(|g| g.add(i)), y.add(i), i);
+        block(x.add(i), g.map(|g| g.add(i)), y.add(i), i, 8, None);
         i += 8;
     }
     if i < n {
@@ -210,19 +408,10 @@ unsafe fn half_map<C: HalfCvt>(
         }
         // `a` may only be read in bounds: give the padding lanes the last real slope.
         let av: [f32; 8] = std::array::from_fn(|j| a.get(i + j.min(r - 1)));
-        let xs = C::load(xt.as_ptr());
-        let gs = if g.is_some() {
-            C::load(gt.as_ptr())
-        } else {
-            [1.0; 8]
-        };
-        let mut ys = [0f32; 8];
-        for j in 0..8 {
-            ys[j] = f(xs[j], gs[j], av[j]);
-        }
-        C::store(yt.as_mut_ptr(), ys);
+        block(xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), i, r, Some(av));
         ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
     }
+    obs.finish()
 }
 
 /// f16 → f32 and f32 → f16 in bulk, through the level's converter.

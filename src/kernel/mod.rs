@@ -12,6 +12,7 @@ mod generic;
 mod x86;
 
 use crate::act::{Float, Int};
+use generic::{FloatStats, IntStats, NoStats};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level the kernel can run at.
@@ -56,10 +57,7 @@ impl Level {
 
     /// Every level this machine can run, best last.
     pub fn available() -> Vec<Level> {
-        [Level::Scalar, Level::Neon, Level::Avx2, Level::Avx512]
-            .into_iter()
-            .filter(|l| l.supported())
-            .collect()
+        [Level::Scalar, Level::Neon, Level::Avx2, Level::Avx512].into_iter().filter(|l| l.supported()).collect()
     }
 
     /// The best level, detected on first use and cached. `RELU_SIMD=scalar|avx2|avx512|neon`
@@ -73,18 +71,12 @@ impl Level {
         }
         let mut avail = Level::available();
         if let Ok(want) = std::env::var("RELU_SIMD") {
-            if let Some(pos) = avail
-                .iter()
-                .position(|l| l.name().starts_with(want.as_str()))
-            {
+            if let Some(pos) = avail.iter().position(|l| l.name().starts_with(want.as_str())) {
                 avail.truncate(pos + 1);
             }
         }
         let best = *avail.last().unwrap_or(&Level::Scalar);
-        CACHE.store(
-            ORDER.iter().position(|&l| l == best).unwrap_or(0) as u8,
-            Ordering::Relaxed,
-        );
+        CACHE.store(ORDER.iter().position(|&l| l == best).unwrap_or(0) as u8, Ordering::Relaxed);
         best
     }
 }
@@ -99,6 +91,8 @@ pub enum Slope<'a, W> {
 /// One kernel call's function, with its parameters in the working type `W`.
 #[derive(Clone, Copy, Debug)]
 pub enum Op<'a, W> {
+    /// The values as they are (statistics without an activation).
+    Identity,
     Relu,
     Leaky(Slope<'a, W>),
     GradRelu,
@@ -108,6 +102,7 @@ pub enum Op<'a, W> {
 /// [`Op`] lowered to raw pointers for the bodies.
 #[derive(Clone, Copy)]
 pub(crate) enum RawOp<W> {
+    Identity,
     Relu,
     Leaky(W),
     LeakyEach(*const W),
@@ -123,6 +118,7 @@ impl<W: Copy> Op<'_, W> {
             s.as_ptr()
         };
         match self {
+            Op::Identity => RawOp::Identity,
             Op::Relu => RawOp::Relu,
             Op::Leaky(Slope::All(a)) => RawOp::Leaky(a),
             Op::Leaky(Slope::Each(s)) => RawOp::LeakyEach(each(s)),
@@ -133,44 +129,68 @@ impl<W: Copy> Op<'_, W> {
     }
 }
 
+/// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
+/// output values (`s1 = Σ(y − shift)`, `s2 = Σ(y − shift)²`, pairwise over the lanes), and the
+/// finite min/max. "negative" counts inputs below zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChunkStats {
+    pub elements: u64,
+    pub zeros: u64,
+    pub negative: u64,
+    pub nan: u64,
+    pub posinf: u64,
+    pub neginf: u64,
+    pub finite: u64,
+    pub shift: f64,
+    pub s1: f64,
+    pub s2: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
 /// Stamps out one level: `generic`'s bodies compiled with the given target features.
 macro_rules! level_module {
     ($name:ident, $features:literal, $cvt:ty) => {
         pub mod $name {
-            use super::super::{generic, RawOp};
+            use super::super::generic::{self, Observe};
+            use super::super::{ChunkStats, RawOp};
             use crate::act::{Float, Int};
 
             #[target_feature(enable = $features)]
-            pub unsafe fn float<T: Float>(
+            pub unsafe fn float<T: Float, O: Observe<T>>(
                 op: RawOp<T>,
                 x: *const T,
                 g: *const T,
                 y: *mut T,
                 n: usize,
-            ) {
-                generic::float(op, x, g, y, n)
+                shift: f64,
+            ) -> ChunkStats {
+                generic::float::<T, O>(op, x, g, y, n, shift)
             }
             #[target_feature(enable = $features)]
-            pub unsafe fn half(
+            pub unsafe fn half<O: Observe<f32>>(
                 op: RawOp<f32>,
                 x: *const u16,
                 g: *const u16,
                 y: *mut u16,
                 n: usize,
-            ) {
-                generic::half::<$cvt>(op, x, g, y, n)
+                shift: f64,
+            ) -> ChunkStats {
+                generic::half::<$cvt, O>(op, x, g, y, n, shift)
             }
             #[target_feature(enable = $features)]
-            pub unsafe fn int<T: Int>(grad: bool, x: *const T, g: *const T, y: *mut T, n: usize) {
-                generic::int(grad, x, g, y, n)
-            }
-            #[target_feature(enable = $features)]
-            pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(
-                x: *const A,
-                y: *mut B,
+            pub unsafe fn int<T: Int, O: Observe<T>>(
+                op: RawOp<()>,
+                x: *const T,
+                g: *const T,
+                y: *mut T,
                 n: usize,
-                f: F,
-            ) {
+                shift: f64,
+            ) -> ChunkStats {
+                generic::int::<T, O>(op, x, g, y, n, shift)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(x: *const A, y: *mut B, n: usize, f: F) {
                 generic::convert(x, y, n, f)
             }
             #[target_feature(enable = $features)]
@@ -188,25 +208,41 @@ pub(crate) use level_module;
 
 /// The portable level: the same bodies with no extra features.
 mod scalar {
-    use super::generic::{self, SoftHalf};
-    use super::RawOp;
+    use super::generic::{self, Observe, SoftHalf};
+    use super::{ChunkStats, RawOp};
     use crate::act::{Float, Int};
 
-    pub unsafe fn float<T: Float>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize) {
-        generic::float(op, x, g, y, n)
-    }
-    pub unsafe fn half(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize) {
-        generic::half::<SoftHalf>(op, x, g, y, n)
-    }
-    pub unsafe fn int<T: Int>(grad: bool, x: *const T, g: *const T, y: *mut T, n: usize) {
-        generic::int(grad, x, g, y, n)
-    }
-    pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(
-        x: *const A,
-        y: *mut B,
+    pub unsafe fn float<T: Float, O: Observe<T>>(
+        op: RawOp<T>,
+        x: *const T,
+        g: *const T,
+        y: *mut T,
         n: usize,
-        f: F,
-    ) {
+        shift: f64,
+    ) -> ChunkStats {
+        generic::float::<T, O>(op, x, g, y, n, shift)
+    }
+    pub unsafe fn half<O: Observe<f32>>(
+        op: RawOp<f32>,
+        x: *const u16,
+        g: *const u16,
+        y: *mut u16,
+        n: usize,
+        shift: f64,
+    ) -> ChunkStats {
+        generic::half::<SoftHalf, O>(op, x, g, y, n, shift)
+    }
+    pub unsafe fn int<T: Int, O: Observe<T>>(
+        op: RawOp<()>,
+        x: *const T,
+        g: *const T,
+        y: *mut T,
+        n: usize,
+        shift: f64,
+    ) -> ChunkStats {
+        generic::int::<T, O>(op, x, g, y, n, shift)
+    }
+    pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(x: *const A, y: *mut B, n: usize, f: F) {
         generic::convert(x, y, n, f)
     }
     pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
@@ -219,18 +255,18 @@ mod scalar {
 
 /// Calls `$f` from the module of `$level`.
 macro_rules! dispatch {
-    ($level:expr, $f:ident ( $($arg:expr),* )) => {
+    ($level:expr, $f:ident $(::<$($g:ty),*>)? ( $($arg:expr),* )) => {
         // SAFETY: a Kernel is only built for a level `supported()` on this machine, and the
         // callers check slice lengths before passing pointers.
         unsafe {
             match $level {
                 #[cfg(target_arch = "x86_64")]
-                Level::Avx2 => x86::avx2::$f($($arg),*),
+                Level::Avx2 => x86::avx2::$f $(::<$($g),*>)? ($($arg),*),
                 #[cfg(target_arch = "x86_64")]
-                Level::Avx512 => x86::avx512::$f($($arg),*),
+                Level::Avx512 => x86::avx512::$f $(::<$($g),*>)? ($($arg),*),
                 #[cfg(target_arch = "aarch64")]
-                Level::Neon => aarch64::neon::$f($($arg),*),
-                _ => scalar::$f($($arg),*),
+                Level::Neon => aarch64::neon::$f $(::<$($g),*>)? ($($arg),*),
+                _ => scalar::$f $(::<$($g),*>)? ($($arg),*),
             }
         }
     };
@@ -244,9 +280,7 @@ pub struct Kernel {
 
 impl Default for Kernel {
     fn default() -> Self {
-        Kernel {
-            level: Level::detect(),
-        }
+        Kernel { level: Level::detect() }
     }
 }
 
@@ -275,14 +309,23 @@ impl Kernel {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, float(op, x.as_ptr(), g, y.as_mut_ptr(), n))
+        dispatch!(self.level, float::<T, NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
+    }
+
+    /// [`Kernel::float`] with the statistics of `(x, y)` gathered in the same pass. `shift` is
+    /// subtracted before summing (a value near the mean keeps the sum of squares accurate).
+    pub fn float_stats<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T], shift: f64) -> ChunkStats {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
     }
 
     pub fn float_in_place<T: Float>(&self, op: Op<T>, xy: &mut [T], g: Option<&[T]>) {
         let n = xy.len();
         let (op, g) = (op.raw(n), opt_ptr(g, n));
         let p = xy.as_mut_ptr();
-        dispatch!(self.level, float(op, p, g, p, n))
+        dispatch!(self.level, float::<T, NoStats>(op, p, g, p, n, 0.0));
     }
 
     /// f16 (as bits): computed in f32, rounded once to f16; slopes are f32.
@@ -290,29 +333,44 @@ impl Kernel {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, half(op, x.as_ptr(), g, y.as_mut_ptr(), n))
+        dispatch!(self.level, half::<NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
+    }
+
+    /// [`Kernel::half`] with statistics of the input and of the f16 results, in f32.
+    pub fn half_stats(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16], shift: f64) -> ChunkStats {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, half::<FloatStats<f32>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
     }
 
     pub fn half_in_place(&self, op: Op<f32>, xy: &mut [u16], g: Option<&[u16]>) {
         let n = xy.len();
         let (op, g) = (op.raw(n), opt_ptr(g, n));
         let p = xy.as_mut_ptr();
-        dispatch!(self.level, half(op, p, g, p, n))
+        dispatch!(self.level, half::<NoStats>(op, p, g, p, n, 0.0));
     }
 
-    /// Integers: relu (`grad == false`) or relu's derivative times `g`.
-    pub fn int<T: Int>(&self, grad: bool, x: &[T], g: Option<&[T]>, y: &mut [T]) {
+    /// Integers: `Op::Relu`, `Op::GradRelu` (times `g`) or `Op::Identity`.
+    pub fn int<T: Int>(&self, op: Op<()>, x: &[T], g: Option<&[T]>, y: &mut [T]) {
         let n = x.len();
         assert_eq!(y.len(), n);
-        let g = opt_ptr(g, n);
-        dispatch!(self.level, int(grad, x.as_ptr(), g, y.as_mut_ptr(), n))
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, int::<T, NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
     }
 
-    pub fn int_in_place<T: Int>(&self, grad: bool, xy: &mut [T], g: Option<&[T]>) {
+    pub fn int_stats<T: Int>(&self, op: Op<()>, x: &[T], g: Option<&[T]>, y: &mut [T], shift: f64) -> ChunkStats {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, int::<T, IntStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
+    }
+
+    pub fn int_in_place<T: Int>(&self, op: Op<()>, xy: &mut [T], g: Option<&[T]>) {
         let n = xy.len();
-        let g = opt_ptr(g, n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
         let p = xy.as_mut_ptr();
-        dispatch!(self.level, int(grad, p, g, p, n))
+        dispatch!(self.level, int::<T, NoStats>(op, p, g, p, n, 0.0));
     }
 
     /// `y[i] = f(x[i])`, vectorized at this level (conversions and byte swaps).

@@ -10,15 +10,11 @@ pub struct F16c;
 impl HalfCvt for F16c {
     #[inline(always)]
     unsafe fn load(p: *const u16) -> [f32; 8] {
-        std::mem::transmute::<__m256, [f32; 8]>(_mm256_cvtph_ps(_mm_loadu_si128(
-            p as *const __m128i,
-        )))
+        std::mem::transmute::<__m256, [f32; 8]>(_mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)))
     }
     #[inline(always)]
     unsafe fn store(p: *mut u16, v: [f32; 8]) {
-        let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
-            std::mem::transmute::<[f32; 8], __m256>(v),
-        );
+        let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(std::mem::transmute::<[f32; 8], __m256>(v));
         _mm_storeu_si128(p as *mut __m128i, h);
     }
 }

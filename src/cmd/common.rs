@@ -1,0 +1,252 @@
+//! Plumbing shared by the subcommands: opening `.npy` inputs, resolving what to compute.
+
+use crate::act::{self, Activation, Func};
+use crate::cli::{ActArgs, UnitArgs, UsageError};
+use crate::dtype::{ByteOrder, DType};
+use crate::format::npy::{self, Header};
+use crate::output::AtomicOutput;
+use crate::pipeline::{Channels, ChunkSource, MmapSource, Plan, ReadSource};
+use crate::stats::{StatsJson, UnitLayout};
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+pub fn is_dash(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// An opened `.npy` input: its header, and a source positioned at its data.
+pub struct NpyInput {
+    pub name: String,
+    pub header: Header,
+    pub source: Box<dyn ChunkSource>,
+}
+
+impl NpyInput {
+    pub fn open(path: &Path) -> Result<NpyInput> {
+        if is_dash(path) {
+            let name = "<stdin>".to_string();
+            let mut stdin = std::io::stdin().lock();
+            let header = npy::read_header(&mut stdin).with_context(|| name.clone())?;
+            let total = header.data_bytes.unwrap_or(0);
+            header.dtype().with_context(|| name.clone())?;
+            return Ok(NpyInput { name, header, source: Box::new(ReadSource::new(stdin, total)) });
+        }
+        let name = path.display().to_string();
+        let mut file = File::open(path).with_context(|| name.clone())?;
+        let header = npy::read_header(&mut file).with_context(|| name.clone())?;
+        let data_bytes = check_length(&file, &header).with_context(|| name.clone())?;
+        let source = MmapSource::new(file, header.data_offset, header.data_offset + data_bytes);
+        Ok(NpyInput { name, header, source: Box::new(source) })
+    }
+}
+
+/// Refuses unsupported dtypes and files shorter than their header says, before any output.
+pub fn check_length(file: &File, header: &Header) -> Result<u64> {
+    header.dtype()?;
+    let data_bytes = header.data_bytes.unwrap_or(0);
+    let len = file.metadata()?.len();
+    let have = len.saturating_sub(header.data_offset);
+    if have < data_bytes {
+        bail!(
+            "truncated: the header says {} data bytes ({} × {}), the file has {have}",
+            data_bytes,
+            npy::shape_repr(&header.shape),
+            header.dtype_name()
+        );
+    }
+    Ok(data_bytes)
+}
+
+/// Works out types and parameters for one array (SPEC §2).
+pub fn resolve_plan(a: &ActArgs, act: Option<Activation>, h: &Header, dtype: Option<DType>) -> Result<Plan> {
+    let func = act.map(|a| a.func());
+    let input = h.dtype()?;
+    let (work, output) = match (input.is_float(), dtype) {
+        (true, d) => (input, d.unwrap_or(input)),
+        (false, Some(d)) => (d, d),
+        (false, None) => {
+            if let Some(act) = act.filter(|a| a.func() != Func::Relu) {
+                return Err(UsageError(format!(
+                    "{} on {input} input needs a float type: add --dtype f16, f32 or f64",
+                    act.name()
+                ))
+                .into());
+            }
+            (input, input)
+        }
+    };
+    let mut slope = a.slope.unwrap_or(0.01);
+    let mut channels = None;
+    if func == Some(Func::Prelu) {
+        let spec = a.alpha.as_deref().ok_or_else(|| UsageError("--act prelu (and --of prelu) needs --alpha".into()))?;
+        let alphas: Vec<f64> = read_alpha(spec)?.into_iter().map(|v| round_to(work, v)).collect();
+        if alphas.is_empty() {
+            return Err(UsageError("--alpha has no slopes".into()).into());
+        }
+        if alphas.len() == 1 {
+            slope = alphas[0];
+        } else {
+            let ndim = h.shape.len();
+            if ndim < 2 {
+                bail!("a {ndim}-D input takes exactly one slope, --alpha has {}", alphas.len());
+            }
+            let axis = normalize_axis(a.channel_axis, ndim).ok_or_else(|| {
+                UsageError(format!("--channel-axis {} is out of range for a {ndim}-D array", a.channel_axis))
+            })?;
+            if h.shape[axis] != alphas.len() as u64 {
+                bail!(
+                    "--alpha has {} slopes but axis {axis} of shape {} has {} channels",
+                    alphas.len(),
+                    npy::shape_repr(&h.shape),
+                    h.shape[axis]
+                );
+            }
+            let inner: u64 =
+                if h.fortran_order { h.shape[..axis].iter().product() } else { h.shape[axis + 1..].iter().product() };
+            channels = Some(Channels { slopes: alphas, inner: inner.max(1) });
+        }
+    } else if a.alpha.is_some() {
+        return Err(UsageError("--alpha goes with --act prelu or --of prelu".into()).into());
+    }
+    Ok(Plan {
+        input,
+        input_order: h.order,
+        work,
+        output,
+        output_order: ByteOrder::Little,
+        act,
+        slope,
+        channels,
+        upstream: None,
+    })
+}
+
+/// `-1` → the last axis; `None` when out of range.
+pub fn normalize_axis(axis: i64, ndim: usize) -> Option<usize> {
+    let n = ndim as i64;
+    let a = if axis < 0 { axis + n } else { axis };
+    (0..n).contains(&a).then_some(a as usize)
+}
+
+/// A PReLU weight rounded to the working float type, as PyTorch's weight tensor holds it.
+fn round_to(dt: DType, v: f64) -> f64 {
+    match dt {
+        DType::F16 => act::f16_to_f32(act::f64_to_f16(v)) as f64,
+        DType::F32 => v as f32 as f64,
+        _ => v,
+    }
+}
+
+/// `--alpha`: a number, a comma list, or a `.npy` file of slopes.
+fn read_alpha(spec: &str) -> Result<Vec<f64>> {
+    let path = Path::new(spec);
+    if spec.ends_with(".npy") || path.is_file() {
+        return read_small_array(path).with_context(|| format!("--alpha {spec}"));
+    }
+    spec.split(',')
+        .map(|s| {
+            s.trim().parse::<f64>().map_err(|_| {
+                UsageError(format!(
+                    "--alpha: '{}' is not a number (give numbers, a comma list, or a .npy file)",
+                    s.trim()
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// A small 0-d or 1-D array, read whole into f64.
+fn read_small_array(path: &Path) -> Result<Vec<f64>> {
+    let mut file = File::open(path)?;
+    let h = npy::read_header(&mut file)?;
+    let dt = h.dtype()?;
+    if h.shape.len() > 1 {
+        bail!("slopes must be a 1-D array, this one has shape {}", npy::shape_repr(&h.shape));
+    }
+    if h.elements > 1 << 24 {
+        bail!("{} slopes is more than any layer has", h.elements);
+    }
+    check_length(&file, &h)?;
+    let mut raw = vec![0u8; h.data_bytes.unwrap_or(0) as usize];
+    std::io::Read::read_exact(&mut file, &mut raw)?;
+    Ok(raw.chunks_exact(dt.size()).map(|b| element_to_f64(dt, h.order, b)).collect())
+}
+
+fn element_to_f64(dt: DType, order: ByteOrder, b: &[u8]) -> f64 {
+    let mut a = [0u8; 8];
+    a[..b.len()].copy_from_slice(b);
+    if order == ByteOrder::Big {
+        a[..b.len()].reverse();
+    }
+    match dt {
+        DType::F16 => act::f16_to_f32(u16::from_le_bytes([a[0], a[1]])) as f64,
+        DType::F32 => f32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+        DType::F64 => f64::from_le_bytes(a),
+        DType::I8 => a[0] as i8 as f64,
+        DType::I16 => i16::from_le_bytes([a[0], a[1]]) as f64,
+        DType::I32 => i32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+        DType::I64 => i64::from_le_bytes(a) as f64,
+        DType::U8 => a[0] as f64,
+        DType::U16 => u16::from_le_bytes([a[0], a[1]]) as f64,
+        DType::U32 => u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+        DType::U64 => u64::from_le_bytes(a) as f64,
+    }
+}
+
+/// Opens `--upstream`, checks it against the input, and records its byte order in the plan.
+pub fn open_upstream(a: &ActArgs, input: &NpyInput, plan: &Plan) -> Result<Option<NpyInput>> {
+    let Some(path) = &a.upstream else {
+        return Ok(None);
+    };
+    if is_dash(path) && input.name == "<stdin>" {
+        return Err(UsageError("the input and --upstream cannot both be stdin".into()).into());
+    }
+    let up = NpyInput::open(path).context("--upstream")?;
+    let (h, ih) = (&up.header, &input.header);
+    let up_dtype = h.dtype()?;
+    let describe = |h: &Header| format!("{} {}", h.dtype_name(), npy::shape_repr(&h.shape));
+    if up_dtype != plan.work || h.shape != ih.shape {
+        bail!(
+            "--upstream {} is {} but the input {} is {}{}: they must have the same shape and element type",
+            up.name,
+            describe(h),
+            input.name,
+            describe(ih),
+            if plan.work != plan.input { format!(" (computed as {})", plan.work) } else { String::new() }
+        );
+    }
+    let significant = ih.shape.iter().filter(|&&d| d > 1).count();
+    if h.fortran_order != ih.fortran_order && significant > 1 {
+        bail!(
+            "--upstream {} and the input {} differ in memory order (C vs Fortran): save both the same way",
+            up.name,
+            input.name
+        );
+    }
+    Ok(Some(up))
+}
+
+/// The unit layout `--unit-axis` asks for on this array (`None` for 0-d and 1-D).
+pub fn unit_layout(h: &Header, u: &UnitArgs) -> Result<Option<UnitLayout>> {
+    UnitLayout::new(&h.shape, h.fortran_order, u.unit_axis)
+}
+
+/// Writes statistics as JSON Lines to `path` (atomically) or to stdout for `-`.
+pub fn write_stats(path: &Path, objects: &[StatsJson]) -> Result<()> {
+    let mut text = String::new();
+    for o in objects {
+        text.push_str(&serde_json::to_string(o)?);
+        text.push('\n');
+    }
+    if is_dash(path) {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        return Ok(out.flush()?);
+    }
+    let mut out = AtomicOutput::create(path)?;
+    out.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    out.commit()
+}

@@ -1,0 +1,114 @@
+//! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
+
+use super::common::{open_upstream, resolve_plan, unit_layout, NpyInput};
+use crate::cli::StatsArgs;
+use crate::kernel::Kernel;
+use crate::pipeline::{self, ChunkProcessor, ChunkSource};
+use crate::stats::{StatsAccumulator, StatsJson};
+use anyhow::{Context, Result};
+use std::io::Write;
+
+pub fn run(args: StatsArgs) -> Result<()> {
+    let act = args.act.activation(None)?;
+    let stdout = std::io::stdout();
+    let mut failed = 0;
+    for (i, path) in args.inputs.iter().enumerate() {
+        match one(&args, act, path) {
+            Ok(j) => {
+                let mut out = stdout.lock();
+                if args.json {
+                    writeln!(out, "{}", serde_json::to_string(&j)?)?;
+                } else {
+                    if i > 0 {
+                        writeln!(out)?;
+                    }
+                    out.write_all(render_table(&j).as_bytes())?;
+                }
+                out.flush()?;
+            }
+            Err(e) if crate::output::is_broken_pipe(&e) => return Err(e),
+            Err(e) if args.inputs.len() == 1 => return Err(e),
+            Err(e) => {
+                eprintln!("relu: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} inputs failed", args.inputs.len());
+    }
+    Ok(())
+}
+
+fn one(args: &StatsArgs, act: Option<crate::act::Activation>, path: &std::path::Path) -> Result<StatsJson> {
+    let mut input = NpyInput::open(path)?;
+    let name = input.name.clone();
+    let mut plan = resolve_plan(&args.act, act, &input.header, args.dtype.dtype()).with_context(|| name.clone())?;
+    let mut upstream = open_upstream(&args.act, &input, &plan)?;
+    plan.upstream = upstream.as_ref().map(|u| u.header.order);
+    plan.output = plan.work; // nothing is written: skip the output conversion
+    let acc = StatsAccumulator::new(unit_layout(&input.header, &args.units).with_context(|| name.clone())?);
+    let mut proc = ChunkProcessor::new(plan, Kernel::default(), Some(acc));
+    let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
+    pipeline::stream(&mut proc, input.header.elements, input.source.as_mut(), up, &mut |_| Ok(()))
+        .with_context(|| name.clone())?;
+    let plan = proc.plan();
+    let acc = proc.stats().expect("created with an accumulator");
+    Ok(acc.to_json(&name, plan.act.map(|a| a.name()), plan.work.name(), &input.header.shape, args.units.dead_threshold))
+}
+
+/// The human table: counts, distribution, units, and a strip of the per-unit active rates.
+pub fn render_table(j: &StatsJson) -> String {
+    let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v}"));
+    let pct =
+        |n: u64| if j.elements == 0 { "-".into() } else { format!("{:.2}%", 100.0 * n as f64 / j.elements as f64) };
+    let shape = j.shape.as_ref().map_or("?".into(), |s| crate::format::npy::shape_repr(s));
+    let mut t =
+        format!("{}  {} {}  activation: {}\n", j.input, j.dtype, shape, j.activation.as_deref().unwrap_or("none"));
+    let mut row = |k: &str, v: String| t.push_str(&format!("  {k:<19}{v}\n"));
+    row("elements", group(j.elements));
+    row("zeros", format!("{}  ({} sparsity)", group(j.zeros), pct(j.zeros)));
+    row("negative inputs", format!("{}  ({})", group(j.negative_inputs), pct(j.negative_inputs)));
+    row("nan / +inf / -inf", format!("{} / {} / {}", group(j.nan), group(j.posinf), group(j.neginf)));
+    row("min / max", format!("{} / {}", num(j.min), num(j.max)));
+    row("mean / std", format!("{} / {}", num(j.mean), num(j.std)));
+    if let Some(u) = &j.units {
+        row("units", format!("{} on axis {}, {} elements each", group(u.count), u.axis, group(u.elements_per_unit)));
+        let shown: Vec<String> = u.dead_indices.iter().take(20).map(|i| i.to_string()).collect();
+        let more =
+            if u.dead_indices.len() > 20 { format!(", … {} more", u.dead_indices.len() - 20) } else { String::new() };
+        row("dead", if u.dead == 0 { "0".into() } else { format!("{}  [{}{more}]", u.dead, shown.join(", ")) });
+        row("near dead", format!("{}  (active < {}% of the time)", u.near_dead, u.threshold * 100.0));
+        row("active rate", rate_strip(&u.active_count, u.elements_per_unit));
+    }
+    t
+}
+
+/// Units per active-rate decile as a bar strip: `0% ▁▁▁▂▃▅█▇▃▁ 100%  (counts: …)`.
+fn rate_strip(active: &[u64], m: u64) -> String {
+    if m == 0 || active.is_empty() {
+        return "-".into();
+    }
+    let mut bins = [0u64; 10];
+    for &c in active {
+        bins[((c as f64 / m as f64 * 10.0) as usize).min(9)] += 1;
+    }
+    let top = *bins.iter().max().unwrap_or(&1);
+    let bars = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let strip: String =
+        bins.iter().map(|&b| if b == 0 { ' ' } else { bars[((b * 7).div_ceil(top)) as usize] }).collect();
+    format!("0% ▕{strip}▏ 100%  units per decile: {}", bins.map(|b| b.to_string()).join(" "))
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,429 @@
+//! Statistics of one array, gathered in the kernel's pass (see `kernel::ChunkStats`), merged
+//! exactly across chunks and across shards, and written as the SPEC §4 JSON.
+//!
+//! Definitions (docs/statistics.md): values are the output of the activation (or the input as it
+//! is); "active" means the *input* element is > 0 (NaN is not active); "negative" means the input is
+//! < 0. Mean and std are over finite values; std is the population std. Chunks and shards combine
+//! with Chan et al.'s parallel formulas, so merging N shards equals one pass over all of them.
+
+use crate::kernel::ChunkStats;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// Where the unit (neuron / channel) index sits in the flat element order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitLayout {
+    /// The axis as the user sees it (after resolving negative values).
+    pub axis: usize,
+    pub count: u64,
+    /// Consecutive elements in file order that belong to one unit.
+    pub inner: u64,
+}
+
+impl UnitLayout {
+    /// Units along `axis` (negative from the end) of `shape`; `None` for 0-d and 1-D arrays.
+    pub fn new(shape: &[u64], fortran: bool, axis: i64) -> Result<Option<UnitLayout>> {
+        let nd = shape.len();
+        if nd < 2 {
+            return Ok(None);
+        }
+        let a = if axis < 0 { axis + nd as i64 } else { axis };
+        if !(0..nd as i64).contains(&a) {
+            bail!(crate::cli::UsageError(format!("--unit-axis {axis} is out of range for a {nd}-D array")));
+        }
+        let a = a as usize;
+        let inner: u64 = if fortran { shape[..a].iter().product() } else { shape[a + 1..].iter().product() };
+        Ok(Some(UnitLayout { axis: a, count: shape[a], inner: inner.max(1) }))
+    }
+}
+
+/// Running statistics of one array.
+#[derive(Clone, Debug)]
+pub struct StatsAccumulator {
+    pub elements: u64,
+    pub zeros: u64,
+    pub negative: u64,
+    pub nan: u64,
+    pub posinf: u64,
+    pub neginf: u64,
+    pub finite: u64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+    pub units: Option<UnitLayout>,
+    pub active: Vec<u64>,
+}
+
+impl StatsAccumulator {
+    pub fn new(units: Option<UnitLayout>) -> Self {
+        let n = units.as_ref().map_or(0, |u| u.count as usize);
+        StatsAccumulator {
+            elements: 0,
+            zeros: 0,
+            negative: 0,
+            nan: 0,
+            posinf: 0,
+            neginf: 0,
+            finite: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            units,
+            active: vec![0; n],
+        }
+    }
+
+    /// A shift for the next chunk's sums: the mean so far, else `fallback` (a value from the chunk).
+    pub fn shift(&self, fallback: f64) -> f64 {
+        if self.finite > 0 {
+            self.mean
+        } else if fallback.is_finite() {
+            fallback
+        } else {
+            0.0
+        }
+    }
+
+    pub fn add_chunk(&mut self, c: &ChunkStats) {
+        self.elements += c.elements;
+        self.zeros += c.zeros;
+        self.negative += c.negative;
+        self.nan += c.nan;
+        self.posinf += c.posinf;
+        self.neginf += c.neginf;
+        if c.finite > 0 {
+            let n = c.finite as f64;
+            let mean = c.shift + c.s1 / n;
+            let m2 = (c.s2 - c.s1 * (c.s1 / n)).max(0.0);
+            self.merge_moments(c.finite, mean, m2);
+            self.min = self.min.min(c.min);
+            self.max = self.max.max(c.max);
+        }
+    }
+
+    /// Chan et al.: combine (count, mean, M2) of two disjoint sets.
+    fn merge_moments(&mut self, nb: u64, mean_b: f64, m2_b: f64) {
+        let na = self.finite;
+        if na == 0 {
+            (self.finite, self.mean, self.m2) = (nb, mean_b, m2_b);
+            return;
+        }
+        let n = na + nb;
+        let delta = mean_b - self.mean;
+        let (fa, fb, fnn) = (na as f64, nb as f64, n as f64);
+        self.mean += delta * (fb / fnn);
+        self.m2 += m2_b + delta * delta * (fa * fb / fnn);
+        self.finite = n;
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.finite > 0).then_some(self.mean)
+    }
+
+    pub fn std(&self) -> Option<f64> {
+        (self.finite > 0).then(|| (self.m2 / self.finite as f64).sqrt())
+    }
+
+    /// Adds the active (input > 0) elements of `x`, whose first element has flat index `start`,
+    /// to their units' counts.
+    pub fn count_active<T: Copy>(&mut self, x: &[T], start: u64, active: impl Fn(T) -> bool) {
+        let Some(u) = &self.units else {
+            return;
+        };
+        let (units, inner) = (u.count, u.inner);
+        if units == 0 || x.is_empty() {
+            return;
+        }
+        let counts = &mut self.active[..];
+        let mut p = start;
+        let mut i = 0;
+        if inner == 1 {
+            // Units vary fastest (dense (N, U), NHWC): add whole rows lane-wise.
+            while i < x.len() {
+                let u0 = (p % units) as usize;
+                let len = (units as usize - u0).min(x.len() - i);
+                for (c, &v) in counts[u0..u0 + len].iter_mut().zip(&x[i..i + len]) {
+                    *c += active(v) as u64;
+                }
+                i += len;
+                p += len as u64;
+            }
+        } else {
+            // Runs of `inner` elements share a unit (NCHW): count a run, add once.
+            while i < x.len() {
+                let run = p / inner;
+                let len = ((run + 1) * inner - p).min((x.len() - i) as u64) as usize;
+                let n: u64 = x[i..i + len].iter().map(|&v| active(v) as u64).sum();
+                counts[(run % units) as usize] += n;
+                i += len;
+                p += len as u64;
+            }
+        }
+    }
+
+    /// The SPEC §4 object.
+    pub fn to_json(
+        &self,
+        input: &str,
+        activation: Option<String>,
+        dtype: &str,
+        shape: &[u64],
+        threshold: f64,
+    ) -> StatsJson {
+        let units = self.units.as_ref().map(|u| {
+            let m = if u.count == 0 { 0 } else { self.elements / u.count };
+            UnitsJson::from_counts(u.axis, m, self.active.clone(), threshold)
+        });
+        StatsJson {
+            input: input.to_string(),
+            activation,
+            dtype: dtype.to_string(),
+            shape: Some(shape.to_vec()),
+            elements: self.elements,
+            zeros: self.zeros,
+            sparsity: (self.elements > 0).then(|| self.zeros as f64 / self.elements as f64),
+            negative_inputs: self.negative,
+            nan: self.nan,
+            posinf: self.posinf,
+            neginf: self.neginf,
+            finite: self.finite,
+            min: (self.finite > 0).then_some(self.min),
+            max: (self.finite > 0).then_some(self.max),
+            mean: self.mean(),
+            std: self.std(),
+            units,
+            merged: None,
+        }
+    }
+}
+
+/// SPEC §4, field for field (plus `merged`, the shard count, on merged objects).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatsJson {
+    pub input: String,
+    pub activation: Option<String>,
+    pub dtype: String,
+    pub shape: Option<Vec<u64>>,
+    pub elements: u64,
+    pub zeros: u64,
+    pub sparsity: Option<f64>,
+    pub negative_inputs: u64,
+    pub nan: u64,
+    pub posinf: u64,
+    pub neginf: u64,
+    pub finite: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    pub units: Option<UnitsJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UnitsJson {
+    pub axis: usize,
+    pub count: u64,
+    pub elements_per_unit: u64,
+    pub active_count: Vec<u64>,
+    pub dead: u64,
+    pub dead_indices: Vec<u64>,
+    pub threshold: f64,
+    pub near_dead: u64,
+}
+
+impl UnitsJson {
+    pub fn from_counts(axis: usize, m: u64, active_count: Vec<u64>, threshold: f64) -> UnitsJson {
+        let dead_indices: Vec<u64> =
+            active_count.iter().enumerate().filter(|(_, &c)| c == 0).map(|(i, _)| i as u64).collect();
+        let near_dead = active_count.iter().filter(|&&c| m > 0 && (c as f64 / m as f64) < threshold).count() as u64;
+        UnitsJson {
+            axis,
+            count: active_count.len() as u64,
+            elements_per_unit: m,
+            dead: dead_indices.len() as u64,
+            dead_indices,
+            threshold,
+            near_dead,
+            active_count,
+        }
+    }
+}
+
+impl StatsJson {
+    /// Combines two statistics objects exactly (SPEC §4): counts add, min/max combine, mean and
+    /// std by Chan's formulas, `active_count` element-wise. Different activations or unit layouts
+    /// are an error, never a silent mix.
+    pub fn merge(&self, b: &StatsJson) -> Result<StatsJson> {
+        let a = self;
+        if a.activation != b.activation {
+            bail!("cannot merge statistics of different activations ({:?} and {:?})", a.activation, b.activation);
+        }
+        let units = match (&a.units, &b.units) {
+            (None, None) => None,
+            (Some(ua), Some(ub)) => {
+                if ua.count != ub.count || ua.axis != ub.axis || ua.active_count.len() != ub.active_count.len() {
+                    bail!(
+                        "cannot merge statistics with different units: {} units on axis {} and {} units on axis {}",
+                        ua.count,
+                        ua.axis,
+                        ub.count,
+                        ub.axis
+                    );
+                }
+                if ua.threshold != ub.threshold {
+                    bail!(
+                        "cannot merge statistics with different dead thresholds ({} and {})",
+                        ua.threshold,
+                        ub.threshold
+                    );
+                }
+                let active = ua.active_count.iter().zip(&ub.active_count).map(|(x, y)| x + y).collect();
+                Some(UnitsJson::from_counts(ua.axis, ua.elements_per_unit + ub.elements_per_unit, active, ua.threshold))
+            }
+            _ => bail!("cannot merge statistics with units and without (arrays of different dimensions)"),
+        };
+        let moments =
+            |s: &StatsJson| (s.finite, s.mean.unwrap_or(0.0), s.std.map_or(0.0, |sd| sd * sd * s.finite as f64));
+        let mut acc = StatsAccumulator::new(None);
+        for (n, mean, m2) in [moments(a), moments(b)] {
+            if n > 0 {
+                acc.merge_moments(n, mean, m2);
+            }
+        }
+        let opt = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (x, y) => x.or(y),
+        };
+        let elements = a.elements + b.elements;
+        let zeros = a.zeros + b.zeros;
+        Ok(StatsJson {
+            input: "<merged>".into(),
+            activation: a.activation.clone(),
+            dtype: if a.dtype == b.dtype { a.dtype.clone() } else { "mixed".into() },
+            shape: if a.shape == b.shape { a.shape.clone() } else { None },
+            elements,
+            zeros,
+            sparsity: (elements > 0).then(|| zeros as f64 / elements as f64),
+            negative_inputs: a.negative_inputs + b.negative_inputs,
+            nan: a.nan + b.nan,
+            posinf: a.posinf + b.posinf,
+            neginf: a.neginf + b.neginf,
+            finite: a.finite + b.finite,
+            min: opt(a.min, b.min, f64::min),
+            max: opt(a.max, b.max, f64::max),
+            mean: acc.mean(),
+            std: acc.std(),
+            units,
+            merged: Some(a.merged.unwrap_or(1) + b.merged.unwrap_or(1)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(values: &[f64], shift: f64) -> ChunkStats {
+        let fin: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        ChunkStats {
+            elements: values.len() as u64,
+            zeros: values.iter().filter(|&&v| v == 0.0).count() as u64,
+            negative: 0,
+            nan: values.iter().filter(|v| v.is_nan()).count() as u64,
+            posinf: values.iter().filter(|&&v| v == f64::INFINITY).count() as u64,
+            neginf: values.iter().filter(|&&v| v == f64::NEG_INFINITY).count() as u64,
+            finite: fin.len() as u64,
+            shift,
+            s1: fin.iter().map(|v| v - shift).sum(),
+            s2: fin.iter().map(|v| (v - shift) * (v - shift)).sum(),
+            min: fin.iter().copied().fold(f64::INFINITY, f64::min),
+            max: fin.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
+    fn reference(values: &[f64]) -> (f64, f64) {
+        let fin: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let mean = fin.iter().sum::<f64>() / fin.len() as f64;
+        let var = fin.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / fin.len() as f64;
+        (mean, var.sqrt())
+    }
+
+    #[test]
+    fn merge_of_splits_equals_the_whole_at_every_split_point() {
+        let values: Vec<f64> = (0..200)
+            .map(|i| ((i * 37 % 101) as f64 - 40.0) * 0.37 + 1e4)
+            .chain([f64::NAN, f64::INFINITY, 0.0])
+            .collect();
+        let (mean, std) = reference(&values);
+        let mut whole = StatsAccumulator::new(None);
+        whole.add_chunk(&chunk(&values, 0.0));
+        for split in 0..=values.len() {
+            let mut acc = StatsAccumulator::new(None);
+            acc.add_chunk(&chunk(&values[..split], 1e4));
+            acc.add_chunk(&chunk(&values[split..], acc.shift(0.0)));
+            assert_eq!((acc.elements, acc.zeros, acc.nan, acc.posinf, acc.finite), (203, 1, 1, 1, 201));
+            assert!((acc.mean().unwrap() - mean).abs() <= 1e-12 * mean.abs(), "split {split}");
+            assert!((acc.std().unwrap() - std).abs() <= 1e-9 * std, "split {split}: {} vs {std}", acc.std().unwrap());
+            let j1 = {
+                let mut a = StatsAccumulator::new(None);
+                a.add_chunk(&chunk(&values[..split], 0.0));
+                a.to_json("a", None, "float64", &[split as u64], 0.01)
+            };
+            let j2 = {
+                let mut a = StatsAccumulator::new(None);
+                a.add_chunk(&chunk(&values[split..], 0.0));
+                a.to_json("b", None, "float64", &[0], 0.01)
+            };
+            let m = j1.merge(&j2).unwrap();
+            assert_eq!((m.elements, m.nan, m.finite, m.zeros), (203, 1, 201, 1));
+            assert_eq!(m.min, Some(values.iter().copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min)));
+            assert!((m.mean.unwrap() - mean).abs() <= 1e-12 * mean.abs());
+            assert!((m.std.unwrap() - std).abs() <= 1e-9 * std);
+        }
+    }
+
+    #[test]
+    fn unit_counts_for_dense_and_conv_layouts() {
+        // (N=3, U=4) C order, start mid-row
+        let x: Vec<f32> = vec![1.0, -1.0, 0.0, 2.0, 3.0, 0.0, -1.0, 1.0, f32::NAN, 1.0, 1.0, 1.0];
+        for split in 0..=x.len() {
+            let mut acc = StatsAccumulator::new(UnitLayout::new(&[3, 4], false, 1).unwrap());
+            acc.count_active(&x[..split], 0, |v| v > 0.0);
+            acc.count_active(&x[split..], split as u64, |v| v > 0.0);
+            assert_eq!(acc.active, vec![2, 1, 1, 3]);
+        }
+        // NCHW (2, 3, 2, 1): inner = 2
+        let y: Vec<i32> = vec![1, 1, 0, 0, 1, -1, 1, 0, 0, 0, 0, 5];
+        let mut acc = StatsAccumulator::new(UnitLayout::new(&[2, 3, 2, 1], false, 1).unwrap());
+        acc.count_active(&y[..5], 0, |v| v > 0);
+        acc.count_active(&y[5..], 5, |v| v > 0);
+        assert_eq!(acc.active, vec![3, 0, 2]);
+        assert!(UnitLayout::new(&[5], false, 1).unwrap().is_none());
+        assert!(UnitLayout::new(&[5, 2], false, 2).is_err());
+        assert_eq!(UnitLayout::new(&[2, 3, 4, 5], true, -1).unwrap().unwrap().inner, 24);
+    }
+
+    #[test]
+    fn merge_refuses_different_units() {
+        let a = StatsAccumulator::new(UnitLayout::new(&[10, 4], false, 1).unwrap()).to_json(
+            "a",
+            None,
+            "float32",
+            &[10, 4],
+            0.01,
+        );
+        let b = StatsAccumulator::new(UnitLayout::new(&[10, 5], false, 1).unwrap()).to_json(
+            "b",
+            None,
+            "float32",
+            &[10, 5],
+            0.01,
+        );
+        assert!(a.merge(&b).is_err());
+        assert!(a.merge(&a).is_ok());
+    }
+}
