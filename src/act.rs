@@ -72,7 +72,7 @@ pub fn mul<T: Float>(p: T, q: T) -> T {
     // Both candidates are computed up front so the compiler emits selects, not branches.
     let prod = p * q;
     let quiet = p.quiet();
-    select(p != p, quiet, prod)
+    select(p.is_nan(), quiet, prod)
 }
 
 /// `c ? a : b` for values already computed: kept branch-free in the kernels' lane loops.
@@ -223,6 +223,9 @@ pub trait Float:
     fn to_f64(self) -> f64;
     /// A NaN with its quiet bit set (what hardware arithmetic returns for a NaN operand).
     fn quiet(self) -> Self;
+    fn is_nan(self) -> bool;
+    /// Neither NaN nor infinite.
+    fn is_finite(self) -> bool;
 }
 
 impl Float for f32 {
@@ -242,6 +245,14 @@ impl Float for f32 {
     fn quiet(self) -> Self {
         f32::from_bits(self.to_bits() | 0x0040_0000)
     }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
 }
 
 impl Float for f64 {
@@ -260,6 +271,14 @@ impl Float for f64 {
     #[inline(always)]
     fn quiet(self) -> Self {
         f64::from_bits(self.to_bits() | 0x0008_0000_0000_0000)
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
     }
 }
 

@@ -137,6 +137,9 @@ pub struct StatsArgs {
     /// Element type to compute in (integer input with leaky/prelu needs a float type)
     #[arg(long, value_enum, default_value = "same")]
     pub dtype: DTypeArg,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Input .npy files (- for stdin)
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,

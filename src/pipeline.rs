@@ -121,6 +121,11 @@ impl ChunkProcessor {
         &self.plan
     }
 
+    /// A processor for the same plan with its own buffers and an empty accumulator (for workers).
+    pub fn fork(&self) -> ChunkProcessor {
+        ChunkProcessor::new(self.plan.clone(), self.kernel, self.stats.as_ref().map(|s| s.fresh()))
+    }
+
     /// The statistics gathered so far (when created with an accumulator).
     pub fn stats(&self) -> Option<&StatsAccumulator> {
         self.stats.as_ref()
@@ -517,6 +522,19 @@ pub fn stream(
     proc: &mut ChunkProcessor,
     elements: u64,
     src: &mut dyn ChunkSource,
+    up: Option<&mut dyn ChunkSource>,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    stream_range(proc, 0, elements, src, up, out)
+}
+
+/// [`stream`] for the elements `[first, first + elements)` of an array (the sources are positioned
+/// there): flat indices, and so PReLU channels and units, count from `first`.
+pub fn stream_range(
+    proc: &mut ChunkProcessor,
+    first: u64,
+    elements: u64,
+    src: &mut dyn ChunkSource,
     mut up: Option<&mut dyn ChunkSource>,
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
@@ -530,10 +548,61 @@ pub fn stream(
             Some(u) => Some(u.next_chunk(n * up_size)?),
             None => None,
         };
-        out(proc.process(x, g, done))?;
+        out(proc.process(x, g, first + done))?;
         done += n as u64;
     }
     Ok(())
+}
+
+/// A file's data region: where parallel workers map their own ranges from.
+pub struct FileData<'a> {
+    pub file: &'a File,
+    pub offset: u64,
+}
+
+/// Statistics only, on `threads` workers: each maps its own contiguous range of the file (whole
+/// chunks), runs its own processor, and the accumulators merge exactly (in range order).
+pub fn stats_parallel(
+    proto: &ChunkProcessor,
+    elements: u64,
+    input: FileData,
+    up: Option<FileData>,
+    threads: usize,
+) -> Result<StatsAccumulator> {
+    let chunk = proto.chunk_elems as u64;
+    let per = elements.div_ceil(chunk).div_ceil(threads.max(1) as u64).max(1) * chunk;
+    let ranges: Vec<(u64, u64)> =
+        (0..threads as u64).map(|t| (t * per, ((t + 1) * per).min(elements))).filter(|(a, b)| a < b).collect();
+    let (isz, wsz) = (proto.plan().input.size() as u64, proto.plan().work.size() as u64);
+    let results: Vec<Result<StatsAccumulator>> = std::thread::scope(|s| {
+        let workers: Vec<_> = ranges
+            .iter()
+            .map(|&(a, b)| {
+                let (input, up) = (&input, &up);
+                s.spawn(move || -> Result<StatsAccumulator> {
+                    let mut p = proto.fork();
+                    let mut src =
+                        MmapSource::new(input.file.try_clone()?, input.offset + a * isz, input.offset + b * isz);
+                    let mut upsrc = match up {
+                        Some(u) => Some(MmapSource::new(u.file.try_clone()?, u.offset + a * wsz, u.offset + b * wsz)),
+                        None => None,
+                    };
+                    let ups = upsrc.as_mut().map(|u| u as &mut dyn ChunkSource);
+                    stream_range(&mut p, a, b - a, &mut src, ups, &mut |_| Ok(()))?;
+                    Ok(p.stats.take().expect("forked with an accumulator"))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
+            .collect()
+    });
+    let mut total = proto.stats.as_ref().expect("stats_parallel needs an accumulator").fresh();
+    for r in results {
+        total.merge(&r?);
+    }
+    Ok(total)
 }
 
 /// Writes every chunk to `w`.

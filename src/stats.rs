@@ -53,6 +53,8 @@ pub struct StatsAccumulator {
     max: f64,
     pub units: Option<UnitLayout>,
     pub active: Vec<u64>,
+    /// Per-call u32 counters for the dense layout, allocated once.
+    scratch: Vec<u32>,
 }
 
 impl StatsAccumulator {
@@ -72,6 +74,30 @@ impl StatsAccumulator {
             max: f64::NEG_INFINITY,
             units,
             active: vec![0; n],
+            scratch: Vec::new(),
+        }
+    }
+
+    /// An empty accumulator with the same unit layout.
+    pub fn fresh(&self) -> StatsAccumulator {
+        StatsAccumulator::new(self.units.clone())
+    }
+
+    /// Adds another accumulator's statistics (of disjoint elements of the same array).
+    pub fn merge(&mut self, o: &StatsAccumulator) {
+        self.elements += o.elements;
+        self.zeros += o.zeros;
+        self.negative += o.negative;
+        self.nan += o.nan;
+        self.posinf += o.posinf;
+        self.neginf += o.neginf;
+        if o.finite > 0 {
+            self.merge_moments(o.finite, o.mean, o.m2);
+            self.min = self.min.min(o.min);
+            self.max = self.max.max(o.max);
+        }
+        for (a, b) in self.active.iter_mut().zip(&o.active) {
+            *a += b;
         }
     }
 
@@ -140,23 +166,30 @@ impl StatsAccumulator {
         let mut p = start;
         let mut i = 0;
         if inner == 1 {
-            // Units vary fastest (dense (N, U), NHWC): add whole rows lane-wise.
+            // Units vary fastest (dense (N, U), NHWC): add whole rows lane-wise into u32 counters
+            // (a call covers one chunk, < 2^32 elements), folded into the totals once per call.
+            let scratch = &mut self.scratch;
+            scratch.resize(units as usize, 0);
             while i < x.len() {
                 let u0 = (p % units) as usize;
                 let len = (units as usize - u0).min(x.len() - i);
-                for (c, &v) in counts[u0..u0 + len].iter_mut().zip(&x[i..i + len]) {
-                    *c += active(v) as u64;
+                for (c, &v) in scratch[u0..u0 + len].iter_mut().zip(&x[i..i + len]) {
+                    *c += active(v) as u32;
                 }
                 i += len;
                 p += len as u64;
+            }
+            for (c, s) in counts.iter_mut().zip(scratch.iter_mut()) {
+                *c += *s as u64;
+                *s = 0;
             }
         } else {
             // Runs of `inner` elements share a unit (NCHW): count a run, add once.
             while i < x.len() {
                 let run = p / inner;
                 let len = ((run + 1) * inner - p).min((x.len() - i) as u64) as usize;
-                let n: u64 = x[i..i + len].iter().map(|&v| active(v) as u64).sum();
-                counts[(run % units) as usize] += n;
+                let n: u32 = x[i..i + len].iter().map(|&v| active(v) as u32).sum();
+                counts[(run % units) as usize] += n as u64;
                 i += len;
                 p += len as u64;
             }
@@ -173,7 +206,7 @@ impl StatsAccumulator {
         threshold: f64,
     ) -> StatsJson {
         let units = self.units.as_ref().map(|u| {
-            let m = if u.count == 0 { 0 } else { self.elements / u.count };
+            let m = self.elements.checked_div(u.count).unwrap_or(0);
             UnitsJson::from_counts(u.axis, m, self.active.clone(), threshold)
         });
         StatsJson {

@@ -292,7 +292,7 @@ fn f32_bits() -> impl Strategy<Value = f32> {
     prop_oneof![
         3 => any::<f32>(),
         1 => proptest::sample::select(F32_SPECIAL.to_vec()).prop_map(f32::from_bits),
-        1 => (-1e-38f32..1e-38f32),
+        1 => -1e-38f32..1e-38f32,
     ]
 }
 

@@ -21,6 +21,12 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             );
         }
     }
+    if let (None, Some(out)) = (args.to, args.output.as_deref().filter(|p| !is_dash(p))) {
+        let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        if matches!(ext.as_str(), "csv" | "tsv" | "npz") {
+            return Err(UsageError(format!("writing .{ext} is not supported yet: relu apply writes .npy")).into());
+        }
+    }
     let act = args.act.activation(Some(ActKind::Relu))?;
     let to_stdout = !args.in_place && args.output.as_deref().is_none_or(is_dash);
     if let Some(s) = &args.stats {
@@ -102,6 +108,15 @@ fn run_in_place(args: &ApplyArgs, act: Option<Activation>) -> Result<()> {
     let mut file = OpenOptions::new().read(true).write(true).open(path).with_context(|| name.clone())?;
     let header = npy::read_header(&mut file).with_context(|| name.clone())?;
     let data_bytes = check_length(&file, &header).with_context(|| name.clone())?;
+    let func = act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
+    if !header.dtype()?.is_float() && func != crate::act::Func::Relu {
+        return Err(UsageError(format!(
+            "{} on {} cannot run in place (it needs a float type): write a new file with --dtype f32 -o OUT",
+            func.name(),
+            header.dtype_name()
+        ))
+        .into());
+    }
     let mut plan = resolve_plan(&args.act, act, &header, args.dtype.dtype()).with_context(|| name.clone())?;
     if plan.output != plan.input || plan.work != plan.input {
         return Err(UsageError(format!(
@@ -111,8 +126,12 @@ fn run_in_place(args: &ApplyArgs, act: Option<Activation>) -> Result<()> {
         .into());
     }
     plan.output_order = header.order;
-    let input =
-        NpyInput { name: name.clone(), header: header.clone(), source: Box::new(ReadSource::new(std::io::empty(), 0)) };
+    let input = NpyInput {
+        name: name.clone(),
+        header: header.clone(),
+        source: Box::new(ReadSource::new(std::io::empty(), 0)),
+        file: None,
+    };
     let mut upstream = open_upstream(&args.act, &input, &plan)?;
     plan.upstream = upstream.as_ref().map(|u| u.header.order);
     let stats = match &args.stats {

@@ -21,6 +21,8 @@ pub struct NpyInput {
     pub name: String,
     pub header: Header,
     pub source: Box<dyn ChunkSource>,
+    /// The file, for workers that map their own ranges (`None` for stdin).
+    pub file: Option<File>,
 }
 
 impl NpyInput {
@@ -31,14 +33,15 @@ impl NpyInput {
             let header = npy::read_header(&mut stdin).with_context(|| name.clone())?;
             let total = header.data_bytes.unwrap_or(0);
             header.dtype().with_context(|| name.clone())?;
-            return Ok(NpyInput { name, header, source: Box::new(ReadSource::new(stdin, total)) });
+            return Ok(NpyInput { name, header, source: Box::new(ReadSource::new(stdin, total)), file: None });
         }
         let name = path.display().to_string();
         let mut file = File::open(path).with_context(|| name.clone())?;
         let header = npy::read_header(&mut file).with_context(|| name.clone())?;
         let data_bytes = check_length(&file, &header).with_context(|| name.clone())?;
+        let shared = file.try_clone().ok();
         let source = MmapSource::new(file, header.data_offset, header.data_offset + data_bytes);
-        Ok(NpyInput { name, header, source: Box::new(source) })
+        Ok(NpyInput { name, header, source: Box::new(source), file: shared })
     }
 }
 
@@ -77,6 +80,9 @@ pub fn resolve_plan(a: &ActArgs, act: Option<Activation>, h: &Header, dtype: Opt
             (input, input)
         }
     };
+    if a.slope.is_some() && func != Some(Func::Leaky) {
+        return Err(UsageError("--slope goes with --act leaky (or --act grad --of leaky)".into()).into());
+    }
     let mut slope = a.slope.unwrap_or(0.01);
     let mut channels = None;
     if func == Some(Func::Prelu) {
@@ -85,16 +91,22 @@ pub fn resolve_plan(a: &ActArgs, act: Option<Activation>, h: &Header, dtype: Opt
         if alphas.is_empty() {
             return Err(UsageError("--alpha has no slopes".into()).into());
         }
+        let ndim = h.shape.len();
+        // The axis must make sense even for one slope (0-d and 1-D inputs have no channel axis).
+        let axis = match normalize_axis(a.channel_axis, ndim) {
+            Some(axis) => Some(axis),
+            None if ndim < 2 => None,
+            None => {
+                let why = format!("--channel-axis {} is out of range for a {ndim}-D array", a.channel_axis);
+                return Err(UsageError(why).into());
+            }
+        };
         if alphas.len() == 1 {
             slope = alphas[0];
         } else {
-            let ndim = h.shape.len();
-            if ndim < 2 {
+            let Some(axis) = axis.filter(|_| ndim >= 2) else {
                 bail!("a {ndim}-D input takes exactly one slope, --alpha has {}", alphas.len());
-            }
-            let axis = normalize_axis(a.channel_axis, ndim).ok_or_else(|| {
-                UsageError(format!("--channel-axis {} is out of range for a {ndim}-D array", a.channel_axis))
-            })?;
+            };
             if h.shape[axis] != alphas.len() as u64 {
                 bail!(
                     "--alpha has {} slopes but axis {axis} of shape {} has {} channels",

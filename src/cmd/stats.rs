@@ -3,7 +3,7 @@
 use super::common::{open_upstream, resolve_plan, unit_layout, NpyInput};
 use crate::cli::StatsArgs;
 use crate::kernel::Kernel;
-use crate::pipeline::{self, ChunkProcessor, ChunkSource};
+use crate::pipeline::{self, ChunkProcessor, ChunkSource, FileData};
 use crate::stats::{StatsAccumulator, StatsJson};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -49,11 +49,27 @@ fn one(args: &StatsArgs, act: Option<crate::act::Activation>, path: &std::path::
     plan.output = plan.work; // nothing is written: skip the output conversion
     let acc = StatsAccumulator::new(unit_layout(&input.header, &args.units).with_context(|| name.clone())?);
     let mut proc = ChunkProcessor::new(plan, Kernel::default(), Some(acc));
-    let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
-    pipeline::stream(&mut proc, input.header.elements, input.source.as_mut(), up, &mut |_| Ok(()))
-        .with_context(|| name.clone())?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let elements = input.header.elements;
+    let files = (input.file.as_ref(), upstream.as_ref().map(|u| u.file.as_ref()));
+    let parallel = threads > 1 && elements >= 2 * proc.chunk_elems as u64;
+    let acc = match files {
+        (Some(f), up) if parallel && up.is_none_or(|u| u.is_some()) => {
+            let data = FileData { file: f, offset: input.header.data_offset };
+            let up = match (up.flatten(), &upstream) {
+                (Some(file), Some(u)) => Some(FileData { file, offset: u.header.data_offset }),
+                _ => None,
+            };
+            pipeline::stats_parallel(&proc, elements, data, up, threads).with_context(|| name.clone())?
+        }
+        _ => {
+            let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
+            pipeline::stream(&mut proc, elements, input.source.as_mut(), up, &mut |_| Ok(()))
+                .with_context(|| name.clone())?;
+            proc.stats().expect("created with an accumulator").clone()
+        }
+    };
     let plan = proc.plan();
-    let acc = proc.stats().expect("created with an accumulator");
     Ok(acc.to_json(&name, plan.act.map(|a| a.name()), plan.work.name(), &input.header.shape, args.units.dead_threshold))
 }
 

@@ -169,15 +169,27 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| anyhow!("shape {shape:?} overflows: its element count does not fit in 64 bits"))?;
     let data_bytes = match &dtype {
+        Err(_) => descr_itemsize(&descr).and_then(|size| elements.checked_mul(size)),
         Ok(dt) => Some(
             elements
                 .checked_mul(dt.size() as u64)
                 .filter(|&b| b <= i64::MAX as u64)
                 .ok_or_else(|| anyhow!("shape {shape:?} overflows: its byte count does not fit in 63 bits"))?,
         ),
-        Err(_) => None,
     };
     Ok(Header { version, dtype, descr, order, fortran_order, shape, data_offset, elements, data_bytes })
+}
+
+/// Item size of a type relu does not process, from its descr (`|S2` → 2, `<U3` → 12, `<c8` → 8).
+fn descr_itemsize(descr: &str) -> Option<u64> {
+    let t = descr.trim_start_matches(['<', '>', '|', '=']);
+    let (code, digits) = t.split_at(t.find(|c: char| c.is_ascii_digit())?);
+    let n: u64 = digits.parse().ok()?;
+    match code {
+        "U" => n.checked_mul(4),
+        "S" | "a" | "V" | "c" | "f" | "b" | "M" | "m" => Some(n),
+        _ => None,
+    }
 }
 
 fn unsupported_header(

@@ -47,6 +47,13 @@ impl<V: Copy> Src<V> for Each<V> {
 pub trait Observe<T: Copy> {
     fn new(shift: f64) -> Self;
     fn lane(&mut self, j: usize, x: T, y: T);
+    /// A whole block; the default observes lane by lane.
+    #[inline(always)]
+    fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
+        for j in 0..L {
+            self.lane(j, xs[j], ys[j]);
+        }
+    }
     fn finish(self) -> ChunkStats;
 }
 
@@ -60,25 +67,57 @@ impl<T: Copy> Observe<T> for NoStats {
     #[inline(always)]
     fn lane(&mut self, _: usize, _: T, _: T) {}
     #[inline(always)]
+    fn block(&mut self, _: &[T; L], _: &[T; L]) {}
+    #[inline(always)]
     fn finish(self) -> ChunkStats {
         ChunkStats::default()
     }
 }
 
-/// Lane accumulators for float values: counters as u32 lanes (a call covers at most a chunk, far
-/// below 2^32 per lane), shifted sums in f64 lanes, min/max in the value type.
+/// Accumulators for float values, eight lanes wide so they fit in vector registers: zero and
+/// negative counters as u32 lanes (a call covers at most a chunk, far below 2^32 per lane), sums of
+/// `y − shift` and its square in f64 lanes, min/max in the value type. NaN and ±inf are rare: a block
+/// that has any is counted element by element, off the hot path.
 pub struct FloatStats<T> {
     shift: f64,
-    elements: [u32; L],
-    zeros: [u32; L],
-    negative: [u32; L],
-    nan: [u32; L],
-    posinf: [u32; L],
-    neginf: [u32; L],
-    s1: [f64; L],
-    s2: [f64; L],
-    min: [T; L],
-    max: [T; L],
+    elements: u64,
+    nan: u64,
+    posinf: u64,
+    neginf: u64,
+    zeros: [u32; W],
+    negative: [u32; W],
+    s1: [f64; W],
+    s2: [f64; W],
+    min: [T; W],
+    max: [T; W],
+}
+
+/// Accumulator lanes.
+const W: usize = 8;
+
+impl<T: Float> FloatStats<T> {
+    #[inline(always)]
+    fn nonfinite(&mut self, y: T) {
+        self.nan += y.is_nan() as u64;
+        self.posinf += (y == T::INFINITY) as u64;
+        self.neginf += (y == T::NEG_INFINITY) as u64;
+    }
+
+    /// Eight pairs whose outputs are all finite, into the eight lanes (no selects on the sums, so
+    /// the accumulators stay in registers).
+    #[inline(always)]
+    fn eight(&mut self, xs: &[T], ys: &[T]) {
+        for j in 0..W {
+            let (x, y) = (xs[j], ys[j]);
+            self.zeros[j] += (y == T::ZERO) as u32;
+            self.negative[j] += (x < T::ZERO) as u32;
+            let d = y.to_f64() - self.shift;
+            self.s1[j] += d;
+            self.s2[j] += d * d;
+            self.min[j] = act::select(y < self.min[j], y, self.min[j]);
+            self.max[j] = act::select(y > self.max[j], y, self.max[j]);
+        }
+    }
 }
 
 impl<T: Float> Observe<T> for FloatStats<T> {
@@ -86,28 +125,46 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     fn new(shift: f64) -> Self {
         FloatStats {
             shift,
-            elements: [0; L],
-            zeros: [0; L],
-            negative: [0; L],
-            nan: [0; L],
-            posinf: [0; L],
-            neginf: [0; L],
-            s1: [0.0; L],
-            s2: [0.0; L],
-            min: [T::INFINITY; L],
-            max: [T::NEG_INFINITY; L],
+            elements: 0,
+            nan: 0,
+            posinf: 0,
+            neginf: 0,
+            zeros: [0; W],
+            negative: [0; W],
+            s1: [0.0; W],
+            s2: [0.0; W],
+            min: [T::INFINITY; W],
+            max: [T::NEG_INFINITY; W],
         }
     }
 
     #[inline(always)]
+    fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
+        let mut bad = false;
+        for &y in ys {
+            bad |= !y.is_finite();
+        }
+        if bad {
+            for j in 0..L {
+                self.lane(j, xs[j], ys[j]);
+            }
+        } else {
+            self.elements += L as u64;
+            self.eight(&xs[..W], &ys[..W]);
+            self.eight(&xs[W..], &ys[W..]);
+        }
+    }
+
+    #[inline(never)]
     fn lane(&mut self, j: usize, x: T, y: T) {
-        self.elements[j] += 1;
+        let j = j % W;
+        self.elements += 1;
         self.zeros[j] += (y == T::ZERO) as u32;
         self.negative[j] += (x < T::ZERO) as u32;
-        self.nan[j] += (y != y) as u32;
-        self.posinf[j] += (y == T::INFINITY) as u32;
-        self.neginf[j] += (y == T::NEG_INFINITY) as u32;
-        let finite = y - y == T::ZERO; // false for NaN and ±inf
+        let finite = y.is_finite();
+        if !finite {
+            self.nonfinite(y);
+        }
         let d = act::select(finite, y.to_f64() - self.shift, 0.0);
         self.s1[j] += d;
         self.s2[j] += d * d;
@@ -116,17 +173,15 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     }
 
     fn finish(self) -> ChunkStats {
-        let sum = |a: [u32; L]| a.iter().map(|&v| v as u64).sum::<u64>();
-        let (nan, posinf, neginf) = (sum(self.nan), sum(self.posinf), sum(self.neginf));
-        let elements = sum(self.elements);
+        let sum = |a: [u32; W]| a.iter().map(|&v| v as u64).sum::<u64>();
         ChunkStats {
-            elements,
+            elements: self.elements,
             zeros: sum(self.zeros),
             negative: sum(self.negative),
-            nan,
-            posinf,
-            neginf,
-            finite: elements - nan - posinf - neginf,
+            nan: self.nan,
+            posinf: self.posinf,
+            neginf: self.neginf,
+            finite: self.elements - self.nan - self.posinf - self.neginf,
             shift: self.shift,
             s1: pairwise(&self.s1),
             s2: pairwise(&self.s2),
@@ -220,8 +275,8 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
         let mut ys = xs;
         for j in 0..L {
             ys[j] = f(xs[j], g.get(i + j), a.get(i + j));
-            obs.lane(j, xs[j], ys[j]);
         }
+        obs.block(&xs, &ys);
         ptr::write(y.add(i) as *mut [T; L], ys);
         i += L;
     }
@@ -274,7 +329,7 @@ pub unsafe fn float<T: Float, O: Observe<T>>(
         (RawOp::LeakyEach(a), _) => map::<_, _, _, O>(x, none, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
         (RawOp::GradRelu, true) => map::<_, _, _, O>(x, one, none, y, n, s, |x, g, _| act::grad_relu(x, g)),
         (RawOp::GradRelu, false) => map::<_, _, _, O>(x, Each(g), none, y, n, s, |x, g, _| act::grad_relu(x, g)),
-        (RawOp::GradLeaky(a), true) => map::<_, _, _, O>(x, one, Splat(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a)),
+        (RawOp::GradLeaky(a), true) => map::<_, _, _, O>(x, one, Splat(a), y, n, s, act::grad_leaky),
         (RawOp::GradLeaky(a), false) => {
             map::<_, _, _, O>(x, Each(g), Splat(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a))
         }
@@ -350,8 +405,8 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
         RawOp::Leaky(a) => half_map::<C, O>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a)),
         RawOp::LeakyEach(a) => half_map::<C, O>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
         RawOp::GradRelu => half_map::<C, O>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g)),
-        RawOp::GradLeaky(a) => half_map::<C, O>(x, g, Splat(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a)),
-        RawOp::GradLeakyEach(a) => half_map::<C, O>(x, g, Each(a), y, n, s, |x, g, a| act::grad_leaky(x, g, a)),
+        RawOp::GradLeaky(a) => half_map::<C, O>(x, g, Splat(a), y, n, s, act::grad_leaky),
+        RawOp::GradLeakyEach(a) => half_map::<C, O>(x, g, Each(a), y, n, s, act::grad_leaky),
     }
 }
 
