@@ -6,7 +6,7 @@
 //! < 0. Mean and std are over finite values; std is the population std. Chunks and shards combine
 //! with Chan et al.'s parallel formulas, so merging N shards equals one pass over all of them.
 
-use crate::kernel::ChunkStats;
+use crate::kernel::{ChunkStats, Kernel};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +154,7 @@ impl StatsAccumulator {
 
     /// Adds the active (input > 0) elements of `x`, whose first element has flat index `start`,
     /// to their units' counts.
-    pub fn count_active<T: Copy>(&mut self, x: &[T], start: u64, active: impl Fn(T) -> bool) {
+    pub fn count_active<T: Copy>(&mut self, k: &Kernel, x: &[T], start: u64, active: impl Fn(T) -> bool + Copy) {
         let Some(u) = &self.units else {
             return;
         };
@@ -173,9 +173,7 @@ impl StatsAccumulator {
             while i < x.len() {
                 let u0 = (p % units) as usize;
                 let len = (units as usize - u0).min(x.len() - i);
-                for (c, &v) in scratch[u0..u0 + len].iter_mut().zip(&x[i..i + len]) {
-                    *c += active(v) as u32;
-                }
+                k.count_into(&x[i..i + len], &mut scratch[u0..u0 + len], active);
                 i += len;
                 p += len as u64;
             }
@@ -188,7 +186,7 @@ impl StatsAccumulator {
             while i < x.len() {
                 let run = p / inner;
                 let len = ((run + 1) * inner - p).min((x.len() - i) as u64) as usize;
-                let n: u32 = x[i..i + len].iter().map(|&v| active(v) as u32).sum();
+                let n = k.count(&x[i..i + len], active);
                 counts[(run % units) as usize] += n as u64;
                 i += len;
                 p += len as u64;
@@ -421,19 +419,20 @@ mod tests {
 
     #[test]
     fn unit_counts_for_dense_and_conv_layouts() {
+        let k = Kernel::default();
         // (N=3, U=4) C order, start mid-row
         let x: Vec<f32> = vec![1.0, -1.0, 0.0, 2.0, 3.0, 0.0, -1.0, 1.0, f32::NAN, 1.0, 1.0, 1.0];
         for split in 0..=x.len() {
             let mut acc = StatsAccumulator::new(UnitLayout::new(&[3, 4], false, 1).unwrap());
-            acc.count_active(&x[..split], 0, |v| v > 0.0);
-            acc.count_active(&x[split..], split as u64, |v| v > 0.0);
+            acc.count_active(&k, &x[..split], 0, |v| v > 0.0);
+            acc.count_active(&k, &x[split..], split as u64, |v| v > 0.0);
             assert_eq!(acc.active, vec![2, 1, 1, 3]);
         }
         // NCHW (2, 3, 2, 1): inner = 2
         let y: Vec<i32> = vec![1, 1, 0, 0, 1, -1, 1, 0, 0, 0, 0, 5];
         let mut acc = StatsAccumulator::new(UnitLayout::new(&[2, 3, 2, 1], false, 1).unwrap());
-        acc.count_active(&y[..5], 0, |v| v > 0);
-        acc.count_active(&y[5..], 5, |v| v > 0);
+        acc.count_active(&k, &y[..5], 0, |v| v > 0);
+        acc.count_active(&k, &y[5..], 5, |v| v > 0);
         assert_eq!(acc.active, vec![3, 0, 2]);
         assert!(UnitLayout::new(&[5], false, 1).unwrap().is_none());
         assert!(UnitLayout::new(&[5, 2], false, 2).is_err());

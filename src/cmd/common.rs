@@ -5,7 +5,7 @@ use crate::cli::{ActArgs, UnitArgs, UsageError};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::{self, Header};
 use crate::output::AtomicOutput;
-use crate::pipeline::{Channels, ChunkSource, MmapSource, Plan, ReadSource};
+use crate::pipeline::{file_source, Channels, ChunkSource, Plan, ReadSource};
 use crate::stats::{StatsJson, UnitLayout};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
@@ -40,8 +40,8 @@ impl NpyInput {
         let header = npy::read_header(&mut file).with_context(|| name.clone())?;
         let data_bytes = check_length(&file, &header).with_context(|| name.clone())?;
         let shared = file.try_clone().ok();
-        let source = MmapSource::new(file, header.data_offset, header.data_offset + data_bytes);
-        Ok(NpyInput { name, header, source: Box::new(source), file: shared })
+        let source = file_source(file, header.data_offset, header.data_offset + data_bytes);
+        Ok(NpyInput { name, header, source, file: shared })
     }
 }
 

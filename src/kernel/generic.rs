@@ -47,6 +47,12 @@ impl<V: Copy> Src<V> for Each<V> {
 pub trait Observe<T: Copy> {
     fn new(shift: f64) -> Self;
     fn lane(&mut self, j: usize, x: T, y: T);
+    /// True when the fast block path met a value it cannot sum (NaN, ±inf): the caller then
+    /// observes the whole call again with `lane`, which checks every element.
+    #[inline(always)]
+    fn poisoned(&self) -> bool {
+        false
+    }
     /// A whole block; the default observes lane by lane.
     #[inline(always)]
     fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
@@ -103,8 +109,10 @@ impl<T: Float> FloatStats<T> {
         self.neginf += (y == T::NEG_INFINITY) as u64;
     }
 
-    /// Eight pairs whose outputs are all finite, into the eight lanes (no selects on the sums, so
-    /// the accumulators stay in registers).
+    /// Eight pairs into the eight lanes, with no branches and no selects on the sums (so the
+    /// accumulators stay in registers). A NaN or infinity makes its lane's sums non-finite (finite
+    /// values cannot overflow an f64 sum of a chunk), which `poisoned` sees; the caller then
+    /// recounts the whole call with `lane`.
     #[inline(always)]
     fn eight(&mut self, xs: &[T], ys: &[T]) {
         for j in 0..W {
@@ -140,22 +148,17 @@ impl<T: Float> Observe<T> for FloatStats<T> {
 
     #[inline(always)]
     fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
-        let mut bad = false;
-        for &y in ys {
-            bad |= !y.is_finite();
-        }
-        if bad {
-            for j in 0..L {
-                self.lane(j, xs[j], ys[j]);
-            }
-        } else {
-            self.elements += L as u64;
-            self.eight(&xs[..W], &ys[..W]);
-            self.eight(&xs[W..], &ys[W..]);
-        }
+        self.elements += L as u64;
+        self.eight(&xs[..W], &ys[..W]);
+        self.eight(&xs[W..], &ys[W..]);
     }
 
-    #[inline(never)]
+    #[inline(always)]
+    fn poisoned(&self) -> bool {
+        !self.s1.iter().chain(&self.s2).all(|v| v.is_finite())
+    }
+
+    #[inline(always)]
     fn lane(&mut self, j: usize, x: T, y: T) {
         let j = j % W;
         self.elements += 1;
@@ -285,6 +288,20 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
         *y.add(i) = yv;
         obs.lane(i % L, xv, yv);
         i += 1;
+    }
+    if obs.poisoned() {
+        return recount::<T, O>(x, y, n, shift);
+    }
+    obs.finish()
+}
+
+/// Observes a whole call again element by element (after the fast path met a NaN or infinity).
+/// `x` and `y` are distinct buffers whenever statistics are gathered.
+#[inline(never)]
+unsafe fn recount<T: Copy, O: Observe<T>>(x: *const T, y: *const T, n: usize, shift: f64) -> ChunkStats {
+    let mut obs = O::new(shift);
+    for i in 0..n {
+        obs.lane(i % L, *x.add(i), *y.add(i));
     }
     obs.finish()
 }
@@ -466,6 +483,13 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
         block(xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), i, r, Some(av));
         ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
     }
+    if obs.poisoned() {
+        let mut slow = O::new(shift);
+        for i in 0..n {
+            slow.lane(i % L, act::f16_to_f32(*x.add(i)), act::f16_to_f32(*y.add(i)));
+        }
+        return slow.finish();
+    }
     obs.finish()
 }
 
@@ -494,4 +518,19 @@ pub unsafe fn f32_to_half<C: HalfCvt>(x: *const f32, y: *mut u16, n: usize) {
         *y.add(i) = act::f32_to_f16(*x.add(i));
         i += 1;
     }
+}
+
+/// `c[i] += f(x[i])`: per-unit counters along a row.
+#[inline(always)]
+pub unsafe fn count_into<T: Copy>(x: *const T, c: *mut u32, n: usize, f: impl Fn(T) -> bool) {
+    let (x, c) = (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts_mut(c, n));
+    for (c, &v) in c.iter_mut().zip(x) {
+        *c += f(v) as u32;
+    }
+}
+
+/// How many `x[i]` satisfy `f`.
+#[inline(always)]
+pub unsafe fn count<T: Copy>(x: *const T, n: usize, f: impl Fn(T) -> bool) -> u32 {
+    std::slice::from_raw_parts(x, n).iter().map(|&v| f(v) as u32).sum()
 }

@@ -198,6 +198,14 @@ macro_rules! level_module {
                 generic::half_to_f32::<$cvt>(x, y, n)
             }
             #[target_feature(enable = $features)]
+            pub unsafe fn count_into<T: Copy, F: Fn(T) -> bool>(x: *const T, c: *mut u32, n: usize, f: F) {
+                generic::count_into(x, c, n, f)
+            }
+            #[target_feature(enable = $features)]
+            pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
+                generic::count(x, n, f)
+            }
+            #[target_feature(enable = $features)]
             pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
                 generic::f32_to_half::<$cvt>(x, y, n)
             }
@@ -247,6 +255,12 @@ mod scalar {
     }
     pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
         generic::half_to_f32::<SoftHalf>(x, y, n)
+    }
+    pub unsafe fn count_into<T: Copy, F: Fn(T) -> bool>(x: *const T, c: *mut u32, n: usize, f: F) {
+        generic::count_into(x, c, n, f)
+    }
+    pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
+        generic::count(x, n, f)
     }
     pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
         generic::f32_to_half::<SoftHalf>(x, y, n)
@@ -383,6 +397,17 @@ impl Kernel {
     pub fn convert_in_place<A: Copy + Default>(&self, xy: &mut [A], f: impl Fn(A) -> A) {
         let p = xy.as_mut_ptr();
         dispatch!(self.level, convert(p, p, xy.len(), f))
+    }
+
+    /// `counts[i] += f(x[i])` (per-unit counters along a row).
+    pub fn count_into<T: Copy>(&self, x: &[T], counts: &mut [u32], f: impl Fn(T) -> bool) {
+        assert_eq!(x.len(), counts.len());
+        dispatch!(self.level, count_into(x.as_ptr(), counts.as_mut_ptr(), x.len(), f))
+    }
+
+    /// How many elements of `x` satisfy `f`.
+    pub fn count<T: Copy>(&self, x: &[T], f: impl Fn(T) -> bool) -> u32 {
+        dispatch!(self.level, count(x.as_ptr(), x.len(), f))
     }
 
     pub fn half_to_f32(&self, x: &[u16], y: &mut [f32]) {
