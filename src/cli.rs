@@ -111,6 +111,9 @@ pub struct ApplyArgs {
     /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
     #[arg(long, value_name = "PATH")]
     pub stats: Option<PathBuf>,
+    /// Threads: with 2 or more, writing overlaps the kernel [default: all cores]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub units: UnitArgs,
 }

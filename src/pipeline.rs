@@ -629,14 +629,16 @@ pub fn stats_parallel(
                 let (input, up) = (&input, &up);
                 s.spawn(move || -> Result<StatsAccumulator> {
                     let mut p = proto.fork();
-                    let mut src =
-                        MmapSource::new(input.file.try_clone()?, input.offset + a * isz, input.offset + b * isz);
+                    let mut src = file_source(input.file.try_clone()?, input.offset + a * isz, input.offset + b * isz);
                     let mut upsrc = match up {
-                        Some(u) => Some(MmapSource::new(u.file.try_clone()?, u.offset + a * wsz, u.offset + b * wsz)),
+                        Some(u) => Some(file_source(u.file.try_clone()?, u.offset + a * wsz, u.offset + b * wsz)),
                         None => None,
                     };
-                    let ups = upsrc.as_mut().map(|u| u as &mut dyn ChunkSource);
-                    stream_range(&mut p, a, b - a, &mut src, ups, &mut |_| Ok(()))?;
+                    let ups: Option<&mut dyn ChunkSource> = match upsrc.as_mut() {
+                        Some(u) => Some(u.as_mut()),
+                        None => None,
+                    };
+                    stream_range(&mut p, a, b - a, src.as_mut(), ups, &mut |_| Ok(()))?;
                     Ok(p.stats.take().expect("forked with an accumulator"))
                 })
             })
@@ -651,6 +653,71 @@ pub fn stats_parallel(
         total.merge(&r?);
     }
     Ok(total)
+}
+
+/// [`stream`] with the writing on a second thread: the kernel works on the next chunk while the
+/// previous one is copied into the page cache (or a pipe). Up to `DEPTH` chunks are in flight, in
+/// buffers recycled between the two threads, so memory stays bounded. A write error stops the
+/// reader at its next chunk and is returned.
+pub fn stream_overlapped(
+    proc: &mut ChunkProcessor,
+    elements: u64,
+    src: &mut dyn ChunkSource,
+    mut up: Option<&mut dyn ChunkSource>,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+) -> Result<()> {
+    use std::sync::mpsc::{channel, sync_channel};
+    const DEPTH: usize = 3;
+    let (full_tx, full_rx) = sync_channel::<(AlignedBuf, usize)>(DEPTH);
+    let (free_tx, free_rx) = channel::<AlignedBuf>();
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<()> {
+            for (buf, len) in full_rx {
+                sink(&buf.bytes()[..len])?;
+                let _ = free_tx.send(buf);
+            }
+            Ok(())
+        });
+        let mut made = 0;
+        let reader = (|| -> Result<()> {
+            let in_size = proc.plan().input.size();
+            let up_size = proc.plan().work.size();
+            let mut done = 0u64;
+            while done < elements {
+                let n = (elements - done).min(proc.chunk_elems as u64) as usize;
+                let x = src.next_chunk(n * in_size)?;
+                let g = match up.as_deref_mut() {
+                    Some(u) => Some(u.next_chunk(n * up_size)?),
+                    None => None,
+                };
+                let out = proc.process(x, g, done);
+                let mut buf = match free_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if made < DEPTH + 1 => {
+                        made += 1;
+                        AlignedBuf::new(CHUNK_BYTES.max(out.len()))
+                    }
+                    Err(_) => match free_rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => return Ok(()), // the writer stopped: its error is reported below
+                    },
+                };
+                if buf.bytes().len() < out.len() {
+                    buf = AlignedBuf::new(out.len());
+                }
+                buf.bytes_mut()[..out.len()].copy_from_slice(out);
+                if full_tx.send((buf, out.len())).is_err() {
+                    return Ok(()); // the writer stopped
+                }
+                done += n as u64;
+            }
+            Ok(())
+        })();
+        drop(full_tx);
+        let written = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the writer thread panicked")));
+        // A write error explains a stopped reader; otherwise report the reader's own error.
+        written.and(reader)
+    })
 }
 
 /// Writes every chunk to `w`.

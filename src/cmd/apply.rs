@@ -6,7 +6,7 @@ use crate::cli::{ActKind, ApplyArgs, FormatArg, UsageError};
 use crate::format::npy;
 use crate::kernel::Kernel;
 use crate::output::AtomicOutput;
-use crate::pipeline::{self, ChunkProcessor, ChunkSource, MmapSource, ReadSource};
+use crate::pipeline::{self, ChunkProcessor, ChunkSource, ReadSource};
 use crate::stats::StatsAccumulator;
 use anyhow::{anyhow, Context, Result};
 use std::fs::OpenOptions;
@@ -55,14 +55,21 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let fail = |e: anyhow::Error| if crate::output::is_broken_pipe(&e) { e } else { e.context(name.clone()) };
     let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
 
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run = |proc: &mut ChunkProcessor, sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send)| {
+        let src = input.source.as_mut();
+        if threads > 1 {
+            pipeline::stream_overlapped(proc, elements, src, up, sink)
+        } else {
+            pipeline::stream(proc, elements, src, up, sink)
+        }
+    };
     match args.output.as_deref().filter(|p| !is_dash(p)) {
         None => {
-            let stdout = std::io::stdout();
-            let mut w = stdout.lock();
-            w.write_all(&out_header)?;
-            pipeline::stream(&mut proc, elements, input.source.as_mut(), up, &mut pipeline::to_writer(&mut w))
-                .map_err(fail)?;
-            w.flush()?;
+            let mut stdout = std::io::stdout();
+            stdout.write_all(&out_header)?;
+            run(&mut proc, &mut |b: &[u8]| Ok(stdout.write_all(b)?)).map_err(fail)?;
+            std::io::stdout().flush()?;
             finish_stats(&args, &proc, &input)?;
         }
         Some(path) => {
@@ -71,7 +78,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             out.preallocate(out_header.len() as u64 + out_bytes);
             out.write_all(&out_header).with_context(|| format!("cannot write {}", path.display()))?;
             let mut write = |b: &[u8]| out.write_all(b).with_context(|| format!("cannot write {}", path.display()));
-            pipeline::stream(&mut proc, elements, input.source.as_mut(), up, &mut write).map_err(fail)?;
+            run(&mut proc, &mut write).map_err(fail)?;
             // The statistics file first: a run that fails there leaves no output array either.
             finish_stats(&args, &proc, &input)?;
             out.commit()?;
@@ -138,7 +145,7 @@ fn run_in_place(args: &ApplyArgs, act: Option<Activation>) -> Result<()> {
         Some(_) => Some(StatsAccumulator::new(unit_layout(&header, &args.units).with_context(|| name.clone())?)),
         None => None,
     };
-    let mut src = MmapSource::new(file.try_clone()?, header.data_offset, header.data_offset + data_bytes);
+    let mut src = pipeline::file_source(file.try_clone()?, header.data_offset, header.data_offset + data_bytes);
     let mut proc = ChunkProcessor::new(plan, Kernel::default(), stats);
     let mut offset = header.data_offset;
     let mut write = |b: &[u8]| -> Result<()> {
@@ -147,6 +154,6 @@ fn run_in_place(args: &ApplyArgs, act: Option<Activation>) -> Result<()> {
         Ok(())
     };
     let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
-    pipeline::stream(&mut proc, header.elements, &mut src, up, &mut write).with_context(|| name.clone())?;
+    pipeline::stream(&mut proc, header.elements, src.as_mut(), up, &mut write).with_context(|| name.clone())?;
     finish_stats(args, &proc, &input)
 }
