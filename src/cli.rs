@@ -124,7 +124,7 @@ pub struct UnitArgs {
     #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_name = "N")]
     pub unit_axis: i64,
     /// A unit active for less than this fraction of its elements is "near dead"
-    #[arg(long, default_value_t = 0.01, value_name = "T")]
+    #[arg(long, default_value_t = 0.01, value_name = "T", allow_negative_numbers = true, value_parser = parse_threshold)]
     pub dead_threshold: f64,
 }
 
@@ -190,6 +190,15 @@ impl ActArgs {
             ActKind::Grad => Activation::Grad(of),
         }))
     }
+}
+
+/// `--dead-threshold`: a fraction, finite and not negative.
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !t.is_finite() || t < 0.0 {
+        return Err(format!("{s} is not a fraction of elements (give a number >= 0, e.g. 0.01)"));
+    }
+    Ok(t)
 }
 
 impl DTypeArg {

@@ -267,9 +267,11 @@ pub struct UnitsJson {
 }
 
 impl UnitsJson {
+    /// Dead and near-dead units from the counts; with no elements per unit (an empty array) there
+    /// is no evidence, and no unit is called dead.
     pub fn from_counts(axis: usize, m: u64, active_count: Vec<u64>, threshold: f64) -> UnitsJson {
         let dead_indices: Vec<u64> =
-            active_count.iter().enumerate().filter(|(_, &c)| c == 0).map(|(i, _)| i as u64).collect();
+            active_count.iter().enumerate().filter(|(_, &c)| m > 0 && c == 0).map(|(i, _)| i as u64).collect();
         let near_dead = active_count.iter().filter(|&&c| m > 0 && (c as f64 / m as f64) < threshold).count() as u64;
         UnitsJson {
             axis,
@@ -335,7 +337,8 @@ impl StatsJson {
             input: "<merged>".into(),
             activation: a.activation.clone(),
             dtype: if a.dtype == b.dtype { a.dtype.clone() } else { "mixed".into() },
-            shape: if a.shape == b.shape { a.shape.clone() } else { None },
+            // A merge covers several arrays: no one shape describes it (`elements` does).
+            shape: None,
             elements,
             zeros,
             sparsity: (elements > 0).then(|| zeros as f64 / elements as f64),

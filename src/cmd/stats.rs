@@ -28,6 +28,8 @@ pub fn run(args: StatsArgs) -> Result<()> {
             }
             Err(e) if crate::output::is_broken_pipe(&e) => return Err(e),
             Err(e) if args.inputs.len() == 1 => return Err(e),
+            // A usage mistake is the same for every input: stop at once, exit 2.
+            Err(e) if e.chain().any(|c| c.downcast_ref::<crate::cli::UsageError>().is_some()) => return Err(e),
             Err(e) => {
                 eprintln!("relu: {e:#}");
                 failed += 1;
