@@ -837,6 +837,7 @@ fn stdin_gives_the_same_statistics_as_the_file() {
 /// same mean and std to 1e-12.
 /// With `act`, unit 1 is made dead and specials are mixed in; without, the values are
 /// `offset` + normal, to test the accuracy of the moments far from 0.
+#[allow(clippy::too_many_arguments)]
 fn large_case(name: &str, ty: Ty, shape: &[usize], fortran: bool, axis_arg: &str, axis: usize, offset: f64, act: bool) {
     let tmp = tmpdir();
     let n: usize = shape.iter().product();
