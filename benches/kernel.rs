@@ -45,6 +45,15 @@ fn memcpy(b: Bencher) {
     b.counter(BytesCount::new(BYTES)).bench_local(|| dst.copy_from_slice(black_box(&src)));
 }
 
+/// The same copy as `memcpy`, written as the kernel's identity op (vector loads and stores); glibc's
+/// `memcpy` picks `rep movsb` for this size, which is slow on some virtual machines.
+#[divan::bench]
+fn f32_copy_loop(b: Bencher) {
+    let x = random_f32(BYTES / 4);
+    let mut y = vec![0f32; x.len()];
+    b.counter(BytesCount::new(BYTES)).bench_local(|| best().float(Op::Identity, black_box(&x), None, &mut y));
+}
+
 #[divan::bench(args = ["best", "scalar-level"])]
 fn f32_relu(b: Bencher, level: &str) {
     let k = if level == "best" { best() } else { scalar() };

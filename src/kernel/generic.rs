@@ -415,7 +415,11 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
     let s = shift;
     match op {
         RawOp::Relu if std::mem::size_of::<O>() == 0 => {
-            map::<_, _, _, NoStats>(x, Splat(()), Splat(()), y, n, s, |h, _, _| act::relu_f16(h))
+            // A plain loop: the loop vectorizer handles u16 lanes better than the block form.
+            for i in 0..n {
+                *y.add(i) = act::relu_f16(*x.add(i));
+            }
+            ChunkStats::default()
         }
         RawOp::Identity => half_map::<C, O>(x, None, Splat(0.0), y, n, s, |x, _, _| x),
         RawOp::Relu => half_map::<C, O>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x)),
@@ -449,13 +453,13 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
                 Some(g) => C::load(g),
                 None => ones,
             };
+            let avs: [f32; 8] = match av {
+                Some(av) => av,
+                None => std::array::from_fn(|j| a.get(base + j)),
+            };
             let mut ys = [0f32; 8];
             for j in 0..8 {
-                let a = match av {
-                    Some(av) => av[j],
-                    None => a.get(base + j),
-                };
-                ys[j] = f(xs[j], gs[j], a);
+                ys[j] = f(xs[j], gs[j], avs[j]);
             }
             C::store(y, ys);
             if observe {
