@@ -1,0 +1,101 @@
+//! Bad input never panics: the header parser on arbitrary and mutated bytes, and the binary on
+//! mutated and truncated copies of the valid corpus (exit 0 or 1, never a panic, no output left
+//! behind on failure).
+
+use proptest::prelude::*;
+use std::path::Path;
+use std::process::Command;
+
+fn valid_files() -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/npy/valid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn header_parser_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = relu::format::npy::read_header(&mut &bytes[..]);
+    }
+
+    #[test]
+    fn header_parser_never_panics_on_mutated_headers(
+        file in 0usize..70, pos in 0usize..128, byte in any::<u8>(), cut in 0usize..200,
+    ) {
+        let files = valid_files();
+        let mut bytes = std::fs::read(&files[file % files.len()]).unwrap();
+        if pos < bytes.len() {
+            bytes[pos] = byte;
+        }
+        bytes.truncate(cut.max(1).min(bytes.len()));
+        let _ = relu::format::npy::read_header(&mut &bytes[..]);
+    }
+
+    #[test]
+    fn literal_parser_never_panics(s in "[{}()\\[\\]'\",: a-z0-9_.+-]{0,80}") {
+        let _ = relu::format::npy::parse_literal(&s);
+    }
+}
+
+#[test]
+fn binary_survives_mutated_and_truncated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (k, f) in valid_files().iter().enumerate().take(60) {
+        let orig = std::fs::read(f).unwrap();
+        for t in 0..4 {
+            let mut bytes = orig.clone();
+            match t {
+                0 => bytes.truncate((next() as usize) % bytes.len().max(1)),
+                1 => {
+                    let i = (next() as usize) % bytes.len().min(128);
+                    bytes[i] = next() as u8;
+                }
+                2 => bytes.extend((0..(next() % 64)).map(|_| next() as u8)),
+                _ => {
+                    let i = 8 + (next() as usize) % 2;
+                    bytes[i] = next() as u8; // the header length
+                }
+            }
+            let input = dir.path().join(format!("m{k}_{t}.npy"));
+            std::fs::write(&input, &bytes).unwrap();
+            let outdir = dir.path().join(format!("out{k}_{t}"));
+            std::fs::create_dir(&outdir).unwrap();
+            let out = outdir.join("o.npy");
+            for args in [
+                vec!["apply"],
+                vec!["apply", "--act", "leaky", "--dtype", "f32"],
+                vec!["stats", "--json"],
+                vec!["inspect"],
+            ] {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_relu"));
+                cmd.args(&args).arg(&input);
+                if args[0] == "apply" {
+                    cmd.arg("-o").arg(&out);
+                }
+                let o = cmd.output().unwrap();
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(!err.contains("panicked"), "{args:?} {input:?}: {err}");
+                let code = o.status.code();
+                assert!(matches!(code, Some(0) | Some(1)), "{args:?} {input:?}: exit {code:?} {err}");
+                if code == Some(1) {
+                    assert!(err.contains(&format!("m{k}_{t}.npy")), "{args:?}: the message names the file: {err}");
+                    let left: Vec<_> = std::fs::read_dir(&outdir).unwrap().collect();
+                    assert!(left.is_empty(), "{args:?} {input:?}: files left behind: {left:?}");
+                }
+                let _ = std::fs::remove_file(&out);
+            }
+        }
+    }
+}
