@@ -108,6 +108,15 @@ pub struct ApplyArgs {
     /// Overwrite the data of a .npy INPUT in place (fast; not atomic; no dtype change)
     #[arg(long)]
     pub in_place: bool,
+    /// CSV delimiter of input and output [default: ',' ('\t' for .tsv)]
+    #[arg(short = 'd', long, value_name = "C")]
+    pub delimiter: Option<String>,
+    /// The first CSV record is a header (default: when any of its fields is not a number)
+    #[arg(long, conflicts_with = "no_header")]
+    pub header: bool,
+    /// The first CSV record is data
+    #[arg(long)]
+    pub no_header: bool,
     /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
     #[arg(long, value_name = "PATH")]
     pub stats: Option<PathBuf>,

@@ -1,5 +1,6 @@
 //! `relu apply`: one array through an activation, streamed chunk by chunk.
 
+use super::apply_csv;
 use super::common::{check_length, is_dash, open_upstream, resolve_plan, unit_layout, write_stats, NpyInput};
 use crate::act::Activation;
 use crate::cli::{ActKind, ApplyArgs, FormatArg, UsageError};
@@ -12,22 +13,89 @@ use anyhow::{anyhow, Context, Result};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 pub fn run(args: ApplyArgs) -> Result<()> {
-    for f in [args.from, args.to].into_iter().flatten() {
-        if f != FormatArg::Npy {
+    let act = args.act.activation(Some(ActKind::Relu))?;
+    let out_path = args.output.as_deref().filter(|p| !is_dash(p));
+    let from = args.from.or_else(|| if is_dash(&args.input) { None } else { Some(format_of(&args.input)) });
+    let to = args.to.or_else(|| out_path.map(format_of));
+    if from == Some(FormatArg::Npz) || to == Some(FormatArg::Npz) {
+        return Err(
+            UsageError(".npz is not supported yet: relu apply reads and writes .npy, CSV and TSV".into()).into()
+        );
+    }
+    let is_csv = |f: Option<FormatArg>| matches!(f, Some(FormatArg::Csv | FormatArg::Tsv));
+    if is_csv(from) || is_csv(to) || (from.is_none() && !args.in_place) {
+        // Formats decided by content (stdin) or a CSV on either side.
+        if args.in_place {
+            return Err(UsageError("--in-place works on .npy files only".into()).into());
+        }
+        if args.stats.is_some() && (is_csv(from) || is_csv(to)) {
+            return Err(UsageError("--stats with CSV is not supported yet".into()).into());
+        }
+        let (from, reader): (FormatArg, Option<Box<dyn std::io::Read>>) = match from {
+            Some(f) => (f, None),
+            None => {
+                let (f, r) = sniff_stdin()?;
+                (f, Some(r))
+            }
+        };
+        let to = to.unwrap_or(from);
+        if from == FormatArg::Npz || to == FormatArg::Npz {
             return Err(
-                UsageError(format!("format {f:?} is not supported yet: relu apply reads and writes .npy")).into()
+                UsageError(".npz is not supported yet: relu apply reads and writes .npy, CSV and TSV".into()).into()
             );
         }
-    }
-    if let (None, Some(out)) = (args.to, args.output.as_deref().filter(|p| !is_dash(p))) {
-        let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        if matches!(ext.as_str(), "csv" | "tsv" | "npz") {
-            return Err(UsageError(format!("writing .{ext} is not supported yet: relu apply writes .npy")).into());
+        if from != FormatArg::Npy || to != FormatArg::Npy {
+            let default_delim = match (from, to) {
+                (FormatArg::Tsv, _) | (FormatArg::Npy, FormatArg::Tsv) => b'\t',
+                _ => b',',
+            };
+            let delim = apply_csv::delimiter(args.delimiter.as_deref(), default_delim)?;
+            let open_input = || -> Result<Box<dyn std::io::Read>> {
+                Ok(match &reader {
+                    Some(_) => unreachable!(),
+                    None if is_dash(&args.input) => Box::new(std::io::stdin()),
+                    None => {
+                        Box::new(std::fs::File::open(&args.input).with_context(|| args.input.display().to_string())?)
+                    }
+                })
+            };
+            let name = if is_dash(&args.input) { "<stdin>".to_string() } else { args.input.display().to_string() };
+            let to_stdout = out_path.is_none();
+            if to_stdout && to == FormatArg::Npy && std::io::stdout().is_terminal() {
+                return Err(UsageError(
+                    "refusing to write binary .npy data to a terminal: use -o FILE or a pipe".into(),
+                )
+                .into());
+            }
+            return match from {
+                FormatArg::Csv | FormatArg::Tsv => {
+                    let r = match reader {
+                        Some(r) => r,
+                        None => open_input()?,
+                    };
+                    let dest = if to == FormatArg::Npy {
+                        apply_csv::Dest::Npy(out_path)
+                    } else {
+                        apply_csv::Dest::Csv(out_path)
+                    };
+                    apply_csv::csv_input(&args, act, &name, r, delim, dest)
+                }
+                _ => {
+                    let input = match reader {
+                        Some(r) => NpyInput::from_reader(&name, r)?,
+                        None => NpyInput::open(&args.input)?,
+                    };
+                    apply_csv::npy_to_csv(&args, act, input, delim, out_path)
+                }
+            };
+        }
+        if let Some(r) = reader {
+            return run_npy(&args, act, NpyInput::from_reader("<stdin>", r)?);
         }
     }
-    let act = args.act.activation(Some(ActKind::Relu))?;
     let to_stdout = !args.in_place && args.output.as_deref().is_none_or(is_dash);
     if let Some(s) = &args.stats {
         if is_dash(s) && to_stdout {
@@ -40,7 +108,38 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if to_stdout && std::io::stdout().is_terminal() {
         return Err(UsageError("refusing to write binary .npy data to a terminal: use -o FILE or a pipe".into()).into());
     }
-    let mut input = NpyInput::open(&args.input)?;
+    run_npy(&args, act, NpyInput::open(&args.input)?)
+}
+
+/// The format a path's extension names (`.npy` when it names none relu knows).
+fn format_of(p: &Path) -> FormatArg {
+    match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        Some("csv") | Some("txt") => FormatArg::Csv,
+        Some("tsv") | Some("tab") => FormatArg::Tsv,
+        Some("npz") => FormatArg::Npz,
+        _ => FormatArg::Npy,
+    }
+}
+
+/// Reads the first bytes of stdin to tell `.npy` (`\x93NUMPY`) and `.npz` (`PK\x03\x04`) from
+/// CSV; returns the format and a reader that still yields those bytes.
+fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read>)> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(6);
+    let mut stdin = std::io::stdin();
+    (&mut stdin).take(6).read_to_end(&mut head).context("<stdin>")?;
+    let f = if head.starts_with(b"\x93NUMPY") {
+        FormatArg::Npy
+    } else if head.starts_with(b"PK\x03\x04") {
+        FormatArg::Npz
+    } else {
+        FormatArg::Csv
+    };
+    Ok((f, Box::new(std::io::Cursor::new(head).chain(stdin))))
+}
+
+/// `.npy` → `.npy`.
+fn run_npy(args: &ApplyArgs, act: Option<Activation>, mut input: NpyInput) -> Result<()> {
     let name = input.name.clone();
     let mut plan = resolve_plan(&args.act, act, &input.header, args.dtype.dtype()).with_context(|| name.clone())?;
     let mut upstream = open_upstream(&args.act, &input, &plan)?;
@@ -70,7 +169,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             stdout.write_all(&out_header)?;
             run(&mut proc, &mut |b: &[u8]| Ok(stdout.write_all(b)?)).map_err(fail)?;
             std::io::stdout().flush()?;
-            finish_stats(&args, &proc, &input)?;
+            finish_stats(args, &proc, &input)?;
         }
         Some(path) => {
             let mut out = AtomicOutput::create(path)?;
@@ -80,7 +179,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             let mut write = |b: &[u8]| out.write_all(b).with_context(|| format!("cannot write {}", path.display()));
             run(&mut proc, &mut write).map_err(fail)?;
             // The statistics file first: a run that fails there leaves no output array either.
-            finish_stats(&args, &proc, &input)?;
+            finish_stats(args, &proc, &input)?;
             out.commit()?;
         }
     }

@@ -26,6 +26,15 @@ pub struct NpyInput {
 }
 
 impl NpyInput {
+    /// A `.npy` stream from any reader (stdin after sniffing its first bytes).
+    pub fn from_reader(name: &str, mut r: Box<dyn std::io::Read>) -> Result<NpyInput> {
+        let name = name.to_string();
+        let header = npy::read_header(&mut r).with_context(|| name.clone())?;
+        header.dtype().with_context(|| name.clone())?;
+        let total = header.data_bytes.unwrap_or(0);
+        Ok(NpyInput { name, header, source: Box::new(ReadSource::new(r, total)), file: None })
+    }
+
     pub fn open(path: &Path) -> Result<NpyInput> {
         if is_dash(path) {
             let name = "<stdin>".to_string();

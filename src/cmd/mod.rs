@@ -1,6 +1,7 @@
 //! One module per subcommand; each has its own `run`. Shared plumbing is in `common`.
 
 pub mod apply;
+pub mod apply_csv;
 pub mod common;
 pub mod inspect;
 pub mod merge;

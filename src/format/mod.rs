@@ -1,3 +1,4 @@
 //! File formats: each knows its bytes and nothing about activations.
 
+pub mod csv;
 pub mod npy;
