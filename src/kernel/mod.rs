@@ -148,124 +148,55 @@ pub struct ChunkStats {
     pub max: f64,
 }
 
-/// Stamps out one level: `generic`'s bodies compiled with the given target features.
+/// Stamps out one level: `generic`'s bodies compiled with the given attributes (the ISA's
+/// `target_feature`, or none for the portable level) and half-precision converter.
 macro_rules! level_module {
-    ($name:ident, $features:literal, $cvt:ty) => {
-        pub mod $name {
-            use super::super::generic::{self, Observe};
-            use super::super::{ChunkStats, RawOp};
+    ($name:ident, [$(#[$attr:meta])*], $cvt:ty) => {
+        pub(crate) mod $name {
+            #[allow(unused_imports)]
+            use crate::kernel::generic::{self, Observe, SoftHalf};
+            use crate::kernel::{ChunkStats, RawOp};
             use crate::act::{Float, Int};
 
-            #[target_feature(enable = $features)]
-            pub unsafe fn float<T: Float, O: Observe<T>>(
-                op: RawOp<T>,
-                x: *const T,
-                g: *const T,
-                y: *mut T,
-                n: usize,
-                shift: f64,
-            ) -> ChunkStats {
+            $(#[$attr])*
+            pub unsafe fn float<T: Float, O: Observe<T>>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
                 generic::float::<T, O>(op, x, g, y, n, shift)
             }
-            #[target_feature(enable = $features)]
-            pub unsafe fn half<O: Observe<f32>>(
-                op: RawOp<f32>,
-                x: *const u16,
-                g: *const u16,
-                y: *mut u16,
-                n: usize,
-                shift: f64,
-            ) -> ChunkStats {
+            $(#[$attr])*
+            pub unsafe fn half<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
                 generic::half::<$cvt, O>(op, x, g, y, n, shift)
             }
-            #[target_feature(enable = $features)]
-            pub unsafe fn int<T: Int, O: Observe<T>>(
-                op: RawOp<()>,
-                x: *const T,
-                g: *const T,
-                y: *mut T,
-                n: usize,
-                shift: f64,
-            ) -> ChunkStats {
+            $(#[$attr])*
+            pub unsafe fn int<T: Int, O: Observe<T>>(op: RawOp<()>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
                 generic::int::<T, O>(op, x, g, y, n, shift)
             }
-            #[target_feature(enable = $features)]
+            $(#[$attr])*
             pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(x: *const A, y: *mut B, n: usize, f: F) {
                 generic::convert(x, y, n, f)
             }
-            #[target_feature(enable = $features)]
+            $(#[$attr])*
             pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
                 generic::half_to_f32::<$cvt>(x, y, n)
             }
-            #[target_feature(enable = $features)]
+            $(#[$attr])*
+            pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
+                generic::f32_to_half::<$cvt>(x, y, n)
+            }
+            $(#[$attr])*
             pub unsafe fn count_into<T: Copy, F: Fn(T) -> bool>(x: *const T, c: *mut u32, n: usize, f: F) {
                 generic::count_into(x, c, n, f)
             }
-            #[target_feature(enable = $features)]
+            $(#[$attr])*
             pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
                 generic::count(x, n, f)
-            }
-            #[target_feature(enable = $features)]
-            pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
-                generic::f32_to_half::<$cvt>(x, y, n)
             }
         }
     };
 }
 pub(crate) use level_module;
 
-/// The portable level: the same bodies with no extra features.
-mod scalar {
-    use super::generic::{self, Observe, SoftHalf};
-    use super::{ChunkStats, RawOp};
-    use crate::act::{Float, Int};
-
-    pub unsafe fn float<T: Float, O: Observe<T>>(
-        op: RawOp<T>,
-        x: *const T,
-        g: *const T,
-        y: *mut T,
-        n: usize,
-        shift: f64,
-    ) -> ChunkStats {
-        generic::float::<T, O>(op, x, g, y, n, shift)
-    }
-    pub unsafe fn half<O: Observe<f32>>(
-        op: RawOp<f32>,
-        x: *const u16,
-        g: *const u16,
-        y: *mut u16,
-        n: usize,
-        shift: f64,
-    ) -> ChunkStats {
-        generic::half::<SoftHalf, O>(op, x, g, y, n, shift)
-    }
-    pub unsafe fn int<T: Int, O: Observe<T>>(
-        op: RawOp<()>,
-        x: *const T,
-        g: *const T,
-        y: *mut T,
-        n: usize,
-        shift: f64,
-    ) -> ChunkStats {
-        generic::int::<T, O>(op, x, g, y, n, shift)
-    }
-    pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(x: *const A, y: *mut B, n: usize, f: F) {
-        generic::convert(x, y, n, f)
-    }
-    pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
-        generic::half_to_f32::<SoftHalf>(x, y, n)
-    }
-    pub unsafe fn count_into<T: Copy, F: Fn(T) -> bool>(x: *const T, c: *mut u32, n: usize, f: F) {
-        generic::count_into(x, c, n, f)
-    }
-    pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
-        generic::count(x, n, f)
-    }
-    pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
-        generic::f32_to_half::<SoftHalf>(x, y, n)
-    }
-}
+// The portable level: the same bodies with no extra features, software f16.
+level_module!(scalar, [], SoftHalf);
 
 /// Calls `$f` from the module of `$level`.
 macro_rules! dispatch {

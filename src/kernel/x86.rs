@@ -19,5 +19,5 @@ impl HalfCvt for F16c {
     }
 }
 
-super::level_module!(avx2, "avx2,f16c", super::F16c);
-super::level_module!(avx512, "avx512f,avx512bw,avx512vl,avx2,f16c", super::F16c);
+super::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], super::F16c);
+super::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]], super::F16c);
