@@ -151,12 +151,9 @@ pub fn csv_input(
         Ok(())
     };
 
-    let record = |rd: &CsvReader<_>,
-                  fields: &[crate::format::csv::Field],
-                  values: &mut Vec<f64>,
-                  texts: &mut Vec<u8>,
-                  ends: &mut Vec<u32>|
-     -> Result<()> {
+    // Reads the reader's current record into the chunk (no allocation per record or field).
+    let record = |rd: &CsvReader<_>, values: &mut Vec<f64>, texts: &mut Vec<u8>, ends: &mut Vec<u32>| -> Result<()> {
+        let fields = rd.fields();
         rd.check_text()?;
         if fields.len() != cols {
             return Err(line_error(
@@ -180,15 +177,12 @@ pub fn csv_input(
 
     let result = (|| -> Result<()> {
         if pending_first {
-            let fields = first.clone().unwrap_or_default();
             // The first record is still the reader's current one.
-            record(&rd, &fields, &mut values, &mut texts, &mut ends)?;
+            record(&rd, &mut values, &mut texts, &mut ends)?;
             rows += 1;
         }
-        loop {
-            let Some(fields) = rd.next_record()? else { break };
-            let fields = fields.to_vec();
-            record(&rd, &fields, &mut values, &mut texts, &mut ends)?;
+        while rd.next_record()?.is_some() {
+            record(&rd, &mut values, &mut texts, &mut ends)?;
             rows += 1;
             if values.len() >= rows_per_chunk * cols {
                 flush(&mut values, &mut texts, &mut ends, &mut sink, &mut done)?;

@@ -240,6 +240,11 @@ impl<R: Read> CsvReader<R> {
         }
     }
 
+    /// The current record's fields (after `next_record` returned one).
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
     /// The line the current record starts on (1-based, as in the file).
     pub fn line_of_record(&self) -> u64 {
         self.rec_line
