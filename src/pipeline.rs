@@ -7,7 +7,7 @@
 
 use crate::act::{self, Activation, Func};
 use crate::dtype::{ByteOrder, DType};
-use crate::kernel::{Kernel, Op, Slope};
+use crate::kernel::{ChunkStats, Kernel, Op, Slope};
 use crate::stats::StatsAccumulator;
 use anyhow::{bail, Result};
 use bytemuck::{cast_slice, cast_slice_mut, Pod};
@@ -274,55 +274,67 @@ fn run_kernel(
         }
         Some(acc) => {
             macro_rules! int {
-                ($t:ty) => {{
-                    let xs: &[$t] = cast_slice(x);
-                    let shift = acc.shift(xs.first().map_or(0.0, |&v| v as f64));
-                    let c = k.int_stats::<$t>(op(act, (), None), xs, g.map(cast_slice), cast_slice_mut(y), shift);
-                    acc.add_chunk(&c);
-                    acc.count_active(k, xs, start, |v| v > 0);
-                }};
+                ($t:ty) => {
+                    fused(
+                        acc,
+                        k,
+                        cast_slice::<u8, $t>(x),
+                        start,
+                        |v| v as f64,
+                        |v| v > 0,
+                        |xs, shift| {
+                            k.int_stats::<$t>(op(act, (), None), xs, g.map(cast_slice), cast_slice_mut(y), shift)
+                        },
+                    )
+                };
             }
             match plan.work {
-                DType::F32 => {
-                    let xs: &[f32] = cast_slice(x);
-                    let shift = acc.shift(xs.first().map_or(0.0, |&v| v as f64));
-                    let c = k.float_stats::<f32>(
-                        op(act, plan.slope as f32, slopes),
-                        xs,
-                        g.map(cast_slice),
-                        cast_slice_mut(y),
-                        shift,
-                    );
-                    acc.add_chunk(&c);
-                    acc.count_active(k, xs, start, |v| v > 0.0);
-                }
-                DType::F64 => {
-                    let xs: &[f64] = cast_slice(x);
-                    let shift = acc.shift(xs.first().copied().unwrap_or(0.0));
-                    let c = k.float_stats::<f64>(
-                        op(act, plan.slope, slopes),
-                        xs,
-                        g.map(cast_slice),
-                        cast_slice_mut(y),
-                        shift,
-                    );
-                    acc.add_chunk(&c);
-                    acc.count_active(k, xs, start, |v| v > 0.0);
-                }
-                DType::F16 => {
-                    let xs: &[u16] = cast_slice(x);
-                    let shift = acc.shift(xs.first().map_or(0.0, |&h| act::f16_to_f32(h) as f64));
-                    let c = k.half_stats(
-                        op(act, plan.slope as f32, slopes),
-                        xs,
-                        g.map(cast_slice),
-                        cast_slice_mut(y),
-                        shift,
-                    );
-                    acc.add_chunk(&c);
-                    // positive, non-zero, not NaN: 0x0001..=0x7c00
-                    acc.count_active(k, xs, start, |h| h.wrapping_sub(1) < 0x7c00);
-                }
+                DType::F32 => fused(
+                    acc,
+                    k,
+                    cast_slice::<u8, f32>(x),
+                    start,
+                    |v| v as f64,
+                    |v| v > 0.0,
+                    |xs, shift| {
+                        k.float_stats(
+                            op(act, plan.slope as f32, slopes),
+                            xs,
+                            g.map(cast_slice),
+                            cast_slice_mut(y),
+                            shift,
+                        )
+                    },
+                ),
+                DType::F64 => fused(
+                    acc,
+                    k,
+                    cast_slice::<u8, f64>(x),
+                    start,
+                    |v| v,
+                    |v| v > 0.0,
+                    |xs, shift| {
+                        k.float_stats(op(act, plan.slope, slopes), xs, g.map(cast_slice), cast_slice_mut(y), shift)
+                    },
+                ),
+                // active f16: positive, non-zero, not NaN, i.e. bits 0x0001..=0x7c00
+                DType::F16 => fused(
+                    acc,
+                    k,
+                    cast_slice::<u8, u16>(x),
+                    start,
+                    |h| act::f16_to_f32(h) as f64,
+                    |h| h.wrapping_sub(1) < 0x7c00,
+                    |xs, shift| {
+                        k.half_stats(
+                            op(act, plan.slope as f32, slopes),
+                            xs,
+                            g.map(cast_slice),
+                            cast_slice_mut(y),
+                            shift,
+                        )
+                    },
+                ),
                 DType::I8 => int!(i8),
                 DType::I16 => int!(i16),
                 DType::I32 => int!(i32),
@@ -334,6 +346,22 @@ fn run_kernel(
             }
         }
     }
+}
+
+/// One chunk's fused statistics: the kernel call (`run`, given the sums' shift) and the per-unit
+/// active counts of its input `xs`, both into `acc`.
+fn fused<T: Copy>(
+    acc: &mut StatsAccumulator,
+    k: &Kernel,
+    xs: &[T],
+    start: u64,
+    value: impl Fn(T) -> f64,
+    active: impl Fn(T) -> bool + Copy,
+    run: impl FnOnce(&[T], f64) -> ChunkStats,
+) {
+    let shift = acc.shift(xs.first().map_or(0.0, |&v| value(v)));
+    acc.add_chunk(&run(xs, shift));
+    acc.count_active(k, xs, start, active);
 }
 
 /// Elements of type `from` in byte order `order` → native elements of type `to` (a float type, or

@@ -53,15 +53,6 @@ pub fn run(args: ApplyArgs) -> Result<()> {
                 _ => b',',
             };
             let delim = apply_csv::delimiter(args.delimiter.as_deref(), default_delim)?;
-            let open_input = || -> Result<Box<dyn std::io::Read>> {
-                Ok(match &reader {
-                    Some(_) => unreachable!(),
-                    None if is_dash(&args.input) => Box::new(std::io::stdin()),
-                    None => {
-                        Box::new(std::fs::File::open(&args.input).with_context(|| args.input.display().to_string())?)
-                    }
-                })
-            };
             let name = if is_dash(&args.input) { "<stdin>".to_string() } else { args.input.display().to_string() };
             let to_stdout = out_path.is_none();
             if to_stdout && to == FormatArg::Npy && std::io::stdout().is_terminal() {
@@ -72,9 +63,10 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             }
             return match from {
                 FormatArg::Csv | FormatArg::Tsv => {
-                    let r = match reader {
+                    let r: Box<dyn std::io::Read> = match reader {
                         Some(r) => r,
-                        None => open_input()?,
+                        None if is_dash(&args.input) => Box::new(std::io::stdin()),
+                        None => Box::new(std::fs::File::open(&args.input).with_context(|| name.clone())?),
                     };
                     let dest = if to == FormatArg::Npy {
                         apply_csv::Dest::Npy(out_path)
