@@ -11,5 +11,6 @@ pub mod dtype;
 pub mod format;
 pub mod kernel;
 pub mod output;
+pub mod par;
 pub mod pipeline;
 pub mod stats;

@@ -131,6 +131,11 @@ impl ChunkProcessor {
         self.stats.as_ref()
     }
 
+    /// The statistics gathered so far, leaving an empty accumulator in their place.
+    pub fn take_stats(&mut self) -> Option<StatsAccumulator> {
+        self.stats.as_mut().map(|s| std::mem::replace(s, s.fresh()))
+    }
+
     /// Processes `n` elements whose input bytes are `x` (and upstream bytes `g`), the first of
     /// them at flat index `start`. Returns the output bytes.
     pub fn process(&mut self, x: &[u8], g: Option<&[u8]>, start: u64) -> &[u8] {

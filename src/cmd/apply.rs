@@ -31,10 +31,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         if args.in_place {
             return Err(UsageError("--in-place works on .npy files only".into()).into());
         }
-        if args.stats.is_some() && (is_csv(from) || is_csv(to)) {
-            return Err(UsageError("--stats with CSV is not supported yet".into()).into());
-        }
-        let (from, reader): (FormatArg, Option<Box<dyn std::io::Read>>) = match from {
+        let (from, reader): (FormatArg, Option<Box<dyn std::io::Read + Send>>) = match from {
             Some(f) => (f, None),
             None => {
                 let (f, r) = sniff_stdin()?;
@@ -63,7 +60,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             }
             return match from {
                 FormatArg::Csv | FormatArg::Tsv => {
-                    let r: Box<dyn std::io::Read> = match reader {
+                    let r: Box<dyn std::io::Read + Send> = match reader {
                         Some(r) => r,
                         None if is_dash(&args.input) => Box::new(std::io::stdin()),
                         None => Box::new(std::fs::File::open(&args.input).with_context(|| name.clone())?),
@@ -115,7 +112,7 @@ fn format_of(p: &Path) -> FormatArg {
 
 /// Reads the first bytes of stdin to tell `.npy` (`\x93NUMPY`) and `.npz` (`PK\x03\x04`) from
 /// CSV; returns the format and a reader that still yields those bytes.
-fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read>)> {
+pub fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read + Send>)> {
     use std::io::Read;
     let mut head = Vec::with_capacity(6);
     let mut stdin = std::io::stdin();

@@ -1,19 +1,25 @@
 //! `relu apply` with CSV/TSV on either side: CSV → CSV, CSV → `.npy`, `.npy` → CSV.
 //!
-//! The CSV reader hands out records; values are gathered a chunk of whole rows at a time into f64
-//! and go through the same `ChunkProcessor` as `.npy` data. On output, a value the activation left
-//! unchanged is copied through as its original text; others are written as the shortest text that
-//! reads back to the same value. This path is sequential for now (parallel parsing is planned).
+//! The input is read in blocks of whole records; workers parse blocks in parallel and the results
+//! are written in order (`par::ordered_map`). Values are gathered a chunk of whole rows at a time
+//! into f64 and go through the same `ChunkProcessor` as `.npy` data. On output, a value the
+//! activation left unchanged is copied through as its original text; others are written as the
+//! shortest text that reads back to the same value. relu to CSV skips the conversion altogether
+//! for plain numbers: the sign and a syntax check decide (`csv::relu_plain_record`).
 
 use super::common::{resolve_plan, NpyInput};
 use crate::act::{self, Activation};
 use crate::cli::{ApplyArgs, UsageError};
 use crate::dtype::{ByteOrder, DType};
-use crate::format::csv::{parse_number, push_f32, push_f64, CsvReader, LineError};
+use crate::format::csv::{
+    check_text, parse_number, push_f32, push_f64, relu_plain_record, BlockReader, LineError, Scanner,
+};
 use crate::format::npy::{self, Header};
 use crate::kernel::Kernel;
 use crate::output::AtomicOutput;
-use crate::pipeline::{self, ChunkProcessor};
+use crate::par;
+use crate::pipeline::{self, ChunkProcessor, Plan};
+use crate::stats::StatsAccumulator;
 use anyhow::{bail, Context, Result};
 use bytemuck::cast_slice;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -41,50 +47,286 @@ fn line_error(line: u64, field: usize, msg: String) -> anyhow::Error {
     LineError { line, field, msg }.into()
 }
 
-/// CSV input: records → chunks of f64 rows → kernel → CSV or `.npy`.
-pub fn csv_input(
-    args: &ApplyArgs,
-    act: Option<Activation>,
-    name: &str,
-    input: impl Read,
-    delim: u8,
-    dest: Dest,
-) -> Result<()> {
-    if args.act.upstream.is_some() {
-        return Err(UsageError("--upstream with CSV input is not supported yet".into()).into());
-    }
-    let mut rd = CsvReader::new(input, delim);
-    let mut header: Option<Vec<u8>> = None;
-    let first = rd.next_record().with_context(|| name.to_string())?.map(|f| f.to_vec());
-    if first.is_none() {
-        bail!("{name}: empty input: no records");
-    }
-    let mut pending_first = false;
-    let mut cols = 0usize;
-    if let Some(fields) = &first {
-        rd.check_text().with_context(|| name.to_string())?;
-        let numeric = fields.iter().all(|f| parse_number(rd.bytes(f)).is_some());
-        let is_header = if args.header {
-            true
-        } else if args.no_header {
-            if let Some((i, f)) = fields.iter().enumerate().find(|(_, f)| parse_number(rd.bytes(f)).is_none()) {
-                let text = String::from_utf8_lossy(rd.bytes(f)).into_owned();
-                return Err(line_error(rd.line_of_record(), i + 1, format!("'{text}' is not a number (--no-header)")))
-                    .with_context(|| name.to_string());
-            }
-            false
-        } else {
-            !numeric
-        };
-        cols = fields.len();
-        if is_header {
-            header = Some(rd.record_bytes().to_vec());
-        } else {
-            pending_first = true;
+/// How the first record is treated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HeaderMode {
+    /// A header when any of its fields is not a number.
+    Auto,
+    Yes,
+    No,
+}
+
+impl HeaderMode {
+    pub fn from_flags(header: bool, no_header: bool) -> HeaderMode {
+        match (header, no_header) {
+            (true, _) => HeaderMode::Yes,
+            (_, true) => HeaderMode::No,
+            _ => HeaderMode::Auto,
         }
     }
-    // A CSV table is (rows, columns), read as float64.
-    let h = Header {
+}
+
+/// A CSV table opened for streaming: its first record looked at (header or not, column count),
+/// the rest still to be read block by block.
+pub struct CsvTable<R> {
+    pub name: String,
+    pub delim: u8,
+    /// The header record's raw text, when there is one.
+    pub header: Option<Vec<u8>>,
+    pub cols: usize,
+    reader: BlockReader<R>,
+    /// The first block, and where its data starts (after a BOM and the header).
+    first: Vec<u8>,
+    first_start: usize,
+    /// Lines before the data starts.
+    header_lines: u64,
+}
+
+impl<R: Read> CsvTable<R> {
+    pub fn open(name: &str, r: R, delim: u8, mode: HeaderMode) -> Result<CsvTable<R>> {
+        let ctx = || name.to_string();
+        let mut reader = BlockReader::new(r, delim);
+        let mut first = Vec::new();
+        if !reader.next_block(&mut first).with_context(ctx)? {
+            bail!("{name}: empty input: no records");
+        }
+        let bom = if first.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let mut sc = Scanner::new(delim);
+        let mut line = 1;
+        let Some(rec) = sc.record(&first, bom, true, &mut line).with_context(ctx)? else {
+            bail!("{name}: empty input: no records");
+        };
+        check_text(&first[rec.start..rec.end], rec.line).with_context(ctx)?;
+        let not_number = sc.fields.iter().position(|f| parse_number(&first[f.start..f.end]).is_none());
+        let is_header = match (mode, not_number) {
+            (HeaderMode::Yes, _) => true,
+            (HeaderMode::No, Some(i)) => {
+                let f = sc.fields[i];
+                let text = String::from_utf8_lossy(&first[f.start..f.end]).into_owned();
+                return Err(line_error(rec.line, i + 1, format!("'{text}' is not a number (--no-header)")))
+                    .with_context(ctx);
+            }
+            (HeaderMode::No, None) => false,
+            (HeaderMode::Auto, n) => n.is_some(),
+        };
+        let cols = sc.fields.len();
+        let (header, first_start, header_lines) =
+            if is_header { (Some(first[rec.start..rec.end].to_vec()), rec.next, line - 1) } else { (None, bom, 0) };
+        Ok(CsvTable { name: name.to_string(), delim, header, cols, reader, first, first_start, header_lines })
+    }
+}
+
+/// What the workers make of each block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TableOutput {
+    Csv,
+    /// The output type's bytes, row after row.
+    Npy,
+    /// Statistics only.
+    Nothing,
+}
+
+#[derive(Default)]
+struct Job {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+#[derive(Default)]
+struct Done {
+    bytes: Vec<u8>,
+    rows: u64,
+    lines: u64,
+    stats: Option<StatsAccumulator>,
+    /// A data error, its line counted from the block's first line (0).
+    err: Option<LineError>,
+}
+
+struct Worker {
+    sc: Scanner,
+    proc: ChunkProcessor,
+    values: Vec<f64>,
+    spans: Vec<(u32, u32)>,
+    fmt: ryu::Buffer,
+}
+
+/// Streams a table's records through `plan` on `threads` workers; `sink` gets the output bytes in
+/// order. Returns the row count and the statistics (when `stats` asked for them).
+pub fn run_table<R: Read + Send>(
+    t: CsvTable<R>,
+    plan: Plan,
+    stats: Option<StatsAccumulator>,
+    output: TableOutput,
+    threads: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<(u64, Option<StatsAccumulator>)> {
+    let CsvTable { name, delim, cols, mut reader, first, first_start, header_lines, .. } = t;
+    let out_dtype = plan.output;
+    // relu to f64 CSV decides each value by its sign and syntax: no number is converted.
+    let fast = output == TableOutput::Csv
+        && stats.is_none()
+        && out_dtype == DType::F64
+        && plan.act.is_some_and(|a| a.func() == act::Func::Relu)
+        && plan.upstream.is_none();
+    let proto = ChunkProcessor::new(plan, Kernel::default(), stats.as_ref().map(|s| s.fresh()));
+    let workers: Vec<Worker> = (0..threads.max(1))
+        .map(|_| Worker {
+            sc: Scanner::new(delim),
+            proc: proto.fork(),
+            values: Vec::new(),
+            spans: Vec::new(),
+            fmt: ryu::Buffer::new(),
+        })
+        .collect();
+    let mut first = Some((first, first_start));
+    let read = move |job: &mut Job| -> Result<bool> {
+        if let Some((mut b, s)) = first.take() {
+            std::mem::swap(&mut job.buf, &mut b);
+            job.start = s;
+            return Ok(true);
+        }
+        job.start = 0;
+        reader.next_block(&mut job.buf)
+    };
+    let work = |w: &mut Worker, job: &Job, done: &mut Done| -> Result<()> {
+        done.bytes.clear();
+        done.rows = 0;
+        done.err = None;
+        if let Err(e) = parse_block(w, job, done, cols, output, fast) {
+            done.err = Some(e);
+        }
+        done.stats = w.proc.take_stats();
+        Ok(())
+    };
+    let mut base = 1 + header_lines;
+    let mut rows = 0u64;
+    let mut acc = stats;
+    let write = |done: &mut Done| -> Result<()> {
+        if let Some(e) = done.err.take() {
+            return Err(LineError { line: e.line + base, ..e }.into());
+        }
+        sink(&done.bytes)?;
+        rows += done.rows;
+        base += done.lines;
+        if let (Some(a), Some(s)) = (acc.as_mut(), &done.stats) {
+            a.merge(s);
+        }
+        Ok(())
+    };
+    let depth = 2 * threads.max(1) + 2;
+    par::ordered_map(workers, depth, read, work, write).map_err(|e| {
+        if crate::output::is_broken_pipe(&e) {
+            e
+        } else {
+            e.context(name.clone())
+        }
+    })?;
+    Ok((rows, acc))
+}
+
+/// One block's records → output bytes (and statistics in the worker's processor).
+fn parse_block(
+    w: &mut Worker,
+    job: &Job,
+    done: &mut Done,
+    cols: usize,
+    output: TableOutput,
+    fast: bool,
+) -> Result<(), LineError> {
+    let b = &job.buf[..];
+    let delim = w.sc.delim;
+    let mut pos = job.start;
+    let mut line = 0u64;
+    let chunk = w.proc.chunk_elems;
+    let rows_per_flush = (chunk / cols.max(1)).max(1);
+    loop {
+        if fast {
+            if let Some(next) = relu_plain_record(b, pos, delim, cols, &mut done.bytes) {
+                pos = next;
+                line += 1;
+                done.rows += 1;
+                continue;
+            }
+        }
+        let Some(rec) = w.sc.record(b, pos, true, &mut line)? else {
+            break;
+        };
+        pos = rec.next;
+        check_text(&b[rec.start..rec.end], rec.line)?;
+        if w.sc.fields.len() != cols {
+            return Err(LineError {
+                line: rec.line,
+                field: 0,
+                msg: format!("{} fields, but the first record has {cols}", w.sc.fields.len()),
+            });
+        }
+        for (i, f) in w.sc.fields.iter().enumerate() {
+            let text = &b[f.start..f.end];
+            let Some(v) = parse_number(text) else {
+                let text = String::from_utf8_lossy(text).into_owned();
+                return Err(LineError { line: rec.line, field: i + 1, msg: format!("'{text}' is not a number") });
+            };
+            let (s, e) = trim_span(b, f.start, f.end);
+            if fast {
+                let y = act::relu(v);
+                if y.to_bits() == v.to_bits() {
+                    done.bytes.extend_from_slice(&b[s..e]);
+                } else {
+                    push_f64(&mut done.bytes, &mut w.fmt, y);
+                }
+                done.bytes.push(if i + 1 == cols { b'\n' } else { delim });
+            } else {
+                w.values.push(v);
+                w.spans.push((s as u32, e as u32));
+            }
+        }
+        done.rows += 1;
+        if !fast && w.values.len() >= rows_per_flush * cols {
+            flush(w, b, done, cols, output);
+        }
+    }
+    if !fast {
+        flush(w, b, done, cols, output);
+    }
+    done.lines = line;
+    Ok(())
+}
+
+/// Runs the gathered rows through the processor (in pieces of at most one chunk) and writes them.
+fn flush(w: &mut Worker, b: &[u8], done: &mut Done, cols: usize, output: TableOutput) {
+    let chunk = w.proc.chunk_elems;
+    let out_dtype = w.proc.plan().output;
+    let mut first = 0;
+    while first < w.values.len() {
+        let n = chunk.min(w.values.len() - first);
+        let x = &w.values[first..first + n];
+        let out = w.proc.process(cast_slice(x), None, first as u64);
+        match output {
+            TableOutput::Nothing => {}
+            TableOutput::Npy => done.bytes.extend_from_slice(out),
+            TableOutput::Csv => {
+                for (j, &v) in x.iter().enumerate() {
+                    let idx = first + j;
+                    let unchanged = out_dtype == DType::F64 && cast_slice::<u8, f64>(out)[j].to_bits() == v.to_bits();
+                    if unchanged {
+                        let (s, e) = w.spans[idx];
+                        done.bytes.extend_from_slice(&b[s as usize..e as usize]);
+                    } else {
+                        push_value(&mut done.bytes, &mut w.fmt, out_dtype, out, j);
+                    }
+                    done.bytes.push(if (idx + 1) % cols == 0 { b'\n' } else { w.sc.delim });
+                }
+            }
+        }
+        first += n;
+    }
+    w.values.clear();
+    w.spans.clear();
+}
+
+/// The plan for a CSV table: (rows, columns) of float64.
+pub fn table_header(cols: usize) -> Header {
+    Header {
         version: (1, 0),
         dtype: Ok(DType::F64),
         descr: "<f8".into(),
@@ -94,115 +336,70 @@ pub fn csv_input(
         data_offset: 0,
         elements: 0,
         data_bytes: Some(0),
-    };
-    let plan = resolve_plan(&args.act, act, &h, args.dtype.dtype()).with_context(|| name.to_string())?;
-    let out_dtype = plan.output;
-    let mut proc = ChunkProcessor::new(plan, Kernel::default(), None);
-    let rows_per_chunk = (proc.chunk_elems / cols.max(1)).max(1);
-    let mut values: Vec<f64> = Vec::with_capacity(rows_per_chunk * cols.max(1));
-    let mut texts: Vec<u8> = Vec::new();
-    let mut ends: Vec<u32> = Vec::with_capacity(values.capacity());
-    let mut rows: u64 = 0;
-    let mut done: u64 = 0;
-    let mut line_out: Vec<u8> = Vec::new();
-    let mut fmt = ryu::Buffer::new();
+    }
+}
 
+/// Units of a CSV table are its columns: the row count is not known until the end.
+pub fn table_units(cols: usize, u: &crate::cli::UnitArgs) -> Result<Option<crate::stats::UnitLayout>> {
+    let l = crate::stats::UnitLayout::new(&[0, cols as u64], false, u.unit_axis)?;
+    if l.as_ref().is_some_and(|l| l.axis != 1) {
+        return Err(UsageError("CSV units are its columns: --unit-axis 1 (or -1)".into()).into());
+    }
+    Ok(l)
+}
+
+pub fn threads(arg: Option<usize>) -> usize {
+    arg.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+}
+
+/// CSV input: blocks of records → workers (parse, activation, format) → CSV or `.npy`, in order.
+pub fn csv_input(
+    args: &ApplyArgs,
+    act: Option<Activation>,
+    name: &str,
+    input: Box<dyn Read + Send>,
+    delim: u8,
+    dest: Dest,
+) -> Result<()> {
+    if args.act.upstream.is_some() {
+        return Err(
+            UsageError("--upstream with CSV input is not supported: convert the input to .npy first".into()).into()
+        );
+    }
+    let table = CsvTable::open(name, input, delim, HeaderMode::from_flags(args.header, args.no_header))?;
+    let cols = table.cols;
+    let plan =
+        resolve_plan(&args.act, act, &table_header(cols), args.dtype.dtype()).with_context(|| name.to_string())?;
+    let out_dtype = plan.output;
+    let work_name = plan.work.name();
+    let act_name = plan.act.map(|a| a.name());
+    let stats = match &args.stats {
+        Some(_) => Some(StatsAccumulator::new(table_units(cols, &args.units)?)),
+        None => None,
+    };
     let mut sink = Sink::open(&dest, out_dtype, cols)?;
-    if let (Some(h), Dest::Csv(_)) = (&header, &dest) {
+    if let (Some(h), Dest::Csv(_)) = (&table.header, &dest) {
         sink.write(h)?;
         sink.write(b"\n")?;
     }
-    let mut flush = |values: &mut Vec<f64>,
-                     texts: &mut Vec<u8>,
-                     ends: &mut Vec<u32>,
-                     sink: &mut Sink,
-                     done: &mut u64|
-     -> Result<()> {
-        if values.is_empty() {
-            return Ok(());
-        }
-        let out = proc.process(cast_slice(values), None, *done);
-        match &dest {
-            Dest::Npy(_) => sink.write(out)?,
-            Dest::Csv(_) => {
-                line_out.clear();
-                let mut start = 0usize;
-                for (i, &x) in values.iter().enumerate() {
-                    let end = ends[i] as usize;
-                    let unchanged = match out_dtype {
-                        DType::F64 => cast_slice::<u8, f64>(out)[i].to_bits() == x.to_bits(),
-                        _ => false,
-                    };
-                    if unchanged {
-                        line_out.extend_from_slice(&texts[start..end]);
-                    } else {
-                        push_value(&mut line_out, &mut fmt, out_dtype, out, i);
-                    }
-                    start = end;
-                    line_out.push(if (i + 1) % cols == 0 { b'\n' } else { delim });
-                }
-                sink.write(&line_out)?;
-            }
-        }
-        *done += values.len() as u64;
-        values.clear();
-        texts.clear();
-        ends.clear();
-        Ok(())
-    };
-
-    // Reads the reader's current record into the chunk (no allocation per record or field).
-    let record = |rd: &CsvReader<_>, values: &mut Vec<f64>, texts: &mut Vec<u8>, ends: &mut Vec<u32>| -> Result<()> {
-        let fields = rd.fields();
-        rd.check_text()?;
-        if fields.len() != cols {
-            return Err(line_error(
-                rd.line_of_record(),
-                0,
-                format!("{} fields, but the first record has {cols}", fields.len()),
-            ));
-        }
-        for (i, f) in fields.iter().enumerate() {
-            let b = rd.bytes(f);
-            let Some(v) = parse_number(b) else {
-                let text = String::from_utf8_lossy(b).into_owned();
-                return Err(line_error(rd.line_of_record(), i + 1, format!("'{text}' is not a number")));
-            };
-            values.push(v);
-            texts.extend_from_slice(trim(b));
-            ends.push(texts.len() as u32);
-        }
-        Ok(())
-    };
-
-    let result = (|| -> Result<()> {
-        if pending_first {
-            // The first record is still the reader's current one.
-            record(&rd, &mut values, &mut texts, &mut ends)?;
-            rows += 1;
-        }
-        while rd.next_record()?.is_some() {
-            record(&rd, &mut values, &mut texts, &mut ends)?;
-            rows += 1;
-            if values.len() >= rows_per_chunk * cols {
-                flush(&mut values, &mut texts, &mut ends, &mut sink, &mut done)?;
-            }
-        }
-        flush(&mut values, &mut texts, &mut ends, &mut sink, &mut done)
-    })();
-    result.with_context(|| name.to_string())?;
+    let output = if matches!(dest, Dest::Npy(_)) { TableOutput::Npy } else { TableOutput::Csv };
+    let (rows, acc) = run_table(table, plan, stats, output, threads(args.threads), |b| sink.write(b))?;
+    if let (Some(path), Some(acc)) = (&args.stats, acc) {
+        let json = acc.to_json(name, act_name, work_name, &[rows, cols as u64], args.units.dead_threshold);
+        // The statistics first: a run that fails there leaves no output either.
+        super::common::write_stats(path, &[json])?;
+    }
     sink.finish(rows)
 }
 
-fn trim(b: &[u8]) -> &[u8] {
-    let mut s = b;
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
+fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && matches!(b[s], b' ' | b'\t') {
+        s += 1;
     }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
+    while e > s && matches!(b[e - 1], b' ' | b'\t') {
+        e -= 1;
     }
-    s
+    (s, e)
 }
 
 /// Appends output element `i` of `out` (type `dt`) as text.

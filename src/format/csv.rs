@@ -2,16 +2,19 @@
 //! spaces around numbers, and the line each record starts on (for error messages); and number
 //! formatting for output (the shortest text that reads back to the same value).
 //!
-//! The reader holds one buffer that grows only to the longest record; fields are byte ranges into
-//! it, so reading allocates nothing per field.
+//! Input is read in blocks of whole records ([`BlockReader`]), cut only where a record ends (a
+//! quoted newline is not a cut), so blocks can be parsed on separate threads; fields are byte
+//! ranges into a block, so parsing allocates nothing per field.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::io::Read;
 
-const BLOCK: usize = 1 << 20;
+/// Bytes read per block: big enough that handing a block to a worker costs little, small enough
+/// that a few of them in flight keep memory low.
+pub const BLOCK: usize = 1 << 20;
 
-/// A field of the current record: its bytes are `buf[start..end]` (quotes removed, `""` escapes
-/// still doubled; numbers never contain quotes).
+/// A field of a record: its bytes are `b[start..end]` (quotes removed, `""` escapes still
+/// doubled; numbers never contain quotes).
 #[derive(Clone, Copy, Debug)]
 pub struct Field {
     pub start: usize,
@@ -19,172 +22,96 @@ pub struct Field {
     pub quoted: bool,
 }
 
-pub struct CsvReader<R> {
-    r: R,
-    buf: Vec<u8>,
-    /// Unconsumed bytes are `buf[pos..len]`.
-    pos: usize,
-    len: usize,
-    eof: bool,
-    /// 1-based line number of the next byte at `pos`.
-    line: u64,
-    delim: u8,
-    started: bool,
-    fields: Vec<Field>,
-    /// Where the current record starts in `buf` and its first line.
-    rec_start: usize,
-    rec_line: u64,
+/// A record found by [`Scanner::record`].
+#[derive(Clone, Copy, Debug)]
+pub struct Record {
+    /// The record's raw bytes are `b[start..end]` (without its line end).
+    pub start: usize,
+    pub end: usize,
+    /// Where the next record (or blank line) begins.
+    pub next: usize,
+    /// The line the record starts on, counted as the caller counts (see [`Scanner::record`]).
+    pub line: u64,
 }
 
-impl<R: Read> CsvReader<R> {
-    pub fn new(r: R, delim: u8) -> Self {
-        CsvReader {
-            r,
-            buf: vec![0; BLOCK],
-            pos: 0,
-            len: 0,
-            eof: false,
-            line: 1,
-            delim,
-            started: false,
-            fields: Vec::new(),
-            rec_start: 0,
-            rec_line: 1,
-        }
+/// Finds records in a byte slice. Holds the current record's fields, so scanning allocates
+/// nothing per record once the field list has grown to the widest record.
+pub struct Scanner {
+    pub delim: u8,
+    pub fields: Vec<Field>,
+}
+
+impl Scanner {
+    pub fn new(delim: u8) -> Self {
+        Scanner { delim, fields: Vec::new() }
     }
 
-    /// Moves unconsumed bytes to the front and reads more; false at end of input.
-    fn refill(&mut self) -> Result<bool> {
-        if self.eof {
-            return Ok(false);
-        }
-        if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.len, 0);
-            self.len -= self.pos;
-            self.pos = 0;
-        }
-        if self.len == self.buf.len() {
-            let n = self.buf.len() * 2;
-            self.buf.resize(n, 0);
-        }
-        loop {
-            match self.r.read(&mut self.buf[self.len..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(false);
-                }
-                Ok(k) => {
-                    self.len += k;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    #[inline]
+    fn is_space(&self, c: u8) -> bool {
+        c == b' ' || (c == b'\t' && self.delim != b'\t')
     }
 
-    /// The next record's fields (empty lines are skipped); `None` at the end. The record's line
-    /// is [`CsvReader::line_of_record`]; field bytes via [`CsvReader::bytes`].
-    pub fn next_record(&mut self) -> Result<Option<&[Field]>> {
-        if !self.started {
-            self.started = true;
-            while self.len < 3 && self.refill()? {}
-            if self.buf[..self.len].starts_with(b"\xEF\xBB\xBF") {
-                self.pos = 3;
-            }
-        }
+    /// The next record of `b` from `pos`, skipping blank lines; its fields are in `self.fields`.
+    /// `line` is the line `pos` is on and, on success, becomes the line after the record.
+    /// `Ok(None)`: no complete record from `pos` (with `at_eof`, none at all). Without `at_eof`,
+    /// a record is complete only when its line end is in `b`.
+    pub fn record(
+        &mut self,
+        b: &[u8],
+        mut pos: usize,
+        at_eof: bool,
+        line: &mut u64,
+    ) -> Result<Option<Record>, LineError> {
+        let mut ln = *line;
+        // blank lines: LF, CRLF or a lone CR
         loop {
-            // Skip empty lines.
-            loop {
-                if self.pos == self.len && !self.refill()? {
+            match b.get(pos) {
+                None => {
+                    if at_eof {
+                        *line = ln; // the blank lines are consumed
+                    }
                     return Ok(None);
                 }
-                match self.buf[self.pos] {
-                    b'\n' => {
-                        self.pos += 1;
-                        self.line += 1;
-                    }
-                    b'\r' if self.buf.get(self.pos + 1) == Some(&b'\n') => {
-                        self.pos += 2;
-                        self.line += 1;
-                    }
-                    b'\r' if self.pos + 1 == self.len && !self.eof => {
-                        if !self.refill()? {
-                            continue;
-                        }
-                    }
-                    _ => break,
-                }
+                Some(b'\n') => pos += 1,
+                Some(b'\r') => match b.get(pos + 1) {
+                    Some(b'\n') => pos += 2,
+                    None if !at_eof => return Ok(None),
+                    _ => pos += 1,
+                },
+                Some(_) => break,
             }
-            match self.scan()? {
-                Some(next) => {
-                    self.pos = next;
-                    return Ok(Some(&self.fields));
-                }
-                None => {
-                    // Incomplete: read more and scan the record again from its start.
-                    let before = self.pos;
-                    if !self.refill()? {
-                        // At end of input the record ends at the end of the data.
-                        return match self.scan_final()? {
-                            Some(next) => {
-                                self.pos = next;
-                                Ok(Some(&self.fields))
-                            }
-                            None => Ok(None),
-                        };
-                    }
-                    let _ = before;
-                }
-            }
+            ln += 1;
         }
-    }
-
-    /// Scans one record at `pos`; the position after it, or `None` when the buffer ends first.
-    fn scan(&mut self) -> Result<Option<usize>> {
-        self.scan_inner(false)
-    }
-
-    fn scan_final(&mut self) -> Result<Option<usize>> {
-        if self.pos >= self.len {
-            return Ok(None);
-        }
-        self.scan_inner(true)
-    }
-
-    fn scan_inner(&mut self, at_eof: bool) -> Result<Option<usize>> {
         self.fields.clear();
-        let b = &self.buf[..self.len];
-        let mut i = self.pos;
-        let mut line = self.line;
-        self.rec_start = i;
-        self.rec_line = line;
+        let rec_line = ln;
+        let start = pos;
+        let mut i = pos;
         loop {
-            // one field
             let mut j = i;
-            while j < b.len() && (b[j] == b' ' || (b[j] == b'\t' && self.delim != b'\t')) {
+            while j < b.len() && self.is_space(b[j]) {
                 j += 1;
             }
+            let field_end;
             if j < b.len() && b[j] == b'"' {
-                let open_line = line;
-                let start = j + 1;
-                let mut k = start;
+                let open_line = ln;
+                let fstart = j + 1;
+                let mut k = fstart;
                 loop {
-                    if k >= b.len() {
+                    let Some(&c) = b.get(k) else {
                         if at_eof {
-                            bail!(LineError {
+                            return Err(LineError {
                                 line: open_line,
                                 field: self.fields.len() + 1,
-                                msg: "a quote opened here is never closed".into()
+                                msg: "a quote opened here is never closed".into(),
                             });
                         }
                         return Ok(None);
-                    }
-                    match b[k] {
+                    };
+                    match c {
                         b'"' if b.get(k + 1) == Some(&b'"') => k += 2,
                         b'"' => break,
                         b'\n' => {
-                            line += 1;
+                            ln += 1;
                             k += 1;
                         }
                         _ => k += 1,
@@ -193,85 +120,237 @@ impl<R: Read> CsvReader<R> {
                 if k + 1 >= b.len() && !at_eof {
                     return Ok(None); // cannot tell a `""` escape from the closing quote yet
                 }
-                self.fields.push(Field { start, end: k, quoted: true });
+                self.fields.push(Field { start: fstart, end: k, quoted: true });
+                field_end = k + 1;
                 j = k + 1;
-                while j < b.len() && (b[j] == b' ' || (b[j] == b'\t' && self.delim != b'\t')) {
+                while j < b.len() && self.is_space(b[j]) {
                     j += 1;
                 }
                 if j < b.len() && b[j] != self.delim && b[j] != b'\n' && b[j] != b'\r' {
-                    bail!(LineError { line, field: self.fields.len(), msg: "text after a closing quote".into() });
+                    return Err(LineError {
+                        line: ln,
+                        field: self.fields.len(),
+                        msg: "text after a closing quote".into(),
+                    });
                 }
             } else {
-                let start = i;
-                let mut k = j;
-                while k < b.len() && b[k] != self.delim && b[k] != b'\n' && b[k] != b'\r' {
-                    k += 1;
-                }
-                if k >= b.len() && !at_eof {
-                    return Ok(None);
-                }
-                self.fields.push(Field { start, end: k, quoted: false });
+                let d = self.delim;
+                let k = match memchr::memchr3(d, b'\n', b'\r', &b[j..]) {
+                    Some(o) => j + o,
+                    None if at_eof => b.len(),
+                    None => return Ok(None),
+                };
+                self.fields.push(Field { start: i, end: k, quoted: false });
+                field_end = k;
                 j = k;
             }
-            // after a field: delimiter, end of line, or end of input
-            if j >= b.len() {
+            // after a field: delimiter, line end, or end of input
+            let Some(&c) = b.get(j) else {
                 if !at_eof {
                     return Ok(None);
                 }
-                self.line = line + 1;
-                return Ok(Some(j));
-            }
-            match b[j] {
-                c if c == self.delim => i = j + 1,
-                b'\n' => {
-                    self.line = line + 1;
-                    return Ok(Some(j + 1));
+                *line = ln + 1;
+                return Ok(Some(Record { start, end: field_end, next: j, line: rec_line }));
+            };
+            let next = match c {
+                b'\n' => j + 1,
+                b'\r' => match b.get(j + 1) {
+                    Some(b'\n') => j + 2,
+                    None if !at_eof => return Ok(None),
+                    _ => j + 1,
+                },
+                _ => {
+                    i = j + 1; // the delimiter
+                    continue;
                 }
-                b'\r' => {
-                    if j + 1 >= b.len() && !at_eof {
-                        return Ok(None);
-                    }
-                    let next = if b.get(j + 1) == Some(&b'\n') { j + 2 } else { j + 1 };
-                    self.line = line + 1;
-                    return Ok(Some(next));
+            };
+            *line = ln + 1;
+            return Ok(Some(Record { start, end: field_end, next, line: rec_line }));
+        }
+    }
+}
+
+/// Where the last complete record of `b` ends (the scan starts at a record boundary), or `None`
+/// when `b` holds no complete record. Without quotes that is just after the last line end; with
+/// quotes the records are walked as a worker will walk them, so a quoted newline is never a cut.
+pub fn last_boundary(b: &[u8], sc: &mut Scanner) -> Option<usize> {
+    if memchr::memchr(b'"', b).is_none() {
+        if let Some(i) = memchr::memrchr(b'\n', b) {
+            return Some(i + 1);
+        }
+        // lone-CR line ends: a CR with a byte after it (so not the first half of a CRLF)
+        return memchr::memrchr(b'\r', &b[..b.len().saturating_sub(1)]).map(|i| i + 1);
+    }
+    let (mut pos, mut line, mut last) = (0, 0, None);
+    loop {
+        match sc.record(b, pos, false, &mut line) {
+            Ok(Some(r)) => {
+                pos = r.next;
+                last = Some(pos);
+            }
+            Ok(None) => return last,
+            // The worker that scans this block from its start meets the same error first.
+            Err(_) => return Some(b.len()),
+        }
+    }
+}
+
+/// Reads input in blocks of whole records (about [`BLOCK`] bytes; longer when one record is).
+/// Blocks are cut at the same places whatever the reads return, so results never depend on
+/// timing or on the number of threads.
+pub struct BlockReader<R> {
+    r: R,
+    carry: Vec<u8>,
+    eof: bool,
+    sc: Scanner,
+    pub block: usize,
+}
+
+impl<R: Read> BlockReader<R> {
+    pub fn new(r: R, delim: u8) -> Self {
+        BlockReader { r, carry: Vec::new(), eof: false, sc: Scanner::new(delim), block: BLOCK }
+    }
+
+    /// Fills `buf` with the next block; false when the input is exhausted.
+    pub fn next_block(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        buf.clear();
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let mut want = self.block;
+        loop {
+            if !self.eof && buf.len() < want {
+                let need = (want - buf.len()) as u64;
+                let got = read_up_to(&mut self.r, buf, need)?;
+                if got < need {
+                    self.eof = true;
                 }
-                _ => unreachable!("fields end at a delimiter or a line end"),
+            }
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            if self.eof {
+                return Ok(true);
+            }
+            match last_boundary(buf, &mut self.sc) {
+                Some(cut) => {
+                    self.carry.extend_from_slice(&buf[cut..]);
+                    buf.truncate(cut);
+                    return Ok(true);
+                }
+                None => want = buf.len() * 2, // one record longer than a block: read more
             }
         }
     }
+}
 
-    /// The current record's fields (after `next_record` returned one).
-    pub fn fields(&self) -> &[Field] {
-        &self.fields
-    }
-
-    /// The line the current record starts on (1-based, as in the file).
-    pub fn line_of_record(&self) -> u64 {
-        self.rec_line
-    }
-
-    pub fn bytes(&self, f: &Field) -> &[u8] {
-        &self.buf[f.start..f.end]
-    }
-
-    /// The current record's raw bytes (without its line end), for copying a header through.
-    pub fn record_bytes(&self) -> &[u8] {
-        let end = self.fields.last().map_or(self.rec_start, |f| if f.quoted { f.end + 1 } else { f.end });
-        &self.buf[self.rec_start..end]
-    }
-
-    /// The current record is text: no NUL byte, valid UTF-8.
-    pub fn check_text(&self) -> Result<()> {
-        let raw = self.record_bytes();
-        if raw.contains(&0) {
-            bail!(LineError { line: self.rec_line, field: 0, msg: "a NUL byte: this is not a text file".into() });
+/// Appends up to `n` bytes from `r` to `buf`; fewer only at the end of the input.
+fn read_up_to(r: &mut impl Read, buf: &mut Vec<u8>, n: u64) -> Result<u64> {
+    let mut got = 0;
+    while got < n {
+        match r.by_ref().take(n - got).read_to_end(buf) {
+            Ok(0) => break,
+            Ok(k) => got += k as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
         }
-        if let Err(e) = std::str::from_utf8(raw) {
-            let line = self.rec_line + raw[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count() as u64;
-            bail!(LineError { line, field: 0, msg: "invalid UTF-8".into() });
-        }
-        Ok(())
     }
+    Ok(got)
+}
+
+/// A record's raw bytes are text: no NUL byte, valid UTF-8. `line` is the record's first line.
+pub fn check_text(raw: &[u8], line: u64) -> Result<(), LineError> {
+    if raw.contains(&0) {
+        return Err(LineError { line, field: 0, msg: "a NUL byte: this is not a text file".into() });
+    }
+    if let Err(e) = std::str::from_utf8(raw) {
+        let line = line + raw[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count() as u64;
+        return Err(LineError { line, field: 0, msg: "invalid UTF-8".into() });
+    }
+    Ok(())
+}
+
+/// relu of one plain record, written to `out` without converting a single number: a value relu
+/// keeps is copied, a negative one becomes `0.0`. Plain means `cols` unquoted fields of the form
+/// `[+-]?d+(.d+)?([eE][+-]?d+)?` with nothing around them, ending in LF or CRLF. Returns where the
+/// next record starts, or `None` (with `out` as it was) for anything else: the caller parses that
+/// record in full, which also finds its errors.
+///
+/// A negative number is -0 (kept by relu) when all its digits are 0; otherwise it is nonzero, as
+/// long as it cannot underflow: so the fields are at most 64 bytes with exponents above -100.
+#[inline]
+pub fn relu_plain_record(b: &[u8], mut i: usize, delim: u8, cols: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let mark = out.len();
+    let digits = |i: &mut usize, acc: &mut u8| {
+        let s = *i;
+        while let Some(&c) = b.get(*i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            *acc |= d;
+            *i += 1;
+        }
+        *i - s
+    };
+    for c in 0..cols {
+        let start = i;
+        let neg = match b.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let mut nz = 0u8;
+        let mut ok = digits(&mut i, &mut nz) > 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            ok &= digits(&mut i, &mut nz) > 0;
+        }
+        let mut tiny = false;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            let eneg = b.get(i) == Some(&b'-');
+            if matches!(b.get(i), Some(b'-' | b'+')) {
+                i += 1;
+            }
+            let n = digits(&mut i, &mut 0);
+            ok &= n > 0 && n <= 4;
+            tiny = eneg && n > 2;
+        }
+        if !ok || i - start > 64 || (neg && nz != 0 && tiny) {
+            out.truncate(mark);
+            return None;
+        }
+        if neg && nz != 0 {
+            out.extend_from_slice(b"0.0");
+        } else {
+            out.extend_from_slice(&b[start..i]);
+        }
+        if c + 1 < cols {
+            if b.get(i) != Some(&delim) {
+                out.truncate(mark);
+                return None;
+            }
+            out.push(delim);
+            i += 1;
+        } else {
+            match b.get(i) {
+                Some(b'\n') => i += 1,
+                Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i += 2,
+                _ => {
+                    out.truncate(mark);
+                    return None;
+                }
+            }
+            out.push(b'\n');
+        }
+    }
+    Some(i)
 }
 
 /// An error at a line (and field, when not 0) of a CSV file.
@@ -344,43 +423,128 @@ pub fn default_delimiter(path: &std::path::Path) -> u8 {
 mod tests {
     use super::*;
 
-    fn records(text: &[u8], delim: u8) -> Result<Vec<(u64, Vec<String>)>> {
-        let mut r = CsvReader::new(text, delim);
-        let mut out = Vec::new();
-        while let Some(fields) = r.next_record()? {
-            let fields = fields.to_vec();
-            let v = fields.iter().map(|f| String::from_utf8_lossy(r.bytes(f)).into_owned()).collect();
-            out.push((r.line_of_record(), v));
+    /// (line, fields) of every record, scanning all of `text` at once.
+    fn whole(text: &[u8], delim: u8) -> Result<Vec<(u64, Vec<String>)>, LineError> {
+        let mut sc = Scanner::new(delim);
+        let (mut pos, mut line, mut out) = (0, 1, Vec::new());
+        while let Some(r) = sc.record(text, pos, true, &mut line)? {
+            out.push((
+                r.line,
+                sc.fields.iter().map(|f| String::from_utf8_lossy(&text[f.start..f.end]).into()).collect(),
+            ));
+            pos = r.next;
+        }
+        Ok(out)
+    }
+
+    /// A reader that hands out at most `step` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(self.1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The same through blocks of about `block` bytes, each scanned on its own (as workers do),
+    /// with lines counted per block and added up in order.
+    fn blocked(text: &[u8], delim: u8, block: usize, step: usize) -> Result<Vec<(u64, Vec<String>)>, LineError> {
+        let mut br = BlockReader::new(Trickle(text, step), delim);
+        br.block = block;
+        let mut sc = Scanner::new(delim);
+        let (mut base, mut out, mut buf) = (1, Vec::new(), Vec::new());
+        while br.next_block(&mut buf).unwrap() {
+            let (mut pos, mut line) = (0, 0);
+            while let Some(r) =
+                sc.record(&buf, pos, true, &mut line).map_err(|e| LineError { line: e.line + base, ..e })?
+            {
+                let f = sc.fields.iter().map(|f| String::from_utf8_lossy(&buf[f.start..f.end]).into()).collect();
+                out.push((r.line + base, f));
+                pos = r.next;
+            }
+            base += line;
         }
         Ok(out)
     }
 
     #[test]
     fn dialects() {
-        let r = records(b"\xEF\xBB\xBFa,b\r\n1, 2 \r\n\n\"3\",\"x\ny\"\n5,6", b',').unwrap();
+        let r = whole(b"a,b\r\n1, 2 \r\n\n\"3\",\"x\ny\"\n5,6", b',').unwrap();
         assert_eq!(r[0], (1, vec!["a".into(), "b".into()]));
         assert_eq!(r[1], (2, vec!["1".into(), " 2 ".into()]));
         assert_eq!(r[2], (4, vec!["3".into(), "x\ny".into()]));
         assert_eq!(r[3], (6, vec!["5".into(), "6".into()]));
-        let t = records(b"1\t2\n3\t4\n", b'\t').unwrap();
+        let t = whole(b"1\t2\n3\t4\n", b'\t').unwrap();
         assert_eq!(t.len(), 2);
-        let e = records(b"1,2\n\"3,4\n5,6\n", b',').unwrap_err();
-        assert_eq!(e.downcast_ref::<LineError>().unwrap().line, 2);
+        let e = whole(b"1,2\n\"3,4\n5,6\n", b',').unwrap_err();
+        assert_eq!(e.line, 2);
+        // lone CR line ends
+        let cr = whole(b"1,2\r3,4\r\r5,6", b',').unwrap();
+        assert_eq!(cr.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 4]);
     }
 
     #[test]
-    fn records_across_refills() {
-        // Records that straddle the 1 MiB buffer boundary, quoted newlines included.
+    fn records_across_blocks() {
+        // Records that straddle the 1 MiB block boundary, quoted newlines included.
         let mut text = Vec::new();
         let mut want = 0;
         while text.len() < 3 << 20 {
             text.extend_from_slice(b"1.25,\"-2\n\",3e1\r\n");
             want += 1;
         }
-        let r = records(&text, b',').unwrap();
+        let r = blocked(&text, b',', BLOCK, 1 << 16).unwrap();
         assert_eq!(r.len(), want);
         assert!(r.iter().all(|(_, f)| f.len() == 3));
         assert_eq!(r.last().unwrap().0, 2 * want as u64 - 1);
+        assert_eq!(r, whole(&text, b',').unwrap());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        /// Any block size and any read sizes give the records (and lines) of one sequential scan,
+        /// with quoted newlines and delimiters, CRLF, lone CRs and blank lines in the mix.
+        #[test]
+        fn blocks_give_the_sequential_records(
+            parts in proptest::collection::vec(0usize..12, 0..80),
+            block in 1usize..40,
+            step in 1usize..17,
+        ) {
+            const PIECES: [&str; 12] =
+                ["1", "-2.5", ",", "\n", "\r\n", "\r", "\"a\nb\"", "\"x,\"\"y\"", " ", "3e-1", "\"\"", "\n\n"];
+            let text: String = parts.iter().map(|&i| PIECES[i]).collect();
+            let want = whole(text.as_bytes(), b',');
+            let got = blocked(text.as_bytes(), b',', block, step);
+            match (want, got) {
+                (Ok(w), Ok(g)) => proptest::prop_assert_eq!(w, g),
+                (Err(w), Err(g)) => proptest::prop_assert_eq!(w.line, g.line),
+                (w, g) => proptest::prop_assert!(false, "{w:?} vs {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn plain_records_take_the_fast_path() {
+        let mut out = Vec::new();
+        let b = b"1.5,-2,-0.0,+3e5,-1e-5,-0e7\r\n";
+        assert_eq!(relu_plain_record(b, 0, b',', 6, &mut out), Some(b.len()));
+        assert_eq!(out, b"1.5,0.0,-0.0,+3e5,0.0,-0e7\n");
+        for bad in [
+            &b"1, 2\n"[..],
+            b"1,2",
+            b"1,2,3\n",
+            b"\"1\",2\n",
+            b"nan,1\n",
+            b"-1e-400,1\n",
+            b"1.,2\n",
+            b".5,1\n",
+            b"1e,2\n",
+        ] {
+            let mut out = b"keep".to_vec();
+            assert_eq!(relu_plain_record(bad, 0, b',', 2, &mut out), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(out, b"keep");
+        }
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! An ordered parallel map with bounded memory: one thread reads jobs, `threads` workers process
+//! them, and the calling thread consumes the results in the order the jobs were read.
+//!
+//! Job and result buffers circulate through a fixed pool of `depth` slots, so nothing is
+//! allocated per job once the buffers have grown to size, and at most `depth` jobs are in flight
+//! whatever the input size. The first error in job order wins: a worker's error is reported when
+//! its job's turn comes, after every earlier result was consumed.
+
+use anyhow::{anyhow, Result};
+use std::collections::BTreeMap;
+use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+/// Runs `read` → `work` (on `states.len()` threads, each with its own state) → `write` in order.
+///
+/// * `read(job)` fills the next job in place and returns false at the end of the input.
+/// * `work(state, job, out)` turns a job into a result in place.
+/// * `write(out)` consumes results in job order; its error stops everything.
+///
+/// Returns the worker states (for merging what they gathered).
+pub fn ordered_map<J, O, S>(
+    states: Vec<S>,
+    depth: usize,
+    read: impl FnMut(&mut J) -> Result<bool> + Send,
+    work: impl Fn(&mut S, &J, &mut O) -> Result<()> + Sync,
+    mut write: impl FnMut(&mut O) -> Result<()>,
+) -> Result<Vec<S>>
+where
+    J: Default + Send,
+    O: Default + Send,
+    S: Send,
+{
+    let depth = depth.max(states.len() + 1);
+    let (free_tx, free_rx) = channel::<(J, O)>();
+    for _ in 0..depth {
+        free_tx.send((J::default(), O::default())).expect("the pool is open");
+    }
+    let (job_tx, job_rx) = sync_channel::<(u64, J, O)>(depth);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = channel::<(u64, J, O, Result<()>)>();
+    let work = &work;
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || read_loop(read, free_rx, job_tx));
+        let workers: Vec<_> = states
+            .into_iter()
+            .map(|mut st| {
+                let (rx, tx) = (Arc::clone(&job_rx), done_tx.clone());
+                s.spawn(move || {
+                    loop {
+                        let next = rx.lock().map_err(|_| ()).and_then(|r| r.recv().map_err(|_| ()));
+                        let Ok((seq, job, mut out)) = next else { break };
+                        let r = work(&mut st, &job, &mut out);
+                        if tx.send((seq, job, out, r)).is_err() {
+                            break;
+                        }
+                    }
+                    st
+                })
+            })
+            .collect();
+        drop(done_tx);
+        drop(job_rx); // the workers hold the only receivers: when they stop, the reader's send fails
+        let written = write_loop(&mut write, done_rx, free_tx);
+        // Dropping the receivers above (on return from write_loop) unblocks the reader and workers.
+        let states: Vec<S> = workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| anyhow!("a worker thread panicked")))
+            .collect::<Result<_>>()?;
+        let read = reader.join().map_err(|_| anyhow!("the reader thread panicked"))?;
+        // An error in an earlier result explains a stopped reader; else the reader's own error.
+        written.and(read).map(|_| states)
+    })
+}
+
+fn read_loop<J, O>(
+    mut read: impl FnMut(&mut J) -> Result<bool>,
+    free: Receiver<(J, O)>,
+    jobs: std::sync::mpsc::SyncSender<(u64, J, O)>,
+) -> Result<()> {
+    let mut seq = 0u64;
+    loop {
+        let Ok((mut job, out)) = free.recv() else {
+            return Ok(()); // the consumer stopped: its error is the one to report
+        };
+        if !read(&mut job)? {
+            return Ok(());
+        }
+        if jobs.send((seq, job, out)).is_err() {
+            return Ok(());
+        }
+        seq += 1;
+    }
+}
+
+fn write_loop<J, O>(
+    write: &mut impl FnMut(&mut O) -> Result<()>,
+    done: Receiver<(u64, J, O, Result<()>)>,
+    free: std::sync::mpsc::Sender<(J, O)>,
+) -> Result<()> {
+    let mut next = 0u64;
+    let mut waiting: BTreeMap<u64, (J, O, Result<()>)> = BTreeMap::new();
+    for (seq, job, out, r) in done {
+        waiting.insert(seq, (job, out, r));
+        while let Some((job, mut out, r)) = waiting.remove(&next) {
+            r?;
+            write(&mut out)?;
+            next += 1;
+            let _ = free.send((job, out));
+        }
+    }
+    if !waiting.is_empty() {
+        return Err(anyhow!("a worker stopped before finishing its job"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_reports_the_first_error() {
+        for threads in 1..4 {
+            let mut n = 0u32;
+            let mut got = Vec::new();
+            ordered_map(
+                vec![(); threads],
+                3,
+                |j: &mut u32| {
+                    n += 1;
+                    *j = n;
+                    Ok(n <= 1000)
+                },
+                |_, j, o: &mut u32| {
+                    if j % 7 == 0 {
+                        std::thread::yield_now();
+                    }
+                    *o = j * 2;
+                    Ok(())
+                },
+                |o| {
+                    got.push(*o);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(got, (1..=1000).map(|j| j * 2).collect::<Vec<_>>());
+
+            let mut n = 0u32;
+            let mut written = 0;
+            let e = ordered_map(
+                vec![(); threads],
+                4,
+                |j: &mut u32| {
+                    n += 1;
+                    *j = n;
+                    Ok(true) // endless: the error must stop the reader
+                },
+                |_, j, _o: &mut u32| if *j == 50 || *j == 60 { Err(anyhow!("bad {j}")) } else { Ok(()) },
+                |_| {
+                    written += 1;
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+            assert_eq!(e.to_string(), "bad 50");
+            assert_eq!(written, 49);
+        }
+    }
+
+    #[test]
+    fn a_write_error_stops_everything() {
+        let e = ordered_map(
+            vec![(), ()],
+            2,
+            |_: &mut u8| Ok(true),
+            |_, _, _: &mut u8| Ok(()),
+            |_| Err(anyhow!("disk full")),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+    }
+}
