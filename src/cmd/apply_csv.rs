@@ -12,7 +12,8 @@ use crate::act::{self, Activation};
 use crate::cli::{ApplyArgs, UsageError};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::csv::{
-    check_text, parse_number, push_f32, push_f64, relu_plain_record, BlockReader, LineError, Scanner,
+    check_text, parse_number, plain_record_values, push_f32, push_f64, relu_plain_record, BlockReader, LineError,
+    Scanner,
 };
 use crate::format::npy::{self, Header};
 use crate::kernel::Kernel;
@@ -245,6 +246,17 @@ fn parse_block(
                 pos = next;
                 line += 1;
                 done.rows += 1;
+                continue;
+            }
+        }
+        if !fast {
+            if let Some(next) = plain_record_values(b, pos, delim, cols, &mut w.values, &mut w.spans) {
+                pos = next;
+                line += 1;
+                done.rows += 1;
+                if w.values.len() >= rows_per_flush * cols {
+                    flush(w, b, done, cols, output);
+                }
                 continue;
             }
         }

@@ -353,6 +353,115 @@ pub fn relu_plain_record(b: &[u8], mut i: usize, delim: u8, cols: usize, out: &m
     Some(i)
 }
 
+/// Exact powers of ten in f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// One plain record (as for [`relu_plain_record`]) parsed into `values`, with each field's byte
+/// span in `spans`, when every number is one that Clinger's fast path converts exactly: at most
+/// 19 digits making an integer up to 2^53, times or divided by a power of ten up to 10^22. Both
+/// factors are exact in f64, so one IEEE multiply or divide gives the correctly rounded value,
+/// the same bits any correct parser gives. Anything else returns `None` with `values` and
+/// `spans` as they were, and the caller parses the record in full.
+#[inline]
+pub fn plain_record_values(
+    b: &[u8],
+    mut i: usize,
+    delim: u8,
+    cols: usize,
+    values: &mut Vec<f64>,
+    spans: &mut Vec<(u32, u32)>,
+) -> Option<usize> {
+    let mark = values.len();
+    let fail = |values: &mut Vec<f64>, spans: &mut Vec<(u32, u32)>| {
+        values.truncate(mark);
+        spans.truncate(mark);
+        None
+    };
+    for c in 0..cols {
+        let start = i;
+        let neg = match b.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let mut w = 0u64;
+        let d0 = i;
+        while let Some(&ch) = b.get(i) {
+            let d = ch.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            w = w.wrapping_mul(10).wrapping_add(d as u64);
+            i += 1;
+        }
+        let mut ndig = i - d0;
+        let mut ok = ndig > 0;
+        let mut e10: i64 = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let f0 = i;
+            while let Some(&ch) = b.get(i) {
+                let d = ch.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                w = w.wrapping_mul(10).wrapping_add(d as u64);
+                i += 1;
+            }
+            ok &= i > f0;
+            ndig += i - f0;
+            e10 = -((i - f0) as i64);
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            let eneg = b.get(i) == Some(&b'-');
+            if matches!(b.get(i), Some(b'-' | b'+')) {
+                i += 1;
+            }
+            let (e0, mut e) = (i, 0i64);
+            while let Some(&ch) = b.get(i) {
+                let d = ch.wrapping_sub(b'0');
+                if d > 9 || i - e0 >= 4 {
+                    break;
+                }
+                e = e * 10 + d as i64;
+                i += 1;
+            }
+            ok &= i > e0 && !b.get(i).is_some_and(|c| c.is_ascii_digit());
+            e10 += if eneg { -e } else { e };
+        }
+        if !ok || ndig > 19 || w > 1 << 53 || !(-22..=22).contains(&e10) {
+            return fail(values, spans);
+        }
+        let m = w as f64;
+        let v = if e10 >= 0 { m * POW10[e10 as usize] } else { m / POW10[(-e10) as usize] };
+        values.push(if neg { -v } else { v });
+        spans.push((start as u32, i as u32));
+        if c + 1 < cols {
+            if b.get(i) != Some(&delim) {
+                return fail(values, spans);
+            }
+            i += 1;
+        } else {
+            match b.get(i) {
+                Some(b'\n') => i += 1,
+                Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i += 2,
+                _ => return fail(values, spans),
+            }
+        }
+    }
+    Some(i)
+}
+
 /// An error at a line (and field, when not 0) of a CSV file.
 #[derive(Debug)]
 pub struct LineError {
@@ -522,6 +631,45 @@ mod tests {
                 (w, g) => proptest::prop_assert!(false, "{w:?} vs {g:?}"),
             }
         }
+    }
+
+    proptest::proptest! {
+        /// The fast conversion gives the bits lexical-core gives, or declines.
+        #[test]
+        fn plain_values_are_exact(
+            mant in 0u64..u64::MAX, digits in 1usize..21, point in 0usize..21, exp in -30i32..30,
+            neg in proptest::bool::ANY, with_exp in proptest::bool::ANY,
+        ) {
+            let m = mant.to_string();
+            let m = &m[..digits.min(m.len())];
+            let p = point.min(m.len());
+            let mut t = String::new();
+            if neg { t.push('-'); }
+            t.push_str(if p == 0 { m } else { &m[..p] });
+            if p > 0 && p < m.len() { t.push('.'); t.push_str(&m[p..]); }
+            if with_exp { t.push_str(&format!("e{exp}")); }
+            t.push('\n');
+            let (mut v, mut sp) = (Vec::new(), Vec::new());
+            if plain_record_values(t.as_bytes(), 0, b',', 1, &mut v, &mut sp).is_some() {
+                let want = parse_number(t.trim_end().as_bytes()).unwrap();
+                proptest::prop_assert_eq!(v[0].to_bits(), want.to_bits(), "{}", t);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_values_decline_what_they_cannot_do_exactly() {
+        let (mut v, mut sp) = (vec![9.0], vec![(0, 0)]);
+        for bad in
+            [&b"1e23,1\n"[..], b"12345678901234567890,1\n", b"9007199254740993,1\n", b"1,2", b"1e12345,1\n", b"nan,1\n"]
+        {
+            assert_eq!(plain_record_values(bad, 0, b',', 2, &mut v, &mut sp), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!((v.len(), sp.len()), (1, 1));
+        }
+        assert_eq!(plain_record_values(b"-0,2.5e-3,+7\r\n", 0, b',', 3, &mut v, &mut sp), Some(14));
+        assert_eq!(v[1].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(&v[2..], &[2.5e-3, 7.0]);
+        assert_eq!(sp[1..], [(0, 2), (3, 9), (10, 12)]);
     }
 
     #[test]
