@@ -90,7 +90,7 @@ pub struct ActArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub act: ActArgs,
-    /// Input .npy file, or - for stdin
+    /// Input .npy, .npz, CSV or TSV file, or - for stdin
     #[arg(default_value = "-")]
     pub input: PathBuf,
     /// Output file, or - for stdout (the default)
@@ -108,6 +108,21 @@ pub struct ApplyArgs {
     /// Overwrite the data of a .npy INPUT in place (fast; not atomic; no dtype change)
     #[arg(long)]
     pub in_place: bool,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
+    #[arg(long, value_name = "PATH")]
+    pub stats: Option<PathBuf>,
+    /// Threads: with 2 or more, writing overlaps the kernel [default: all cores]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub units: UnitArgs,
+}
+
+/// How CSV and `.npz` inputs are read.
+#[derive(Args, Debug, Clone)]
+pub struct TableArgs {
     /// CSV delimiter of input and output [default: ',' ('\t' for .tsv)]
     #[arg(short = 'd', long, value_name = "C")]
     pub delimiter: Option<String>,
@@ -117,14 +132,9 @@ pub struct ApplyArgs {
     /// The first CSV record is data
     #[arg(long)]
     pub no_header: bool,
-    /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
-    #[arg(long, value_name = "PATH")]
-    pub stats: Option<PathBuf>,
-    /// Threads: with 2 or more, writing overlaps the kernel [default: all cores]
-    #[arg(short = 'j', long, value_name = "N")]
-    pub threads: Option<usize>,
-    #[command(flatten)]
-    pub units: UnitArgs,
+    /// .npz input: only this member (its name with or without .npy)
+    #[arg(long, value_name = "NAME")]
+    pub member: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -152,7 +162,12 @@ pub struct StatsArgs {
     /// Worker threads [default: all cores]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Input .npy files (- for stdin)
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Input files: .npy, .npz (one object per member), CSV or TSV (- for stdin)
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }

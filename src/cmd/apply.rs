@@ -1,7 +1,9 @@
 //! `relu apply`: one array through an activation, streamed chunk by chunk.
 
 use super::apply_csv;
-use super::common::{check_length, is_dash, open_upstream, resolve_plan, unit_layout, write_stats, NpyInput};
+use super::common::{
+    check_length, format_of, is_dash, open_upstream, resolve_plan, sniff_stdin, unit_layout, write_stats, NpyInput,
+};
 use crate::act::Activation;
 use crate::cli::{ActKind, ApplyArgs, FormatArg, UsageError};
 use crate::format::npy;
@@ -13,132 +15,103 @@ use anyhow::{anyhow, Context, Result};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 pub fn run(args: ApplyArgs) -> Result<()> {
     let act = args.act.activation(Some(ActKind::Relu))?;
     let out_path = args.output.as_deref().filter(|p| !is_dash(p));
     let from = args.from.or_else(|| if is_dash(&args.input) { None } else { Some(format_of(&args.input)) });
-    let to = args.to.or_else(|| out_path.map(format_of));
-    if from == Some(FormatArg::Npz) || to == Some(FormatArg::Npz) {
-        return Err(
-            UsageError(".npz is not supported yet: relu apply reads and writes .npy, CSV and TSV".into()).into()
-        );
-    }
-    let is_csv = |f: Option<FormatArg>| matches!(f, Some(FormatArg::Csv | FormatArg::Tsv));
-    if is_csv(from) || is_csv(to) || (from.is_none() && !args.in_place) {
-        // Formats decided by content (stdin) or a CSV on either side.
-        if args.in_place {
+    if args.in_place {
+        if from.is_some_and(|f| f != FormatArg::Npy) {
             return Err(UsageError("--in-place works on .npy files only".into()).into());
         }
-        let (from, reader): (FormatArg, Option<Box<dyn std::io::Read + Send>>) = match from {
-            Some(f) => (f, None),
-            None => {
-                let (f, r) = sniff_stdin()?;
-                (f, Some(r))
-            }
-        };
-        let to = to.unwrap_or(from);
-        if from == FormatArg::Npz || to == FormatArg::Npz {
-            return Err(
-                UsageError(".npz is not supported yet: relu apply reads and writes .npy, CSV and TSV".into()).into()
-            );
-        }
-        if from != FormatArg::Npy || to != FormatArg::Npy {
-            let default_delim = match (from, to) {
-                (FormatArg::Tsv, _) | (FormatArg::Npy, FormatArg::Tsv) => b'\t',
-                _ => b',',
-            };
-            let delim = apply_csv::delimiter(args.delimiter.as_deref(), default_delim)?;
-            let name = if is_dash(&args.input) { "<stdin>".to_string() } else { args.input.display().to_string() };
-            let to_stdout = out_path.is_none();
-            if to_stdout && to == FormatArg::Npy && std::io::stdout().is_terminal() {
-                return Err(UsageError(
-                    "refusing to write binary .npy data to a terminal: use -o FILE or a pipe".into(),
-                )
-                .into());
-            }
-            return match from {
-                FormatArg::Csv | FormatArg::Tsv => {
-                    let r: Box<dyn std::io::Read + Send> = match reader {
-                        Some(r) => r,
-                        None if is_dash(&args.input) => Box::new(std::io::stdin()),
-                        None => Box::new(std::fs::File::open(&args.input).with_context(|| name.clone())?),
-                    };
-                    let dest = if to == FormatArg::Npy {
-                        apply_csv::Dest::Npy(out_path)
-                    } else {
-                        apply_csv::Dest::Csv(out_path)
-                    };
-                    apply_csv::csv_input(&args, act, &name, r, delim, dest)
-                }
-                _ => {
-                    let input = match reader {
-                        Some(r) => NpyInput::from_reader(&name, r)?,
-                        None => NpyInput::open(&args.input)?,
-                    };
-                    apply_csv::npy_to_csv(&args, act, input, delim, out_path)
-                }
-            };
-        }
-        if let Some(r) = reader {
-            return run_npy(&args, act, NpyInput::from_reader("<stdin>", r)?);
-        }
+        return run_in_place(&args, act);
     }
-    let to_stdout = !args.in_place && args.output.as_deref().is_none_or(is_dash);
+    let to_stdout = out_path.is_none();
     if let Some(s) = &args.stats {
         if is_dash(s) && to_stdout {
             return Err(UsageError("--stats - and the array cannot both go to stdout: give -o FILE".into()).into());
         }
     }
-    if args.in_place {
-        return run_in_place(&args, act);
-    }
-    if to_stdout && std::io::stdout().is_terminal() {
-        return Err(UsageError("refusing to write binary .npy data to a terminal: use -o FILE or a pipe".into()).into());
-    }
-    run_npy(&args, act, NpyInput::open(&args.input)?)
-}
-
-/// The format a path's extension names (`.npy` when it names none relu knows).
-fn format_of(p: &Path) -> FormatArg {
-    match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
-        Some("csv") | Some("txt") => FormatArg::Csv,
-        Some("tsv") | Some("tab") => FormatArg::Tsv,
-        Some("npz") => FormatArg::Npz,
-        _ => FormatArg::Npy,
-    }
-}
-
-/// Reads the first bytes of stdin to tell `.npy` (`\x93NUMPY`) and `.npz` (`PK\x03\x04`) from
-/// CSV; returns the format and a reader that still yields those bytes.
-pub fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read + Send>)> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(6);
-    let mut stdin = std::io::stdin();
-    (&mut stdin).take(6).read_to_end(&mut head).context("<stdin>")?;
-    let f = if head.starts_with(b"\x93NUMPY") {
-        FormatArg::Npy
-    } else if head.starts_with(b"PK\x03\x04") {
-        FormatArg::Npz
-    } else {
-        FormatArg::Csv
+    // stdin without --from: decided by its first bytes
+    let (from, reader): (FormatArg, Option<Box<dyn std::io::Read + Send>>) = match from {
+        Some(f) => (f, None),
+        None => {
+            let (f, r) = sniff_stdin()?;
+            (f, Some(r))
+        }
     };
-    Ok((f, Box::new(std::io::Cursor::new(head).chain(stdin))))
+    let to = args.to.or_else(|| out_path.map(format_of)).unwrap_or(from);
+    if to_stdout && matches!(to, FormatArg::Npy | FormatArg::Npz) && std::io::stdout().is_terminal() {
+        return Err(UsageError("refusing to write binary data to a terminal: use -o FILE or a pipe".into()).into());
+    }
+    if args.table.member.is_some() && from != FormatArg::Npz {
+        return Err(UsageError("--member picks an array of an .npz input".into()).into());
+    }
+    let name = if is_dash(&args.input) { "<stdin>".to_string() } else { args.input.display().to_string() };
+    let default_delim = match (from, to) {
+        (FormatArg::Tsv, _) | (_, FormatArg::Tsv) => b'\t',
+        _ => b',',
+    };
+    let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), default_delim)?;
+    match from {
+        FormatArg::Npz => super::apply_npz::run(&args, act, reader, to, delim, out_path),
+        FormatArg::Csv | FormatArg::Tsv => {
+            let r: Box<dyn std::io::Read + Send> = match reader {
+                Some(r) => r,
+                None if is_dash(&args.input) => Box::new(std::io::stdin()),
+                None => Box::new(std::fs::File::open(&args.input).with_context(|| name.clone())?),
+            };
+            let dest = match to {
+                FormatArg::Npy => apply_csv::Dest::Npy(out_path),
+                FormatArg::Csv | FormatArg::Tsv => apply_csv::Dest::Csv(out_path),
+                FormatArg::Npz => return Err(UsageError(npz_needs_npz()).into()),
+            };
+            apply_csv::csv_input(&args, act, &name, r, delim, dest)
+        }
+        FormatArg::Npy => {
+            let input = match reader {
+                Some(r) => NpyInput::from_reader(&name, r)?,
+                None => NpyInput::open(&args.input)?,
+            };
+            match to {
+                FormatArg::Npy => run_npy(&args, act, input),
+                FormatArg::Csv | FormatArg::Tsv => apply_csv::npy_to_csv(&args, act, input, delim, out_path),
+                FormatArg::Npz => Err(UsageError(npz_needs_npz()).into()),
+            }
+        }
+    }
 }
 
-/// `.npy` → `.npy`.
-fn run_npy(args: &ApplyArgs, act: Option<Activation>, mut input: NpyInput) -> Result<()> {
-    let name = input.name.clone();
+pub fn npz_needs_npz() -> String {
+    "an .npz output is written from an .npz input (its members keep their names)".into()
+}
+
+/// An array ready to stream: its processor (with an accumulator when `--stats` asks), its
+/// upstream gradient, and the output header.
+pub struct Prepared {
+    pub proc: ChunkProcessor,
+    pub upstream: Option<NpyInput<'static>>,
+    pub out_header: Vec<u8>,
+}
+
+pub fn prepare(args: &ApplyArgs, act: Option<Activation>, input: &NpyInput) -> Result<Prepared> {
+    let name = &input.name;
     let mut plan = resolve_plan(&args.act, act, &input.header, args.dtype.dtype()).with_context(|| name.clone())?;
-    let mut upstream = open_upstream(&args.act, &input, &plan)?;
+    let upstream = open_upstream(&args.act, input, &plan)?;
     plan.upstream = upstream.as_ref().map(|u| u.header.order);
     let stats = match &args.stats {
         Some(_) => Some(StatsAccumulator::new(unit_layout(&input.header, &args.units).with_context(|| name.clone())?)),
         None => None,
     };
-    let mut proc = ChunkProcessor::new(plan, Kernel::default(), stats);
+    let proc = ChunkProcessor::new(plan, Kernel::default(), stats);
     let out_header = npy::write_header(proc.plan().output, input.header.fortran_order, &input.header.shape);
+    Ok(Prepared { proc, upstream, out_header })
+}
+
+/// `.npy` → `.npy`.
+pub fn run_npy(args: &ApplyArgs, act: Option<Activation>, mut input: NpyInput) -> Result<()> {
+    let name = input.name.clone();
+    let Prepared { mut proc, mut upstream, out_header } = prepare(args, act, &input)?;
     let elements = input.header.elements;
     let fail = |e: anyhow::Error| if crate::output::is_broken_pipe(&e) { e } else { e.context(name.clone()) };
     let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);

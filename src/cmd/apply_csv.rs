@@ -378,7 +378,7 @@ pub fn csv_input(
             UsageError("--upstream with CSV input is not supported: convert the input to .npy first".into()).into()
         );
     }
-    let table = CsvTable::open(name, input, delim, HeaderMode::from_flags(args.header, args.no_header))?;
+    let table = CsvTable::open(name, input, delim, HeaderMode::from_flags(args.table.header, args.table.no_header))?;
     let cols = table.cols;
     let plan =
         resolve_plan(&args.act, act, &table_header(cols), args.dtype.dtype()).with_context(|| name.to_string())?;

@@ -1,7 +1,7 @@
 //! Plumbing shared by the subcommands: opening `.npy` inputs, resolving what to compute.
 
 use crate::act::{self, Activation, Func};
-use crate::cli::{ActArgs, UnitArgs, UsageError};
+use crate::cli::{ActArgs, FormatArg, UnitArgs, UsageError};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::{self, Header};
 use crate::output::AtomicOutput;
@@ -17,17 +17,17 @@ pub fn is_dash(p: &Path) -> bool {
 }
 
 /// An opened `.npy` input: its header, and a source positioned at its data.
-pub struct NpyInput {
+pub struct NpyInput<'a> {
     pub name: String,
     pub header: Header,
-    pub source: Box<dyn ChunkSource>,
+    pub source: Box<dyn ChunkSource + 'a>,
     /// The file, for workers that map their own ranges (`None` for stdin).
     pub file: Option<File>,
 }
 
-impl NpyInput {
-    /// A `.npy` stream from any reader (stdin after sniffing its first bytes).
-    pub fn from_reader(name: &str, mut r: Box<dyn std::io::Read>) -> Result<NpyInput> {
+impl<'a> NpyInput<'a> {
+    /// A `.npy` stream from any reader (stdin after sniffing its first bytes, an `.npz` member).
+    pub fn from_reader(name: &str, mut r: Box<dyn std::io::Read + 'a>) -> Result<NpyInput<'a>> {
         let name = name.to_string();
         let header = npy::read_header(&mut r).with_context(|| name.clone())?;
         header.dtype().with_context(|| name.clone())?;
@@ -35,7 +35,7 @@ impl NpyInput {
         Ok(NpyInput { name, header, source: Box::new(ReadSource::new(r, total)), file: None })
     }
 
-    pub fn open(path: &Path) -> Result<NpyInput> {
+    pub fn open(path: &Path) -> Result<NpyInput<'static>> {
         if is_dash(path) {
             let name = "<stdin>".to_string();
             let mut stdin = std::io::stdin().lock();
@@ -218,7 +218,7 @@ fn element_to_f64(dt: DType, order: ByteOrder, b: &[u8]) -> f64 {
 }
 
 /// Opens `--upstream`, checks it against the input, and records its byte order in the plan.
-pub fn open_upstream(a: &ActArgs, input: &NpyInput, plan: &Plan) -> Result<Option<NpyInput>> {
+pub fn open_upstream(a: &ActArgs, input: &NpyInput, plan: &Plan) -> Result<Option<NpyInput<'static>>> {
     let Some(path) = &a.upstream else {
         return Ok(None);
     };
@@ -270,4 +270,31 @@ pub fn write_stats(path: &Path, objects: &[StatsJson]) -> Result<()> {
     let mut out = AtomicOutput::create(path)?;
     out.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     out.commit()
+}
+
+/// The format a path's extension names (`.npy` when it names none relu knows).
+pub fn format_of(p: &Path) -> FormatArg {
+    match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        Some("csv") | Some("txt") => FormatArg::Csv,
+        Some("tsv") | Some("tab") => FormatArg::Tsv,
+        Some("npz") => FormatArg::Npz,
+        _ => FormatArg::Npy,
+    }
+}
+
+/// Reads the first bytes of stdin to tell `.npy` (`\x93NUMPY`) and `.npz` (`PK\x03\x04`) from
+/// CSV; returns the format and a reader that still yields those bytes.
+pub fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read + Send>)> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(6);
+    let mut stdin = std::io::stdin();
+    (&mut stdin).take(6).read_to_end(&mut head).context("<stdin>")?;
+    let f = if head.starts_with(b"\x93NUMPY") {
+        FormatArg::Npy
+    } else if head.starts_with(b"PK\x03\x04") {
+        FormatArg::Npz
+    } else {
+        FormatArg::Csv
+    };
+    Ok((f, Box::new(std::io::Cursor::new(head).chain(stdin))))
 }

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod apply_csv;
+pub mod apply_npz;
 pub mod common;
 pub mod inspect;
 pub mod merge;

@@ -1,12 +1,16 @@
 //! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
 
-use super::common::{open_upstream, resolve_plan, unit_layout, NpyInput};
-use crate::cli::StatsArgs;
+use super::apply_csv;
+use super::common::{format_of, is_dash, open_upstream, resolve_plan, sniff_stdin, unit_layout, NpyInput};
+use crate::act::Activation;
+use crate::cli::{FormatArg, StatsArgs, UsageError};
+use crate::format::npz::{finish_member, NpzArchive};
 use crate::kernel::Kernel;
 use crate::pipeline::{self, ChunkProcessor, ChunkSource, FileData};
 use crate::stats::{StatsAccumulator, StatsJson};
 use anyhow::{Context, Result};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 
 pub fn run(args: StatsArgs) -> Result<()> {
     let act = args.act.activation(None)?;
@@ -14,15 +18,17 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let mut failed = 0;
     for (i, path) in args.inputs.iter().enumerate() {
         match one(&args, act, path) {
-            Ok(j) => {
+            Ok(objects) => {
                 let mut out = stdout.lock();
-                if args.json {
-                    writeln!(out, "{}", serde_json::to_string(&j)?)?;
-                } else {
-                    if i > 0 {
-                        writeln!(out)?;
+                for (k, j) in objects.iter().enumerate() {
+                    if args.json {
+                        writeln!(out, "{}", serde_json::to_string(j)?)?;
+                    } else {
+                        if i + k > 0 {
+                            writeln!(out)?;
+                        }
+                        out.write_all(render_table(j).as_bytes())?;
                     }
-                    out.write_all(render_table(&j).as_bytes())?;
                 }
                 out.flush()?;
             }
@@ -42,8 +48,93 @@ pub fn run(args: StatsArgs) -> Result<()> {
     Ok(())
 }
 
-fn one(args: &StatsArgs, act: Option<crate::act::Activation>, path: &std::path::Path) -> Result<StatsJson> {
-    let mut input = NpyInput::open(path)?;
+/// The statistics of one input: one object, or one per member of an `.npz`.
+fn one(args: &StatsArgs, act: Option<Activation>, path: &Path) -> Result<Vec<StatsJson>> {
+    let from = args.from.or_else(|| if is_dash(path) { None } else { Some(format_of(path)) });
+    let (from, reader) = match from {
+        Some(f) => (f, None),
+        None => {
+            let (f, r) = sniff_stdin()?;
+            (f, Some(r))
+        }
+    };
+    if args.table.member.is_some() && from != FormatArg::Npz {
+        return Err(UsageError("--member picks an array of an .npz input".into()).into());
+    }
+    let name = if is_dash(path) { "<stdin>".to_string() } else { path.display().to_string() };
+    match from {
+        FormatArg::Npz => {
+            let mut ar = match reader {
+                Some(r) => NpzArchive::from_reader(&name, r)?,
+                None => NpzArchive::open(path)?,
+            };
+            if args.act.upstream.is_some() {
+                return Err(UsageError(
+                    "--upstream with an .npz input is not supported: extract the member first".into(),
+                )
+                .into());
+            }
+            let members = match &args.table.member {
+                Some(m) => vec![ar.find(m)?],
+                None => ar.members()?,
+            };
+            let mut out = Vec::new();
+            for m in members {
+                let name = format!("{}:{}", ar.name, m.key);
+                let mut r = ar.reader(&m)?;
+                out.push(npy_stats(args, act, NpyInput::from_reader(&name, Box::new(&mut r))?)?);
+                finish_member(&mut r, &name)?;
+            }
+            Ok(out)
+        }
+        FormatArg::Csv | FormatArg::Tsv => {
+            let default = if from == FormatArg::Tsv { b'\t' } else { b',' };
+            let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), default)?;
+            let r: Box<dyn Read + Send> = match reader {
+                Some(r) => r,
+                None if is_dash(path) => Box::new(std::io::stdin()),
+                None => Box::new(std::fs::File::open(path).with_context(|| name.clone())?),
+            };
+            Ok(vec![csv_stats(args, act, &name, r, delim)?])
+        }
+        FormatArg::Npy => {
+            let input = match reader {
+                Some(r) => NpyInput::from_reader(&name, r)?,
+                None => NpyInput::open(path)?,
+            };
+            Ok(vec![npy_stats(args, act, input)?])
+        }
+    }
+}
+
+fn csv_stats(
+    args: &StatsArgs,
+    act: Option<Activation>,
+    name: &str,
+    r: Box<dyn Read + Send>,
+    delim: u8,
+) -> Result<StatsJson> {
+    if args.act.upstream.is_some() {
+        return Err(
+            UsageError("--upstream with CSV input is not supported: convert the input to .npy first".into()).into()
+        );
+    }
+    let mode = apply_csv::HeaderMode::from_flags(args.table.header, args.table.no_header);
+    let table = apply_csv::CsvTable::open(name, r, delim, mode)?;
+    let cols = table.cols;
+    let mut plan = resolve_plan(&args.act, act, &apply_csv::table_header(cols), args.dtype.dtype())
+        .with_context(|| name.to_string())?;
+    plan.output = plan.work; // nothing is written
+    let acc = StatsAccumulator::new(apply_csv::table_units(cols, &args.units)?);
+    let (act_name, work) = (plan.act.map(|a| a.name()), plan.work.name());
+    let threads = apply_csv::threads(args.threads);
+    let (rows, acc) =
+        apply_csv::run_table(table, plan, Some(acc), apply_csv::TableOutput::Nothing, threads, |_| Ok(()))?;
+    let acc = acc.expect("run with an accumulator");
+    Ok(acc.to_json(name, act_name, work, &[rows, cols as u64], args.units.dead_threshold))
+}
+
+fn npy_stats(args: &StatsArgs, act: Option<Activation>, mut input: NpyInput) -> Result<StatsJson> {
     let name = input.name.clone();
     let mut plan = resolve_plan(&args.act, act, &input.header, args.dtype.dtype()).with_context(|| name.clone())?;
     let mut upstream = open_upstream(&args.act, &input, &plan)?;

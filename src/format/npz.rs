@@ -1,0 +1,161 @@
+//! `.npz`: a zip archive of `.npy` members, as NumPy's `savez` (stored) and `savez_compressed`
+//! (deflated) write them. Members are read one at a time through the zip reader, which inflates
+//! and checks each member's CRC as the data streams by; nothing is held in memory whole. A zip's
+//! directory sits at its end, so an archive on stdin is first spooled to a temporary file.
+
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+pub struct NpzArchive {
+    /// The archive's name for messages (`<stdin>` for stdin).
+    pub name: String,
+    zip: ZipArchive<File>,
+}
+
+/// One member as listed in the archive.
+#[derive(Clone, Debug)]
+pub struct MemberInfo {
+    pub index: usize,
+    /// The name inside the zip (`layer1.npy`).
+    pub file_name: String,
+    /// The key NumPy's `np.load` gives it (`layer1`).
+    pub key: String,
+    pub compression: CompressionMethod,
+    /// Uncompressed bytes.
+    pub size: u64,
+}
+
+impl NpzArchive {
+    /// Opens a file, or spools stdin (`-`) to a temporary file first.
+    pub fn open(path: &Path) -> Result<NpzArchive> {
+        if path.as_os_str() == "-" {
+            return Self::from_reader("<stdin>", std::io::stdin().lock());
+        }
+        let name = path.display().to_string();
+        let file = File::open(path).with_context(|| name.clone())?;
+        Self::from_file(name, file)
+    }
+
+    /// An archive from a stream (stdin), spooled to an anonymous temporary file.
+    pub fn from_reader(name: &str, mut r: impl Read) -> Result<NpzArchive> {
+        let mut spool = tempfile::tempfile().context("cannot create a temporary file to spool the .npz")?;
+        std::io::copy(&mut r, &mut spool).with_context(|| name.to_string())?;
+        spool.rewind()?;
+        Self::from_file(name.to_string(), spool)
+    }
+
+    fn from_file(name: String, file: File) -> Result<NpzArchive> {
+        let zip =
+            ZipArchive::new(file).map_err(|e| anyhow::anyhow!("{name}: not a readable .npz (zip) archive: {e}"))?;
+        if zip.is_empty() {
+            bail!("{name}: the .npz archive has no members");
+        }
+        Ok(NpzArchive { name, zip })
+    }
+
+    /// The members, in archive order (directories left out).
+    pub fn members(&mut self) -> Result<Vec<MemberInfo>> {
+        let mut out = Vec::new();
+        for index in 0..self.zip.len() {
+            let f = self.zip.by_index_raw(index).with_context(|| self.name.clone())?;
+            if f.is_dir() {
+                continue;
+            }
+            let file_name = f.name().to_string();
+            let key = file_name.strip_suffix(".npy").unwrap_or(&file_name).to_string();
+            out.push(MemberInfo { index, file_name, key, compression: f.compression(), size: f.size() });
+        }
+        Ok(out)
+    }
+
+    /// The member `--member NAME` picks (by key or full name).
+    pub fn find(&mut self, name: &str) -> Result<MemberInfo> {
+        let members = self.members()?;
+        match members.iter().find(|m| m.key == name || m.file_name == name) {
+            Some(m) => Ok(m.clone()),
+            None => {
+                let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
+                bail!("{}: no member '{name}' (members: {})", self.name, keys.join(", "))
+            }
+        }
+    }
+
+    /// A reader of one member's (inflated) bytes. It checks the member's CRC as soon as its last
+    /// byte has been read, so a corrupt member fails the run before any output is committed.
+    pub fn reader(&mut self, m: &MemberInfo) -> Result<Checked<zip::read::ZipFile<'_, File>>> {
+        let name = format!("{}:{}", self.name, m.key);
+        match m.compression {
+            CompressionMethod::Stored | CompressionMethod::Deflated => {}
+            c => bail!("{name}: compression method {c} is not supported (NumPy writes stored or deflated members)"),
+        }
+        let r = self.zip.by_index(m.index).with_context(|| name.clone())?;
+        Ok(Checked { r, left: m.size })
+    }
+}
+
+/// A member's reader that asks the zip reader for its end right after the last byte, which is
+/// when the zip reader compares the CRC.
+pub struct Checked<R> {
+    r: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.r.read(buf)?;
+        self.left = self.left.saturating_sub(n as u64);
+        if n > 0 && self.left == 0 {
+            let mut probe = [0u8; 1];
+            if self.r.read(&mut probe)? != 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "member longer than its size"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads what is left of a member (NumPy ignores trailing bytes too) so that the zip reader
+/// checks its CRC: a corrupt member is an error, not silently wrong numbers.
+pub fn finish_member(r: &mut impl Read, name: &str) -> Result<()> {
+    std::io::copy(r, &mut std::io::sink()).with_context(|| format!("{name}: corrupt member"))?;
+    Ok(())
+}
+
+/// Writes an `.npz` member by member into a seekable file.
+pub struct NpzWriter<W: Write + Seek> {
+    zip: ZipWriter<W>,
+}
+
+impl<W: Write + Seek> NpzWriter<W> {
+    pub fn new(w: W) -> Self {
+        NpzWriter { zip: ZipWriter::new(w) }
+    }
+
+    /// Starts a member; its data is then written through [`NpzWriter::writer`]. `size` is the
+    /// member's byte count when known (over 4 GiB needs ZIP64 entries, as NumPy writes).
+    pub fn start(&mut self, file_name: &str, compression: CompressionMethod, size: u64) -> Result<()> {
+        let method = if compression == CompressionMethod::Deflated {
+            CompressionMethod::Deflated
+        } else {
+            CompressionMethod::Stored
+        };
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(method)
+            .large_file(size >= u32::MAX as u64)
+            .unix_permissions(0o644);
+        self.zip.start_file(file_name, opts)?;
+        Ok(())
+    }
+
+    pub fn writer(&mut self) -> &mut ZipWriter<W> {
+        &mut self.zip
+    }
+
+    /// Writes the central directory; returns the underlying writer.
+    pub fn finish(self) -> Result<W> {
+        Ok(self.zip.finish()?)
+    }
+}
