@@ -19,7 +19,7 @@ use crate::format::npy::{self, Header};
 use crate::kernel::Kernel;
 use crate::output::AtomicOutput;
 use crate::par;
-use crate::pipeline::{self, ChunkProcessor, Plan};
+use crate::pipeline::{self, ChunkProcessor, ChunkSource, Plan};
 use crate::stats::StatsAccumulator;
 use anyhow::{bail, Context, Result};
 use bytemuck::cast_slice;
@@ -535,13 +535,16 @@ pub fn npy_to_csv(
     path: Option<&Path>,
 ) -> Result<()> {
     let name = input.name.clone();
-    let h = &input.header;
-    if h.fortran_order && h.shape.iter().filter(|&&d| d > 1).count() > 1 {
-        bail!("{name}: Fortran-ordered arrays to CSV are not supported yet");
-    }
     if args.act.upstream.is_some() {
-        return Err(UsageError("--upstream with CSV output is not supported yet".into()).into());
+        return Err(UsageError("--upstream with CSV output is not supported: write .npy, then convert".into()).into());
     }
+    if input.header.fortran_order && input.header.shape.iter().filter(|&&d| d > 1).count() > 1 {
+        // CSV rows are C order: read the array through a transposing view of its data.
+        let src = FortranAsC::new(&mut input).with_context(|| name.clone())?;
+        input.source = Box::new(src);
+        input.header.fortran_order = false;
+    }
+    let h = &input.header;
     let plan = resolve_plan(&args.act, act, h, args.dtype.dtype()).with_context(|| name.clone())?;
     let out_dtype = plan.output;
     let cols = if h.shape.len() <= 1 { 1 } else { h.shape[1..].iter().product::<u64>().max(1) } as usize;
@@ -562,4 +565,75 @@ pub fn npy_to_csv(
     };
     pipeline::stream(&mut proc, elements, input.source.as_mut(), None, &mut write).with_context(|| name.clone())?;
     sink.finish(0)
+}
+
+/// A Fortran-ordered array's data handed out in C order, for CSV rows. The data is memory-mapped
+/// (a file's own data region, or a spool of a stream) and gathered element by element with an
+/// odometer over the shape, so no second copy of the array is held in memory.
+struct FortranAsC {
+    map: memmap2::Mmap,
+    base: usize,
+    size: usize,
+    shape: Vec<usize>,
+    /// Fortran strides in elements, per axis.
+    strides: Vec<usize>,
+    idx: Vec<usize>,
+    off: usize,
+    buf: Vec<u8>,
+}
+
+impl FortranAsC {
+    fn new(input: &mut NpyInput) -> Result<FortranAsC> {
+        let h = &input.header;
+        let size = h.dtype()?.size();
+        let bytes = h.elements as usize * size;
+        let (file, base) = match &input.file {
+            Some(f) => (f.try_clone()?, h.data_offset as usize),
+            None => {
+                let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(pipeline::CHUNK_BYTES);
+                    spool.write_all(input.source.next_chunk(n)?)?;
+                    left -= n;
+                }
+                (spool, 0)
+            }
+        };
+        // SAFETY: read-only private map; a file truncated meanwhile could raise SIGBUS, as any
+        // mmap reader would.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+        if map.len() < base + bytes {
+            bail!("data ends early: the file was truncated while being read");
+        }
+        let shape: Vec<usize> = h.shape.iter().map(|&d| d as usize).collect();
+        let mut strides = vec![1usize; shape.len()];
+        for a in 1..shape.len() {
+            strides[a] = strides[a - 1] * shape[a - 1];
+        }
+        let idx = vec![0; shape.len()];
+        Ok(FortranAsC { map, base, size, shape, strides, idx, off: 0, buf: Vec::new() })
+    }
+}
+
+impl ChunkSource for FortranAsC {
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        let s = self.size;
+        self.buf.clear();
+        for _ in 0..len / s {
+            let at = self.base + self.off * s;
+            self.buf.extend_from_slice(&self.map[at..at + s]);
+            // next C-order index: the last axis runs fastest
+            for a in (0..self.shape.len()).rev() {
+                self.idx[a] += 1;
+                self.off += self.strides[a];
+                if self.idx[a] < self.shape[a] {
+                    break;
+                }
+                self.off -= self.strides[a] * self.shape[a];
+                self.idx[a] = 0;
+            }
+        }
+        Ok(&self.buf)
+    }
 }

@@ -2,7 +2,10 @@
 
 use crate::cli::InspectArgs;
 use crate::format::npy::{self, Header};
-use anyhow::{Context, Result};
+use super::common::{format_of, sniff_stdin};
+use crate::cli::FormatArg;
+use crate::format::npz::NpzArchive;
+use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -13,13 +16,15 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let mut failed = 0;
     let mut rows = Vec::new();
     for path in &args.files {
-        let name = path.display().to_string();
-        match read(path).with_context(|| name.clone()) {
-            Ok(h) => {
-                if args.json {
-                    writeln!(out, "{}", json(&name, &h))?;
-                } else {
-                    rows.push(row(&name, &h));
+        let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
+        match read(path, &name) {
+            Ok(arrays) => {
+                for (name, format, h) in arrays {
+                    if args.json {
+                        writeln!(out, "{}", json(&name, format, &h))?;
+                    } else {
+                        rows.push(row(&name, format, &h));
+                    }
                 }
             }
             Err(e) => {
@@ -48,17 +53,45 @@ pub fn run(args: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-fn read(path: &Path) -> Result<Header> {
-    if path.as_os_str() == "-" {
-        return npy::read_header(&mut std::io::stdin().lock());
+/// The headers of one input: one array, or one per member of an `.npz` (named `path:member`).
+fn read(path: &Path, name: &str) -> Result<Vec<(String, &'static str, Header)>> {
+    let (format, reader) = if path.as_os_str() == "-" {
+        let (f, r) = sniff_stdin()?;
+        (f, Some(r))
+    } else {
+        (format_of(path), None)
+    };
+    match format {
+        FormatArg::Npz => {
+            let mut ar = match reader {
+                Some(r) => NpzArchive::from_reader(name, r)?,
+                None => NpzArchive::open(path)?,
+            };
+            let mut out = Vec::new();
+            for m in ar.members()? {
+                let member = format!("{}:{}", ar.name, m.key);
+                let h = npy::read_header(&mut ar.reader(&m)?).with_context(|| member.clone())?;
+                out.push((member, "npz", h));
+            }
+            Ok(out)
+        }
+        FormatArg::Csv | FormatArg::Tsv => {
+            bail!("{name}: CSV has no header to inspect (relu stats reads it through)")
+        }
+        FormatArg::Npy => {
+            let h = match reader {
+                Some(mut r) => npy::read_header(&mut r),
+                None => File::open(path).map_err(Into::into).and_then(|mut f| npy::read_header(&mut f)),
+            };
+            Ok(vec![(name.to_string(), "npy", h.with_context(|| name.to_string())?)])
+        }
     }
-    npy::read_header(&mut File::open(path)?)
 }
 
-fn json(name: &str, h: &Header) -> serde_json::Value {
+fn json(name: &str, format: &str, h: &Header) -> serde_json::Value {
     serde_json::json!({
         "input": name,
-        "format": "npy",
+        "format": format,
         "dtype": h.dtype_name(),
         "shape": h.shape,
         "order": if h.fortran_order { "F" } else { "C" },
@@ -67,10 +100,10 @@ fn json(name: &str, h: &Header) -> serde_json::Value {
     })
 }
 
-fn row(name: &str, h: &Header) -> [String; 7] {
+fn row(name: &str, format: &str, h: &Header) -> [String; 7] {
     [
         name.to_string(),
-        "npy".into(),
+        format.into(),
         h.dtype_name(),
         npy::shape_repr(&h.shape),
         if h.fortran_order { "F" } else { "C" }.into(),
