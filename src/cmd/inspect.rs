@@ -1,9 +1,9 @@
 //! `relu inspect`: format, dtype, shape, order, elements and bytes, from the header only.
 
-use crate::cli::InspectArgs;
-use crate::format::npy::{self, Header};
 use super::common::{format_of, sniff_stdin};
 use crate::cli::FormatArg;
+use crate::cli::InspectArgs;
+use crate::format::npy::{self, Header};
 use crate::format::npz::NpzArchive;
 use anyhow::{bail, Context, Result};
 use std::fs::File;

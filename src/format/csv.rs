@@ -483,6 +483,7 @@ impl std::fmt::Display for LineError {
 impl std::error::Error for LineError {}
 
 /// A number from a field: spaces around it are allowed; `nan`, `inf`, `-inf`, `Infinity` too.
+/// An empty field is a missing value, NaN, as pandas and polars write and read it.
 #[inline]
 pub fn parse_number(bytes: &[u8]) -> Option<f64> {
     let mut s = bytes;
@@ -491,6 +492,9 @@ pub fn parse_number(bytes: &[u8]) -> Option<f64> {
     }
     while let [rest @ .., b' ' | b'\t'] = s {
         s = rest;
+    }
+    if s.is_empty() {
+        return Some(f64::NAN);
     }
     lexical_core::parse::<f64>(s).ok()
 }
@@ -710,7 +714,9 @@ mod tests {
         assert!(parse_number(b"nan").unwrap().is_nan());
         assert!(parse_number(b"NaN").unwrap().is_nan());
         assert_eq!(parse_number(b"abc"), None);
-        assert_eq!(parse_number(b""), None);
+        assert!(parse_number(b"").unwrap().is_nan()); // a missing value
+        assert!(parse_number(b"  ").unwrap().is_nan());
+        assert_eq!(parse_number(b"1 2"), None);
         let mut out = Vec::new();
         let mut b = ryu::Buffer::new();
         push_f64(&mut out, &mut b, 0.1);
