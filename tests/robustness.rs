@@ -99,3 +99,80 @@ fn binary_survives_mutated_and_truncated_files() {
         }
     }
 }
+
+/// The same for CSV and `.npz`: mutated, truncated and byte-flipped copies of the shipped CSV
+/// corpus and NumPy archives through apply (to CSV, `.npy` and `.npz`), stats and inspect.
+#[test]
+fn binary_survives_mutated_csv_and_npz() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut inputs: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("csv/valid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain([root.join("npz/savez.npz"), root.join("npz/savez_compressed.npz")])
+        .collect();
+    inputs.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (k, f) in inputs.iter().enumerate() {
+        let ext = f.extension().unwrap().to_str().unwrap().to_string();
+        let orig = std::fs::read(f).unwrap();
+        for t in 0..12 {
+            let mut bytes = orig.clone();
+            match t % 4 {
+                0 => bytes.truncate((next() as usize) % bytes.len().max(1)),
+                1 => {
+                    for _ in 0..3 {
+                        let i = (next() as usize) % bytes.len();
+                        bytes[i] = [b'"', b',', b'\n', b'\r', 0, 0xff, b'-', b'e'][(next() % 8) as usize];
+                    }
+                }
+                2 => {
+                    let i = (next() as usize) % bytes.len();
+                    bytes[i] ^= 1 << (next() % 8);
+                }
+                _ => {
+                    let i = (next() as usize) % bytes.len();
+                    bytes.insert(i, next() as u8);
+                }
+            }
+            let name = format!("m{k}_{t}.{ext}");
+            let input = dir.path().join(&name);
+            std::fs::write(&input, &bytes).unwrap();
+            let outdir = dir.path().join(format!("out{k}_{t}"));
+            std::fs::create_dir(&outdir).unwrap();
+            let outs = if ext == "npz" { ["o.npz", "o.csv"] } else { ["o.csv", "o.npy"] };
+            let mut runs: Vec<Vec<String>> =
+                outs.iter().map(|o| vec!["apply".into(), "-o".into(), outdir.join(o).display().to_string()]).collect();
+            runs.push(vec!["stats".into(), "--json".into()]);
+            runs.push(vec!["inspect".into()]);
+            for args in runs {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_relu"));
+                cmd.args(&args).arg(&input);
+                if args.iter().any(|a| a.ends_with("o.csv")) && ext == "npz" {
+                    cmd.args(["--member", "a"]);
+                }
+                let o = cmd.output().unwrap();
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(!err.contains("panicked"), "{args:?} {name}: {err}");
+                let code = o.status.code();
+                let inspect = args[0] == "inspect"; // one line per file, then a summary
+                assert!(matches!(code, Some(0) | Some(1)), "{args:?} {name}: exit {code:?} {err}");
+                if code == Some(1) {
+                    assert!(err.contains(&name), "{args:?}: the message names the file: {err}");
+                    assert!(inspect || err.trim().lines().count() == 1, "{args:?} {name}: one line: {err}");
+                    let left: Vec<_> = std::fs::read_dir(&outdir).unwrap().collect();
+                    assert!(left.is_empty(), "{args:?} {name}: files left behind: {left:?}");
+                }
+                for o in outs {
+                    let _ = std::fs::remove_file(outdir.join(o));
+                }
+            }
+        }
+    }
+}

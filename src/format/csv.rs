@@ -620,12 +620,15 @@ mod tests {
         /// with quoted newlines and delimiters, CRLF, lone CRs and blank lines in the mix.
         #[test]
         fn blocks_give_the_sequential_records(
-            parts in proptest::collection::vec(0usize..12, 0..80),
+            parts in proptest::collection::vec(0usize..15, 0..80),
             block in 1usize..40,
             step in 1usize..17,
         ) {
-            const PIECES: [&str; 12] =
-                ["1", "-2.5", ",", "\n", "\r\n", "\r", "\"a\nb\"", "\"x,\"\"y\"", " ", "3e-1", "\"\"", "\n\n"];
+            // with stray quotes inside fields and text after a closing quote
+            const PIECES: [&str; 15] = [
+                "1", "-2.5", ",", "\n", "\r\n", "\r", "\"a\nb\"", "\"x,\"\"y\"", " ", "3e-1", "\"\"", "\n\n", "1\"2",
+                "\"q\"z", "\"",
+            ];
             let text: String = parts.iter().map(|&i| PIECES[i]).collect();
             let want = whole(text.as_bytes(), b',');
             let got = blocked(text.as_bytes(), b',', block, step);
