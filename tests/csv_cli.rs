@@ -324,3 +324,22 @@ fn stats_of_csv_tables() {
     let (code, _, _) = relu(&["stats", p, "--unit-axis", "0"], None);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn csv_to_tsv_and_back_change_the_delimiter_on_each_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.csv");
+    std::fs::write(&src, "a,\"b,c\",\"say \"\"hi\"\"\"\n1,-2,3\n-4.5,5e-1,nan\n").unwrap();
+    let tsv = dir.path().join("x.tsv");
+    let (code, _, err) = relu(&["apply", src.to_str().unwrap(), "-o", tsv.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&tsv).unwrap(), "a\t\"b,c\"\t\"say \"\"hi\"\"\"\n1\t0.0\t3\n0.0\t5e-1\tnan\n");
+    let back = dir.path().join("back.csv");
+    let (code, _, err) = relu(&["apply", tsv.to_str().unwrap(), "-o", back.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "a,\"b,c\",\"say \"\"hi\"\"\"\n1,0.0,3\n0.0,5e-1,nan\n");
+    // -d sets both sides
+    let (code, out, err) = relu(&["apply", "-", "--from", "csv", "-d", ";"], Some(b"1;-2\n".to_vec()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"1;0.0\n");
+}

@@ -48,11 +48,10 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         return Err(UsageError("--member picks an array of an .npz input".into()).into());
     }
     let name = if is_dash(&args.input) { "<stdin>".to_string() } else { args.input.display().to_string() };
-    let default_delim = match (from, to) {
-        (FormatArg::Tsv, _) | (_, FormatArg::Tsv) => b'\t',
-        _ => b',',
-    };
-    let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), default_delim)?;
+    // Each side's delimiter by its format; `-d` sets both.
+    let side = |f: FormatArg| if f == FormatArg::Tsv { b'\t' } else { b',' };
+    let in_delim = apply_csv::delimiter(args.table.delimiter.as_deref(), side(from))?;
+    let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), side(to))?;
     match from {
         FormatArg::Npz => super::apply_npz::run(&args, act, reader, to, delim, out_path),
         FormatArg::Csv | FormatArg::Tsv => {
@@ -66,7 +65,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
                 FormatArg::Csv | FormatArg::Tsv => apply_csv::Dest::Csv(out_path),
                 FormatArg::Npz => return Err(UsageError(npz_needs_npz()).into()),
             };
-            apply_csv::csv_input(&args, act, &name, r, delim, dest)
+            apply_csv::csv_input(&args, act, &name, r, (in_delim, delim), dest)
         }
         FormatArg::Npy => {
             let input = match reader {

@@ -72,8 +72,9 @@ impl HeaderMode {
 pub struct CsvTable<R> {
     pub name: String,
     pub delim: u8,
-    /// The header record's raw text, when there is one.
+    /// The header record's raw text, when there is one, and its fields as written (quoted or not).
     pub header: Option<Vec<u8>>,
+    header_fields: Vec<(Vec<u8>, bool)>,
     pub cols: usize,
     reader: BlockReader<R>,
     /// The first block, and where its data starts (after a BOM and the header).
@@ -111,9 +112,58 @@ impl<R: Read> CsvTable<R> {
             (HeaderMode::Auto, n) => n.is_some(),
         };
         let cols = sc.fields.len();
+        let header_fields = if is_header {
+            sc.fields.iter().map(|f| (first[f.start..f.end].to_vec(), f.quoted)).collect()
+        } else {
+            vec![]
+        };
         let (header, first_start, header_lines) =
             if is_header { (Some(first[rec.start..rec.end].to_vec()), rec.next, line - 1) } else { (None, bom, 0) };
-        Ok(CsvTable { name: name.to_string(), delim, header, cols, reader, first, first_start, header_lines })
+        Ok(CsvTable {
+            name: name.to_string(),
+            delim,
+            header,
+            header_fields,
+            cols,
+            reader,
+            first,
+            first_start,
+            header_lines,
+        })
+    }
+
+    /// The header line for an output with `out_delim`: as it was, or re-joined (and quoted where
+    /// needed) when the delimiter changes.
+    pub fn header_line(&self, out_delim: u8) -> Option<Vec<u8>> {
+        let raw = self.header.as_ref()?;
+        if out_delim == self.delim {
+            return Some(raw.clone());
+        }
+        let mut line = Vec::new();
+        for (i, (text, quoted)) in self.header_fields.iter().enumerate() {
+            if i > 0 {
+                line.push(out_delim);
+            }
+            let needs = text.iter().any(|&c| c == out_delim || c == b'"' || c == b'\n' || c == b'\r');
+            if *quoted {
+                // still escaped as it was read: `""` inside
+                line.push(b'"');
+                line.extend_from_slice(text);
+                line.push(b'"');
+            } else if needs {
+                line.push(b'"');
+                for &c in text {
+                    if c == b'"' {
+                        line.push(b'"');
+                    }
+                    line.push(c);
+                }
+                line.push(b'"');
+            } else {
+                line.extend_from_slice(text);
+            }
+        }
+        Some(line)
     }
 }
 
@@ -145,6 +195,7 @@ struct Done {
 
 struct Worker {
     sc: Scanner,
+    out_delim: u8,
     proc: ChunkProcessor,
     values: Vec<f64>,
     spans: Vec<(u32, u32)>,
@@ -158,6 +209,7 @@ pub fn run_table<R: Read + Send>(
     plan: Plan,
     stats: Option<StatsAccumulator>,
     output: TableOutput,
+    out_delim: u8,
     threads: usize,
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<(u64, Option<StatsAccumulator>)> {
@@ -173,6 +225,7 @@ pub fn run_table<R: Read + Send>(
     let workers: Vec<Worker> = (0..threads.max(1))
         .map(|_| Worker {
             sc: Scanner::new(delim),
+            out_delim,
             proc: proto.fork(),
             values: Vec::new(),
             spans: Vec::new(),
@@ -214,7 +267,7 @@ pub fn run_table<R: Read + Send>(
         }
         Ok(())
     };
-    let depth = 2 * threads.max(1) + 2;
+    let depth = threads.max(1) + 2;
     par::ordered_map(workers, depth, read, work, write).map_err(|e| {
         if crate::output::is_broken_pipe(&e) {
             e
@@ -242,7 +295,7 @@ fn parse_block(
     let rows_per_flush = (chunk / cols.max(1)).max(1);
     loop {
         if fast {
-            if let Some(next) = relu_plain_record(b, pos, delim, cols, &mut done.bytes) {
+            if let Some(next) = relu_plain_record(b, pos, delim, w.out_delim, cols, &mut done.bytes) {
                 pos = next;
                 line += 1;
                 done.rows += 1;
@@ -286,7 +339,7 @@ fn parse_block(
                 } else {
                     push_f64(&mut done.bytes, &mut w.fmt, y);
                 }
-                done.bytes.push(if i + 1 == cols { b'\n' } else { delim });
+                done.bytes.push(if i + 1 == cols { b'\n' } else { w.out_delim });
             } else {
                 w.values.push(v);
                 w.spans.push((s as u32, e as u32));
@@ -326,7 +379,7 @@ fn flush(w: &mut Worker, b: &[u8], done: &mut Done, cols: usize, output: TableOu
                     } else {
                         push_value(&mut done.bytes, &mut w.fmt, out_dtype, out, j);
                     }
-                    done.bytes.push(if (idx + 1) % cols == 0 { b'\n' } else { w.sc.delim });
+                    done.bytes.push(if (idx + 1) % cols == 0 { b'\n' } else { w.out_delim });
                 }
             }
         }
@@ -370,7 +423,7 @@ pub fn csv_input(
     act: Option<Activation>,
     name: &str,
     input: Box<dyn Read + Send>,
-    delim: u8,
+    (delim, out_delim): (u8, u8),
     dest: Dest,
 ) -> Result<()> {
     if args.act.upstream.is_some() {
@@ -390,12 +443,12 @@ pub fn csv_input(
         None => None,
     };
     let mut sink = Sink::open(&dest, out_dtype, cols)?;
-    if let (Some(h), Dest::Csv(_)) = (&table.header, &dest) {
-        sink.write(h)?;
+    if let (Some(h), Dest::Csv(_)) = (table.header_line(out_delim), &dest) {
+        sink.write(&h)?;
         sink.write(b"\n")?;
     }
     let output = if matches!(dest, Dest::Npy(_)) { TableOutput::Npy } else { TableOutput::Csv };
-    let (rows, acc) = run_table(table, plan, stats, output, threads(args.threads), |b| sink.write(b))?;
+    let (rows, acc) = run_table(table, plan, stats, output, out_delim, threads(args.threads), |b| sink.write(b))?;
     if let (Some(path), Some(acc)) = (&args.stats, acc) {
         let json = acc.to_json(name, act_name, work_name, &[rows, cols as u64], args.units.dead_threshold);
         // The statistics first: a run that fails there leaves no output either.

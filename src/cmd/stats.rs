@@ -129,7 +129,7 @@ fn csv_stats(
     let (act_name, work) = (plan.act.map(|a| a.name()), plan.work.name());
     let threads = apply_csv::threads(args.threads);
     let (rows, acc) =
-        apply_csv::run_table(table, plan, Some(acc), apply_csv::TableOutput::Nothing, threads, |_| Ok(()))?;
+        apply_csv::run_table(table, plan, Some(acc), apply_csv::TableOutput::Nothing, delim, threads, |_| Ok(()))?;
     let acc = acc.expect("run with an accumulator");
     Ok(acc.to_json(name, act_name, work, &[rows, cols as u64], args.units.dead_threshold))
 }

@@ -278,7 +278,14 @@ pub fn check_text(raw: &[u8], line: u64) -> Result<(), LineError> {
 /// A negative number is -0 (kept by relu) when all its digits are 0; otherwise it is nonzero, as
 /// long as it cannot underflow: so the fields are at most 64 bytes with exponents above -100.
 #[inline]
-pub fn relu_plain_record(b: &[u8], mut i: usize, delim: u8, cols: usize, out: &mut Vec<u8>) -> Option<usize> {
+pub fn relu_plain_record(
+    b: &[u8],
+    mut i: usize,
+    delim: u8,
+    out_delim: u8,
+    cols: usize,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
     let mark = out.len();
     let digits = |i: &mut usize, acc: &mut u8| {
         let s = *i;
@@ -336,7 +343,7 @@ pub fn relu_plain_record(b: &[u8], mut i: usize, delim: u8, cols: usize, out: &m
                 out.truncate(mark);
                 return None;
             }
-            out.push(delim);
+            out.push(out_delim);
             i += 1;
         } else {
             match b.get(i) {
@@ -683,8 +690,11 @@ mod tests {
     fn plain_records_take_the_fast_path() {
         let mut out = Vec::new();
         let b = b"1.5,-2,-0.0,+3e5,-1e-5,-0e7\r\n";
-        assert_eq!(relu_plain_record(b, 0, b',', 6, &mut out), Some(b.len()));
+        assert_eq!(relu_plain_record(b, 0, b',', b',', 6, &mut out), Some(b.len()));
         assert_eq!(out, b"1.5,0.0,-0.0,+3e5,0.0,-0e7\n");
+        out.clear();
+        assert_eq!(relu_plain_record(b, 0, b',', b'\t', 6, &mut out), Some(b.len()));
+        assert_eq!(out, b"1.5\t0.0\t-0.0\t+3e5\t0.0\t-0e7\n");
         for bad in [
             &b"1, 2\n"[..],
             b"1,2",
@@ -697,7 +707,7 @@ mod tests {
             b"1e,2\n",
         ] {
             let mut out = b"keep".to_vec();
-            assert_eq!(relu_plain_record(bad, 0, b',', 2, &mut out), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(relu_plain_record(bad, 0, b',', b',', 2, &mut out), None, "{}", String::from_utf8_lossy(bad));
             assert_eq!(out, b"keep");
         }
     }
