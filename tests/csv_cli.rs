@@ -1,24 +1,14 @@
 //! CSV/TSV through `relu apply`: the corpus (valid and broken files), conversions to and from
 //! `.npy`, and stdin sniffing. Expected values come from `fixtures/csv/expected.json`.
 
-use assert_cmd::Command;
+mod common;
+
+use common::relu;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/csv")
-}
-
-fn relu(args: &[&str], stdin: Option<Vec<u8>>) -> (i32, Vec<u8>, String) {
-    let mut c = Command::cargo_bin("relu").unwrap();
-    c.args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    let o = c.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    (o.status.code().unwrap_or(-1), o.stdout, err)
 }
 
 /// Rows of numbers from CSV text (after an optional header line).

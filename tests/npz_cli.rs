@@ -3,24 +3,14 @@
 //! members (`fixtures/npz/relu_*.npy`) were written by NumPy from `np.where(x < 0, 0, x)`, so the
 //! outputs are compared byte for byte, headers included.
 
-use assert_cmd::Command;
+mod common;
+
+use common::relu;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/npz").join(name)
-}
-
-fn relu(args: &[&str], stdin: Option<Vec<u8>>) -> (i32, Vec<u8>, String) {
-    let mut c = Command::cargo_bin("relu").unwrap();
-    c.args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    let o = c.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    (o.status.code().unwrap_or(-1), o.stdout, err)
 }
 
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "h"];

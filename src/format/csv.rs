@@ -269,95 +269,141 @@ pub fn check_text(raw: &[u8], line: u64) -> Result<(), LineError> {
     Ok(())
 }
 
-/// relu of one plain record, written to `out` without converting a single number: a value relu
-/// keeps is copied, a negative one becomes `0.0`. Plain means `cols` unquoted fields of the form
-/// `[+-]?d+(.d+)?([eE][+-]?d+)?` with nothing around them, ending in LF or CRLF. Returns where the
-/// next record starts, or `None` (with `out` as it was) for anything else: the caller parses that
-/// record in full, which also finds its errors.
+/// A plain number: `[+-]?d+(.d+)?([eE][+-]?d+)?` with at most 4 exponent digits.
+struct Plain {
+    /// Where its text ends.
+    end: usize,
+    neg: bool,
+    /// The digits as one integer (wrapped when there are more than 19 of them).
+    mant: u64,
+    /// Some digit is not 0 (unlike `mant`, never wrapped).
+    nonzero: bool,
+    digits: usize,
+    /// The power of ten that scales `mant`: the exponent less the fraction digits.
+    e10: i64,
+}
+
+#[inline(always)]
+fn digits(b: &[u8], i: &mut usize, acc: &mut u64, nz: &mut u8) -> usize {
+    let s = *i;
+    while let Some(&c) = b.get(*i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        *acc = acc.wrapping_mul(10).wrapping_add(d as u64);
+        *nz |= d;
+        *i += 1;
+    }
+    *i - s
+}
+
+#[inline(always)]
+fn plain_number(b: &[u8], mut i: usize) -> Option<Plain> {
+    let neg = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let (mut mant, mut nz) = (0u64, 0u8);
+    let mut n = digits(b, &mut i, &mut mant, &mut nz);
+    if n == 0 {
+        return None;
+    }
+    let mut e10 = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let f = digits(b, &mut i, &mut mant, &mut nz);
+        if f == 0 {
+            return None;
+        }
+        n += f;
+        e10 = -(f as i64);
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let eneg = b.get(i) == Some(&b'-');
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let mut e = 0u64;
+        let k = digits(b, &mut i, &mut e, &mut 0);
+        if k == 0 || k > 4 {
+            return None;
+        }
+        e10 += if eneg { -(e as i64) } else { e as i64 };
+    }
+    Some(Plain { end: i, neg, mant, nonzero: nz != 0, digits: n, e10 })
+}
+
+/// Walks one plain record: `cols` plain numbers with nothing around them, separated by `delim`,
+/// ending in LF or CRLF. `field(column, start, number)` takes each (false declines the record).
+/// Returns where the next record starts, or `None` for anything else.
+#[inline(always)]
+fn plain_record(
+    b: &[u8],
+    mut i: usize,
+    delim: u8,
+    cols: usize,
+    mut field: impl FnMut(usize, usize, &Plain) -> bool,
+) -> Option<usize> {
+    for c in 0..cols {
+        let start = i;
+        let p = plain_number(b, i)?;
+        if !field(c, start, &p) {
+            return None;
+        }
+        i = p.end;
+        if c + 1 < cols {
+            if b.get(i) != Some(&delim) {
+                return None;
+            }
+            i += 1;
+        } else {
+            match b.get(i) {
+                Some(b'\n') => i += 1,
+                Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i += 2,
+                _ => return None,
+            }
+        }
+    }
+    Some(i)
+}
+
+/// relu of one plain record (see `plain_record`), written to `out` with `out_delim` without
+/// converting a single number: a value relu keeps is copied, a negative one becomes `0.0`.
+/// Returns where the next record starts, or `None` (with `out` as it was) for anything else: the
+/// caller parses that record in full, which also finds its errors.
 ///
 /// A negative number is -0 (kept by relu) when all its digits are 0; otherwise it is nonzero, as
-/// long as it cannot underflow: so the fields are at most 64 bytes with exponents above -100.
+/// long as it cannot underflow: its digits make an integer ≥ 1, so a scale of at least 10^-99
+/// (fraction digits counted) keeps it far above the smallest subnormal.
 #[inline]
 pub fn relu_plain_record(
     b: &[u8],
-    mut i: usize,
+    i: usize,
     delim: u8,
     out_delim: u8,
     cols: usize,
     out: &mut Vec<u8>,
 ) -> Option<usize> {
     let mark = out.len();
-    let digits = |i: &mut usize, acc: &mut u8| {
-        let s = *i;
-        while let Some(&c) = b.get(*i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            *acc |= d;
-            *i += 1;
+    let next = plain_record(b, i, delim, cols, |c, start, p| {
+        let negative = p.neg && p.nonzero;
+        if negative && p.e10 < -99 {
+            return false;
         }
-        *i - s
-    };
-    for c in 0..cols {
-        let start = i;
-        let neg = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
-        let mut nz = 0u8;
-        let mut ok = digits(&mut i, &mut nz) > 0;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            ok &= digits(&mut i, &mut nz) > 0;
-        }
-        let mut tiny = false;
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            let eneg = b.get(i) == Some(&b'-');
-            if matches!(b.get(i), Some(b'-' | b'+')) {
-                i += 1;
-            }
-            let n = digits(&mut i, &mut 0);
-            ok &= n > 0 && n <= 4;
-            tiny = eneg && n > 2;
-        }
-        if !ok || i - start > 64 || (neg && nz != 0 && tiny) {
-            out.truncate(mark);
-            return None;
-        }
-        if neg && nz != 0 {
+        if negative {
             out.extend_from_slice(b"0.0");
         } else {
-            out.extend_from_slice(&b[start..i]);
+            out.extend_from_slice(&b[start..p.end]);
         }
-        if c + 1 < cols {
-            if b.get(i) != Some(&delim) {
-                out.truncate(mark);
-                return None;
-            }
-            out.push(out_delim);
-            i += 1;
-        } else {
-            match b.get(i) {
-                Some(b'\n') => i += 1,
-                Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i += 2,
-                _ => {
-                    out.truncate(mark);
-                    return None;
-                }
-            }
-            out.push(b'\n');
-        }
+        out.push(if c + 1 < cols { out_delim } else { b'\n' });
+        true
+    });
+    if next.is_none() {
+        out.truncate(mark);
     }
-    Some(i)
+    next
 }
 
 /// Exact powers of ten in f64.
@@ -366,107 +412,37 @@ const POW10: [f64; 23] = [
     1e21, 1e22,
 ];
 
-/// One plain record (as for [`relu_plain_record`]) parsed into `values`, with each field's byte
-/// span in `spans`, when every number is one that Clinger's fast path converts exactly: at most
-/// 19 digits making an integer up to 2^53, times or divided by a power of ten up to 10^22. Both
-/// factors are exact in f64, so one IEEE multiply or divide gives the correctly rounded value,
-/// the same bits any correct parser gives. Anything else returns `None` with `values` and
-/// `spans` as they were, and the caller parses the record in full.
+/// One plain record (see `plain_record`) parsed into `values`, with each field's byte span in
+/// `spans`, when every number is one that Clinger's fast path converts exactly: at most 19 digits
+/// making an integer up to 2^53, times or divided by a power of ten up to 10^22. Both factors are
+/// exact in f64, so one IEEE multiply or divide gives the correctly rounded value, the same bits
+/// any correct parser gives. Anything else returns `None` with `values` and `spans` as they were,
+/// and the caller parses the record in full.
 #[inline]
 pub fn plain_record_values(
     b: &[u8],
-    mut i: usize,
+    i: usize,
     delim: u8,
     cols: usize,
     values: &mut Vec<f64>,
     spans: &mut Vec<(u32, u32)>,
 ) -> Option<usize> {
     let mark = values.len();
-    let fail = |values: &mut Vec<f64>, spans: &mut Vec<(u32, u32)>| {
+    let next = plain_record(b, i, delim, cols, |_, start, p| {
+        if p.digits > 19 || p.mant > 1 << 53 || !(-22..=22).contains(&p.e10) {
+            return false;
+        }
+        let m = p.mant as f64;
+        let v = if p.e10 >= 0 { m * POW10[p.e10 as usize] } else { m / POW10[(-p.e10) as usize] };
+        values.push(if p.neg { -v } else { v });
+        spans.push((start as u32, p.end as u32));
+        true
+    });
+    if next.is_none() {
         values.truncate(mark);
         spans.truncate(mark);
-        None
-    };
-    for c in 0..cols {
-        let start = i;
-        let neg = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
-        let mut w = 0u64;
-        let d0 = i;
-        while let Some(&ch) = b.get(i) {
-            let d = ch.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            w = w.wrapping_mul(10).wrapping_add(d as u64);
-            i += 1;
-        }
-        let mut ndig = i - d0;
-        let mut ok = ndig > 0;
-        let mut e10: i64 = 0;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let f0 = i;
-            while let Some(&ch) = b.get(i) {
-                let d = ch.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                w = w.wrapping_mul(10).wrapping_add(d as u64);
-                i += 1;
-            }
-            ok &= i > f0;
-            ndig += i - f0;
-            e10 = -((i - f0) as i64);
-        }
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            let eneg = b.get(i) == Some(&b'-');
-            if matches!(b.get(i), Some(b'-' | b'+')) {
-                i += 1;
-            }
-            let (e0, mut e) = (i, 0i64);
-            while let Some(&ch) = b.get(i) {
-                let d = ch.wrapping_sub(b'0');
-                if d > 9 || i - e0 >= 4 {
-                    break;
-                }
-                e = e * 10 + d as i64;
-                i += 1;
-            }
-            ok &= i > e0 && !b.get(i).is_some_and(|c| c.is_ascii_digit());
-            e10 += if eneg { -e } else { e };
-        }
-        if !ok || ndig > 19 || w > 1 << 53 || !(-22..=22).contains(&e10) {
-            return fail(values, spans);
-        }
-        let m = w as f64;
-        let v = if e10 >= 0 { m * POW10[e10 as usize] } else { m / POW10[(-e10) as usize] };
-        values.push(if neg { -v } else { v });
-        spans.push((start as u32, i as u32));
-        if c + 1 < cols {
-            if b.get(i) != Some(&delim) {
-                return fail(values, spans);
-            }
-            i += 1;
-        } else {
-            match b.get(i) {
-                Some(b'\n') => i += 1,
-                Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i += 2,
-                _ => return fail(values, spans),
-            }
-        }
     }
-    Some(i)
+    next
 }
 
 /// An error at a line (and field, when not 0) of a CSV file.
@@ -695,6 +671,11 @@ mod tests {
         out.clear();
         assert_eq!(relu_plain_record(b, 0, b',', b'\t', 6, &mut out), Some(b.len()));
         assert_eq!(out, b"1.5\t0.0\t-0.0\t+3e5\t0.0\t-0e7\n");
+        // 2^64 wraps the digit integer to 0, yet it is a nonzero negative; 24 zero digits are -0.
+        out.clear();
+        let b = b"-18446744073709551616,-0.00000000000000000000000\n";
+        assert_eq!(relu_plain_record(b, 0, b',', b',', 2, &mut out), Some(b.len()));
+        assert_eq!(out, b"0.0,-0.00000000000000000000000\n");
         for bad in [
             &b"1, 2\n"[..],
             b"1,2",

@@ -1,4 +1,6 @@
-//! Helpers shared by the numpy interop tests.
+//! Helpers shared by the test suites: the Python finder for the interop tests, and running the
+//! binary for the CLI tests. (Each suite uses some of them.)
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -32,4 +34,17 @@ pub fn python() -> Option<&'static Path> {
         has_numpy(&sys).then_some(sys)
     })
     .as_deref()
+}
+
+/// Runs the binary with `args` (and `stdin`): exit code, stdout, stderr. A panic fails the test.
+pub fn relu(args: &[&str], stdin: Option<Vec<u8>>) -> (i32, Vec<u8>, String) {
+    let mut c = assert_cmd::Command::cargo_bin("relu").unwrap();
+    c.args(args);
+    if let Some(s) = stdin {
+        c.write_stdin(s);
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    (o.status.code().unwrap_or(-1), o.stdout, err)
 }
