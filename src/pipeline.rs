@@ -131,9 +131,17 @@ impl ChunkProcessor {
         self.stats.as_ref()
     }
 
-    /// The statistics gathered so far, leaving an empty accumulator in their place.
-    pub fn take_stats(&mut self) -> Option<StatsAccumulator> {
-        self.stats.as_mut().map(|s| std::mem::replace(s, s.fresh()))
+    /// Moves the statistics gathered so far into `dst` and starts over empty, reusing `dst`'s
+    /// old accumulator when there is one (no allocation once both exist).
+    pub fn take_stats_into(&mut self, dst: &mut Option<StatsAccumulator>) {
+        let Some(s) = &mut self.stats else { return };
+        match dst {
+            Some(d) => {
+                std::mem::swap(s, d);
+                s.clear();
+            }
+            None => *dst = Some(std::mem::replace(s, s.fresh())),
+        }
     }
 
     /// Processes `n` elements whose input bytes are `x` (and upstream bytes `g`), the first of
@@ -696,7 +704,7 @@ pub fn stream_overlapped(
     proc: &mut ChunkProcessor,
     elements: u64,
     src: &mut dyn ChunkSource,
-    mut up: Option<&mut dyn ChunkSource>,
+    up: Option<&mut dyn ChunkSource>,
     sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
 ) -> Result<()> {
     use std::sync::mpsc::{channel, sync_channel};
@@ -711,41 +719,26 @@ pub fn stream_overlapped(
             }
             Ok(())
         });
+        // The kernel side: each output chunk is copied into a free buffer and handed over.
+        // "writer stopped" only ends the loop: the writer's own error is the one reported.
         let mut made = 0;
-        let reader = (|| -> Result<()> {
-            let in_size = proc.plan().input.size();
-            let up_size = proc.plan().work.size();
-            let mut done = 0u64;
-            while done < elements {
-                let n = (elements - done).min(proc.chunk_elems as u64) as usize;
-                let x = src.next_chunk(n * in_size)?;
-                let g = match up.as_deref_mut() {
-                    Some(u) => Some(u.next_chunk(n * up_size)?),
-                    None => None,
-                };
-                let out = proc.process(x, g, done);
-                let mut buf = match free_rx.try_recv() {
-                    Ok(b) => b,
-                    Err(_) if made < DEPTH + 1 => {
-                        made += 1;
-                        AlignedBuf::new(CHUNK_BYTES.max(out.len()))
-                    }
-                    Err(_) => match free_rx.recv() {
-                        Ok(b) => b,
-                        Err(_) => return Ok(()), // the writer stopped: its error is reported below
-                    },
-                };
-                if buf.bytes().len() < out.len() {
-                    buf = AlignedBuf::new(out.len());
+        let mut hand_over = |out: &[u8]| -> Result<()> {
+            let stopped = || anyhow::anyhow!("the writer stopped");
+            let mut buf = match free_rx.try_recv() {
+                Ok(b) => b,
+                Err(_) if made < DEPTH + 1 => {
+                    made += 1;
+                    AlignedBuf::new(CHUNK_BYTES.max(out.len()))
                 }
-                buf.bytes_mut()[..out.len()].copy_from_slice(out);
-                if full_tx.send((buf, out.len())).is_err() {
-                    return Ok(()); // the writer stopped
-                }
-                done += n as u64;
+                Err(_) => free_rx.recv().map_err(|_| stopped())?,
+            };
+            if buf.bytes().len() < out.len() {
+                buf = AlignedBuf::new(out.len());
             }
-            Ok(())
-        })();
+            buf.bytes_mut()[..out.len()].copy_from_slice(out);
+            full_tx.send((buf, out.len())).map_err(|_| stopped())
+        };
+        let reader = stream_range(proc, 0, elements, src, up, &mut hand_over);
         drop(full_tx);
         let written = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the writer thread panicked")));
         // A write error explains a stopped reader; otherwise report the reader's own error.

@@ -78,6 +78,14 @@ impl StatsAccumulator {
         }
     }
 
+    /// Empties the accumulator in place (keeping its unit layout and buffers).
+    pub fn clear(&mut self) {
+        let units = self.units.take();
+        let (mut active, scratch) = (std::mem::take(&mut self.active), std::mem::take(&mut self.scratch));
+        active.fill(0);
+        *self = StatsAccumulator { units, active, scratch, ..StatsAccumulator::new(None) };
+    }
+
     /// An empty accumulator with the same unit layout.
     pub fn fresh(&self) -> StatsAccumulator {
         StatsAccumulator::new(self.units.clone())

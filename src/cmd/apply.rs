@@ -2,7 +2,7 @@
 
 use super::apply_csv;
 use super::common::{
-    check_length, format_of, is_dash, open_upstream, resolve_plan, sniff_stdin, unit_layout, write_stats, NpyInput,
+    check_length, format_of, is_dash, open_upstream, resolve_plan, unit_layout, write_stats, Input, NpyInput,
 };
 use crate::act::Activation;
 use crate::cli::{ActKind, ApplyArgs, FormatArg, UsageError};
@@ -10,7 +10,7 @@ use crate::format::npy;
 use crate::kernel::Kernel;
 use crate::output::AtomicOutput;
 use crate::pipeline::{self, ChunkProcessor, ChunkSource, ReadSource};
-use crate::stats::StatsAccumulator;
+use crate::stats::{StatsAccumulator, StatsJson};
 use anyhow::{anyhow, Context, Result};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
@@ -19,9 +19,8 @@ use std::os::unix::fs::FileExt;
 pub fn run(args: ApplyArgs) -> Result<()> {
     let act = args.act.activation(Some(ActKind::Relu))?;
     let out_path = args.output.as_deref().filter(|p| !is_dash(p));
-    let from = args.from.or_else(|| if is_dash(&args.input) { None } else { Some(format_of(&args.input)) });
     if args.in_place {
-        if from.is_some_and(|f| f != FormatArg::Npy) {
+        if args.from.unwrap_or_else(|| format_of(&args.input)) != FormatArg::Npy {
             return Err(UsageError("--in-place works on .npy files only".into()).into());
         }
         return run_in_place(&args, act);
@@ -32,14 +31,8 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             return Err(UsageError("--stats - and the array cannot both go to stdout: give -o FILE".into()).into());
         }
     }
-    // stdin without --from: decided by its first bytes
-    let (from, reader): (FormatArg, Option<Box<dyn std::io::Read + Send>>) = match from {
-        Some(f) => (f, None),
-        None => {
-            let (f, r) = sniff_stdin()?;
-            (f, Some(r))
-        }
-    };
+    let input = Input::resolve(&args.input, args.from)?;
+    let from = input.format;
     let to = args.to.or_else(|| out_path.map(format_of)).unwrap_or(from);
     if to_stdout && matches!(to, FormatArg::Npy | FormatArg::Npz) && std::io::stdout().is_terminal() {
         return Err(UsageError("refusing to write binary data to a terminal: use -o FILE or a pipe".into()).into());
@@ -47,37 +40,25 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if args.table.member.is_some() && from != FormatArg::Npz {
         return Err(UsageError("--member picks an array of an .npz input".into()).into());
     }
-    let name = if is_dash(&args.input) { "<stdin>".to_string() } else { args.input.display().to_string() };
     // Each side's delimiter by its format; `-d` sets both.
-    let side = |f: FormatArg| if f == FormatArg::Tsv { b'\t' } else { b',' };
-    let in_delim = apply_csv::delimiter(args.table.delimiter.as_deref(), side(from))?;
-    let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), side(to))?;
+    let in_delim = apply_csv::delimiter(args.table.delimiter.as_deref(), from)?;
+    let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), to)?;
     match from {
-        FormatArg::Npz => super::apply_npz::run(&args, act, reader, to, delim, out_path),
+        FormatArg::Npz => super::apply_npz::run(&args, act, input.npz()?, to, delim, out_path),
         FormatArg::Csv | FormatArg::Tsv => {
-            let r: Box<dyn std::io::Read + Send> = match reader {
-                Some(r) => r,
-                None if is_dash(&args.input) => Box::new(std::io::stdin()),
-                None => Box::new(std::fs::File::open(&args.input).with_context(|| name.clone())?),
-            };
             let dest = match to {
                 FormatArg::Npy => apply_csv::Dest::Npy(out_path),
                 FormatArg::Csv | FormatArg::Tsv => apply_csv::Dest::Csv(out_path),
                 FormatArg::Npz => return Err(UsageError(npz_needs_npz()).into()),
             };
-            apply_csv::csv_input(&args, act, &name, r, (in_delim, delim), dest)
+            let name = input.name.clone();
+            apply_csv::csv_input(&args, act, &name, input.reader()?, (in_delim, delim), dest)
         }
-        FormatArg::Npy => {
-            let input = match reader {
-                Some(r) => NpyInput::from_reader(&name, r)?,
-                None => NpyInput::open(&args.input)?,
-            };
-            match to {
-                FormatArg::Npy => run_npy(&args, act, input),
-                FormatArg::Csv | FormatArg::Tsv => apply_csv::npy_to_csv(&args, act, input, delim, out_path),
-                FormatArg::Npz => Err(UsageError(npz_needs_npz()).into()),
-            }
-        }
+        FormatArg::Npy => match to {
+            FormatArg::Npy => run_npy(&args, act, input.npy()?),
+            FormatArg::Csv | FormatArg::Tsv => apply_csv::npy_to_csv(&args, act, input.npy()?, delim, out_path),
+            FormatArg::Npz => Err(UsageError(npz_needs_npz()).into()),
+        },
     }
 }
 
@@ -115,7 +96,7 @@ pub fn run_npy(args: &ApplyArgs, act: Option<Activation>, mut input: NpyInput) -
     let fail = |e: anyhow::Error| if crate::output::is_broken_pipe(&e) { e } else { e.context(name.clone()) };
     let up = upstream.as_mut().map(|u| u.source.as_mut() as &mut dyn ChunkSource);
 
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = super::common::threads(args.threads);
     let run = |proc: &mut ChunkProcessor, sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send)| {
         let src = input.source.as_mut();
         if threads > 1 {
@@ -148,18 +129,23 @@ pub fn run_npy(args: &ApplyArgs, act: Option<Activation>, mut input: NpyInput) -
 }
 
 fn finish_stats(args: &ApplyArgs, proc: &ChunkProcessor, input: &NpyInput) -> Result<()> {
-    let (Some(path), Some(acc)) = (&args.stats, proc.stats()) else {
-        return Ok(());
-    };
+    match (&args.stats, stats_json(args, proc, input)) {
+        (Some(path), Some(json)) => write_stats(path, &[json]),
+        _ => Ok(()),
+    }
+}
+
+/// The statistics object of one array, when the processor gathered them (`--stats`).
+pub fn stats_json(args: &ApplyArgs, proc: &ChunkProcessor, input: &NpyInput) -> Option<StatsJson> {
     let plan = proc.plan();
-    let json = acc.to_json(
+    let acc = proc.stats()?;
+    Some(acc.to_json(
         &input.name,
         plan.act.map(|a| a.name()),
         plan.work.name(),
         &input.header.shape,
         args.units.dead_threshold,
-    );
-    write_stats(path, &[json])
+    ))
 }
 
 /// `--in-place`: rewrite the data region of the input file itself, in its own byte order.

@@ -9,11 +9,11 @@
 
 use super::common::{resolve_plan, NpyInput};
 use crate::act::{self, Activation};
-use crate::cli::{ApplyArgs, UsageError};
+use crate::cli::{ApplyArgs, FormatArg, UsageError};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::csv::{
-    check_text, parse_number, plain_record_values, push_f32, push_f64, relu_plain_record, BlockReader, LineError,
-    Scanner,
+    check_text, parse_number, plain_record_values, push_f32, push_f64, relu_plain_record, trim_range, BlockReader,
+    LineError, Scanner,
 };
 use crate::format::npy::{self, Header};
 use crate::kernel::Kernel;
@@ -32,10 +32,10 @@ pub enum Dest<'a> {
     Npy(Option<&'a Path>),
 }
 
-/// The delimiter from `-d` (one byte; `\t` and `tab` spell a tab).
-pub fn delimiter(arg: Option<&str>, default: u8) -> Result<u8> {
+/// The delimiter from `-d` (one byte; `\t` and `tab` spell a tab), else the format's own.
+pub fn delimiter(arg: Option<&str>, format: FormatArg) -> Result<u8> {
     match arg {
-        None => Ok(default),
+        None => Ok(if format == FormatArg::Tsv { b'\t' } else { b',' }),
         Some("\\t") | Some("tab") | Some("\t") => Ok(b'\t'),
         Some(s) if s.len() == 1 && s != "\"" && s != "\n" && s != "\r" => Ok(s.as_bytes()[0]),
         Some(s) => {
@@ -221,12 +221,11 @@ pub fn run_table<R: Read + Send>(
         && out_dtype == DType::F64
         && plan.act.is_some_and(|a| a.func() == act::Func::Relu)
         && plan.upstream.is_none();
-    let proto = ChunkProcessor::new(plan, Kernel::default(), stats.as_ref().map(|s| s.fresh()));
     let workers: Vec<Worker> = (0..threads.max(1))
         .map(|_| Worker {
             sc: Scanner::new(delim),
             out_delim,
-            proc: proto.fork(),
+            proc: ChunkProcessor::new(plan.clone(), Kernel::default(), stats.as_ref().map(|s| s.fresh())),
             values: Vec::new(),
             spans: Vec::new(),
             fmt: ryu::Buffer::new(),
@@ -249,7 +248,7 @@ pub fn run_table<R: Read + Send>(
         if let Err(e) = parse_block(w, job, done, cols, output, fast) {
             done.err = Some(e);
         }
-        done.stats = w.proc.take_stats();
+        w.proc.take_stats_into(&mut done.stats);
         Ok(())
     };
     let mut base = 1 + header_lines;
@@ -331,7 +330,7 @@ fn parse_block(
                 let text = String::from_utf8_lossy(text).into_owned();
                 return Err(LineError { line: rec.line, field: i + 1, msg: format!("'{text}' is not a number") });
             };
-            let (s, e) = trim_span(b, f.start, f.end);
+            let (s, e) = trim_range(b, f.start, f.end);
             if fast {
                 let y = act::relu(v);
                 if y.to_bits() == v.to_bits() {
@@ -413,10 +412,6 @@ pub fn table_units(cols: usize, u: &crate::cli::UnitArgs) -> Result<Option<crate
     Ok(l)
 }
 
-pub fn threads(arg: Option<usize>) -> usize {
-    arg.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
-}
-
 /// CSV input: blocks of records → workers (parse, activation, format) → CSV or `.npy`, in order.
 pub fn csv_input(
     args: &ApplyArgs,
@@ -448,23 +443,14 @@ pub fn csv_input(
         sink.write(b"\n")?;
     }
     let output = if matches!(dest, Dest::Npy(_)) { TableOutput::Npy } else { TableOutput::Csv };
-    let (rows, acc) = run_table(table, plan, stats, output, out_delim, threads(args.threads), |b| sink.write(b))?;
+    let (rows, acc) =
+        run_table(table, plan, stats, output, out_delim, super::common::threads(args.threads), |b| sink.write(b))?;
     if let (Some(path), Some(acc)) = (&args.stats, acc) {
         let json = acc.to_json(name, act_name, work_name, &[rows, cols as u64], args.units.dead_threshold);
         // The statistics first: a run that fails there leaves no output either.
         super::common::write_stats(path, &[json])?;
     }
     sink.finish(rows)
-}
-
-fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
-    while s < e && matches!(b[s], b' ' | b'\t') {
-        s += 1;
-    }
-    while e > s && matches!(b[e - 1], b' ' | b'\t') {
-        e -= 1;
-    }
-    (s, e)
 }
 
 /// Appends output element `i` of `out` (type `dt`) as text.

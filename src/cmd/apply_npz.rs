@@ -1,29 +1,26 @@
 //! `relu apply` on an `.npz`: every member through the activation into an `.npz` with the same
 //! member names (and each member's compression), or with `--member NAME` one member to any format.
 
-use super::apply::{npz_needs_npz, prepare, Prepared};
+use super::apply::{npz_needs_npz, prepare, stats_json, Prepared};
 use super::common::{write_stats, NpyInput};
 use crate::act::Activation;
 use crate::cli::{ApplyArgs, FormatArg, UsageError};
-use crate::format::npz::{finish_member, NpzArchive, NpzWriter};
+use crate::format::npz::{finish_member, MemberInfo, NpzArchive, NpzWriter};
 use crate::output::AtomicOutput;
 use crate::pipeline;
+use crate::stats::StatsJson;
 use anyhow::{Context, Result};
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::Path;
 
 pub fn run(
     args: &ApplyArgs,
     act: Option<Activation>,
-    reader: Option<Box<dyn Read + Send>>,
+    mut ar: NpzArchive,
     to: FormatArg,
     delim: u8,
     out_path: Option<&Path>,
 ) -> Result<()> {
-    let mut ar = match reader {
-        Some(r) => NpzArchive::from_reader("<stdin>", r)?,
-        None => NpzArchive::open(&args.input)?,
-    };
     let members = ar.members()?;
     let single = match &args.table.member {
         Some(m) => Some(ar.find(m)?),
@@ -42,7 +39,7 @@ pub fn run(
     };
     if let Some(m) = single {
         // One member: the .npy paths do the rest.
-        let name = format!("{}:{}", ar.name, m.key);
+        let name = ar.member_name(&m);
         let mut r = ar.reader(&m)?;
         let input = NpyInput::from_reader(&name, Box::new(&mut r))?;
         match to {
@@ -58,7 +55,7 @@ pub fn run(
     match out_path {
         Some(path) => {
             let mut out = AtomicOutput::create(path)?;
-            let stats = write_members(args, act, &mut ar, out.file())?;
+            let stats = write_members(args, act, &mut ar, &members, out.file())?;
             if let Some(p) = &args.stats {
                 write_stats(p, &stats)?;
             }
@@ -68,7 +65,7 @@ pub fn run(
             // A zip's directory is written last, at offsets into the file: build it in a
             // temporary file, then copy it out.
             let mut spool = tempfile::tempfile().context("cannot create a temporary file for the .npz")?;
-            let stats = write_members(args, act, &mut ar, &mut spool)?;
+            let stats = write_members(args, act, &mut ar, &members, &mut spool)?;
             spool.rewind()?;
             let mut stdout = std::io::stdout().lock();
             std::io::copy(&mut spool, &mut stdout)?;
@@ -86,13 +83,14 @@ fn write_members<W: Write + Seek>(
     args: &ApplyArgs,
     act: Option<Activation>,
     ar: &mut NpzArchive,
+    members: &[MemberInfo],
     file: W,
-) -> Result<Vec<crate::stats::StatsJson>> {
+) -> Result<Vec<StatsJson>> {
     let mut zw = NpzWriter::new(file);
     let mut stats = Vec::new();
-    for m in ar.members()? {
-        let name = format!("{}:{}", ar.name, m.key);
-        let mut r = ar.reader(&m)?;
+    for m in members {
+        let name = ar.member_name(m);
+        let mut r = ar.reader(m)?;
         let mut input = NpyInput::from_reader(&name, Box::new(&mut r))?;
         let Prepared { mut proc, out_header, .. } = prepare(args, act, &input)?;
         let elements = input.header.elements;
@@ -102,16 +100,7 @@ fn write_members<W: Write + Seek>(
         w.write_all(&out_header)?;
         pipeline::stream(&mut proc, elements, input.source.as_mut(), None, &mut |b| Ok(w.write_all(b)?))
             .with_context(|| name.clone())?;
-        if let Some(acc) = proc.stats() {
-            let plan = proc.plan();
-            stats.push(acc.to_json(
-                &name,
-                plan.act.map(|a| a.name()),
-                plan.work.name(),
-                &input.header.shape,
-                args.units.dead_threshold,
-            ));
-        }
+        stats.extend(stats_json(args, &proc, &input));
         drop(input);
         finish_member(&mut r, &name)?;
     }

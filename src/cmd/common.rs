@@ -4,13 +4,14 @@ use crate::act::{self, Activation, Func};
 use crate::cli::{ActArgs, FormatArg, UnitArgs, UsageError};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::{self, Header};
+use crate::format::npz::NpzArchive;
 use crate::output::AtomicOutput;
 use crate::pipeline::{file_source, Channels, ChunkSource, Plan, ReadSource};
 use crate::stats::{StatsJson, UnitLayout};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
-use std::io::Write;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 pub fn is_dash(p: &Path) -> bool {
     p.as_os_str() == "-"
@@ -284,8 +285,7 @@ pub fn format_of(p: &Path) -> FormatArg {
 
 /// Reads the first bytes of stdin to tell `.npy` (`\x93NUMPY`) and `.npz` (`PK\x03\x04`) from
 /// CSV; returns the format and a reader that still yields those bytes.
-pub fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read + Send>)> {
-    use std::io::Read;
+fn sniff_stdin() -> Result<(FormatArg, Box<dyn Read + Send>)> {
     let mut head = Vec::with_capacity(6);
     let mut stdin = std::io::stdin();
     (&mut stdin).take(6).read_to_end(&mut head).context("<stdin>")?;
@@ -297,4 +297,58 @@ pub fn sniff_stdin() -> Result<(FormatArg, Box<dyn std::io::Read + Send>)> {
         FormatArg::Csv
     };
     Ok((f, Box::new(std::io::Cursor::new(head).chain(stdin))))
+}
+
+/// An input whose format is decided: by `--from`, else the extension, else (stdin) its first
+/// bytes. Opened as whichever format that is.
+pub struct Input {
+    pub format: FormatArg,
+    /// The name for messages (`<stdin>` for `-`).
+    pub name: String,
+    path: PathBuf,
+    /// stdin after sniffing, still yielding the sniffed bytes.
+    sniffed: Option<Box<dyn Read + Send>>,
+}
+
+impl Input {
+    pub fn resolve(path: &Path, from: Option<FormatArg>) -> Result<Input> {
+        let name = if is_dash(path) { "<stdin>".to_string() } else { path.display().to_string() };
+        let (format, sniffed) = match from {
+            Some(f) => (f, None),
+            None if is_dash(path) => {
+                let (f, r) = sniff_stdin()?;
+                (f, Some(r))
+            }
+            None => (format_of(path), None),
+        };
+        Ok(Input { format, name, path: path.to_path_buf(), sniffed })
+    }
+
+    /// The bytes as a stream (CSV, or a header to inspect).
+    pub fn reader(self) -> Result<Box<dyn Read + Send>> {
+        Ok(match self.sniffed {
+            Some(r) => r,
+            None if is_dash(&self.path) => Box::new(std::io::stdin()),
+            None => Box::new(File::open(&self.path).with_context(|| self.name.clone())?),
+        })
+    }
+
+    pub fn npy(self) -> Result<NpyInput<'static>> {
+        match self.sniffed {
+            Some(r) => NpyInput::from_reader(&self.name, r),
+            None => NpyInput::open(&self.path),
+        }
+    }
+
+    pub fn npz(self) -> Result<NpzArchive> {
+        match self.sniffed {
+            Some(r) => NpzArchive::from_reader(&self.name, r),
+            None => NpzArchive::open(&self.path),
+        }
+    }
+}
+
+/// Worker threads: `-j`, else all cores.
+pub fn threads(arg: Option<usize>) -> usize {
+    arg.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
 }

@@ -1,12 +1,10 @@
 //! `relu inspect`: format, dtype, shape, order, elements and bytes, from the header only.
 
-use super::common::{format_of, sniff_stdin};
+use super::common::Input;
 use crate::cli::FormatArg;
 use crate::cli::InspectArgs;
 use crate::format::npy::{self, Header};
-use crate::format::npz::NpzArchive;
 use anyhow::{bail, Context, Result};
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -16,8 +14,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let mut failed = 0;
     let mut rows = Vec::new();
     for path in &args.files {
-        let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
-        match read(path, &name) {
+        match read(path) {
             Ok(arrays) => {
                 for (name, format, h) in arrays {
                     if args.json {
@@ -54,36 +51,24 @@ pub fn run(args: InspectArgs) -> Result<()> {
 }
 
 /// The headers of one input: one array, or one per member of an `.npz` (named `path:member`).
-fn read(path: &Path, name: &str) -> Result<Vec<(String, &'static str, Header)>> {
-    let (format, reader) = if path.as_os_str() == "-" {
-        let (f, r) = sniff_stdin()?;
-        (f, Some(r))
-    } else {
-        (format_of(path), None)
-    };
-    match format {
+fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
+    let input = Input::resolve(path, None)?;
+    let name = input.name.clone();
+    match input.format {
         FormatArg::Npz => {
-            let mut ar = match reader {
-                Some(r) => NpzArchive::from_reader(name, r)?,
-                None => NpzArchive::open(path)?,
-            };
+            let mut ar = input.npz()?;
             let mut out = Vec::new();
             for m in ar.members()? {
-                let member = format!("{}:{}", ar.name, m.key);
+                let member = ar.member_name(&m);
                 let h = npy::read_header(&mut ar.reader(&m)?).with_context(|| member.clone())?;
                 out.push((member, "npz", h));
             }
             Ok(out)
         }
-        FormatArg::Csv | FormatArg::Tsv => {
-            bail!("{name}: CSV has no header to inspect (relu stats reads it through)")
-        }
+        FormatArg::Csv | FormatArg::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
         FormatArg::Npy => {
-            let h = match reader {
-                Some(mut r) => npy::read_header(&mut r),
-                None => File::open(path).map_err(Into::into).and_then(|mut f| npy::read_header(&mut f)),
-            };
-            Ok(vec![(name.to_string(), "npy", h.with_context(|| name.to_string())?)])
+            let h = npy::read_header(&mut input.reader()?).with_context(|| name.clone())?;
+            Ok(vec![(name, "npy", h)])
         }
     }
 }

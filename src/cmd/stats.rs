@@ -1,10 +1,10 @@
 //! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
 
 use super::apply_csv;
-use super::common::{format_of, is_dash, open_upstream, resolve_plan, sniff_stdin, unit_layout, NpyInput};
+use super::common::{open_upstream, resolve_plan, unit_layout, Input, NpyInput};
 use crate::act::Activation;
 use crate::cli::{FormatArg, StatsArgs, UsageError};
-use crate::format::npz::{finish_member, NpzArchive};
+use crate::format::npz::finish_member;
 use crate::kernel::Kernel;
 use crate::pipeline::{self, ChunkProcessor, ChunkSource, FileData};
 use crate::stats::{StatsAccumulator, StatsJson};
@@ -50,37 +50,26 @@ pub fn run(args: StatsArgs) -> Result<()> {
 
 /// The statistics of one input: one object, or one per member of an `.npz`.
 fn one(args: &StatsArgs, act: Option<Activation>, path: &Path) -> Result<Vec<StatsJson>> {
-    let from = args.from.or_else(|| if is_dash(path) { None } else { Some(format_of(path)) });
-    let (from, reader) = match from {
-        Some(f) => (f, None),
-        None => {
-            let (f, r) = sniff_stdin()?;
-            (f, Some(r))
-        }
-    };
-    if args.table.member.is_some() && from != FormatArg::Npz {
+    let input = Input::resolve(path, args.from)?;
+    if args.table.member.is_some() && input.format != FormatArg::Npz {
         return Err(UsageError("--member picks an array of an .npz input".into()).into());
     }
-    let name = if is_dash(path) { "<stdin>".to_string() } else { path.display().to_string() };
-    match from {
+    match input.format {
         FormatArg::Npz => {
-            let mut ar = match reader {
-                Some(r) => NpzArchive::from_reader(&name, r)?,
-                None => NpzArchive::open(path)?,
-            };
             if args.act.upstream.is_some() {
                 return Err(UsageError(
                     "--upstream with an .npz input is not supported: extract the member first".into(),
                 )
                 .into());
             }
+            let mut ar = input.npz()?;
             let members = match &args.table.member {
                 Some(m) => vec![ar.find(m)?],
                 None => ar.members()?,
             };
             let mut out = Vec::new();
             for m in members {
-                let name = format!("{}:{}", ar.name, m.key);
+                let name = ar.member_name(&m);
                 let mut r = ar.reader(&m)?;
                 out.push(npy_stats(args, act, NpyInput::from_reader(&name, Box::new(&mut r))?)?);
                 finish_member(&mut r, &name)?;
@@ -88,22 +77,11 @@ fn one(args: &StatsArgs, act: Option<Activation>, path: &Path) -> Result<Vec<Sta
             Ok(out)
         }
         FormatArg::Csv | FormatArg::Tsv => {
-            let default = if from == FormatArg::Tsv { b'\t' } else { b',' };
-            let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), default)?;
-            let r: Box<dyn Read + Send> = match reader {
-                Some(r) => r,
-                None if is_dash(path) => Box::new(std::io::stdin()),
-                None => Box::new(std::fs::File::open(path).with_context(|| name.clone())?),
-            };
-            Ok(vec![csv_stats(args, act, &name, r, delim)?])
+            let delim = apply_csv::delimiter(args.table.delimiter.as_deref(), input.format)?;
+            let name = input.name.clone();
+            Ok(vec![csv_stats(args, act, &name, input.reader()?, delim)?])
         }
-        FormatArg::Npy => {
-            let input = match reader {
-                Some(r) => NpyInput::from_reader(&name, r)?,
-                None => NpyInput::open(path)?,
-            };
-            Ok(vec![npy_stats(args, act, input)?])
-        }
+        FormatArg::Npy => Ok(vec![npy_stats(args, act, input.npy()?)?]),
     }
 }
 
@@ -127,7 +105,7 @@ fn csv_stats(
     plan.output = plan.work; // nothing is written
     let acc = StatsAccumulator::new(apply_csv::table_units(cols, &args.units)?);
     let (act_name, work) = (plan.act.map(|a| a.name()), plan.work.name());
-    let threads = apply_csv::threads(args.threads);
+    let threads = super::common::threads(args.threads);
     let (rows, acc) =
         apply_csv::run_table(table, plan, Some(acc), apply_csv::TableOutput::Nothing, delim, threads, |_| Ok(()))?;
     let acc = acc.expect("run with an accumulator");
@@ -142,7 +120,7 @@ fn npy_stats(args: &StatsArgs, act: Option<Activation>, mut input: NpyInput) -> 
     plan.output = plan.work; // nothing is written: skip the output conversion
     let acc = StatsAccumulator::new(unit_layout(&input.header, &args.units).with_context(|| name.clone())?);
     let mut proc = ChunkProcessor::new(plan, Kernel::default(), Some(acc));
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = super::common::threads(args.threads);
     let elements = input.header.elements;
     let files = (input.file.as_ref(), upstream.as_ref().map(|u| u.file.as_ref()));
     let parallel = threads > 1 && elements >= 2 * proc.chunk_elems as u64;

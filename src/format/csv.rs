@@ -469,17 +469,23 @@ impl std::error::Error for LineError {}
 /// An empty field is a missing value, NaN, as pandas and polars write and read it.
 #[inline]
 pub fn parse_number(bytes: &[u8]) -> Option<f64> {
-    let mut s = bytes;
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
+    let (a, z) = trim_range(bytes, 0, bytes.len());
+    let s = &bytes[a..z];
     if s.is_empty() {
         return Some(f64::NAN);
     }
     lexical_core::parse::<f64>(s).ok()
+}
+
+/// `b[s..e]` without the spaces and tabs around it, as a range.
+pub fn trim_range(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && matches!(b[s], b' ' | b'\t') {
+        s += 1;
+    }
+    while e > s && matches!(b[e - 1], b' ' | b'\t') {
+        e -= 1;
+    }
+    (s, e)
 }
 
 /// Appends the shortest text that reads back to `v`.
@@ -504,14 +510,6 @@ pub fn push_f32(out: &mut Vec<u8>, buf: &mut ryu::Buffer, v: f32) {
         out.extend_from_slice(buf.format_finite(v).as_bytes());
     } else {
         push_f64(out, buf, v as f64);
-    }
-}
-
-/// The delimiter for a path: tab for `.tsv`, else comma.
-pub fn default_delimiter(path: &std::path::Path) -> u8 {
-    match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()) {
-        Some(e) if e == "tsv" || e == "tab" => b'\t',
-        _ => b',',
     }
 }
 

@@ -71,6 +71,11 @@ impl NpzArchive {
         Ok(out)
     }
 
+    /// A member's name for messages and statistics: `archive:key`.
+    pub fn member_name(&self, m: &MemberInfo) -> String {
+        format!("{}:{}", self.name, m.key)
+    }
+
     /// The member `--member NAME` picks (by key or full name).
     pub fn find(&mut self, name: &str) -> Result<MemberInfo> {
         let members = self.members()?;
@@ -86,7 +91,7 @@ impl NpzArchive {
     /// A reader of one member's (inflated) bytes. It checks the member's CRC as soon as its last
     /// byte has been read, so a corrupt member fails the run before any output is committed.
     pub fn reader(&mut self, m: &MemberInfo) -> Result<Checked<zip::read::ZipFile<'_, File>>> {
-        let name = format!("{}:{}", self.name, m.key);
+        let name = self.member_name(m);
         match m.compression {
             CompressionMethod::Stored | CompressionMethod::Deflated => {}
             c => bail!("{name}: compression method {c} is not supported (NumPy writes stored or deflated members)"),
