@@ -4,8 +4,10 @@
 use crate::act::{Activation, Func};
 use crate::cmd;
 use crate::dtype::DType;
+use crate::format::Format;
+use crate::options::{self, usage, ActOptions, HeaderMode, ReadOptions, UnitOptions, UsageError};
+use anyhow::Result;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -192,27 +194,71 @@ pub struct InspectArgs {
     pub files: Vec<PathBuf>,
 }
 
+// ------------------------------------------------------------- arguments → settings
+// The groups of flags turn into the plain settings of `options.rs` here; each command's entry
+// function assembles them. Flag-level mistakes are usage errors (exit 2).
+
 impl ActArgs {
-    /// The activation these flags ask for; `default` when --act is absent.
-    pub fn activation(&self, default: Option<ActKind>) -> Result<Option<Activation>, UsageError> {
+    /// What these flags ask to compute; `default` when --act is absent; `dtype` is `--dtype`.
+    pub fn options(&self, default: Option<ActKind>, dtype: DTypeArg) -> Result<ActOptions> {
         let act = self.act.or(default);
         if self.of.is_some() && act != Some(ActKind::Grad) {
-            return Err(UsageError("--of only goes with --act grad".into()));
+            return usage("--of only goes with --act grad");
         }
         if self.upstream.is_some() && act != Some(ActKind::Grad) {
-            return Err(UsageError("--upstream only goes with --act grad".into()));
+            return usage("--upstream only goes with --act grad");
         }
         let of = match self.of.unwrap_or(OfKind::Relu) {
             OfKind::Relu => Func::Relu,
             OfKind::Leaky => Func::Leaky,
             OfKind::Prelu => Func::Prelu,
         };
-        Ok(act.map(|a| match a {
+        let act = act.map(|a| match a {
             ActKind::Relu => Activation::Value(Func::Relu),
             ActKind::Leaky => Activation::Value(Func::Leaky),
             ActKind::Prelu => Activation::Value(Func::Prelu),
             ActKind::Grad => Activation::Grad(of),
-        }))
+        });
+        let func = act.map(|a| a.func());
+        if self.slope.is_some() && func != Some(Func::Leaky) {
+            return usage("--slope goes with --act leaky (or --act grad --of leaky)");
+        }
+        let alpha = match (&self.alpha, func) {
+            (Some(spec), Some(Func::Prelu)) => Some(options::read_alpha(spec)?),
+            (None, Some(Func::Prelu)) => return usage("--act prelu (and --of prelu) needs --alpha"),
+            (Some(_), _) => return usage("--alpha goes with --act prelu or --of prelu"),
+            (None, _) => None,
+        };
+        Ok(ActOptions {
+            act,
+            slope: self.slope,
+            alpha,
+            channel_axis: self.channel_axis,
+            upstream: self.upstream.clone(),
+            dtype: dtype.dtype(),
+        })
+    }
+}
+
+impl TableArgs {
+    /// How inputs are read; `from` is `--from`.
+    pub fn options(&self, from: Option<FormatArg>) -> Result<ReadOptions> {
+        let delimiter = match self.delimiter.as_deref() {
+            Some(d) => Some(options::parse_delimiter(d)?),
+            None => None,
+        };
+        let header = match (self.header, self.no_header) {
+            (true, _) => HeaderMode::Yes,
+            (_, true) => HeaderMode::No,
+            _ => HeaderMode::Auto,
+        };
+        Ok(ReadOptions { format: from.map(FormatArg::format), delimiter, header, member: self.member.clone() })
+    }
+}
+
+impl UnitArgs {
+    pub fn options(&self) -> UnitOptions {
+        UnitOptions { axis: self.unit_axis, threshold: self.dead_threshold }
     }
 }
 
@@ -236,17 +282,16 @@ impl DTypeArg {
     }
 }
 
-/// A mistake in how relu was called (exit code 2), as opposed to a problem with the data (1).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl FormatArg {
+    pub fn format(self) -> Format {
+        match self {
+            FormatArg::Npy => Format::Npy,
+            FormatArg::Npz => Format::Npz,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Tsv => Format::Tsv,
+        }
     }
 }
-
-impl std::error::Error for UsageError {}
 
 /// `relu 0.1.0 (kernel: avx2+f16c)`: the version says which SIMD level runs here.
 pub fn version() -> String {

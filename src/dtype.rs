@@ -205,6 +205,214 @@ fn named(s: &str) -> Option<DType> {
     })
 }
 
+/// f16 as its raw bits: the element type of a `float16` array (the kernel computes on the bits
+/// or in f32, see `act`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct F16(pub u16);
+
+// SAFETY: a transparent wrapper of u16: every bit pattern is valid, no padding.
+unsafe impl bytemuck::Zeroable for F16 {}
+unsafe impl bytemuck::Pod for F16 {}
+
+/// A Rust type for each [`DType`], with the per-type operations the pipeline needs. Code that
+/// works per element type is written once, generic over `Element`, and [`with_element!`] picks
+/// the type for a runtime `DType`: this is the only `match` over element types.
+pub trait Element: bytemuck::Pod + Default + Send + Sync + 'static {
+    const DTYPE: DType;
+    /// The exact value, widened (integers beyond 2^53 round to nearest).
+    fn to_f64(self) -> f64;
+    /// The value as f32 (f64 rounds to nearest; integers round to nearest).
+    fn to_f32(self) -> f32;
+    /// The value as f16 bits, rounded once to nearest even.
+    fn to_f16(self) -> F16;
+    /// "Active" in the statistics' sense: greater than zero (NaN is not).
+    fn is_active(self) -> bool;
+    /// Reverses the byte order.
+    fn swap(self) -> Self;
+    /// Appends the value as text: the shortest that reads back the same.
+    fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer);
+}
+
+macro_rules! int_element {
+    ($($t:ty => $dt:ident),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = DType::$dt;
+            #[inline(always)]
+            fn to_f64(self) -> f64 { self as f64 }
+            #[inline(always)]
+            fn to_f32(self) -> f32 { self as f32 }
+            #[inline(always)]
+            // via f64: exact for every integer f16 can hold; the rest round once or overflow
+            fn to_f16(self) -> F16 { F16(crate::act::f64_to_f16(self as f64)) }
+            #[inline(always)]
+            fn is_active(self) -> bool { self > 0 }
+            #[inline(always)]
+            fn swap(self) -> Self { self.swap_bytes() }
+            fn write_text(self, out: &mut Vec<u8>, _: &mut ryu::Buffer) {
+                use std::io::Write;
+                let _ = write!(out, "{self}");
+            }
+        }
+    )*};
+}
+int_element!(i8 => I8, i16 => I16, i32 => I32, i64 => I64, u8 => U8, u16 => U16, u32 => U32, u64 => U64);
+
+impl Element for F16 {
+    const DTYPE: DType = DType::F16;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        crate::act::f16_to_f32(self.0) as f64
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        crate::act::f16_to_f32(self.0)
+    }
+    #[inline(always)]
+    fn to_f16(self) -> F16 {
+        self
+    }
+    /// Positive, non-zero, not NaN: bits 0x0001..=0x7c00.
+    #[inline(always)]
+    fn is_active(self) -> bool {
+        self.0.wrapping_sub(1) < 0x7c00
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        F16(self.0.swap_bytes())
+    }
+    fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer) {
+        self.to_f32().write_text(out, fmt)
+    }
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn to_f16(self) -> F16 {
+        F16(crate::act::f32_to_f16(self))
+    }
+    #[inline(always)]
+    fn is_active(self) -> bool {
+        self > 0.0
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        f32::from_bits(self.to_bits().swap_bytes())
+    }
+    fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer) {
+        if self.is_finite() {
+            out.extend_from_slice(fmt.format_finite(self).as_bytes());
+        } else {
+            (self as f64).write_text(out, fmt);
+        }
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    #[inline(always)]
+    fn to_f16(self) -> F16 {
+        F16(crate::act::f64_to_f16(self))
+    }
+    #[inline(always)]
+    fn is_active(self) -> bool {
+        self > 0.0
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        f64::from_bits(self.to_bits().swap_bytes())
+    }
+    fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer) {
+        if self.is_finite() {
+            out.extend_from_slice(fmt.format_finite(self).as_bytes());
+        } else {
+            out.extend_from_slice(if self.is_nan() {
+                b"nan"
+            } else if self > 0.0 {
+                b"inf"
+            } else {
+                b"-inf"
+            });
+        }
+    }
+}
+
+/// Evaluates `$body` with `$T` standing for the [`Element`] type of the runtime `DType` `$dt`.
+#[macro_export]
+macro_rules! with_element {
+    ($dt:expr, $T:ident => $body:expr) => {{
+        use $crate::dtype::DType;
+        match $dt {
+            DType::F16 => {
+                type $T = $crate::dtype::F16;
+                $body
+            }
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            DType::U64 => {
+                type $T = u64;
+                $body
+            }
+        }
+    }};
+}
+
+/// The value of element `i` of native little-endian `bytes` of type `dt`, as f64.
+pub fn element_f64(dt: DType, bytes: &[u8], i: usize) -> f64 {
+    with_element!(dt, T => bytemuck::pod_read_unaligned::<T>(&bytes[i * dt.size()..(i + 1) * dt.size()]).to_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

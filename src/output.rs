@@ -102,6 +102,23 @@ impl Drop for AtomicOutput {
     }
 }
 
+/// Writes statistics as JSON Lines to `path` (atomically) or to stdout for `-`.
+pub fn write_stats(path: &Path, objects: &[crate::stats::StatsJson]) -> Result<()> {
+    let mut text = String::new();
+    for o in objects {
+        text.push_str(&serde_json::to_string(o)?);
+        text.push('\n');
+    }
+    if path.as_os_str() == "-" {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        return Ok(out.flush()?);
+    }
+    let mut out = AtomicOutput::create(path)?;
+    out.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    out.commit()
+}
+
 /// True when an error is a write to a closed pipe: the reader went away, which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))

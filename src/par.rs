@@ -49,7 +49,13 @@ where
                     loop {
                         let next = rx.lock().map_err(|_| ()).and_then(|r| r.recv().map_err(|_| ()));
                         let Ok((seq, job, mut out)) = next else { break };
-                        let r = work(&mut st, &job, &mut out);
+                        // A panic loses no job: it becomes that job's error, reported in order,
+                        // so the run ends (no output committed) instead of waiting for the job.
+                        let r =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut st, &job, &mut out)))
+                                .unwrap_or_else(|p| {
+                                    Err(anyhow!("internal error: a worker panicked: {}", panic_text(&p)))
+                                });
                         if tx.send((seq, job, out, r)).is_err() {
                             break;
                         }
@@ -70,6 +76,11 @@ where
         // An error in an earlier result explains a stopped reader; else the reader's own error.
         written.and(read).map(|_| states)
     })
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default()
 }
 
 fn read_loop<J, O>(
@@ -166,6 +177,45 @@ mod tests {
             assert_eq!(e.to_string(), "bad 50");
             assert_eq!(written, 49);
         }
+    }
+
+    #[test]
+    fn a_panicking_worker_ends_the_run_with_an_error() {
+        // Quiet the default hook's message for the expected panic.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        for threads in 1..4 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let handle = std::thread::spawn(move || {
+                let mut n = 0u32;
+                let mut written = 0;
+                let r = ordered_map(
+                    vec![(); threads],
+                    3,
+                    |j: &mut u32| {
+                        n += 1;
+                        *j = n;
+                        Ok(n <= 1000)
+                    },
+                    |_, j, _o: &mut u32| {
+                        assert!(*j != 77, "worker bug at job {j}");
+                        Ok(())
+                    },
+                    |_| {
+                        written += 1;
+                        Ok(())
+                    },
+                );
+                let _ = tx.send((r.map(|_| ()), written));
+            });
+            let (r, written) =
+                rx.recv_timeout(std::time::Duration::from_secs(20)).expect("ordered_map hung after a worker panic");
+            handle.join().unwrap();
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("worker panicked") && e.contains("job 77"), "{e}");
+            assert_eq!(written, 76);
+        }
+        std::panic::set_hook(hook);
     }
 
     #[test]

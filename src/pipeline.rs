@@ -1,18 +1,21 @@
-//! Reader → kernel → writer, one chunk at a time, with buffers allocated once.
+//! Chunks through the kernel, and the drivers that move a source's chunks through it.
 //!
 //! A [`Plan`] says what to compute for one array (types, activation, slopes); a [`ChunkProcessor`]
-//! turns a chunk of input bytes (and upstream bytes) into a chunk of output bytes; [`stream`]
-//! drives a [`ChunkSource`] through it into a writer. Sources hand out slices straight from a
-//! memory map when they can, so the common case touches each input byte once.
+//! turns a chunk of input bytes (and upstream bytes) into a chunk of output bytes, with the fused
+//! statistics and any [`Observer`] riding along. The drivers feed it: [`stream`] in order,
+//! [`stream_overlapped`] with the writes on a second thread, [`ranges`] on several threads over
+//! ranges of a file. Nothing here knows a file format: sources hand out bytes (`source.rs`),
+//! sinks take them (`sink.rs`).
 
-use crate::act::{self, Activation, Func};
-use crate::dtype::{ByteOrder, DType};
+use crate::act::{Activation, Func};
+use crate::dtype::{ByteOrder, DType, Element, F16};
 use crate::kernel::{ChunkStats, Kernel, Op, Slope};
+use crate::source::{ChunkSource, FileRegion};
 use crate::stats::StatsAccumulator;
-use anyhow::{bail, Result};
+use crate::with_element;
+use anyhow::{anyhow, Result};
 use bytemuck::{cast_slice, cast_slice_mut, Pod};
-use std::fs::File;
-use std::io::{Read, Write};
+use std::any::Any;
 
 /// Bytes of input per chunk: small enough to stay in L2, large enough to amortize syscalls.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -60,6 +63,19 @@ pub struct Plan {
     pub upstream: Option<ByteOrder>,
 }
 
+/// Watches the values an array's activation produces (a histogram, say) as they stream by:
+/// each chunk's output in the working type, native byte order, with the flat index of its first
+/// element. Parallel drivers give each worker a [`Observer::fresh`] one and merge them in order.
+pub trait Observer: Send {
+    fn observe(&mut self, values: &[u8], dtype: DType, start: u64);
+    /// An empty observer of the same kind and settings.
+    fn fresh(&self) -> Box<dyn Observer>;
+    /// Adds what another observer (made by `fresh`) saw.
+    fn merge(&mut self, other: Box<dyn Observer>);
+    /// For `merge` and for the caller to get its concrete type back.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
 /// Turns chunks of input bytes into chunks of output bytes.
 pub struct ChunkProcessor {
     plan: Plan,
@@ -73,62 +89,82 @@ pub struct ChunkProcessor {
     slopes: AlignedBuf,
     y: AlignedBuf,
     out: AlignedBuf,
-    /// Per-channel slopes in the working type's compute type (f32 for f16), as bytes.
+    /// Per-channel slopes in the working type's slope type (f32 for f16), as bytes.
     channel_slopes: AlignedBuf,
     /// Statistics gathered in the kernel's pass, when asked for.
     stats: Option<StatsAccumulator>,
+    observer: Option<Box<dyn Observer>>,
 }
 
 impl ChunkProcessor {
-    pub fn new(plan: Plan, kernel: Kernel, stats: Option<StatsAccumulator>) -> Self {
+    pub fn new(plan: Plan, stats: Option<StatsAccumulator>) -> Self {
         let widest = plan.input.size().max(plan.work.size()).max(plan.output.size()).max(4);
         let chunk_elems = CHUNK_BYTES / widest;
         let cap = chunk_elems * 8;
         let channel_slopes = match &plan.channels {
-            Some(ch) => {
-                let mut b = AlignedBuf::new(ch.slopes.len() * 8);
-                if plan.work == DType::F64 {
-                    cast_slice_mut::<u8, f64>(&mut b.bytes_mut()[..ch.slopes.len() * 8]).copy_from_slice(&ch.slopes);
-                } else {
-                    for (d, &s) in
-                        cast_slice_mut::<u8, f32>(&mut b.bytes_mut()[..ch.slopes.len() * 4]).iter_mut().zip(&ch.slopes)
-                    {
-                        *d = s as f32;
-                    }
-                }
-                b
-            }
+            Some(ch) => with_element!(plan.work, T => slope_bytes::<T>(&ch.slopes)),
             None => AlignedBuf::new(0),
         };
         let has_slopes = plan.channels.is_some();
+        let has_up = plan.upstream.is_some();
         ChunkProcessor {
             chunk_elems,
             aligned_in: AlignedBuf::new(cap),
-            aligned_up: AlignedBuf::new(if plan.upstream.is_some() { cap } else { 0 }),
+            aligned_up: AlignedBuf::new(if has_up { cap } else { 0 }),
             work: AlignedBuf::new(cap),
-            up: AlignedBuf::new(if plan.upstream.is_some() { cap } else { 0 }),
+            up: AlignedBuf::new(if has_up { cap } else { 0 }),
             slopes: AlignedBuf::new(if has_slopes { cap } else { 0 }),
             y: AlignedBuf::new(cap),
             out: AlignedBuf::new(cap),
             channel_slopes,
             stats,
+            observer: None,
             plan,
-            kernel,
+            kernel: Kernel::default(),
         }
+    }
+
+    /// Attaches an observer of the output values.
+    pub fn with_observer(mut self, o: Option<Box<dyn Observer>>) -> Self {
+        self.observer = o;
+        self
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
-    /// A processor for the same plan with its own buffers and an empty accumulator (for workers).
+    /// A processor for the same plan with its own buffers and empty statistics (for workers).
     pub fn fork(&self) -> ChunkProcessor {
-        ChunkProcessor::new(self.plan.clone(), self.kernel, self.stats.as_ref().map(|s| s.fresh()))
+        let stats = self.stats.as_ref().map(|s| s.fresh());
+        ChunkProcessor::new(self.plan.clone(), stats).with_observer(self.observer.as_ref().map(|o| o.fresh()))
+    }
+
+    /// Adds what a fork saw (of elements after those this one saw).
+    pub fn merge(&mut self, other: ChunkProcessor) {
+        if let (Some(a), Some(b)) = (&mut self.stats, &other.stats) {
+            a.merge(b);
+        }
+        if let (Some(a), Some(b)) = (&mut self.observer, other.observer) {
+            a.merge(b);
+        }
+    }
+
+    /// Adds statistics gathered elsewhere (of later elements of the same array).
+    pub fn merge_stats(&mut self, s: &StatsAccumulator) {
+        if let Some(a) = &mut self.stats {
+            a.merge(s);
+        }
     }
 
     /// The statistics gathered so far (when created with an accumulator).
     pub fn stats(&self) -> Option<&StatsAccumulator> {
         self.stats.as_ref()
+    }
+
+    /// The statistics and the observer, when the run is over.
+    pub fn into_results(self) -> (Option<StatsAccumulator>, Option<Box<dyn Observer>>) {
+        (self.stats, self.observer)
     }
 
     /// Moves the statistics gathered so far into `dst` and starts over empty, reusing `dst`'s
@@ -144,12 +180,24 @@ impl ChunkProcessor {
         }
     }
 
-    /// Processes `n` elements whose input bytes are `x` (and upstream bytes `g`), the first of
-    /// them at flat index `start`. Returns the output bytes.
+    /// Processes the elements whose input bytes are `x` (and upstream bytes `g`), the first of
+    /// them at flat index `start`, into the processor's own buffer. Returns the output bytes.
     pub fn process(&mut self, x: &[u8], g: Option<&[u8]>, start: u64) -> &[u8] {
+        let n = x.len() / self.plan.input.size();
+        let bytes = n * self.plan.output.size();
+        let mut out = std::mem::replace(&mut self.out, AlignedBuf::new(0));
+        self.process_into(x, g, start, &mut out.bytes_mut()[..bytes]);
+        self.out = out;
+        &self.out.bytes()[..bytes]
+    }
+
+    /// [`ChunkProcessor::process`] into `out` (8-byte aligned, exactly the output's length): the
+    /// kernel writes there directly when no conversion follows it.
+    pub fn process_into(&mut self, x: &[u8], g: Option<&[u8]>, start: u64, out: &mut [u8]) {
         let plan = &self.plan;
         let n = x.len() / plan.input.size();
         debug_assert!(n <= self.chunk_elems);
+        debug_assert_eq!(out.len(), n * plan.output.size());
         let ws = plan.work.size();
         let k = self.kernel;
 
@@ -174,32 +222,38 @@ impl ChunkProcessor {
             }
         });
         // 2. prelu: lay the channel slopes out along this chunk
-        let slopes = match &plan.channels {
-            Some(ch) => {
-                let sw = if plan.work == DType::F64 { 8 } else { 4 };
-                let dst = &mut self.slopes.bytes_mut()[..n * sw];
-                let per = &self.channel_slopes.bytes()[..ch.slopes.len() * sw];
-                if sw == 8 {
-                    fill_slopes::<f64>(cast_slice_mut(dst), cast_slice(per), ch.inner, start);
-                } else {
-                    fill_slopes::<f32>(cast_slice_mut(dst), cast_slice(per), ch.inner, start);
-                }
-                Some(&self.slopes.bytes()[..n * sw])
-            }
-            None => None,
-        };
-        // 3. the activation, into y, with the statistics from the same pass
-        let y = &mut self.y.bytes_mut()[..n * ws];
-        run_kernel(&k, plan, x, g, slopes, y, self.stats.as_mut(), start);
-        // 4. working type → output type and byte order
-        if plan.output == plan.work && plan.output_order == ByteOrder::Little {
-            return &self.y.bytes()[..n * ws];
+        let slopes = plan.channels.as_ref().map(|ch| {
+            let sw = with_element!(plan.work, T => std::mem::size_of::<<T as Compute>::S>());
+            let per = &self.channel_slopes.bytes()[..ch.slopes.len() * sw];
+            let dst = &mut self.slopes.bytes_mut()[..n * sw];
+            fill_slopes(dst, per, sw, ch.inner, start);
+            &self.slopes.bytes()[..n * sw]
+        });
+        // 3. the activation, straight into `out` when no conversion follows, with the statistics
+        //    from the same pass
+        let direct = plan.output == plan.work && plan.output_order == ByteOrder::Little;
+        let y = if direct { &mut *out } else { &mut self.y.bytes_mut()[..n * ws] };
+        let stats = self.stats.as_mut();
+        with_element!(plan.work, T => run_kernel::<T>(&k, plan, x, g, slopes, y, stats, start));
+        if let Some(o) = &mut self.observer {
+            o.observe(y, plan.work, start);
         }
-        let os = plan.output.size();
-        let out = &mut self.out.bytes_mut()[..n * os];
-        encode(&k, &self.y.bytes()[..n * ws], plan.work, plan.output, plan.output_order, out);
-        &self.out.bytes()[..n * os]
+        // 4. working type → output type and byte order
+        if !direct {
+            encode(&k, &self.y.bytes()[..n * ws], plan.work, plan.output, plan.output_order, out);
+        }
     }
+}
+
+/// Per-channel slopes in `T`'s slope type, as bytes.
+fn slope_bytes<T: Compute>(slopes: &[f64]) -> AlignedBuf {
+    let sw = std::mem::size_of::<T::S>();
+    let mut b = AlignedBuf::new(slopes.len() * sw);
+    let dst: &mut [T::S] = cast_slice_mut(&mut b.bytes_mut()[..slopes.len() * sw]);
+    for (d, &s) in dst.iter_mut().zip(slopes) {
+        *d = T::slope(s);
+    }
+    b
 }
 
 fn is_aligned(b: &[u8], size: usize) -> bool {
@@ -217,21 +271,86 @@ fn realign<'a>(b: &'a [u8], size: usize, buf: &'a mut AlignedBuf) -> &'a [u8] {
     }
 }
 
-fn fill_slopes<W: Copy>(dst: &mut [W], per_channel: &[W], inner: u64, start: u64) {
-    let count = per_channel.len() as u64;
+/// Lays `per_channel` (slopes of `sw` bytes each) out along `dst`, runs of `inner` per channel.
+fn fill_slopes(dst: &mut [u8], per_channel: &[u8], sw: usize, inner: u64, start: u64) {
+    let count = (per_channel.len() / sw) as u64;
+    let elems = dst.len() / sw;
     let mut p = start;
     let mut i = 0;
-    while i < dst.len() {
+    while i < elems {
         let run = p / inner;
-        let len = ((run + 1) * inner - p).min((dst.len() - i) as u64) as usize;
-        dst[i..i + len].fill(per_channel[(run % count) as usize]);
+        let len = ((run + 1) * inner - p).min((elems - i) as u64) as usize;
+        let c = (run % count) as usize;
+        let slope = &per_channel[c * sw..(c + 1) * sw];
+        for d in dst[i * sw..(i + len) * sw].chunks_exact_mut(sw) {
+            d.copy_from_slice(slope);
+        }
         i += len;
         p += len as u64;
     }
 }
 
+/// How the kernel computes on one working type: its slope type and kernel entry points.
+pub trait Compute: Element {
+    /// leaky/prelu slopes: f32 for f16 and f32, f64 for f64, none for integers.
+    type S: Pod;
+    fn slope(v: f64) -> Self::S;
+    fn run(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self]);
+    fn run_stats(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self], shift: f64)
+        -> ChunkStats;
+}
+
+macro_rules! float_compute {
+    ($($t:ty),*) => {$(
+        impl Compute for $t {
+            type S = $t;
+            fn slope(v: f64) -> $t {
+                v as $t
+            }
+            fn run(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
+                k.float(op, x, g, y)
+            }
+            fn run_stats(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+                k.float_stats(op, x, g, y, shift)
+            }
+        }
+    )*};
+}
+float_compute!(f32, f64);
+
+impl Compute for F16 {
+    type S = f32;
+    fn slope(v: f64) -> f32 {
+        v as f32
+    }
+    fn run(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16]) {
+        k.half(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+    }
+    fn run_stats(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16], shift: f64) -> ChunkStats {
+        k.half_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
+    }
+}
+
+macro_rules! int_compute {
+    ($($t:ty),*) => {$(
+        impl Compute for $t {
+            type S = ();
+            fn slope(_: f64) {}
+            fn run(k: &Kernel, op: Op<()>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
+                k.int(op, x, g, y)
+            }
+            fn run_stats(k: &Kernel, op: Op<()>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+                k.int_stats(op, x, g, y, shift)
+            }
+        }
+    )*};
+}
+int_compute!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+/// One chunk through the kernel in working type `T`, with the fused statistics when asked: the
+/// kernel's pass gathers the value statistics, then the per-unit active counts of the input.
 #[allow(clippy::too_many_arguments)]
-fn run_kernel(
+fn run_kernel<T: Compute>(
     k: &Kernel,
     plan: &Plan,
     x: &[u8],
@@ -241,370 +360,71 @@ fn run_kernel(
     stats: Option<&mut StatsAccumulator>,
     start: u64,
 ) {
-    fn op<W: Pod>(act: Option<Activation>, all: W, each: Option<&[u8]>) -> Op<'_, W> {
-        let slope = match each {
-            Some(s) => Slope::Each(cast_slice(s)),
-            None => Slope::All(all),
-        };
-        match act {
-            None => Op::Identity,
-            Some(Activation::Value(Func::Relu)) => Op::Relu,
-            Some(Activation::Value(_)) => Op::Leaky(slope),
-            Some(Activation::Grad(Func::Relu)) => Op::GradRelu,
-            Some(Activation::Grad(_)) => Op::GradLeaky(slope),
-        }
-    }
-    let act = plan.act;
+    let slope = match slopes {
+        Some(s) => Slope::Each(cast_slice(s)),
+        None => Slope::All(T::slope(plan.slope)),
+    };
+    let op = match plan.act {
+        None => Op::Identity,
+        Some(Activation::Value(Func::Relu)) => Op::Relu,
+        Some(Activation::Value(_)) => Op::Leaky(slope),
+        Some(Activation::Grad(Func::Relu)) => Op::GradRelu,
+        Some(Activation::Grad(_)) => Op::GradLeaky(slope),
+    };
+    let (x, g, y) = (cast_slice::<u8, T>(x), g.map(cast_slice::<u8, T>), cast_slice_mut::<u8, T>(y));
     match stats {
-        None => {
-            macro_rules! int {
-                ($t:ty) => {
-                    k.int::<$t>(op(act, (), None), cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-                };
-            }
-            match plan.work {
-                DType::F32 => k.float::<f32>(
-                    op(act, plan.slope as f32, slopes),
-                    cast_slice(x),
-                    g.map(cast_slice),
-                    cast_slice_mut(y),
-                ),
-                DType::F64 => {
-                    k.float::<f64>(op(act, plan.slope, slopes), cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-                }
-                DType::F16 => {
-                    k.half(op(act, plan.slope as f32, slopes), cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-                }
-                DType::I8 => int!(i8),
-                DType::I16 => int!(i16),
-                DType::I32 => int!(i32),
-                DType::I64 => int!(i64),
-                DType::U8 => int!(u8),
-                DType::U16 => int!(u16),
-                DType::U32 => int!(u32),
-                DType::U64 => int!(u64),
-            }
-        }
+        None => T::run(k, op, x, g, y),
         Some(acc) => {
-            macro_rules! int {
-                ($t:ty) => {
-                    fused(
-                        acc,
-                        k,
-                        cast_slice::<u8, $t>(x),
-                        start,
-                        |v| v as f64,
-                        |v| v > 0,
-                        |xs, shift| {
-                            k.int_stats::<$t>(op(act, (), None), xs, g.map(cast_slice), cast_slice_mut(y), shift)
-                        },
-                    )
-                };
-            }
-            match plan.work {
-                DType::F32 => fused(
-                    acc,
-                    k,
-                    cast_slice::<u8, f32>(x),
-                    start,
-                    |v| v as f64,
-                    |v| v > 0.0,
-                    |xs, shift| {
-                        k.float_stats(
-                            op(act, plan.slope as f32, slopes),
-                            xs,
-                            g.map(cast_slice),
-                            cast_slice_mut(y),
-                            shift,
-                        )
-                    },
-                ),
-                DType::F64 => fused(
-                    acc,
-                    k,
-                    cast_slice::<u8, f64>(x),
-                    start,
-                    |v| v,
-                    |v| v > 0.0,
-                    |xs, shift| {
-                        k.float_stats(op(act, plan.slope, slopes), xs, g.map(cast_slice), cast_slice_mut(y), shift)
-                    },
-                ),
-                // active f16: positive, non-zero, not NaN, i.e. bits 0x0001..=0x7c00
-                DType::F16 => fused(
-                    acc,
-                    k,
-                    cast_slice::<u8, u16>(x),
-                    start,
-                    |h| act::f16_to_f32(h) as f64,
-                    |h| h.wrapping_sub(1) < 0x7c00,
-                    |xs, shift| {
-                        k.half_stats(
-                            op(act, plan.slope as f32, slopes),
-                            xs,
-                            g.map(cast_slice),
-                            cast_slice_mut(y),
-                            shift,
-                        )
-                    },
-                ),
-                DType::I8 => int!(i8),
-                DType::I16 => int!(i16),
-                DType::I32 => int!(i32),
-                DType::I64 => int!(i64),
-                DType::U8 => int!(u8),
-                DType::U16 => int!(u16),
-                DType::U32 => int!(u32),
-                DType::U64 => int!(u64),
-            }
+            let shift = acc.shift(x.first().map_or(0.0, |&v| v.to_f64()));
+            acc.add_chunk(&T::run_stats(k, op, x, g, y, shift));
+            acc.count_active(k, x, start, T::is_active);
         }
     }
-}
-
-/// One chunk's fused statistics: the kernel call (`run`, given the sums' shift) and the per-unit
-/// active counts of its input `xs`, both into `acc`.
-fn fused<T: Copy>(
-    acc: &mut StatsAccumulator,
-    k: &Kernel,
-    xs: &[T],
-    start: u64,
-    value: impl Fn(T) -> f64,
-    active: impl Fn(T) -> bool + Copy,
-    run: impl FnOnce(&[T], f64) -> ChunkStats,
-) {
-    let shift = acc.shift(xs.first().map_or(0.0, |&v| value(v)));
-    acc.add_chunk(&run(xs, shift));
-    acc.count_active(k, xs, start, active);
 }
 
 /// Elements of type `from` in byte order `order` → native elements of type `to` (a float type, or
 /// `from` itself). Integers convert exactly where the target can hold them, else round to nearest.
 pub fn decode(k: &Kernel, src: &[u8], from: DType, order: ByteOrder, to: DType, dst: &mut [u8]) {
+    fn typed<A: Element>(k: &Kernel, x: &[A], big: bool, to: DType, dst: &mut [u8]) {
+        let fix = move |v: A| if big { v.swap() } else { v };
+        match to {
+            DType::F16 => k.convert(x, cast_slice_mut::<u8, F16>(dst), move |v| fix(v).to_f16()),
+            DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), move |v| fix(v).to_f32()),
+            DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), move |v| fix(v).to_f64()),
+            _ => k.convert(x, cast_slice_mut::<u8, A>(dst), fix),
+        }
+    }
     let big = order == ByteOrder::Big;
-    macro_rules! from_int {
-        ($t:ty) => {{
-            let x: &[$t] = cast_slice(src);
-            let fix = move |v: $t| if big { <$t>::from_be(v) } else { v };
-            match to {
-                DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), move |v| fix(v) as f32),
-                DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), move |v| fix(v) as f64),
-                // via f64, exact for every integer f16 can hold; the rest round once or overflow
-                DType::F16 => k.convert(x, cast_slice_mut::<u8, u16>(dst), move |v| act::f64_to_f16(fix(v) as f64)),
-                _ => k.convert(x, cast_slice_mut::<u8, $t>(dst), fix),
-            }
-        }};
-    }
-    match from {
-        DType::F16 => k.convert(
-            cast_slice::<u8, u16>(src),
-            cast_slice_mut(dst),
-            move |v: u16| if big { u16::from_be(v) } else { v },
-        ),
-        DType::F32 => k.convert(
-            cast_slice::<u8, u32>(src),
-            cast_slice_mut(dst),
-            move |v: u32| if big { u32::from_be(v) } else { v },
-        ),
-        DType::F64 => k.convert(
-            cast_slice::<u8, u64>(src),
-            cast_slice_mut(dst),
-            move |v: u64| if big { u64::from_be(v) } else { v },
-        ),
-        DType::I8 => from_int!(i8),
-        DType::I16 => from_int!(i16),
-        DType::I32 => from_int!(i32),
-        DType::I64 => from_int!(i64),
-        DType::U8 => from_int!(u8),
-        DType::U16 => from_int!(u16),
-        DType::U32 => from_int!(u32),
-        DType::U64 => from_int!(u64),
-    }
+    with_element!(from, A => typed::<A>(k, cast_slice(src), big, to, dst))
 }
 
 /// Native working-type elements → output type (rounded once) in byte order `order`.
 pub fn encode(k: &Kernel, src: &[u8], from: DType, to: DType, order: ByteOrder, dst: &mut [u8]) {
-    let big = order == ByteOrder::Big;
+    fn typed<A: Element>(k: &Kernel, x: &[A], to: DType, dst: &mut [u8]) {
+        match to {
+            DType::F16 => k.convert(x, cast_slice_mut::<u8, F16>(dst), A::to_f16),
+            DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), A::to_f32),
+            DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), A::to_f64),
+            _ => dst.copy_from_slice(cast_slice(x)),
+        }
+    }
     match (from, to) {
         (DType::F32, DType::F16) => k.f32_to_half(cast_slice(src), cast_slice_mut(dst)),
-        (DType::F64, DType::F16) => {
-            k.convert(cast_slice::<u8, f64>(src), cast_slice_mut::<u8, u16>(dst), act::f64_to_f16)
-        }
         (DType::F16, DType::F32) => k.half_to_f32(cast_slice(src), cast_slice_mut(dst)),
-        (DType::F16, DType::F64) => {
-            k.convert(cast_slice::<u8, u16>(src), cast_slice_mut::<u8, f64>(dst), |h| act::f16_to_f32(h) as f64)
-        }
-        (DType::F32, DType::F64) => k.convert(cast_slice::<u8, f32>(src), cast_slice_mut::<u8, f64>(dst), |v| v as f64),
-        (DType::F64, DType::F32) => {
-            k.convert(cast_slice::<u8, f64>(src), cast_slice_mut::<u8, f32>(dst), act::f64_to_f32)
-        }
-        (a, b) if a == b => match a.size() {
-            1 => dst.copy_from_slice(src),
-            2 => k.convert(
-                cast_slice::<u8, u16>(src),
-                cast_slice_mut(dst),
-                move |v: u16| if big { v.to_be() } else { v },
-            ),
-            4 => k.convert(
-                cast_slice::<u8, u32>(src),
-                cast_slice_mut(dst),
-                move |v: u32| if big { v.to_be() } else { v },
-            ),
-            _ => k.convert(
-                cast_slice::<u8, u64>(src),
-                cast_slice_mut(dst),
-                move |v: u64| if big { v.to_be() } else { v },
-            ),
-        },
-        (a, b) => unreachable!("no conversion from {a} to {b}: the plan checks this"),
+        (a, b) if a == b => dst.copy_from_slice(src),
+        _ => with_element!(from, A => typed::<A>(k, cast_slice(src), to, dst)),
     }
-    if big && from != to {
-        // Conversions above produced native order; swap for a big-endian target.
-        match to.size() {
-            2 => k.convert_in_place(cast_slice_mut::<u8, u16>(dst), u16::swap_bytes),
-            4 => k.convert_in_place(cast_slice_mut::<u8, u32>(dst), u32::swap_bytes),
-            8 => k.convert_in_place(cast_slice_mut::<u8, u64>(dst), u64::swap_bytes),
-            _ => {}
-        }
+    if order == ByteOrder::Big {
+        swap_in_place(k, to, dst);
     }
 }
 
-// ---------------------------------------------------------------- sources
-
-/// Hands out the input's data bytes in chunks.
-pub trait ChunkSource {
-    /// The next `len` bytes. An error if the input ends first.
-    fn next_chunk(&mut self, len: usize) -> Result<&[u8]>;
+/// Reverses the byte order of every element of `b` (type `dt`).
+pub fn swap_in_place(k: &Kernel, dt: DType, b: &mut [u8]) {
+    with_element!(dt, T => k.convert_in_place(cast_slice_mut::<u8, T>(b), T::swap))
 }
 
-/// A file's data region, read through a sliding memory map: no copy into a buffer, and only a
-/// window of the file is mapped at a time, so resident memory stays bounded.
-pub struct MmapSource {
-    file: File,
-    pos: u64,
-    end: u64,
-    map: Option<(u64, memmap2::Mmap)>,
-}
-
-const WINDOW: u64 = 8 << 20;
-
-impl MmapSource {
-    /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
-    pub fn new(file: File, start: u64, end: u64) -> Self {
-        MmapSource { file, pos: start, end, map: None }
-    }
-}
-
-impl ChunkSource for MmapSource {
-    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
-        let (pos, len64) = (self.pos, len as u64);
-        if pos + len64 > self.end {
-            bail!("data ends early: the file was truncated while being read");
-        }
-        let in_map = matches!(&self.map, Some((s, m)) if pos >= *s && pos + len64 <= *s + m.len() as u64);
-        if !in_map {
-            self.map = None; // unmap the old window first: bounded resident memory
-            let page = 4096u64;
-            let start = pos / page * page;
-            let map_len = (WINDOW.max(pos + len64 - start)).min(self.end - start);
-            if map_len == 0 {
-                self.pos += len64;
-                return Ok(&[]);
-            }
-            // SAFETY: the map is read-only and private to this process; if another process
-            // truncates the file meanwhile we may see SIGBUS, as any mmap reader would.
-            let m =
-                unsafe { memmap2::MmapOptions::new().offset(start).len(map_len as usize).populate().map(&self.file)? };
-            let _ = m.advise(memmap2::Advice::Sequential);
-            self.map = Some((start, m));
-        }
-        let (s, m) = self.map.as_ref().expect("mapped above");
-        let off = (pos - s) as usize;
-        self.pos += len64;
-        Ok(&m[off..off + len])
-    }
-}
-
-/// A file's data region read with positional reads into one aligned buffer. The kernel copy from
-/// the page cache is cheaper than mapping: no page tables to populate and tear down, no TLB misses
-/// on 4 KiB user pages, and the buffer stays in L2 for the kernel pass.
-pub struct PreadSource {
-    file: File,
-    pos: u64,
-    end: u64,
-    buf: AlignedBuf,
-}
-
-impl PreadSource {
-    /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
-    pub fn new(file: File, start: u64, end: u64) -> Self {
-        PreadSource { file, pos: start, end, buf: AlignedBuf::new(CHUNK_BYTES) }
-    }
-}
-
-impl ChunkSource for PreadSource {
-    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
-        use std::os::unix::fs::FileExt;
-        if self.pos + len as u64 > self.end {
-            bail!("data ends early: the file was truncated while being read");
-        }
-        if self.buf.bytes().len() < len {
-            self.buf = AlignedBuf::new(len);
-        }
-        let buf = &mut self.buf.bytes_mut()[..len];
-        self.file.read_exact_at(buf, self.pos).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                anyhow::anyhow!("data ends early: the file was truncated while being read")
-            } else {
-                e.into()
-            }
-        })?;
-        self.pos += len as u64;
-        Ok(&self.buf.bytes()[..len])
-    }
-}
-
-/// Opens the right source for a file's data region (`RELU_READ=mmap` picks the memory map).
-pub fn file_source(file: File, start: u64, end: u64) -> Box<dyn ChunkSource> {
-    if std::env::var_os("RELU_READ").is_some_and(|v| v == "mmap") {
-        Box::new(MmapSource::new(file, start, end))
-    } else {
-        Box::new(PreadSource::new(file, start, end))
-    }
-}
-
-/// Any reader (stdin, a pipe), through one aligned buffer.
-pub struct ReadSource<R> {
-    r: R,
-    buf: AlignedBuf,
-    read: u64,
-    total: u64,
-}
-
-impl<R: Read> ReadSource<R> {
-    pub fn new(r: R, total: u64) -> Self {
-        ReadSource { r, buf: AlignedBuf::new(CHUNK_BYTES), read: 0, total }
-    }
-}
-
-impl<R: Read> ChunkSource for ReadSource<R> {
-    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
-        if self.buf.bytes().len() < len {
-            self.buf = AlignedBuf::new(len);
-        }
-        let buf = &mut self.buf.bytes_mut()[..len];
-        let mut got = 0;
-        while got < len {
-            match self.r.read(&mut buf[got..]) {
-                Ok(0) => bail!("truncated: the data ends after {} of {} bytes", self.read + got as u64, self.total),
-                Ok(k) => got += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.read += len as u64;
-        Ok(&self.buf.bytes()[..len])
-    }
-}
+// ---------------------------------------------------------------- drivers
 
 /// Drives `elements` elements from `src` (and `up`) through `proc` into `out`.
 pub fn stream(
@@ -614,18 +434,22 @@ pub fn stream(
     up: Option<&mut dyn ChunkSource>,
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    stream_range(proc, 0, elements, src, up, out)
+    stream_range(proc, 0, elements, src, up, &mut |proc, x, g, start| out(proc.process(x, g, start)))
 }
 
-/// [`stream`] for the elements `[first, first + elements)` of an array (the sources are positioned
-/// there): flat indices, and so PReLU channels and units, count from `first`.
-pub fn stream_range(
+/// What a driver does with one chunk: `(processor, input bytes, upstream bytes, flat index)`.
+type EachChunk<'a> = dyn FnMut(&mut ChunkProcessor, &[u8], Option<&[u8]>, u64) -> Result<()> + 'a;
+
+/// The elements `[first, first + elements)` of an array (the sources are positioned there), a
+/// chunk at a time: `each(proc, x, g, start)` processes one. Flat indices, and so PReLU channels
+/// and units, count from `first`.
+fn stream_range(
     proc: &mut ChunkProcessor,
     first: u64,
     elements: u64,
     src: &mut dyn ChunkSource,
     mut up: Option<&mut dyn ChunkSource>,
-    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+    each: &mut EachChunk,
 ) -> Result<()> {
     let in_size = proc.plan().input.size();
     let up_size = proc.plan().work.size();
@@ -637,69 +461,80 @@ pub fn stream_range(
             Some(u) => Some(u.next_chunk(n * up_size)?),
             None => None,
         };
-        out(proc.process(x, g, first + done))?;
+        each(proc, x, g, first + done)?;
         done += n as u64;
     }
     Ok(())
 }
 
-/// A file's data region: where parallel workers map their own ranges from.
-pub struct FileData<'a> {
-    pub file: &'a File,
+/// Where positional output goes: the file and the offset of the array's first element.
+#[derive(Clone, Copy)]
+pub struct PositionalOut<'a> {
+    pub file: &'a std::fs::File,
     pub offset: u64,
 }
 
-/// Statistics only, on `threads` workers: each maps its own contiguous range of the file (whole
-/// chunks), runs its own processor, and the accumulators merge exactly (in range order).
-pub fn stats_parallel(
-    proto: &ChunkProcessor,
+/// The array on `threads` workers, each over its own contiguous range of whole chunks: it reads
+/// its range of `input` (and `up`) with its own reader, runs its own fork of `proc`, and writes
+/// its output at its own offset of `out` (when there is one). The forks' statistics and observers
+/// merge into `proc` in range order, exactly.
+pub fn ranges(
+    proc: &mut ChunkProcessor,
     elements: u64,
-    input: FileData,
-    up: Option<FileData>,
+    input: &FileRegion,
+    up: Option<&FileRegion>,
+    out: Option<PositionalOut>,
     threads: usize,
-) -> Result<StatsAccumulator> {
-    let chunk = proto.chunk_elems as u64;
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let chunk = proc.chunk_elems as u64;
     let per = elements.div_ceil(chunk).div_ceil(threads.max(1) as u64).max(1) * chunk;
-    let ranges: Vec<(u64, u64)> =
+    let bounds: Vec<(u64, u64)> =
         (0..threads as u64).map(|t| (t * per, ((t + 1) * per).min(elements))).filter(|(a, b)| a < b).collect();
-    let (isz, wsz) = (proto.plan().input.size() as u64, proto.plan().work.size() as u64);
-    let results: Vec<Result<StatsAccumulator>> = std::thread::scope(|s| {
-        let workers: Vec<_> = ranges
+    let plan = proc.plan();
+    let (isz, wsz, osz) = (plan.input.size() as u64, plan.work.size() as u64, plan.output.size() as u64);
+    let forks: Vec<ChunkProcessor> = bounds.iter().map(|_| proc.fork()).collect();
+    let results: Vec<Result<ChunkProcessor>> = std::thread::scope(|s| {
+        let workers: Vec<_> = bounds
             .iter()
-            .map(|&(a, b)| {
-                let (input, up) = (&input, &up);
-                s.spawn(move || -> Result<StatsAccumulator> {
-                    let mut p = proto.fork();
-                    let mut src = file_source(input.file.try_clone()?, input.offset + a * isz, input.offset + b * isz);
+            .zip(forks)
+            .map(|(&(a, b), mut p)| {
+                s.spawn(move || -> Result<ChunkProcessor> {
+                    let mut src = input.range(a * isz, b * isz)?;
                     let mut upsrc = match up {
-                        Some(u) => Some(file_source(u.file.try_clone()?, u.offset + a * wsz, u.offset + b * wsz)),
+                        Some(u) => Some(u.range(a * wsz, b * wsz)?),
                         None => None,
                     };
                     let ups: Option<&mut dyn ChunkSource> = match upsrc.as_mut() {
                         Some(u) => Some(u.as_mut()),
                         None => None,
                     };
-                    stream_range(&mut p, a, b - a, src.as_mut(), ups, &mut |_| Ok(()))?;
-                    Ok(p.stats.take().expect("forked with an accumulator"))
+                    let mut buf = AlignedBuf::new(p.chunk_elems * osz as usize);
+                    stream_range(&mut p, a, b - a, src.as_mut(), ups, &mut |p, x, g, start| {
+                        let n = x.len() as u64 / isz;
+                        let o = &mut buf.bytes_mut()[..(n * osz) as usize];
+                        p.process_into(x, g, start, o);
+                        if let Some(out) = out {
+                            out.file.write_all_at(o, out.offset + start * osz)?;
+                        }
+                        Ok(())
+                    })?;
+                    Ok(p)
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
-            .collect()
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(anyhow!("a worker thread panicked")))).collect()
     });
-    let mut total = proto.stats.as_ref().expect("stats_parallel needs an accumulator").fresh();
     for r in results {
-        total.merge(&r?);
+        proc.merge(r?);
     }
-    Ok(total)
+    Ok(())
 }
 
 /// [`stream`] with the writing on a second thread: the kernel works on the next chunk while the
-/// previous one is copied into the page cache (or a pipe). Up to `DEPTH` chunks are in flight, in
-/// buffers recycled between the two threads, so memory stays bounded. A write error stops the
-/// reader at its next chunk and is returned.
+/// previous one is copied into the page cache (or a pipe). The kernel writes each chunk straight
+/// into a buffer that is then handed over; up to `DEPTH` are in flight, recycled between the two
+/// threads, so memory stays bounded. A write error stops the reader at its next chunk.
 pub fn stream_overlapped(
     proc: &mut ChunkProcessor,
     elements: u64,
@@ -711,6 +546,8 @@ pub fn stream_overlapped(
     const DEPTH: usize = 3;
     let (full_tx, full_rx) = sync_channel::<(AlignedBuf, usize)>(DEPTH);
     let (free_tx, free_rx) = channel::<AlignedBuf>();
+    let (isz, osz) = (proc.plan().input.size(), proc.plan().output.size());
+    let cap = proc.chunk_elems * osz;
     std::thread::scope(|s| {
         let writer = s.spawn(move || -> Result<()> {
             for (buf, len) in full_rx {
@@ -719,34 +556,92 @@ pub fn stream_overlapped(
             }
             Ok(())
         });
-        // The kernel side: each output chunk is copied into a free buffer and handed over.
         // "writer stopped" only ends the loop: the writer's own error is the one reported.
         let mut made = 0;
-        let mut hand_over = |out: &[u8]| -> Result<()> {
-            let stopped = || anyhow::anyhow!("the writer stopped");
+        let mut hand_over = |p: &mut ChunkProcessor, x: &[u8], g: Option<&[u8]>, start: u64| -> Result<()> {
+            let stopped = || anyhow!("the writer stopped");
             let mut buf = match free_rx.try_recv() {
                 Ok(b) => b,
                 Err(_) if made < DEPTH + 1 => {
                     made += 1;
-                    AlignedBuf::new(CHUNK_BYTES.max(out.len()))
+                    AlignedBuf::new(cap)
                 }
                 Err(_) => free_rx.recv().map_err(|_| stopped())?,
             };
-            if buf.bytes().len() < out.len() {
-                buf = AlignedBuf::new(out.len());
-            }
-            buf.bytes_mut()[..out.len()].copy_from_slice(out);
-            full_tx.send((buf, out.len())).map_err(|_| stopped())
+            let len = x.len() / isz * osz;
+            p.process_into(x, g, start, &mut buf.bytes_mut()[..len]);
+            full_tx.send((buf, len)).map_err(|_| stopped())
         };
         let reader = stream_range(proc, 0, elements, src, up, &mut hand_over);
         drop(full_tx);
-        let written = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the writer thread panicked")));
+        let written = writer.join().unwrap_or_else(|_| Err(anyhow!("the writer thread panicked")));
         // A write error explains a stopped reader; otherwise report the reader's own error.
         written.and(reader)
     })
 }
 
-/// Writes every chunk to `w`.
-pub fn to_writer(w: &mut dyn Write) -> impl FnMut(&[u8]) -> Result<()> + '_ {
-    move |b| Ok(w.write_all(b)?)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::ReadSource;
+
+    /// Counts the values it sees and remembers where each chunk started.
+    struct Count {
+        n: u64,
+        starts: Vec<u64>,
+    }
+    impl Observer for Count {
+        fn observe(&mut self, values: &[u8], dtype: DType, start: u64) {
+            self.n += (values.len() / dtype.size()) as u64;
+            self.starts.push(start);
+        }
+        fn fresh(&self) -> Box<dyn Observer> {
+            Box::new(Count { n: 0, starts: vec![] })
+        }
+        fn merge(&mut self, other: Box<dyn Observer>) {
+            let o = other.into_any().downcast::<Count>().expect("same kind");
+            self.n += o.n;
+            self.starts.extend(o.starts);
+        }
+        fn into_any(self: Box<Self>) -> Box<dyn Any> {
+            self
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            input: DType::F32,
+            input_order: ByteOrder::Little,
+            work: DType::F32,
+            output: DType::F16,
+            output_order: ByteOrder::Little,
+            act: Some(Activation::Value(Func::Relu)),
+            slope: 0.01,
+            channels: None,
+            upstream: None,
+        }
+    }
+
+    #[test]
+    fn observers_see_every_value_and_merge_in_order() {
+        let x: Vec<f32> = (0..200_000).map(|i| i as f32 - 1000.0).collect();
+        let bytes: Vec<u8> = cast_slice(&x).to_vec();
+        let mut p = ChunkProcessor::new(plan(), None).with_observer(Some(Box::new(Count { n: 0, starts: vec![] })));
+        let mut out = Vec::new();
+        let mut src = ReadSource::new(&bytes[..], bytes.len() as u64);
+        stream(&mut p, x.len() as u64, &mut src, None, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.len(), x.len() * 2);
+        let mut q = p.fork();
+        q.process(&bytes[..40], None, x.len() as u64);
+        p.merge(q);
+        let (_, o) = p.into_results();
+        let c = o.unwrap().into_any().downcast::<Count>().unwrap();
+        assert_eq!(c.n, x.len() as u64 + 10);
+        assert_eq!(c.starts[..2], [0, 65536]);
+        assert_eq!(*c.starts.last().unwrap(), x.len() as u64);
+    }
 }

@@ -21,19 +21,10 @@ pub struct UnitLayout {
 }
 
 impl UnitLayout {
-    /// Units along `axis` (negative from the end) of `shape`; `None` for 0-d and 1-D arrays.
-    pub fn new(shape: &[u64], fortran: bool, axis: i64) -> Result<Option<UnitLayout>> {
-        let nd = shape.len();
-        if nd < 2 {
-            return Ok(None);
-        }
-        let a = if axis < 0 { axis + nd as i64 } else { axis };
-        if !(0..nd as i64).contains(&a) {
-            bail!(crate::cli::UsageError(format!("--unit-axis {axis} is out of range for a {nd}-D array")));
-        }
-        let a = a as usize;
-        let inner: u64 = if fortran { shape[..a].iter().product() } else { shape[a + 1..].iter().product() };
-        Ok(Some(UnitLayout { axis: a, count: shape[a], inner: inner.max(1) }))
+    /// Units along `axis` (in range) of `shape`, C or Fortran order.
+    pub fn new(shape: &[u64], fortran: bool, axis: usize) -> UnitLayout {
+        let inner: u64 = if fortran { shape[..axis].iter().product() } else { shape[axis + 1..].iter().product() };
+        UnitLayout { axis, count: shape[axis], inner: inner.max(1) }
     }
 }
 
@@ -434,32 +425,30 @@ mod tests {
         // (N=3, U=4) C order, start mid-row
         let x: Vec<f32> = vec![1.0, -1.0, 0.0, 2.0, 3.0, 0.0, -1.0, 1.0, f32::NAN, 1.0, 1.0, 1.0];
         for split in 0..=x.len() {
-            let mut acc = StatsAccumulator::new(UnitLayout::new(&[3, 4], false, 1).unwrap());
+            let mut acc = StatsAccumulator::new(Some(UnitLayout::new(&[3, 4], false, 1)));
             acc.count_active(&k, &x[..split], 0, |v| v > 0.0);
             acc.count_active(&k, &x[split..], split as u64, |v| v > 0.0);
             assert_eq!(acc.active, vec![2, 1, 1, 3]);
         }
         // NCHW (2, 3, 2, 1): inner = 2
         let y: Vec<i32> = vec![1, 1, 0, 0, 1, -1, 1, 0, 0, 0, 0, 5];
-        let mut acc = StatsAccumulator::new(UnitLayout::new(&[2, 3, 2, 1], false, 1).unwrap());
+        let mut acc = StatsAccumulator::new(Some(UnitLayout::new(&[2, 3, 2, 1], false, 1)));
         acc.count_active(&k, &y[..5], 0, |v| v > 0);
         acc.count_active(&k, &y[5..], 5, |v| v > 0);
         assert_eq!(acc.active, vec![3, 0, 2]);
-        assert!(UnitLayout::new(&[5], false, 1).unwrap().is_none());
-        assert!(UnitLayout::new(&[5, 2], false, 2).is_err());
-        assert_eq!(UnitLayout::new(&[2, 3, 4, 5], true, -1).unwrap().unwrap().inner, 24);
+        assert_eq!(UnitLayout::new(&[2, 3, 4, 5], true, 3).inner, 24);
     }
 
     #[test]
     fn merge_refuses_different_units() {
-        let a = StatsAccumulator::new(UnitLayout::new(&[10, 4], false, 1).unwrap()).to_json(
+        let a = StatsAccumulator::new(Some(UnitLayout::new(&[10, 4], false, 1))).to_json(
             "a",
             None,
             "float32",
             &[10, 4],
             0.01,
         );
-        let b = StatsAccumulator::new(UnitLayout::new(&[10, 5], false, 1).unwrap()).to_json(
+        let b = StatsAccumulator::new(Some(UnitLayout::new(&[10, 5], false, 1))).to_json(
             "b",
             None,
             "float32",

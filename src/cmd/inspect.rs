@@ -1,9 +1,9 @@
 //! `relu inspect`: format, dtype, shape, order, elements and bytes, from the header only.
 
-use super::common::Input;
-use crate::cli::FormatArg;
 use crate::cli::InspectArgs;
 use crate::format::npy::{self, Header};
+use crate::format::Format;
+use crate::source::Input;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -55,8 +55,8 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
     let input = Input::resolve(path, None)?;
     let name = input.name.clone();
     match input.format {
-        FormatArg::Npz => {
-            let mut ar = input.npz()?;
+        Format::Npz => {
+            let mut ar = input.archive()?;
             let mut out = Vec::new();
             for m in ar.members()? {
                 let member = ar.member_name(&m);
@@ -65,8 +65,8 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
             }
             Ok(out)
         }
-        FormatArg::Csv | FormatArg::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
-        FormatArg::Npy => {
+        Format::Csv | Format::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
+        Format::Npy => {
             let h = npy::read_header(&mut input.reader()?).with_context(|| name.clone())?;
             Ok(vec![(name, "npy", h)])
         }

@@ -1,7 +1,8 @@
 //! `relu merge-stats`: combine statistics of shards exactly into one object.
 
-use super::common::{is_dash, write_stats};
 use crate::cli::MergeArgs;
+use crate::options::is_dash;
+use crate::output::write_stats;
 use crate::stats::StatsJson;
 use anyhow::{bail, Context, Result};
 use std::io::Read;

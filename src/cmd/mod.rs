@@ -1,9 +1,6 @@
-//! One module per subcommand; each has its own `run`. Shared plumbing is in `common`.
+//! One module per subcommand; each turns its arguments into settings and runs jobs (`job.rs`).
 
 pub mod apply;
-pub mod apply_csv;
-pub mod apply_npz;
-pub mod common;
 pub mod inspect;
 pub mod merge;
 pub mod stats;

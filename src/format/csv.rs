@@ -6,7 +6,9 @@
 //! quoted newline is not a cut), so blocks can be parsed on separate threads; fields are byte
 //! ranges into a block, so parsing allocates nothing per field.
 
-use anyhow::Result;
+use crate::dtype::{DType, Element};
+use crate::with_element;
+use anyhow::{bail, Context, Result};
 use std::io::Read;
 
 /// Bytes read per block: big enough that handing a block to a worker costs little, small enough
@@ -170,6 +172,156 @@ impl Scanner {
     }
 }
 
+/// How the first record of a table is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HeaderMode {
+    /// A header when any of its fields is not a number.
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
+/// A CSV table opened for streaming: its first record looked at (header or not, column count),
+/// the rest still to be read block by block.
+pub struct CsvTable<R> {
+    pub name: String,
+    pub delim: u8,
+    /// The header record's raw text, when there is one, and its fields as written (quoted or not).
+    pub header: Option<Vec<u8>>,
+    header_fields: Vec<(Vec<u8>, bool)>,
+    pub cols: usize,
+    pub reader: BlockReader<R>,
+    /// The first block, and where its data starts (after a BOM and the header).
+    pub first: Vec<u8>,
+    pub first_start: usize,
+    /// Lines before the data starts.
+    pub header_lines: u64,
+}
+
+impl<R: Read> CsvTable<R> {
+    pub fn open(name: &str, r: R, delim: u8, mode: HeaderMode) -> Result<CsvTable<R>> {
+        let ctx = || name.to_string();
+        let mut reader = BlockReader::new(r, delim);
+        let mut first = Vec::new();
+        if !reader.next_block(&mut first).with_context(ctx)? {
+            bail!("{name}: empty input: no records");
+        }
+        let bom = if first.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let mut sc = Scanner::new(delim);
+        let mut line = 1;
+        let Some(rec) = sc.record(&first, bom, true, &mut line).with_context(ctx)? else {
+            bail!("{name}: empty input: no records");
+        };
+        check_text(&first[rec.start..rec.end], rec.line).with_context(ctx)?;
+        let not_number = sc.fields.iter().position(|f| parse_number(&first[f.start..f.end]).is_none());
+        let is_header = match (mode, not_number) {
+            (HeaderMode::Yes, _) => true,
+            (HeaderMode::No, Some(i)) => {
+                let f = sc.fields[i];
+                let text = String::from_utf8_lossy(&first[f.start..f.end]).into_owned();
+                let msg = format!("'{text}' is not a number (--no-header)");
+                return Err(anyhow::Error::from(LineError { line: rec.line, field: i + 1, msg })).with_context(ctx);
+            }
+            (HeaderMode::No, None) => false,
+            (HeaderMode::Auto, n) => n.is_some(),
+        };
+        let cols = sc.fields.len();
+        let header_fields = if is_header {
+            sc.fields.iter().map(|f| (first[f.start..f.end].to_vec(), f.quoted)).collect()
+        } else {
+            vec![]
+        };
+        let (header, first_start, header_lines) =
+            if is_header { (Some(first[rec.start..rec.end].to_vec()), rec.next, line - 1) } else { (None, bom, 0) };
+        Ok(CsvTable {
+            name: name.to_string(),
+            delim,
+            header,
+            header_fields,
+            cols,
+            reader,
+            first,
+            first_start,
+            header_lines,
+        })
+    }
+
+    /// The header line for an output with `out_delim`: as it was, or re-joined (and quoted where
+    /// needed) when the delimiter changes.
+    pub fn header_line(&self, out_delim: u8) -> Option<Vec<u8>> {
+        let raw = self.header.as_ref()?;
+        if out_delim == self.delim {
+            return Some(raw.clone());
+        }
+        let mut line = Vec::new();
+        for (i, (text, quoted)) in self.header_fields.iter().enumerate() {
+            if i > 0 {
+                line.push(out_delim);
+            }
+            let needs = text.iter().any(|&c| c == out_delim || c == b'"' || c == b'\n' || c == b'\r');
+            if *quoted {
+                // still escaped as it was read: `""` inside
+                line.push(b'"');
+                line.extend_from_slice(text);
+                line.push(b'"');
+            } else if needs {
+                line.push(b'"');
+                for &c in text {
+                    if c == b'"' {
+                        line.push(b'"');
+                    }
+                    line.push(c);
+                }
+                line.push(b'"');
+            } else {
+                line.extend_from_slice(text);
+            }
+        }
+        Some(line)
+    }
+}
+
+/// Output elements as CSV text: `cols` values a line, each the shortest text that reads back to
+/// the same value. Keeps its place in the line across calls.
+pub struct CsvEncoder {
+    delim: u8,
+    cols: u64,
+    index: u64,
+    fmt: ryu::Buffer,
+}
+
+impl CsvEncoder {
+    pub fn new(delim: u8, cols: usize) -> Self {
+        CsvEncoder { delim, cols: cols.max(1) as u64, index: 0, fmt: ryu::Buffer::new() }
+    }
+
+    /// Appends `bytes` (native elements of type `dt`) to `dst`.
+    pub fn encode(&mut self, bytes: &[u8], dt: DType, dst: &mut Vec<u8>) {
+        with_element!(dt, T => {
+            for &v in bytemuck::cast_slice::<u8, T>(bytes) {
+                self.value(v, dst);
+            }
+        })
+    }
+
+    /// Appends one value and what follows it (the delimiter, or a line end after the last column).
+    #[inline]
+    pub fn value<T: Element>(&mut self, v: T, dst: &mut Vec<u8>) {
+        v.write_text(dst, &mut self.fmt);
+        self.index += 1;
+        dst.push(if self.index % self.cols == 0 { b'\n' } else { self.delim });
+    }
+
+    /// Appends a value's original text instead (a value the activation left unchanged).
+    #[inline]
+    pub fn text(&mut self, t: &[u8], dst: &mut Vec<u8>) {
+        dst.extend_from_slice(t);
+        self.index += 1;
+        dst.push(if self.index % self.cols == 0 { b'\n' } else { self.delim });
+    }
+}
+
 /// Where the last complete record of `b` ends (the scan starts at a record boundary), or `None`
 /// when `b` holds no complete record. Without quotes that is just after the last line end; with
 /// quotes the records are walked as a worker will walk them, so a quoted newline is never a cut.
@@ -270,22 +422,52 @@ pub fn check_text(raw: &[u8], line: u64) -> Result<(), LineError> {
 }
 
 /// A plain number: `[+-]?d+(.d+)?([eE][+-]?d+)?` with at most 4 exponent digits.
-struct Plain {
+pub(crate) struct Plain {
     /// Where its text ends.
-    end: usize,
-    neg: bool,
+    pub(crate) end: usize,
+    pub(crate) neg: bool,
     /// The digits as one integer (wrapped when there are more than 19 of them).
-    mant: u64,
+    pub(crate) mant: u64,
     /// Some digit is not 0 (unlike `mant`, never wrapped).
-    nonzero: bool,
-    digits: usize,
+    pub(crate) nonzero: bool,
+    pub(crate) digits: usize,
     /// The power of ten that scales `mant`: the exponent less the fraction digits.
-    e10: i64,
+    pub(crate) e10: i64,
 }
 
+/// Reads the decimal digits at `b[*i..]` into `acc` (wrapping past 19 digits), ORs something
+/// nonzero into `nz` when any digit is not 0, and returns how many there were. Eight bytes at a
+/// time (SWAR): one load finds how many of them are digits and one multiply-add chain converts
+/// them, instead of a dependent multiply per digit.
 #[inline(always)]
 fn digits(b: &[u8], i: &mut usize, acc: &mut u64, nz: &mut u8) -> usize {
+    const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
     let s = *i;
+    while let Some(w) = b.get(*i..*i + 8) {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes")) ^ 0x3030_3030_3030_3030;
+        // A byte is a digit when `x` is 0..=9 there: adding 0x76 to its low 7 bits sets bit 7
+        // for 10 and up (no carry crosses bytes), and bit 7 of `x` itself marks bytes ≥ 0x80.
+        let t = x & 0x7f7f_7f7f_7f7f_7f7f;
+        let non = (t.wrapping_add(0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
+        let n = (non.trailing_zeros() / 8) as usize;
+        if n == 0 {
+            break;
+        }
+        // The n digits to the top bytes (zero digits below them), then the usual 8-digit fold.
+        let v = x << (8 * (8 - n));
+        let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+        const MASK: u64 = 0x0000_00ff_0000_00ff;
+        let v = ((v & MASK)
+            .wrapping_mul(100 + (1_000_000 << 32))
+            .wrapping_add(((v >> 16) & MASK).wrapping_mul(1 + (10_000 << 32))))
+            >> 32;
+        *acc = acc.wrapping_mul(POW10[n]).wrapping_add(v);
+        *nz |= (v != 0) as u8;
+        *i += n;
+        if n < 8 {
+            return *i - s;
+        }
+    }
     while let Some(&c) = b.get(*i) {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
@@ -339,7 +521,7 @@ fn plain_number(b: &[u8], mut i: usize) -> Option<Plain> {
 /// ending in LF or CRLF. `field(column, start, number)` takes each (false declines the record).
 /// Returns where the next record starts, or `None` for anything else.
 #[inline(always)]
-fn plain_record(
+pub(crate) fn plain_record(
     b: &[u8],
     mut i: usize,
     delim: u8,
@@ -369,43 +551,6 @@ fn plain_record(
     Some(i)
 }
 
-/// relu of one plain record (see `plain_record`), written to `out` with `out_delim` without
-/// converting a single number: a value relu keeps is copied, a negative one becomes `0.0`.
-/// Returns where the next record starts, or `None` (with `out` as it was) for anything else: the
-/// caller parses that record in full, which also finds its errors.
-///
-/// A negative number is -0 (kept by relu) when all its digits are 0; otherwise it is nonzero, as
-/// long as it cannot underflow: its digits make an integer ≥ 1, so a scale of at least 10^-99
-/// (fraction digits counted) keeps it far above the smallest subnormal.
-#[inline]
-pub fn relu_plain_record(
-    b: &[u8],
-    i: usize,
-    delim: u8,
-    out_delim: u8,
-    cols: usize,
-    out: &mut Vec<u8>,
-) -> Option<usize> {
-    let mark = out.len();
-    let next = plain_record(b, i, delim, cols, |c, start, p| {
-        let negative = p.neg && p.nonzero;
-        if negative && p.e10 < -99 {
-            return false;
-        }
-        if negative {
-            out.extend_from_slice(b"0.0");
-        } else {
-            out.extend_from_slice(&b[start..p.end]);
-        }
-        out.push(if c + 1 < cols { out_delim } else { b'\n' });
-        true
-    });
-    if next.is_none() {
-        out.truncate(mark);
-    }
-    next
-}
-
 /// Exact powers of ten in f64.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
@@ -425,7 +570,7 @@ pub fn plain_record_values(
     delim: u8,
     cols: usize,
     values: &mut Vec<f64>,
-    spans: &mut Vec<(u32, u32)>,
+    mut spans: Option<&mut Vec<(u32, u32)>>,
 ) -> Option<usize> {
     let mark = values.len();
     let next = plain_record(b, i, delim, cols, |_, start, p| {
@@ -435,12 +580,16 @@ pub fn plain_record_values(
         let m = p.mant as f64;
         let v = if p.e10 >= 0 { m * POW10[p.e10 as usize] } else { m / POW10[(-p.e10) as usize] };
         values.push(if p.neg { -v } else { v });
-        spans.push((start as u32, p.end as u32));
+        if let Some(s) = spans.as_deref_mut() {
+            s.push((start as u32, p.end as u32));
+        }
         true
     });
     if next.is_none() {
         values.truncate(mark);
-        spans.truncate(mark);
+        if let Some(s) = spans {
+            s.truncate(mark);
+        }
     }
     next
 }
@@ -488,34 +637,10 @@ pub fn trim_range(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
     (s, e)
 }
 
-/// Appends the shortest text that reads back to `v`.
-#[inline]
-pub fn push_f64(out: &mut Vec<u8>, buf: &mut ryu::Buffer, v: f64) {
-    if v.is_finite() {
-        out.extend_from_slice(buf.format_finite(v).as_bytes());
-    } else {
-        out.extend_from_slice(if v.is_nan() {
-            b"nan"
-        } else if v > 0.0 {
-            b"inf"
-        } else {
-            b"-inf"
-        });
-    }
-}
-
-#[inline]
-pub fn push_f32(out: &mut Vec<u8>, buf: &mut ryu::Buffer, v: f32) {
-    if v.is_finite() {
-        out.extend_from_slice(buf.format_finite(v).as_bytes());
-    } else {
-        push_f64(out, buf, v as f64);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::Element;
 
     /// (line, fields) of every record, scanning all of `text` at once.
     fn whole(text: &[u8], delim: u8) -> Result<Vec<(u64, Vec<String>)>, LineError> {
@@ -638,7 +763,7 @@ mod tests {
             if with_exp { t.push_str(&format!("e{exp}")); }
             t.push('\n');
             let (mut v, mut sp) = (Vec::new(), Vec::new());
-            if plain_record_values(t.as_bytes(), 0, b',', 1, &mut v, &mut sp).is_some() {
+            if plain_record_values(t.as_bytes(), 0, b',', 1, &mut v, Some(&mut sp)).is_some() {
                 let want = parse_number(t.trim_end().as_bytes()).unwrap();
                 proptest::prop_assert_eq!(v[0].to_bits(), want.to_bits(), "{}", t);
             }
@@ -651,44 +776,18 @@ mod tests {
         for bad in
             [&b"1e23,1\n"[..], b"12345678901234567890,1\n", b"9007199254740993,1\n", b"1,2", b"1e12345,1\n", b"nan,1\n"]
         {
-            assert_eq!(plain_record_values(bad, 0, b',', 2, &mut v, &mut sp), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                plain_record_values(bad, 0, b',', 2, &mut v, Some(&mut sp)),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
             assert_eq!((v.len(), sp.len()), (1, 1));
         }
-        assert_eq!(plain_record_values(b"-0,2.5e-3,+7\r\n", 0, b',', 3, &mut v, &mut sp), Some(14));
+        assert_eq!(plain_record_values(b"-0,2.5e-3,+7\r\n", 0, b',', 3, &mut v, Some(&mut sp)), Some(14));
         assert_eq!(v[1].to_bits(), (-0.0f64).to_bits());
         assert_eq!(&v[2..], &[2.5e-3, 7.0]);
         assert_eq!(sp[1..], [(0, 2), (3, 9), (10, 12)]);
-    }
-
-    #[test]
-    fn plain_records_take_the_fast_path() {
-        let mut out = Vec::new();
-        let b = b"1.5,-2,-0.0,+3e5,-1e-5,-0e7\r\n";
-        assert_eq!(relu_plain_record(b, 0, b',', b',', 6, &mut out), Some(b.len()));
-        assert_eq!(out, b"1.5,0.0,-0.0,+3e5,0.0,-0e7\n");
-        out.clear();
-        assert_eq!(relu_plain_record(b, 0, b',', b'\t', 6, &mut out), Some(b.len()));
-        assert_eq!(out, b"1.5\t0.0\t-0.0\t+3e5\t0.0\t-0e7\n");
-        // 2^64 wraps the digit integer to 0, yet it is a nonzero negative; 24 zero digits are -0.
-        out.clear();
-        let b = b"-18446744073709551616,-0.00000000000000000000000\n";
-        assert_eq!(relu_plain_record(b, 0, b',', b',', 2, &mut out), Some(b.len()));
-        assert_eq!(out, b"0.0,-0.00000000000000000000000\n");
-        for bad in [
-            &b"1, 2\n"[..],
-            b"1,2",
-            b"1,2,3\n",
-            b"\"1\",2\n",
-            b"nan,1\n",
-            b"-1e-400,1\n",
-            b"1.,2\n",
-            b".5,1\n",
-            b"1e,2\n",
-        ] {
-            let mut out = b"keep".to_vec();
-            assert_eq!(relu_plain_record(bad, 0, b',', b',', 2, &mut out), None, "{}", String::from_utf8_lossy(bad));
-            assert_eq!(out, b"keep");
-        }
     }
 
     #[test]
@@ -711,9 +810,11 @@ mod tests {
         assert_eq!(parse_number(b"1 2"), None);
         let mut out = Vec::new();
         let mut b = ryu::Buffer::new();
-        push_f64(&mut out, &mut b, 0.1);
+        0.1f64.write_text(&mut out, &mut b);
         out.push(b',');
-        push_f32(&mut out, &mut b, 0.1);
-        assert_eq!(out, b"0.1,0.1");
+        0.1f32.write_text(&mut out, &mut b);
+        out.push(b',');
+        f64::NEG_INFINITY.write_text(&mut out, &mut b);
+        assert_eq!(out, b"0.1,0.1,-inf");
     }
 }

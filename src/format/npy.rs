@@ -247,6 +247,58 @@ pub fn write_header(dtype: DType, fortran_order: bool, shape: &[u64]) -> Vec<u8>
     out
 }
 
+/// Refuses unsupported dtypes and files shorter than their header says, before any output.
+/// Returns the data's byte count.
+pub fn check_length(file: &std::fs::File, header: &Header) -> Result<u64> {
+    header.dtype()?;
+    let data_bytes = header.data_bytes.unwrap_or(0);
+    let len = file.metadata()?.len();
+    let have = len.saturating_sub(header.data_offset);
+    if have < data_bytes {
+        bail!(
+            "truncated: the header says {} data bytes ({} × {}), the file has {have}",
+            data_bytes,
+            shape_repr(&header.shape),
+            header.dtype_name()
+        );
+    }
+    Ok(data_bytes)
+}
+
+/// A C-order `.npy` whose first dimension (rows) is known only at the end, as a CSV table's:
+/// its header is written first for 0 rows, then rewritten in place with the real count. The
+/// lengths match because NumPy's header leaves room for the growth axis to grow.
+pub struct GrowingHeader {
+    dtype: DType,
+    /// The shape after the first axis.
+    rest: Vec<u64>,
+    len: usize,
+}
+
+impl GrowingHeader {
+    /// The header for 0 rows, to write first.
+    pub fn start(dtype: DType, rest: &[u64]) -> (GrowingHeader, Vec<u8>) {
+        let h = Self::bytes(dtype, rest, 0);
+        (GrowingHeader { dtype, rest: rest.to_vec(), len: h.len() }, h)
+    }
+
+    fn bytes(dtype: DType, rest: &[u64], rows: u64) -> Vec<u8> {
+        let shape: Vec<u64> = std::iter::once(rows).chain(rest.iter().copied()).collect();
+        write_header(dtype, false, &shape)
+    }
+
+    /// Rewrites the header at the start of `f` for `rows` rows.
+    pub fn patch(&self, f: &mut (impl std::io::Write + std::io::Seek), rows: u64) -> Result<()> {
+        let h = Self::bytes(self.dtype, &self.rest, rows);
+        if h.len() != self.len {
+            bail!("internal error: the .npy header changed length");
+        }
+        f.seek(std::io::SeekFrom::Start(0))?;
+        f.write_all(&h)?;
+        Ok(())
+    }
+}
+
 pub fn shape_repr(shape: &[u64]) -> String {
     match shape {
         [] => "()".into(),

@@ -1,0 +1,437 @@
+//! A job: one input (a `.npy`, the members of an `.npz`, a CSV/TSV table) through an activation
+//! into a destination, with statistics and an observer when asked. Every pair of formats takes
+//! the same road — source → [`ChunkProcessor`] → sink — and an `.npz` is a loop over its
+//! members. A job is a plain value: `apply` and `stats` run one per input; `batch` can run
+//! thousands on a pool, `hist` attaches an observer.
+
+use crate::format::csv::CsvTable;
+use crate::format::npy::{self, GrowingHeader};
+use crate::format::npz::{finish_member, NpzArchive, NpzWriter};
+use crate::format::{csv::CsvEncoder, Format};
+use crate::options::{delimiter, is_dash, usage, ActOptions, ArrayInfo, Dest, ReadOptions, UnitOptions};
+use crate::output::AtomicOutput;
+use crate::pipeline::{self, ChunkProcessor, Observer, Plan, PositionalOut};
+use crate::sink::Sink;
+use crate::source::{ArraySource, ChunkSource, Input};
+use crate::stats::{StatsAccumulator, StatsJson};
+use crate::table::{self, TableOut};
+use anyhow::{Context, Result};
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Makes a fresh observer for each array of a job.
+pub type MakeObserver = Arc<dyn Fn() -> Box<dyn Observer> + Send + Sync>;
+
+/// One input through the pipeline; see the module comment.
+#[derive(Clone)]
+pub struct Job {
+    pub input: PathBuf,
+    pub read: ReadOptions,
+    pub dest: Dest,
+    pub act: ActOptions,
+    /// Gather statistics, counting units this way.
+    pub units: Option<UnitOptions>,
+    pub threads: usize,
+    pub observer: Option<MakeObserver>,
+}
+
+/// What a job found out about one array.
+pub struct ArrayReport {
+    /// `path`, or `path:member`.
+    pub name: String,
+    pub stats: Option<StatsJson>,
+    pub observer: Option<Box<dyn Observer>>,
+}
+
+/// A job done, its output file (if any) written but not yet in place.
+pub struct Finished {
+    pub reports: Vec<ArrayReport>,
+    pending: Option<AtomicOutput>,
+}
+
+impl Finished {
+    /// The statistics objects, one per array.
+    pub fn stats(&self) -> Vec<StatsJson> {
+        self.reports.iter().filter_map(|r| r.stats.clone()).collect()
+    }
+
+    /// Renames the output into place.
+    pub fn commit(self) -> Result<()> {
+        self.pending.map_or(Ok(()), |p| p.commit())
+    }
+}
+
+/// The message for an `.npz` output of anything but an `.npz`.
+const NPZ_NEEDS_NPZ: &str = "an .npz output is written from an .npz input (its members keep their names)";
+
+/// An array ready to stream: its processor and its upstream gradient.
+struct Prepared {
+    plan: Plan,
+    upstream: Option<ArraySource<'static>>,
+    info: ArrayInfo,
+}
+
+impl Job {
+    pub fn run(&self) -> Result<Finished> {
+        if let Dest::InPlace = self.dest {
+            return self.in_place();
+        }
+        let input = Input::resolve(&self.input, self.read.format)?;
+        if self.read.member.is_some() && input.format != Format::Npz {
+            return usage("--member picks an array of an .npz input");
+        }
+        if input.format == Format::Npz {
+            return self.archive(input.archive()?);
+        }
+        let to = self.to(input.format);
+        if to == Some(Format::Npz) {
+            return usage(NPZ_NEEDS_NPZ);
+        }
+        // A table's `.npy` has its row count patched in at the end: stdout goes through a spool.
+        let mut sink = self.sink(to, input.format.is_text() && to == Some(Format::Npy))?;
+        let out = sink.as_mut().zip(to);
+        let report = if input.format.is_text() {
+            self.table(input.table(&self.read)?, out)?
+        } else {
+            self.array(input.array()?, out)?
+        };
+        let pending = match sink {
+            Some(s) => s.finish()?,
+            None => None,
+        };
+        Ok(Finished { reports: vec![report], pending })
+    }
+
+    /// The output format for an input in format `from`; `None` when nothing is written.
+    fn to(&self, from: Format) -> Option<Format> {
+        match &self.dest {
+            Dest::Stdout(f) => Some(f.unwrap_or(from)),
+            Dest::File(_, f) => Some(*f),
+            Dest::InPlace => Some(Format::Npy),
+            Dest::Discard => None,
+        }
+    }
+
+    /// The output stream. Binary data is not written to a terminal.
+    fn sink(&self, to: Option<Format>, seekable: bool) -> Result<Option<Sink<'static>>> {
+        Ok(match &self.dest {
+            Dest::Stdout(_) => {
+                use std::io::IsTerminal;
+                if matches!(to, Some(Format::Npy | Format::Npz)) && std::io::stdout().is_terminal() {
+                    return usage("refusing to write binary data to a terminal: use -o FILE or a pipe");
+                }
+                Some(Sink::stdout(seekable)?)
+            }
+            Dest::File(p, _) => Some(Sink::file(p)?),
+            Dest::InPlace | Dest::Discard => None,
+        })
+    }
+
+    /// Types, parameters, upstream and statistics for one array.
+    fn prepare(&self, src: &ArraySource) -> Result<Prepared> {
+        let name = &src.name;
+        let info = src.info().with_context(|| name.clone())?;
+        let mut plan = self.act.plan(&info).with_context(|| name.clone())?;
+        let upstream = self.upstream(src, &plan)?;
+        plan.upstream = upstream.as_ref().map(|u| u.header.order);
+        Ok(Prepared { plan, upstream, info })
+    }
+
+    fn processor(
+        &self,
+        mut plan: Plan,
+        writes: bool,
+        layout: impl FnOnce(&UnitOptions) -> Result<Option<crate::stats::UnitLayout>>,
+    ) -> Result<ChunkProcessor> {
+        if !writes {
+            plan.output = plan.work; // nothing is written: skip the output conversion
+        }
+        let stats = match &self.units {
+            Some(u) => Some(StatsAccumulator::new(layout(u)?)),
+            None => None,
+        };
+        Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())))
+    }
+
+    fn report(&self, name: &str, proc: ChunkProcessor, shape: &[u64]) -> ArrayReport {
+        let (act, work) = (proc.plan().act.map(|a| a.name()), proc.plan().work.name());
+        let (stats, observer) = proc.into_results();
+        let threshold = self.units.map_or(0.0, |u| u.threshold);
+        let stats = stats.map(|s| s.to_json(name, act, work, shape, threshold));
+        ArrayReport { name: name.to_string(), stats, observer }
+    }
+
+    /// Opens `--upstream` and checks it against the input.
+    fn upstream(&self, input: &ArraySource, plan: &Plan) -> Result<Option<ArraySource<'static>>> {
+        let Some(path) = &self.act.upstream else {
+            return Ok(None);
+        };
+        let up = if is_dash(path) {
+            if input.name == "<stdin>" {
+                return usage("the input and --upstream cannot both be stdin");
+            }
+            ArraySource::from_reader("<stdin>", std::io::stdin().lock())
+        } else {
+            ArraySource::open(path)
+        }
+        .context("--upstream")?;
+        let (h, ih) = (&up.header, &input.header);
+        let describe = |h: &npy::Header| format!("{} {}", h.dtype_name(), npy::shape_repr(&h.shape));
+        if h.dtype()? != plan.work || h.shape != ih.shape {
+            anyhow::bail!(
+                "--upstream {} is {} but the input {} is {}{}: they must have the same shape and element type",
+                up.name,
+                describe(h),
+                input.name,
+                describe(ih),
+                if plan.work != plan.input { format!(" (computed as {})", plan.work) } else { String::new() }
+            );
+        }
+        let significant = ih.shape.iter().filter(|&&d| d > 1).count();
+        if h.fortran_order != ih.fortran_order && significant > 1 {
+            anyhow::bail!(
+                "--upstream {} and the input {} differ in memory order (C vs Fortran): save both the same way",
+                up.name,
+                input.name
+            );
+        }
+        Ok(Some(up))
+    }
+
+    /// One `.npy` array (a file, a stream, an `.npz` member) into `out` (or nowhere).
+    fn array(&self, src: ArraySource, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
+        let p = self.prepare(&src)?;
+        self.array_prepared(src, p, out)
+    }
+
+    fn array_prepared(
+        &self,
+        mut src: ArraySource,
+        p: Prepared,
+        out: Option<(&mut Sink, Format)>,
+    ) -> Result<ArrayReport> {
+        let Prepared { plan, mut upstream, info } = p;
+        let name = src.name.clone();
+        let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
+        let mut proc = self.processor(plan, out.is_some(), layout).with_context(|| name.clone())?;
+        let fail = |e: anyhow::Error| if crate::output::is_broken_pipe(&e) { e } else { e.context(name.clone()) };
+        let elements = src.header.elements;
+        match out {
+            None => self.drive(&mut proc, &mut src, upstream.as_mut(), None).map_err(fail)?,
+            Some((sink, Format::Npy)) => {
+                let header = npy::write_header(proc.plan().output, info.fortran, &info.shape);
+                let osz = proc.plan().output.size() as u64;
+                sink.preallocate(header.len() as u64 + elements.saturating_mul(osz));
+                sink.write(&header)?;
+                if sink.is_stdout() || src.region.is_none() {
+                    let threads = if sink.is_stdout() { self.threads } else { 1 };
+                    let mut write = |b: &[u8]| sink.write(b);
+                    stream(&mut proc, &mut src, upstream.as_mut(), threads, &mut write).map_err(fail)?;
+                } else {
+                    let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
+                    let at = PositionalOut { file, offset: header.len() as u64 };
+                    self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).map_err(fail)?;
+                }
+            }
+            Some((sink, f)) if f.is_text() => {
+                if upstream.is_some() {
+                    return usage("--upstream with CSV output is not supported: write .npy, then convert");
+                }
+                let mut src = src.into_c_order().with_context(|| name.clone())?;
+                let cols = if info.shape.len() <= 1 { 1 } else { info.shape[1..].iter().product::<u64>().max(1) };
+                let mut enc = CsvEncoder::new(delimiter(self.read.delimiter, f), cols as usize);
+                let dt = proc.plan().output;
+                let mut line = Vec::new();
+                let mut write = |b: &[u8]| {
+                    line.clear();
+                    enc.encode(b, dt, &mut line);
+                    sink.write(&line)
+                };
+                stream(&mut proc, &mut src, None, 1, &mut write).map_err(fail)?;
+            }
+            Some(_) => return usage(NPZ_NEEDS_NPZ),
+        }
+        Ok(self.report(&name, proc, &info.shape))
+    }
+
+    /// Runs an array whose output (if any) is written at positions: on `threads` workers over
+    /// ranges when the input and upstream are files, else in order.
+    fn drive(
+        &self,
+        proc: &mut ChunkProcessor,
+        src: &mut ArraySource,
+        up: Option<&mut ArraySource>,
+        out: Option<PositionalOut>,
+    ) -> Result<()> {
+        let elements = src.header.elements;
+        let up_region = match &up {
+            Some(u) => u.region.as_ref().map(Some),
+            None => Some(None),
+        };
+        if let (Some(region), Some(up_region)) = (&src.region, up_region) {
+            return pipeline::ranges(proc, elements, region, up_region, out, self.threads);
+        }
+        let mut at = out.map(|o| o.offset);
+        let mut write = |b: &[u8]| -> Result<()> {
+            if let (Some(o), Some(pos)) = (&out, &mut at) {
+                use std::os::unix::fs::FileExt;
+                o.file.write_all_at(b, *pos)?;
+                *pos += b.len() as u64;
+            }
+            Ok(())
+        };
+        stream(proc, src, up, 1, &mut write)
+    }
+
+    /// A CSV/TSV table into `out` (or nowhere).
+    fn table(&self, t: CsvTable<Box<dyn Read + Send>>, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
+        if self.act.upstream.is_some() {
+            return usage("--upstream with CSV input is not supported: convert the input to .npy first");
+        }
+        let (name, cols) = (t.name.clone(), t.cols);
+        let info = ArrayInfo {
+            dtype: crate::dtype::DType::F64,
+            order: crate::dtype::ByteOrder::Little,
+            shape: vec![0, cols as u64],
+            fortran: false,
+        };
+        let plan = self.act.plan(&info).with_context(|| name.clone())?;
+        let mut proc = self.processor(plan, out.is_some(), |u| u.table_layout(cols))?;
+        let threads = self.threads;
+        let rows = match out {
+            None => table::run(t, &mut proc, TableOut::Nothing, threads, |_| Ok(()))?,
+            Some((sink, f)) if f.is_text() => {
+                let d = delimiter(self.read.delimiter, f);
+                if let Some(h) = t.header_line(d) {
+                    sink.write(&h)?;
+                    sink.write(b"\n")?;
+                }
+                table::run(t, &mut proc, TableOut::Csv(d), threads, |b| sink.write(b))?
+            }
+            Some((sink, Format::Npy)) => {
+                let (grow, h) = GrowingHeader::start(proc.plan().output, &[cols as u64]);
+                sink.write(&h)?;
+                let rows = table::run(t, &mut proc, TableOut::Raw, threads, |b| sink.write(b))?;
+                sink.patch(&grow, rows)?;
+                rows
+            }
+            Some(_) => return usage(NPZ_NEEDS_NPZ),
+        };
+        Ok(self.report(&name, proc, &[rows, cols as u64]))
+    }
+
+    /// An `.npz`: every member into an `.npz` with the same names (and compression), or one
+    /// member (`--member`, or the only one) to any format, or statistics of each.
+    fn archive(&self, mut ar: NpzArchive) -> Result<Finished> {
+        let members = ar.members()?;
+        let to = self.to(Format::Npz);
+        let chosen = match (&self.read.member, to) {
+            (Some(_), Some(Format::Npz)) => return usage(NPZ_NEEDS_NPZ),
+            (Some(m), _) => vec![ar.find(m)?],
+            (None, Some(f)) if f != Format::Npz && members.len() == 1 => members,
+            (None, Some(f)) if f != Format::Npz => {
+                let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
+                return usage(format!(
+                    "{} holds {} arrays ({}): pick one with --member NAME, or write an .npz",
+                    ar.name,
+                    members.len(),
+                    keys.join(", ")
+                ));
+            }
+            (None, _) => members,
+        };
+        if self.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
+            let why = if to.is_none() { "extract the member first" } else { "give --member NAME" };
+            return usage(format!("--upstream with an .npz input of several arrays is not supported: {why}"));
+        }
+        let mut reports = Vec::new();
+        let pending = if to == Some(Format::Npz) {
+            // A zip's directory is written last, at offsets into the file: stdout goes through a spool.
+            let mut sink = self.sink(to, true)?.context("internal error: an .npz output has a sink")?;
+            let file = sink.file_mut()?.context("internal error: an .npz output has a file")?;
+            let mut zw = NpzWriter::new(file);
+            for m in &chosen {
+                let name = ar.member_name(m);
+                let mut r = ar.reader(m)?;
+                let src = ArraySource::from_reader(&name, &mut r)?;
+                let p = self.prepare(&src)?;
+                let osz = p.plan.output.size() as u64;
+                let header = npy::write_header(p.plan.output, p.info.fortran, &p.info.shape);
+                let size = header.len() as u64 + src.header.elements.saturating_mul(osz);
+                zw.start(&m.file_name, m.compression, size).with_context(|| name.clone())?;
+                let mut member = Sink::writer(zw.writer());
+                reports.push(self.array_prepared(src, p, Some((&mut member, Format::Npy)))?);
+                member.finish()?;
+                finish_member(&mut r, &name)?;
+            }
+            zw.finish()?;
+            sink.finish()?
+        } else {
+            let mut sink = self.sink(to, false)?;
+            for m in &chosen {
+                let name = ar.member_name(m);
+                let mut r = ar.reader(m)?;
+                let src = ArraySource::from_reader(&name, &mut r)?;
+                reports.push(self.array(src, sink.as_mut().zip(to))?);
+                finish_member(&mut r, &name)?;
+            }
+            match sink {
+                Some(s) => s.finish()?,
+                None => None,
+            }
+        };
+        Ok(Finished { reports, pending })
+    }
+
+    /// `--in-place`: rewrite the data region of the input file itself, in its own byte order.
+    fn in_place(&self) -> Result<Finished> {
+        let path = &self.input;
+        if is_dash(path) {
+            return usage("--in-place needs a .npy file, not stdin");
+        }
+        let name = path.display().to_string();
+        let file = OpenOptions::new().read(true).write(true).open(path).with_context(|| name.clone())?;
+        let mut src = ArraySource::open(path)?;
+        let header = src.header.clone();
+        let func = self.act.act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
+        if !header.dtype()?.is_float() && func != crate::act::Func::Relu {
+            return usage(format!(
+                "{} on {} cannot run in place (it needs a float type): write a new file with --dtype f32 -o OUT",
+                func.name(),
+                header.dtype_name()
+            ));
+        }
+        let mut p = self.prepare(&src)?;
+        if p.plan.output != p.plan.input || p.plan.work != p.plan.input {
+            return usage(format!(
+                "--in-place cannot change the dtype ({} to {}): write a new file with -o",
+                p.plan.input, p.plan.output
+            ));
+        }
+        p.plan.output_order = header.order;
+        let layout = |u: &UnitOptions| u.layout(&p.info.shape, p.info.fortran);
+        let mut proc = self.processor(p.plan.clone(), true, layout).with_context(|| name.clone())?;
+        let at = PositionalOut { file: &file, offset: header.data_offset };
+        self.drive(&mut proc, &mut src, p.upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
+        Ok(Finished { reports: vec![self.report(&name, proc, &header.shape)], pending: None })
+    }
+}
+
+/// In order: `threads` ≥ 2 puts the writes on a second thread.
+fn stream(
+    proc: &mut ChunkProcessor,
+    src: &mut ArraySource,
+    up: Option<&mut ArraySource>,
+    threads: usize,
+    out: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+) -> Result<()> {
+    let elements = src.header.elements;
+    let up = up.map(|u| u.data.as_mut() as &mut dyn ChunkSource);
+    if threads > 1 {
+        pipeline::stream_overlapped(proc, elements, src.data.as_mut(), up, out)
+    } else {
+        pipeline::stream(proc, elements, src.data.as_mut(), up, out)
+    }
+}

@@ -1,0 +1,246 @@
+//! CSV/TSV tables through the pipeline on workers: the input is read in blocks of whole records
+//! (`format::csv::BlockReader`), workers parse blocks in parallel and run their values through
+//! their own fork of the [`ChunkProcessor`], and the results reach the sink in input order
+//! (`par::ordered_map`). Values are gathered a chunk of whole rows at a time into f64.
+//!
+//! On CSV output a value the activation left unchanged is copied through as its original text;
+//! others are written as the shortest text that reads back to the same value. relu to CSV skips
+//! the conversion altogether for plain numbers (`fastpath::relu_plain_record`).
+
+use crate::act::{Activation, Func};
+use crate::dtype::DType;
+use crate::fastpath::relu_plain_record;
+use crate::format::csv::{
+    check_text, parse_number, plain_record_values, trim_range, CsvEncoder, CsvTable, LineError, Scanner,
+};
+use crate::par;
+use crate::pipeline::ChunkProcessor;
+use crate::stats::StatsAccumulator;
+use anyhow::Result;
+use bytemuck::cast_slice;
+use std::io::Read;
+
+/// What the workers make of each block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TableOut {
+    /// CSV text with this delimiter.
+    Csv(u8),
+    /// The output type's bytes, row after row (a `.npy`'s data).
+    Raw,
+    /// Nothing: statistics and observers only.
+    Nothing,
+}
+
+#[derive(Default)]
+struct Block {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+#[derive(Default)]
+struct Done {
+    bytes: Vec<u8>,
+    rows: u64,
+    lines: u64,
+    stats: Option<StatsAccumulator>,
+    /// A data error, its line counted from the block's first line (0).
+    err: Option<LineError>,
+}
+
+struct Worker {
+    sc: Scanner,
+    proc: ChunkProcessor,
+    enc: CsvEncoder,
+    values: Vec<f64>,
+    spans: Vec<(u32, u32)>,
+}
+
+/// Streams a table's records through forks of `proc` on `threads` workers; `sink` gets the
+/// output bytes in order. Returns the row count; the statistics (merged in block order, so they
+/// do not depend on the thread count) and the observers end up in `proc`.
+pub fn run<R: Read + Send>(
+    t: CsvTable<R>,
+    proc: &mut ChunkProcessor,
+    out: TableOut,
+    threads: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let CsvTable { name, delim, cols, mut reader, first, first_start, header_lines, .. } = t;
+    let plan = proc.plan();
+    // relu to f64 CSV decides each value by its sign and syntax: no number is converted.
+    let fast = matches!(out, TableOut::Csv(_))
+        && proc.stats().is_none()
+        && plan.output == DType::F64
+        && plan.act == Some(Activation::Value(Func::Relu))
+        && plan.upstream.is_none();
+    let workers: Vec<Worker> = (0..threads.max(1))
+        .map(|_| Worker {
+            sc: Scanner::new(delim),
+            proc: proc.fork(),
+            enc: CsvEncoder::new(if let TableOut::Csv(d) = out { d } else { b',' }, cols),
+            values: Vec::new(),
+            spans: Vec::new(),
+        })
+        .collect();
+    let mut first = Some((first, first_start));
+    let read = move |job: &mut Block| -> Result<bool> {
+        if let Some((mut b, s)) = first.take() {
+            std::mem::swap(&mut job.buf, &mut b);
+            job.start = s;
+            return Ok(true);
+        }
+        job.start = 0;
+        reader.next_block(&mut job.buf)
+    };
+    let work = |w: &mut Worker, job: &Block, done: &mut Done| -> Result<()> {
+        done.bytes.clear();
+        done.rows = 0;
+        done.err = None;
+        if let Err(e) = parse_block(w, job, done, cols, out, fast) {
+            done.err = Some(e);
+        }
+        w.proc.take_stats_into(&mut done.stats);
+        Ok(())
+    };
+    let mut base = 1 + header_lines;
+    let mut rows = 0u64;
+    let mut stats = proc.stats().map(|s| s.fresh());
+    let write = |done: &mut Done| -> Result<()> {
+        if let Some(e) = done.err.take() {
+            return Err(LineError { line: e.line + base, ..e }.into());
+        }
+        sink(&done.bytes)?;
+        rows += done.rows;
+        base += done.lines;
+        if let (Some(a), Some(s)) = (stats.as_mut(), &done.stats) {
+            a.merge(s);
+        }
+        Ok(())
+    };
+    let depth = threads.max(1) + 2;
+    let workers = par::ordered_map(workers, depth, read, work, write).map_err(|e| {
+        if crate::output::is_broken_pipe(&e) {
+            e
+        } else {
+            e.context(name.clone())
+        }
+    })?;
+    // The statistics came block by block, in order; what else the workers observed merges now.
+    for w in workers {
+        proc.merge(w.proc);
+    }
+    if let Some(s) = &stats {
+        proc.merge_stats(s);
+    }
+    Ok(rows)
+}
+
+/// One block's records → output bytes (and statistics in the worker's processor).
+fn parse_block(
+    w: &mut Worker,
+    job: &Block,
+    done: &mut Done,
+    cols: usize,
+    out: TableOut,
+    fast: bool,
+) -> Result<(), LineError> {
+    let b = &job.buf[..];
+    let delim = w.sc.delim;
+    let mut pos = job.start;
+    let mut line = 0u64;
+    let rows_per_flush = (w.proc.chunk_elems / cols.max(1)).max(1);
+    let keep_text = matches!(out, TableOut::Csv(_));
+    let out_delim = if let TableOut::Csv(d) = out { d } else { delim };
+    loop {
+        if fast {
+            if let Some(next) = relu_plain_record(b, pos, delim, out_delim, cols, &mut done.bytes) {
+                pos = next;
+                line += 1;
+                done.rows += 1;
+                continue;
+            }
+        } else if let Some(next) =
+            plain_record_values(b, pos, delim, cols, &mut w.values, keep_text.then_some(&mut w.spans))
+        {
+            pos = next;
+            line += 1;
+            done.rows += 1;
+            if w.values.len() >= rows_per_flush * cols {
+                flush(w, b, done, out);
+            }
+            continue;
+        }
+        let Some(rec) = w.sc.record(b, pos, true, &mut line)? else {
+            break;
+        };
+        pos = rec.next;
+        check_text(&b[rec.start..rec.end], rec.line)?;
+        if w.sc.fields.len() != cols {
+            return Err(LineError {
+                line: rec.line,
+                field: 0,
+                msg: format!("{} fields, but the first record has {cols}", w.sc.fields.len()),
+            });
+        }
+        for (i, f) in w.sc.fields.iter().enumerate() {
+            let text = &b[f.start..f.end];
+            let Some(v) = parse_number(text) else {
+                let text = String::from_utf8_lossy(text).into_owned();
+                return Err(LineError { line: rec.line, field: i + 1, msg: format!("'{text}' is not a number") });
+            };
+            let (s, e) = trim_range(b, f.start, f.end);
+            if fast {
+                let y = crate::act::relu(v);
+                if y.to_bits() == v.to_bits() {
+                    w.enc.text(&b[s..e], &mut done.bytes);
+                } else {
+                    w.enc.value(y, &mut done.bytes);
+                }
+            } else {
+                w.values.push(v);
+                if keep_text {
+                    w.spans.push((s as u32, e as u32));
+                }
+            }
+        }
+        done.rows += 1;
+        if !fast && w.values.len() >= rows_per_flush * cols {
+            flush(w, b, done, out);
+        }
+    }
+    if !fast {
+        flush(w, b, done, out);
+    }
+    done.lines = line;
+    Ok(())
+}
+
+/// Runs the gathered rows through the processor (in pieces of at most one chunk) and encodes them.
+fn flush(w: &mut Worker, b: &[u8], done: &mut Done, out: TableOut) {
+    let chunk = w.proc.chunk_elems;
+    let out_dtype = w.proc.plan().output;
+    let mut first = 0;
+    while first < w.values.len() {
+        let n = chunk.min(w.values.len() - first);
+        let x = &w.values[first..first + n];
+        let y = w.proc.process(cast_slice(x), None, first as u64);
+        match out {
+            TableOut::Nothing => {}
+            TableOut::Raw => done.bytes.extend_from_slice(y),
+            TableOut::Csv(_) if out_dtype == DType::F64 => {
+                for (j, (&y, &v)) in cast_slice::<u8, f64>(y).iter().zip(x).enumerate() {
+                    if y.to_bits() == v.to_bits() {
+                        let (s, e) = w.spans[first + j];
+                        w.enc.text(&b[s as usize..e as usize], &mut done.bytes);
+                    } else {
+                        w.enc.value(y, &mut done.bytes);
+                    }
+                }
+            }
+            TableOut::Csv(_) => w.enc.encode(y, out_dtype, &mut done.bytes),
+        }
+        first += n;
+    }
+    w.values.clear();
+    w.spans.clear();
+}
