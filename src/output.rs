@@ -32,6 +32,9 @@ fn forget(path: &Path) {
 pub struct AtomicOutput {
     tmp: Option<tempfile::NamedTempFile>,
     target: PathBuf,
+    /// Bytes written through `Write`, and bytes reserved on disk (see `preallocate`).
+    written: u64,
+    reserved: u64,
 }
 
 impl AtomicOutput {
@@ -50,12 +53,13 @@ impl AtomicOutput {
         if let Ok(mut p) = PENDING.lock() {
             p.push(tmp.path().to_path_buf());
         }
-        Ok(AtomicOutput { tmp: Some(tmp), target: target.to_path_buf() })
+        Ok(AtomicOutput { tmp: Some(tmp), target: target.to_path_buf(), written: 0, reserved: 0 })
     }
 
     /// Reserves `len` bytes for the file up front when the size is known. This fails early on a
     /// full disk, and on ext4 it also spares the rename the forced flush of delayed allocations
-    /// (`auto_da_alloc`), which otherwise dominates replacing a large file.
+    /// (`auto_da_alloc`), which otherwise dominates replacing a large file. Output of unknown
+    /// size (CSV) is reserved as it grows, in doubling steps, and the excess released at commit.
     pub fn preallocate(&mut self, len: u64) {
         use std::os::fd::AsRawFd;
         let fd = self.file().as_raw_fd();
@@ -63,6 +67,15 @@ impl AtomicOutput {
         unsafe {
             libc::fallocate(fd, libc::FALLOC_FL_KEEP_SIZE, 0, len as libc::off_t);
         }
+        self.reserved = self.reserved.max(len);
+    }
+
+    fn grow(&mut self, n: usize) {
+        let need = self.written + n as u64;
+        if need > self.reserved {
+            self.preallocate(need.max(2 * self.reserved).max(8 << 20));
+        }
+        self.written = need;
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -71,6 +84,10 @@ impl AtomicOutput {
 
     /// Renames the finished file into place.
     pub fn commit(mut self) -> Result<()> {
+        let size = self.file().metadata()?.len();
+        if self.reserved > size {
+            self.file().set_len(size)?; // releases the blocks reserved past the end
+        }
         let tmp = self.tmp.take().expect("committed once");
         let path = tmp.path().to_path_buf();
         tmp.persist(&self.target)
@@ -83,9 +100,11 @@ impl AtomicOutput {
 
 impl Write for AtomicOutput {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.grow(buf.len());
         self.file().write(buf)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.grow(buf.len());
         self.file().write_all(buf)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -770,6 +770,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The eight-at-a-time digit reader agrees with a digit-by-digit loop, whatever follows
+        /// the digits (bytes next to '0' and '9', bytes with the high bit set) and wherever the
+        /// input ends.
+        #[test]
+        fn swar_digits_match_a_plain_loop(
+            text in proptest::collection::vec(proptest::sample::select(
+                b"0123456789/:.,e-\x80\xb0\xb9\xff ".to_vec()), 0..40),
+            from in 0usize..40,
+        ) {
+            let from = from.min(text.len());
+            let (mut i, mut acc, mut nz) = (from, 0u64, 0u8);
+            let n = digits(&text, &mut i, &mut acc, &mut nz);
+            let (mut j, mut want, mut wnz) = (from, 0u64, 0u8);
+            while let Some(&c) = text.get(j) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                want = want.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                wnz |= c - b'0';
+                j += 1;
+            }
+            proptest::prop_assert_eq!((n, i, acc, nz != 0), (j - from, j, want, wnz != 0));
+        }
+    }
+
     #[test]
     fn plain_values_decline_what_they_cannot_do_exactly() {
         let (mut v, mut sp) = (vec![9.0], vec![(0, 0)]);

@@ -109,21 +109,25 @@ impl<T: Float> FloatStats<T> {
         self.neginf += (y == T::NEG_INFINITY) as u64;
     }
 
-    /// Eight pairs into the eight lanes, with no branches and no selects on the sums (so the
-    /// accumulators stay in registers). A NaN or infinity makes its lane's sums non-finite (finite
-    /// values cannot overflow an f64 sum of a chunk), which `poisoned` sees; the caller then
-    /// recounts the whole call with `lane`.
+    /// A block's sixteen pairs into the eight lanes, with no branches and no selects on the sums
+    /// (so the accumulators stay in registers). The block's two halves combine lane-wise first,
+    /// so each accumulator takes one dependent operation per block, not two. A NaN or infinity
+    /// makes its lane's sums non-finite (finite values cannot overflow an f64 sum of a chunk),
+    /// which `poisoned` sees; the caller then recounts the whole call with `lane` (so min/max
+    /// here only ever compare finite values).
     #[inline(always)]
-    fn eight(&mut self, xs: &[T], ys: &[T]) {
+    fn sixteen(&mut self, xs: &[T; L], ys: &[T; L]) {
         for j in 0..W {
-            let (x, y) = (xs[j], ys[j]);
-            self.zeros[j] += (y == T::ZERO) as u32;
-            self.negative[j] += (x < T::ZERO) as u32;
-            let d = y.to_f64() - self.shift;
-            self.s1[j] += d;
-            self.s2[j] += d * d;
-            self.min[j] = act::select(y < self.min[j], y, self.min[j]);
-            self.max[j] = act::select(y > self.max[j], y, self.max[j]);
+            let (xa, xb, ya, yb) = (xs[j], xs[j + W], ys[j], ys[j + W]);
+            self.zeros[j] += (ya == T::ZERO) as u32 + (yb == T::ZERO) as u32;
+            self.negative[j] += (xa < T::ZERO) as u32 + (xb < T::ZERO) as u32;
+            let (da, db) = (ya.to_f64() - self.shift, yb.to_f64() - self.shift);
+            self.s1[j] += da + db;
+            self.s2[j] += da * da + db * db;
+            let lo = act::select(yb < ya, yb, ya);
+            let hi = act::select(yb > ya, yb, ya);
+            self.min[j] = act::select(lo < self.min[j], lo, self.min[j]);
+            self.max[j] = act::select(hi > self.max[j], hi, self.max[j]);
         }
     }
 }
@@ -149,8 +153,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     #[inline(always)]
     fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
         self.elements += L as u64;
-        self.eight(&xs[..W], &ys[..W]);
-        self.eight(&xs[W..], &ys[W..]);
+        self.sixteen(xs, ys);
     }
 
     #[inline(always)]
