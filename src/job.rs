@@ -226,9 +226,9 @@ impl Job {
                 sink.preallocate(header.len() as u64 + elements.saturating_mul(osz));
                 sink.write(&header)?;
                 if sink.is_stdout() || src.region.is_none() {
-                    let threads = if sink.is_stdout() { self.threads } else { 1 };
+                    // in order; with threads the writes (a pipe, a deflated member) overlap the kernel
                     let mut write = |b: &[u8]| sink.write(b);
-                    stream(&mut proc, &mut src, upstream.as_mut(), threads, &mut write).map_err(fail)?;
+                    stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write).map_err(fail)?;
                 } else {
                     let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
                     let at = PositionalOut { file, offset: header.len() as u64 };

@@ -8,11 +8,12 @@ use anyhow::Result;
 use std::io::Write;
 
 pub fn run(args: StatsArgs) -> Result<()> {
-    let job = Job {
-        input: Default::default(),
-        read: args.table.options(args.from)?,
+    let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
+    let job = |input: &std::path::Path| Job {
+        input: input.to_path_buf(),
+        read: read.clone(),
         dest: Dest::Discard,
-        act: args.act.options(None, args.dtype)?,
+        act: act.clone(),
         units: Some(args.units.options()),
         threads: threads(args.threads),
         observer: None,
@@ -21,8 +22,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let mut failed = 0;
     let mut shown = 0;
     for path in &args.inputs {
-        let job = Job { input: path.clone(), ..job.clone() };
-        match job.run() {
+        match job(path).run() {
             Ok(done) => {
                 let mut out = stdout.lock();
                 for j in done.stats() {
