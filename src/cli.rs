@@ -28,6 +28,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Statistics of arrays: sparsity, dead units, distribution (optionally after --act)
     Stats(StatsArgs),
+    /// Histograms of arrays (optionally after --act): terminal bars, CSV, JSON, SVG or PNG
+    Hist(HistArgs),
     /// Merge statistics JSON written by stats / apply --stats (shards) exactly
     MergeStats(MergeArgs),
     /// Show what a file holds, from its header only
@@ -115,11 +117,13 @@ pub struct ApplyArgs {
     /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
     #[arg(long, value_name = "PATH")]
     pub stats: Option<PathBuf>,
-    /// Threads: CSV is parsed on this many workers; for .npy, 2 or more overlap writing and the kernel [default: all cores]
+    /// Threads: a .npy file is processed in this many ranges, CSV parsed on this many workers [default: all cores]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
 }
 
 /// How CSV and `.npz` inputs are read.
@@ -155,6 +159,8 @@ pub struct StatsArgs {
     pub act: ActArgs,
     #[command(flatten)]
     pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
     /// JSON (one object per array, JSON Lines) instead of the table
     #[arg(long)]
     pub json: bool,
@@ -171,6 +177,72 @@ pub struct StatsArgs {
     pub table: TableArgs,
     /// Input files: .npy, .npz (one object per member), CSV or TSV (- for stdin)
     #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Histogram bins shared by `stats`, `apply --stats` and `hist`.
+#[derive(Args, Debug, Clone)]
+pub struct BinArgs {
+    /// Histogram bins (equal width, as numpy.histogram) [hist default: 30]
+    #[arg(long, value_name = "N")]
+    pub bins: Option<usize>,
+    /// Histogram range, as --range=LO:HI [hist default: the finite min and max of the data]
+    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true, value_parser = parse_range)]
+    pub range: Option<(f64, f64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HistFormatArg {
+    Text,
+    Csv,
+    Json,
+    Svg,
+    Png,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  relu hist --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu hist --act relu --ridge ckpt_*/layer3.npy -o layer3.png\n  relu hist --active-rate --act relu layer1.npy\n  relu hist --bins 100 --range=-4:4 --format json x.npy\n  relu hist --from-stats merged.json -o all.svg")]
+pub struct HistArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+    /// Output format [default: from -o's extension, else text]
+    #[arg(long, value_enum)]
+    pub format: Option<HistFormatArg>,
+    /// Output file (.svg, .png, .csv, .json, .txt), or - for stdout
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// A logarithmic count axis (SVG and PNG)
+    #[arg(long)]
+    pub log_y: bool,
+    /// Image size in pixels (SVG and PNG) [default: 900x500, more for several panels]
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub size: Option<(u32, u32)>,
+    /// The inputs, in the order given, as stacked offset curves (checkpoints over time)
+    #[arg(long, conflicts_with = "active_rate")]
+    pub ridge: bool,
+    /// The distribution of per-unit active rates (dead units in a bar of their own)
+    #[arg(long)]
+    pub active_rate: bool,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    /// Draw the histograms stored in statistics JSON (stats/merge-stats with --bins and --range)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["inputs", "active_rate"])]
+    pub from_stats: Option<PathBuf>,
+    /// Element type to compute in (integer input with leaky/prelu needs a float type)
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Input files: .npy, .npz (one histogram per member), CSV or TSV (- for stdin)
+    #[arg(required_unless_present = "from_stats")]
     pub inputs: Vec<PathBuf>,
 }
 
@@ -262,6 +334,49 @@ impl UnitArgs {
     }
 }
 
+/// `--range=LO:HI`.
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("'{s}' is not a range: give --range=LO:HI, e.g. --range=-4:4");
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let lo: f64 = a.trim().parse().map_err(|_| bad())?;
+    let hi: f64 = b.trim().parse().map_err(|_| bad())?;
+    Ok((lo, hi))
+}
+
+/// `--size WxH`.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("'{s}' is not a size: give WxH in pixels, e.g. 1200x800");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    if !(100..=20000).contains(&w) || !(100..=20000).contains(&h) {
+        return Err(format!("--size {s}: each side must be 100 to 20000 pixels"));
+    }
+    Ok((w, h))
+}
+
+impl BinArgs {
+    /// The bins these flags fix, when they fix them (`--range` given); `n` is the default count.
+    pub fn fixed(&self, n: usize) -> Result<Option<crate::hist::Bins>> {
+        match (self.range, self.bins) {
+            (Some((lo, hi)), bins) => {
+                crate::hist::Bins::new(lo, hi, bins.unwrap_or(n)).map(Some).map_err(|e| UsageError(format!("--range: {e}")).into())
+            }
+            (None, Some(0)) => usage("--bins must be at least 1"),
+            (None, _) => Ok(None),
+        }
+    }
+
+    /// For `stats` and `apply --stats`: a histogram only with both --bins and --range, so that
+    /// shards share their edges and merge.
+    pub fn for_stats(&self) -> Result<Option<crate::hist::Bins>> {
+        match (self.bins, self.range) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => self.fixed(30),
+            _ => usage("a histogram in the statistics needs both --bins N and --range=LO:HI (shards merge only with equal edges)"),
+        }
+    }
+}
+
 /// `--dead-threshold`: a fraction, finite and not negative.
 fn parse_threshold(s: &str) -> Result<f64, String> {
     let t: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
@@ -312,6 +427,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Apply(a) => cmd::apply::run(a),
         Command::Stats(a) => cmd::stats::run(a),
+        Command::Hist(a) => cmd::hist::run(a),
         Command::MergeStats(a) => cmd::merge::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
     };

@@ -41,6 +41,10 @@ pub struct Job {
 pub struct ArrayReport {
     /// `path`, or `path:member`.
     pub name: String,
+    /// The type computed in, the shape, and the activation's name.
+    pub dtype: &'static str,
+    pub shape: Vec<u64>,
+    pub activation: Option<String>,
     pub stats: Option<StatsJson>,
     pub observer: Option<Box<dyn Observer>>,
 }
@@ -49,6 +53,13 @@ pub struct ArrayReport {
 pub struct Finished {
     pub reports: Vec<ArrayReport>,
     pending: Option<AtomicOutput>,
+}
+
+impl ArrayReport {
+    /// The array's observer as its concrete type, when it is one.
+    pub fn observed<T: 'static>(&mut self) -> Option<Box<T>> {
+        self.observer.take()?.into_any().downcast::<T>().ok()
+    }
 }
 
 impl Finished {
@@ -159,8 +170,8 @@ impl Job {
         let (act, work) = (proc.plan().act.map(|a| a.name()), proc.plan().work.name());
         let (stats, observer) = proc.into_results();
         let threshold = self.units.map_or(0.0, |u| u.threshold);
-        let stats = stats.map(|s| s.to_json(name, act, work, shape, threshold));
-        ArrayReport { name: name.to_string(), stats, observer }
+        let stats = stats.map(|s| s.to_json(name, act.clone(), work, shape, threshold));
+        ArrayReport { name: name.to_string(), dtype: work, shape: shape.to_vec(), activation: act, stats, observer }
     }
 
     /// Opens `--upstream` and checks it against the input.

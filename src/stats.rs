@@ -6,6 +6,7 @@
 //! < 0. Mean and std are over finite values; std is the population std. Chunks and shards combine
 //! with Chan et al.'s parallel formulas, so merging N shards equals one pass over all of them.
 
+use crate::hist::HistJson;
 use crate::kernel::{ChunkStats, Kernel};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -224,6 +225,7 @@ impl StatsAccumulator {
             mean: self.mean(),
             std: self.std(),
             units,
+            hist: None,
             merged: None,
         }
     }
@@ -249,6 +251,9 @@ pub struct StatsJson {
     pub mean: Option<f64>,
     pub std: Option<f64>,
     pub units: Option<UnitsJson>,
+    /// With `--bins` and `--range`: the histogram of the values, from the same pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hist: Option<HistJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<u64>,
 }
@@ -330,6 +335,11 @@ impl StatsJson {
             (Some(x), Some(y)) => Some(f(x, y)),
             (x, y) => x.or(y),
         };
+        let hist = match (&a.hist, &b.hist) {
+            (None, None) => None,
+            (Some(x), Some(y)) => Some(x.merge(y).map_err(anyhow::Error::msg)?),
+            _ => bail!("cannot merge statistics with a histogram and without (give every shard --bins and --range)"),
+        };
         let elements = a.elements + b.elements;
         let zeros = a.zeros + b.zeros;
         Ok(StatsJson {
@@ -351,6 +361,7 @@ impl StatsJson {
             mean: acc.mean(),
             std: acc.std(),
             units,
+            hist,
             merged: Some(a.merged.unwrap_or(1) + b.merged.unwrap_or(1)),
         })
     }

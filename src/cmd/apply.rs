@@ -41,9 +41,13 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         act,
         units: args.stats.is_some().then(|| args.units.options()),
         threads: threads(args.threads),
-        observer: None,
+        observer: args.bins.for_stats()?.map(crate::hist::observer),
     };
-    let done = job.run()?;
+    if job.observer.is_some() && args.stats.is_none() {
+        return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
+    }
+    let mut done = job.run()?;
+    crate::hist::attach_to_stats(&mut done.reports);
     // The statistics first: a run that fails there leaves no output array either.
     if let Some(path) = &args.stats {
         write_stats(path, &done.stats())?;

@@ -9,6 +9,7 @@ use std::io::Write;
 
 pub fn run(args: StatsArgs) -> Result<()> {
     let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
+    let hist = args.bins.for_stats()?.map(crate::hist::observer);
     let job = |input: &std::path::Path| Job {
         input: input.to_path_buf(),
         read: read.clone(),
@@ -16,14 +17,15 @@ pub fn run(args: StatsArgs) -> Result<()> {
         act: act.clone(),
         units: Some(args.units.options()),
         threads: threads(args.threads),
-        observer: None,
+        observer: hist.clone(),
     };
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
     for path in &args.inputs {
         match job(path).run() {
-            Ok(done) => {
+            Ok(mut done) => {
+                crate::hist::attach_to_stats(&mut done.reports);
                 let mut out = stdout.lock();
                 for j in done.stats() {
                     if args.json {

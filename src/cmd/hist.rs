@@ -1,0 +1,232 @@
+//! `relu hist`: histograms of arrays (the output of `--act`, or the values as they are), counted
+//! as `numpy.histogram` counts them, drawn as terminal bars, CSV, JSON, SVG or PNG. Several inputs
+//! share one range (their panels share the x axis); without `--range` it is the finite min and
+//! max of all of them, from a first pass (stdin is spooled for it). `--ridge` stacks checkpoints,
+//! `--active-rate` shows the per-unit active rates, `--from-stats` draws merged shards.
+
+use crate::cli::{HistArgs, HistFormatArg};
+use crate::format::Format;
+use crate::hist::{self, Bins, HistJson, Histogram, MinMax};
+use crate::job::{ArrayReport, Job, MakeObserver};
+use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions};
+use crate::output::AtomicOutput;
+use crate::render::{self, Panel, PlotOptions, Rates, View};
+use crate::stats::StatsJson;
+use anyhow::{bail, Context, Result};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn run(args: HistArgs) -> Result<()> {
+    let out_path = args.output.clone().filter(|p| !is_dash(p));
+    let format = args.format.unwrap_or_else(|| match out_path.as_deref().map(Format::of_path_text) {
+        Some(Some(f)) => f,
+        _ => HistFormatArg::Text,
+    });
+    if format == HistFormatArg::Png && out_path.is_none() && std::io::stdout().is_terminal() {
+        return usage("refusing to write a PNG to a terminal: use -o FILE.png or a pipe");
+    }
+    let panels = match &args.from_stats {
+        Some(f) => from_stats(f)?,
+        None => Inputs::new(&args)?.panels(&args)?,
+    };
+    let opts = PlotOptions { view: if args.ridge { View::Ridge } else { View::Panels }, log_y: args.log_y, size: args.size };
+    let mut bytes = Vec::new();
+    match format {
+        HistFormatArg::Text => {
+            let width = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).unwrap_or(80);
+            let colour = out_path.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+            render::text(&panels, width, colour, &mut bytes)?
+        }
+        HistFormatArg::Csv => render::csv(&panels, &mut bytes)?,
+        HistFormatArg::Json => render::json(&panels, &mut bytes)?,
+        HistFormatArg::Svg => bytes = render::svg(&panels, &opts)?,
+        HistFormatArg::Png => bytes = render::png(&panels, &opts)?,
+    }
+    match out_path {
+        Some(p) => {
+            let mut out = AtomicOutput::create(&p)?;
+            out.write_all(&bytes).with_context(|| format!("cannot write {}", p.display()))?;
+            out.commit()
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            Ok(out.flush()?)
+        }
+    }
+}
+
+impl Format {
+    /// The histogram format an output path's extension names.
+    fn of_path_text(p: &Path) -> Option<HistFormatArg> {
+        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "svg" => Some(HistFormatArg::Svg),
+            "png" => Some(HistFormatArg::Png),
+            "csv" => Some(HistFormatArg::Csv),
+            "json" | "jsonl" => Some(HistFormatArg::Json),
+            "txt" => Some(HistFormatArg::Text),
+            _ => None,
+        }
+    }
+}
+
+/// The inputs, with stdin spooled to a temporary file (it is read once per pass).
+struct Inputs {
+    list: Vec<(PathBuf, Option<Format>)>,
+    act: ActOptions,
+    read: ReadOptions,
+    units: UnitOptions,
+    threads: usize,
+    /// The spool of stdin, and its path (shown as `<stdin>`).
+    _spool: Option<tempfile::NamedTempFile>,
+    spool_path: Option<PathBuf>,
+}
+
+impl Inputs {
+    fn new(args: &HistArgs) -> Result<Inputs> {
+        let read = args.table.options(args.from)?;
+        let act = args.act.options(None, args.dtype)?;
+        let mut spool = None;
+        let mut list = Vec::new();
+        for p in &args.inputs {
+            if is_dash(p) {
+                if spool.is_some() {
+                    return usage("stdin (-) can be given once");
+                }
+                let mut f = tempfile::NamedTempFile::new().context("cannot create a temporary file for stdin")?;
+                std::io::copy(&mut std::io::stdin().lock(), f.as_file_mut()).context("<stdin>")?;
+                let mut head = [0u8; 6];
+                let n = std::fs::File::open(f.path())?.read(&mut head)?;
+                let format = read.format.unwrap_or_else(|| Format::sniff(&head[..n]));
+                list.push((f.path().to_path_buf(), Some(format)));
+                spool = Some(f);
+            } else {
+                list.push((p.clone(), None));
+            }
+        }
+        let spool_path = spool.as_ref().map(|s| s.path().to_path_buf());
+        Ok(Inputs { list, act, read, units: args.units.options(), threads: threads(args.threads), _spool: spool, spool_path })
+    }
+
+    /// Runs every input with `observer` (and statistics with units when `units`): one report per
+    /// array, named as the user named the input.
+    fn run(&self, observer: Option<MakeObserver>, units: bool) -> Result<Vec<ArrayReport>> {
+        let mut reports = Vec::new();
+        for (path, format) in &self.list {
+            let job = Job {
+                input: path.clone(),
+                read: ReadOptions { format: format.or(self.read.format), ..self.read.clone() },
+                dest: Dest::Discard,
+                act: self.act.clone(),
+                units: units.then_some(self.units),
+                threads: self.threads,
+                observer: observer.clone(),
+            };
+            let mut done = job.run()?;
+            if let Some(s) = &self.spool_path {
+                let spooled = s.display().to_string();
+                for r in &mut done.reports {
+                    r.name = r.name.replacen(&spooled, "<stdin>", 1);
+                }
+            }
+            reports.extend(done.reports);
+        }
+        Ok(reports)
+    }
+
+    fn panels(&self, args: &HistArgs) -> Result<Vec<Panel>> {
+        let n = args.bins.bins.unwrap_or(30);
+        if args.active_rate {
+            return self.active_rates(n);
+        }
+        let bins = match args.bins.fixed(n)? {
+            Some(b) => b,
+            None => {
+                // First pass: the finite min and max of every input's values.
+                let mm: MakeObserver = Arc::new(|| Box::new(MinMax::default()));
+                let mut range = MinMax::default();
+                for mut r in self.run(Some(mm), false)? {
+                    if let Some(m) = r.observed::<MinMax>() {
+                        range.merge(&m);
+                    }
+                }
+                let (lo, hi) = range.range();
+                Bins::new(lo, hi, n).map_err(anyhow::Error::msg)?
+            }
+        };
+        let mut panels = Vec::new();
+        for mut r in self.run(Some(hist::observer(bins)), args.ridge)? {
+            let Some(mut h) = r.observed::<Histogram>() else { continue };
+            let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
+            panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
+        }
+        Ok(panels)
+    }
+
+    /// Per-unit active rates: the units that are ever active in bins over [0, 1], the dead apart.
+    fn active_rates(&self, n: usize) -> Result<Vec<Panel>> {
+        let bins = Arc::new(Bins::new(0.0, 1.0, n).map_err(anyhow::Error::msg)?);
+        let mut panels = Vec::new();
+        for r in self.run(None, true)? {
+            let Some(u) = r.stats.as_ref().and_then(|s| s.units.clone()) else {
+                bail!("{}: --active-rate needs units: a 2-D or larger array (see --unit-axis)", r.name);
+            };
+            let m = u.elements_per_unit.max(1) as f64;
+            let live: Vec<f64> = u.active_count.iter().filter(|&&c| c > 0).map(|&c| c as f64 / m).collect();
+            let mut h = Histogram::new(bins.clone());
+            h.add(&live);
+            let rates = Rates { dead: u.dead, near_dead: u.near_dead, threshold: u.threshold };
+            let about = format!("{} · {} units on axis {}", about(&r), u.count, u.axis);
+            panels.push(Panel { name: r.name, about, hist: h.to_json(), dead: Some((u.dead, u.count)), rates: Some(rates) });
+        }
+        Ok(panels)
+    }
+}
+
+/// `float32 (1000, 256) · relu`
+fn about(r: &ArrayReport) -> String {
+    format!(
+        "{} {} · {}",
+        r.dtype,
+        crate::format::npy::shape_repr(&r.shape),
+        r.activation.as_deref().unwrap_or("values as they are")
+    )
+}
+
+/// Panels from statistics JSON that carry histograms (`stats --bins --range`, `merge-stats`).
+fn from_stats(path: &Path) -> Result<Vec<Panel>> {
+    let name = path.display().to_string();
+    let mut text = String::new();
+    if is_dash(path) {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        std::fs::File::open(path).with_context(|| name.clone())?.read_to_string(&mut text).with_context(|| name.clone())?;
+    }
+    let mut panels = Vec::new();
+    for item in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>() {
+        let s = item.with_context(|| format!("{name}: not relu statistics JSON"))?;
+        let Some(hist) = s.hist.clone() else { continue };
+        let shards = s.merged.map_or(String::new(), |k| format!(" · {k} arrays merged"));
+        let about = format!("{} · {}{shards}", s.dtype, s.activation.as_deref().unwrap_or("values as they are"));
+        panels.push(Panel { name: s.input.clone(), about, hist, dead: s.units.as_ref().map(|u| (u.dead, u.count)), rates: None });
+    }
+    if panels.is_empty() {
+        bail!("{name}: no histogram in these statistics (write them with --bins N --range=LO:HI)");
+    }
+    check_same_edges(&panels.iter().map(|p| &p.hist).collect::<Vec<_>>())?;
+    Ok(panels)
+}
+
+/// Panels drawn side by side share one x axis: their edges must agree.
+fn check_same_edges(h: &[&HistJson]) -> Result<()> {
+    for w in h.windows(2) {
+        if w[0].edges.first() != w[1].edges.first() || w[0].edges.last() != w[1].edges.last() {
+            bail!("these histograms have different ranges: draw them one file at a time");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! Histograms counted exactly as `numpy.histogram` counts the values converted to float64: edges
+//! from `np.linspace(lo, hi, n + 1)`, each bin `[e_i, e_{i+1})` with the last one closed, a value's
+//! bin computed as `((x - lo) / (hi - lo)) * n` and then corrected against the edges. Values
+//! outside the range, ±inf and NaN are counted apart, never dropped. Histograms with equal edges
+//! merge by adding their counts (shards give one exact histogram).
+//!
+//! A [`Histogram`] is a pipeline [`Observer`]: it sees the output of the activation chunk by chunk.
+//! [`MinMax`] is the observer of the first pass when the range comes from the data.
+
+use crate::dtype::{DType, Element};
+use crate::pipeline::Observer;
+use crate::with_element;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::sync::Arc;
+
+/// Equal-width bins over `[lo, hi]`, with their edges as NumPy computes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bins {
+    pub lo: f64,
+    pub hi: f64,
+    pub edges: Vec<f64>,
+    denom: f64,
+}
+
+impl Bins {
+    /// `n` bins over `[lo, hi]`; `lo == hi` widens to `[lo - 0.5, hi + 0.5]` (as NumPy does). The
+    /// error says why NumPy would refuse the same range.
+    pub fn new(lo: f64, hi: f64, n: usize) -> Result<Bins, String> {
+        if n == 0 {
+            return Err("--bins must be at least 1".into());
+        }
+        if !(lo.is_finite() && hi.is_finite()) {
+            return Err(format!("the range [{lo}, {hi}] is not finite"));
+        }
+        if lo > hi {
+            return Err(format!("the range [{lo}, {hi}] is empty: its low end is above its high end"));
+        }
+        let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+        let denom = hi - lo;
+        if !denom.is_finite() {
+            return Err(format!("the range [{lo}, {hi}] is wider than float64 can hold (NumPy refuses it too)"));
+        }
+        let edges = linspace(lo, hi, n + 1);
+        if edges.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "too many bins for the range [{lo}, {hi}]: float64 cannot make {n} bins of nonzero width there"
+            ));
+        }
+        Ok(Bins { lo, hi, edges, denom })
+    }
+
+    pub fn count(&self) -> usize {
+        self.edges.len() - 1
+    }
+
+    /// The bin of `x` (finite, in `[lo, hi]`), as NumPy's uniform-bin fast path finds it.
+    #[inline(always)]
+    fn bin(&self, x: f64) -> usize {
+        let n = self.edges.len() - 1;
+        let f = ((x - self.lo) / self.denom) * n as f64;
+        let mut i = (f as usize).min(n - 1);
+        // the estimate can be one off within an ulp or so of an edge: NumPy corrects it once each way
+        if x < self.edges[i] {
+            i = i.saturating_sub(1);
+        }
+        if i != n - 1 && x >= self.edges[i + 1] {
+            i += 1;
+        }
+        i
+    }
+}
+
+/// `np.linspace(lo, hi, num)` in float64, operation for operation.
+fn linspace(lo: f64, hi: f64, num: usize) -> Vec<f64> {
+    let div = (num - 1) as f64;
+    let delta = hi - lo;
+    let step = delta / div;
+    let mut y: Vec<f64> = (0..num)
+        .map(|i| {
+            let i = i as f64;
+            // NumPy scales by the step, unless the step underflows to 0
+            if step == 0.0 {
+                (i / div) * delta + lo
+            } else {
+                i * step + lo
+            }
+        })
+        .collect();
+    if num > 1 {
+        y[num - 1] = hi;
+    }
+    y
+}
+
+/// Counts per bin, and what fell outside.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    pub bins: Arc<Bins>,
+    pub counts: Vec<u64>,
+    pub underflow: u64,
+    pub overflow: u64,
+    pub nan: u64,
+    /// Four interleaved sets of counters: consecutive values that land in one bin then update
+    /// different memory, instead of waiting on each other's store.
+    lanes: Vec<u32>,
+    pending: usize,
+}
+
+impl Histogram {
+    pub fn new(bins: Arc<Bins>) -> Histogram {
+        let n = bins.count();
+        Histogram { bins, counts: vec![0; n], underflow: 0, overflow: 0, nan: 0, lanes: vec![0; 4 * n], pending: 0 }
+    }
+
+    /// Counts the values `xs`.
+    pub fn add<T: Element>(&mut self, xs: &[T]) {
+        // u32 lanes hold at most one call's counts; fold them before they could overflow
+        if self.pending + xs.len() >= u32::MAX as usize / 2 {
+            self.fold();
+        }
+        let b = &*self.bins;
+        let (lo, hi) = (b.lo, b.hi);
+        self.pending += xs.len();
+        let lanes = &mut self.lanes[..];
+        let (mut under, mut over, mut nan) = (0u64, 0u64, 0u64);
+        for (k, &v) in xs.iter().enumerate() {
+            let x = v.to_f64();
+            if x >= lo && x <= hi {
+                lanes[b.bin(x) * 4 + (k & 3)] += 1;
+            } else if x < lo {
+                under += 1;
+            } else if x > hi {
+                over += 1;
+            } else {
+                nan += 1;
+            }
+        }
+        self.underflow += under;
+        self.overflow += over;
+        self.nan += nan;
+    }
+
+    /// Moves the lane counters into `counts`.
+    fn fold(&mut self) {
+        for (c, l) in self.counts.iter_mut().zip(self.lanes.chunks_exact_mut(4)) {
+            *c += l.iter().map(|&v| v as u64).sum::<u64>();
+            l.fill(0);
+        }
+        self.pending = 0;
+    }
+
+    /// The counts so far (folding the lanes).
+    pub fn finish(&mut self) -> &Histogram {
+        self.fold();
+        self
+    }
+
+    /// Adds another histogram of the same bins.
+    pub fn merge(&mut self, o: &Histogram) {
+        let mut o = o.clone();
+        o.fold();
+        self.fold();
+        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
+            *a += b;
+        }
+        self.underflow += o.underflow;
+        self.overflow += o.overflow;
+        self.nan += o.nan;
+    }
+
+    pub fn to_json(&mut self) -> HistJson {
+        self.fold();
+        HistJson {
+            edges: self.bins.edges.clone(),
+            counts: self.counts.clone(),
+            underflow: self.underflow,
+            overflow: self.overflow,
+            nan: self.nan,
+        }
+    }
+}
+
+impl Observer for Histogram {
+    fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
+        with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
+    }
+    fn fresh(&self) -> Box<dyn Observer> {
+        Box::new(Histogram::new(self.bins.clone()))
+    }
+    fn merge(&mut self, other: Box<dyn Observer>) {
+        if let Ok(o) = other.into_any().downcast::<Histogram>() {
+            Histogram::merge(self, &o);
+        }
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// The finite minimum and maximum of the values: the range of the first pass.
+#[derive(Clone, Copy, Debug)]
+pub struct MinMax {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for MinMax {
+    fn default() -> Self {
+        MinMax { min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+}
+
+impl MinMax {
+    pub fn add<T: Element>(&mut self, xs: &[T]) {
+        let (mut lo, mut hi) = (self.min, self.max);
+        for &v in xs {
+            let x = v.to_f64();
+            // NaN compares false both ways; ±inf are left out by the finiteness test
+            if x.is_finite() {
+                lo = if x < lo { x } else { lo };
+                hi = if x > hi { x } else { hi };
+            }
+        }
+        (self.min, self.max) = (lo, hi);
+    }
+
+    pub fn merge(&mut self, o: &MinMax) {
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+
+    /// The range NumPy would pick: `(0, 1)` without any finite value.
+    pub fn range(&self) -> (f64, f64) {
+        if self.min <= self.max {
+            (self.min, self.max)
+        } else {
+            (0.0, 1.0)
+        }
+    }
+}
+
+impl Observer for MinMax {
+    fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
+        with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
+    }
+    fn fresh(&self) -> Box<dyn Observer> {
+        Box::new(MinMax::default())
+    }
+    fn merge(&mut self, other: Box<dyn Observer>) {
+        if let Ok(o) = other.into_any().downcast::<MinMax>() {
+            MinMax::merge(self, &o);
+        }
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Puts each array's histogram (its observer, when that is a [`Histogram`]) into its statistics.
+pub fn attach_to_stats(reports: &mut [crate::job::ArrayReport]) {
+    for r in reports {
+        if let (Some(s), Some(o)) = (&mut r.stats, r.observer.take()) {
+            if let Ok(mut h) = o.into_any().downcast::<Histogram>() {
+                s.hist = Some(h.to_json());
+            }
+        }
+    }
+}
+
+/// An observer factory for a job: a fresh histogram of `bins` for every array.
+pub fn observer(bins: Bins) -> crate::job::MakeObserver {
+    let bins = Arc::new(bins);
+    Arc::new(move || Box::new(Histogram::new(bins.clone())) as Box<dyn Observer>)
+}
+
+/// The histogram's JSON (SPEC §1, hist; also the `hist` key of the statistics object).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HistJson {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+    pub underflow: u64,
+    pub overflow: u64,
+    pub nan: u64,
+}
+
+impl HistJson {
+    /// Adds a histogram with the same edges; others are refused with the reason.
+    pub fn merge(&self, o: &HistJson) -> Result<HistJson, String> {
+        if self.edges.len() != o.edges.len() || self.edges.iter().zip(&o.edges).any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            let span = |h: &HistJson| {
+                format!("{} bins over [{}, {}]", h.counts.len(), h.edges[0], h.edges[h.edges.len() - 1])
+            };
+            return Err(format!(
+                "cannot merge histograms with different edges ({} and {}): give every shard the same --bins and --range",
+                span(self),
+                span(o)
+            ));
+        }
+        Ok(HistJson {
+            edges: self.edges.clone(),
+            counts: self.counts.iter().zip(&o.counts).map(|(a, b)| a + b).collect(),
+            underflow: self.underflow + o.underflow,
+            overflow: self.overflow + o.overflow,
+            nan: self.nan + o.nan,
+        })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.underflow + self.overflow + self.nan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(xs: &[f64], lo: f64, hi: f64, n: usize) -> (Vec<u64>, u64, u64, u64) {
+        let mut h = Histogram::new(Arc::new(Bins::new(lo, hi, n).unwrap()));
+        h.add(xs);
+        let j = h.to_json();
+        (j.counts, j.underflow, j.overflow, j.nan)
+    }
+
+    #[test]
+    fn edges_and_outside_values() {
+        let xs = [f64::NAN, f64::NEG_INFINITY, f64::INFINITY, -5.0, -1.0, 0.0, 0.5, 1.0, 2.0, 5.0];
+        assert_eq!(counts(&xs, -2.0, 2.0, 4), (vec![0, 1, 2, 2], 2, 2, 1));
+        let b = Bins::new(0.0, 1.0, 10).unwrap();
+        assert_eq!(b.edges[3], 0.30000000000000004); // 3 * 0.1 + 0, as NumPy has it
+        assert_eq!(b.bin(0.30000000000000004), 3);
+        assert_eq!(b.bin(0.3), 2);
+        assert_eq!(b.bin(1.0), 9);
+        assert_eq!(Bins::new(3.0, 3.0, 2).unwrap().edges, vec![2.5, 3.0, 3.5]);
+        assert!(Bins::new(-1e308, 1e308, 3).is_err());
+        assert!(Bins::new(1e20, 1e20, 3).is_err());
+        assert!(Bins::new(1.0, 0.0, 3).is_err());
+        assert_eq!(MinMax::default().range(), (0.0, 1.0));
+    }
+}

@@ -1,0 +1,227 @@
+//! Histograms rendered for people and programs: terminal bars, CSV, JSON (here) and SVG/PNG
+//! pictures drawn with plotters (`plot.rs`). Every renderer takes the same [`Panel`]s: one per
+//! array, sharing their bins' range, so layers or checkpoints line up.
+
+mod plot;
+
+use crate::hist::HistJson;
+use anyhow::Result;
+use std::io::Write;
+
+/// One array's histogram and what to say about it.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    /// `path` or `path:member`.
+    pub name: String,
+    /// `float32 (1000, 256) · relu`
+    pub about: String,
+    pub hist: HistJson,
+    /// (dead units, units) when units were counted: the ridgeline's labels.
+    pub dead: Option<(u64, u64)>,
+    /// The active-rate view: units that are never active (a bar of their own) and the
+    /// near-dead threshold; `hist` then counts the other units' active rates in [0, 1].
+    pub rates: Option<Rates>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub dead: u64,
+    pub near_dead: u64,
+    pub threshold: f64,
+}
+
+/// How panels are laid out in a picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// One panel each, in a grid, sharing the x axis.
+    Panels,
+    /// Stacked offset curves, in the order given (checkpoints over time).
+    Ridge,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PlotOptions {
+    pub view: View,
+    pub log_y: bool,
+    pub size: Option<(u32, u32)>,
+}
+
+/// The SVG document of the panels.
+pub fn svg(panels: &[Panel], o: &PlotOptions) -> Result<Vec<u8>> {
+    plot::svg(panels, o)
+}
+
+/// The PNG image of the panels.
+pub fn png(panels: &[Panel], o: &PlotOptions) -> Result<Vec<u8>> {
+    plot::png(panels, o)
+}
+
+/// One JSON object per panel (JSON Lines): SPEC's `input`, `edges`, `counts`, `underflow`,
+/// `overflow`, `nan`, plus what was computed.
+pub fn json(panels: &[Panel], out: &mut dyn Write) -> Result<()> {
+    for p in panels {
+        let mut v = serde_json::json!({
+            "input": p.name,
+            "about": p.about,
+            "edges": p.hist.edges,
+            "counts": p.hist.counts,
+            "underflow": p.hist.underflow,
+            "overflow": p.hist.overflow,
+            "nan": p.hist.nan,
+        });
+        if let Some(r) = &p.rates {
+            v["of"] = "active_rate".into();
+            v["dead"] = r.dead.into();
+            v["near_dead"] = r.near_dead.into();
+            v["threshold"] = r.threshold.into();
+        }
+        writeln!(out, "{v}")?;
+    }
+    Ok(())
+}
+
+/// CSV: `input,bin,lo,hi,count`, a row per bin, then the `underflow`, `overflow` and `nan` rows
+/// (and `dead` in the active-rate view).
+pub fn csv(panels: &[Panel], out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "input,bin,lo,hi,count")?;
+    let mut fmt = ryu::Buffer::new();
+    let mut num = |x: f64| if x.is_finite() { fmt.format(x).to_string() } else { format!("{x}") };
+    for p in panels {
+        let name = quote(&p.name);
+        let e = &p.hist.edges;
+        let (lo, hi) = (e[0], e[e.len() - 1]);
+        if let Some(r) = &p.rates {
+            writeln!(out, "{name},dead,0,0,{}", r.dead)?;
+        }
+        for (i, c) in p.hist.counts.iter().enumerate() {
+            writeln!(out, "{name},{i},{},{},{c}", num(e[i]), num(e[i + 1]))?;
+        }
+        writeln!(out, "{name},underflow,-inf,{},{}", num(lo), p.hist.underflow)?;
+        writeln!(out, "{name},overflow,{},inf,{}", num(hi), p.hist.overflow)?;
+        writeln!(out, "{name},nan,,,{}", p.hist.nan)?;
+    }
+    Ok(())
+}
+
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Terminal bars: one line per bin in Unicode eighth blocks, edges and counts aligned, `width`
+/// columns wide; colour only when asked (a terminal without `NO_COLOR`).
+pub fn text(panels: &[Panel], width: usize, colour: bool, out: &mut dyn Write) -> Result<()> {
+    for (k, p) in panels.iter().enumerate() {
+        if k > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{}  {}", p.name, p.about)?;
+        let e = &p.hist.edges;
+        let n = p.hist.counts.len();
+        let mut rows: Vec<(String, u64, &str)> = Vec::new();
+        if let Some(r) = &p.rates {
+            rows.push(("dead (never active)".into(), r.dead, "\x1b[31m"));
+        }
+        for (i, &c) in p.hist.counts.iter().enumerate() {
+            let close = if i + 1 == n { ']' } else { ')' };
+            let mark = match &p.rates {
+                Some(r) if e[i] < r.threshold => "\x1b[33m",
+                _ => "\x1b[36m",
+            };
+            rows.push((format!("[{}, {}{close}", short(e[i]), short(e[i + 1])), c, mark));
+        }
+        let label_w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+        let count_w = rows.iter().map(|r| group(r.1).len()).max().unwrap_or(1);
+        let bar_w = width.saturating_sub(label_w + count_w + 4).max(10);
+        let top = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
+        for (label, c, mark) in &rows {
+            let bar = bar(*c, top, bar_w);
+            let pad = bar_w - bar.chars().count();
+            let (on, off) = if colour { (*mark, "\x1b[0m") } else { ("", "") };
+            writeln!(out, "  {label:<label_w$} {on}{bar}{off}{:pad$} {:>count_w$}", "", group(*c))?;
+        }
+        let h = &p.hist;
+        let (lo, hi) = (short(e[0]), short(e[n]));
+        writeln!(
+            out,
+            "  below {lo}: {}   above {hi}: {}   nan: {}",
+            group(h.underflow),
+            group(h.overflow),
+            group(h.nan)
+        )?;
+        if let Some(r) = &p.rates {
+            writeln!(out, "  near dead (active < {}% of the time): {} units", r.threshold * 100.0, group(r.near_dead))?;
+        }
+    }
+    Ok(())
+}
+
+/// `c` of `top` as a bar of at most `w` columns in eighth blocks; a nonzero count shows at least
+/// a sliver.
+fn bar(c: u64, top: u64, w: usize) -> String {
+    const PARTS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = ((c as u128 * w as u128 * 8 + top as u128 / 2) / top as u128) as usize;
+    let eighths = if c > 0 { eighths.max(1) } else { 0 };
+    let mut s = "█".repeat(eighths / 8);
+    if eighths % 8 > 0 {
+        s.push(PARTS[eighths % 8]);
+    }
+    s
+}
+
+/// A number in at most about five significant digits, for labels.
+pub fn short(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    let e = x.abs().log10().floor() as i32;
+    if (-4..6).contains(&e) {
+        let d = (4 - e).max(0) as usize;
+        let s = format!("{x:.d$}");
+        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+        if s == "-0" {
+            "0".into()
+        } else {
+            s
+        }
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_and_numbers() {
+        assert_eq!(bar(0, 10, 8), "");
+        assert_eq!(bar(10, 10, 4), "████");
+        assert_eq!(bar(1, 1000, 4), "▏");
+        assert_eq!(bar(5, 10, 3), "█▌");
+        assert_eq!(short(0.30000000000000004), "0.3");
+        assert_eq!(short(-3.87251), "-3.8725");
+        assert_eq!(short(123456.0), "123456");
+        assert_eq!(short(1e-7), "1.000e-7");
+        assert_eq!(group(1234567), "1,234,567");
+    }
+}
