@@ -201,7 +201,9 @@ pub enum HistFormatArg {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  relu hist --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu hist --act relu --ridge ckpt_*/layer3.npy -o layer3.png\n  relu hist --active-rate --act relu layer1.npy\n  relu hist --bins 100 --range=-4:4 --format json x.npy\n  relu hist --from-stats merged.json -o all.svg")]
+#[command(
+    after_help = "Examples:\n  relu hist --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu hist --act relu --ridge ckpt_*/layer3.npy -o layer3.png\n  relu hist --active-rate --act relu layer1.npy\n  relu hist --bins 100 --range=-4:4 --format json x.npy\n  relu hist --from-stats merged.json -o all.svg"
+)]
 pub struct HistArgs {
     #[command(flatten)]
     pub act: ActArgs,
@@ -330,7 +332,7 @@ impl TableArgs {
 
 impl UnitArgs {
     pub fn options(&self) -> UnitOptions {
-        UnitOptions { axis: self.unit_axis, threshold: self.dead_threshold }
+        UnitOptions { axis: Some(self.unit_axis), threshold: self.dead_threshold }
     }
 }
 
@@ -358,9 +360,9 @@ impl BinArgs {
     /// The bins these flags fix, when they fix them (`--range` given); `n` is the default count.
     pub fn fixed(&self, n: usize) -> Result<Option<crate::hist::Bins>> {
         match (self.range, self.bins) {
-            (Some((lo, hi)), bins) => {
-                crate::hist::Bins::new(lo, hi, bins.unwrap_or(n)).map(Some).map_err(|e| UsageError(format!("--range: {e}")).into())
-            }
+            (Some((lo, hi)), bins) => crate::hist::Bins::new(lo, hi, bins.unwrap_or(n))
+                .map(Some)
+                .map_err(|e| UsageError(format!("--range: {e}")).into()),
             (None, Some(0)) => usage("--bins must be at least 1"),
             (None, _) => Ok(None),
         }

@@ -8,6 +8,7 @@
 //! [`MinMax`] is the observer of the first pass when the range comes from the data.
 
 use crate::dtype::{DType, Element};
+use crate::kernel::BinSpec;
 use crate::pipeline::Observer;
 use crate::with_element;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub struct Bins {
     pub hi: f64,
     pub edges: Vec<f64>,
     denom: f64,
+    /// The edges rounded up to f32: for an f32 value `v`, `v >= edge` exactly when
+    /// `v >= edge32`. The fast path for f32 and f16 data compares with these.
+    edges32: Vec<f32>,
 }
 
 impl Bins {
@@ -47,11 +51,43 @@ impl Bins {
                 "too many bins for the range [{lo}, {hi}]: float64 cannot make {n} bins of nonzero width there"
             ));
         }
-        Ok(Bins { lo, hi, edges, denom })
+        let edges32 = edges.iter().map(|&e| f32_up(e)).collect();
+        Ok(Bins { lo, hi, edges, denom, edges32 })
     }
 
     pub fn count(&self) -> usize {
         self.edges.len() - 1
+    }
+
+    /// The kernel's fast path. `t = (x - lo) · (n / (hi - lo))` and NumPy's
+    /// `((x - lo) / (hi - lo)) · n` differ by a few roundings of `t`, and each edge lies within a
+    /// few roundings of `lo + i·(hi - lo)/n`: where `t` is further than `tau` (a bound on both,
+    /// with a wide margin, for the precision `eps` the fast path computes in) from an integer,
+    /// NumPy's estimate truncates to the same bin and neither of its corrections fires. In f32,
+    /// a value that `lo` or `hi` rounded to f32 would misplace is within that bound of the end,
+    /// so it fails the test too. Ranges too narrow for the bound take the exact path.
+    fn spec(&self, eps: f64) -> Option<(f64, f64, f64, f64)> {
+        let n = self.count() as f64;
+        let scale = self.lo.abs().max(self.hi.abs()) / self.denom;
+        let tau = 64.0 * eps * n * (1.0 + scale);
+        let usable = tau < 1e-2 && self.denom > f64::MIN_POSITIVE * 1e6 && self.count() < i32::MAX as usize;
+        usable.then_some((self.lo, self.hi, n / self.denom, tau))
+    }
+
+    fn spec64(&self) -> BinSpec<f64> {
+        let n = self.count() as i32;
+        match self.spec(f64::EPSILON) {
+            Some((lo, hi, c, tau)) => BinSpec::new(lo, hi, c, tau, n),
+            // nothing passes: every value takes NumPy's steps
+            None => BinSpec::new(self.lo, self.hi, 0.0, 1.0, n),
+        }
+    }
+
+    /// In f32, with the range rounded inward so that its tests are exact for f32 values.
+    fn spec32(&self) -> Option<BinSpec<f32>> {
+        let (lo, hi, c, tau) = self.spec(f32::EPSILON as f64)?;
+        let b = BinSpec::new(f32_up(lo), f32_down(hi), c as f32, tau as f32, self.count() as i32);
+        (b.c.is_finite() && b.c > 0.0 && b.lo.is_finite() && b.hi.is_finite()).then_some(b)
     }
 
     /// The bin of `x` (finite, in `[lo, hi]`), as NumPy's uniform-bin fast path finds it.
@@ -69,6 +105,30 @@ impl Bins {
         }
         i
     }
+}
+
+/// The next f32 above `f` (finite or -inf; `f32::next_up` needs a newer Rust than ours).
+fn next_up(f: f32) -> f32 {
+    if f == 0.0 {
+        return f32::from_bits(1);
+    }
+    let b = f.to_bits();
+    f32::from_bits(if f > 0.0 { b + 1 } else { b - 1 })
+}
+
+/// The smallest f32 not below `x`.
+fn f32_up(x: f64) -> f32 {
+    let f = x as f32;
+    if (f as f64) < x {
+        next_up(f)
+    } else {
+        f
+    }
+}
+
+/// The largest f32 not above `x`.
+fn f32_down(x: f64) -> f32 {
+    -f32_up(-x)
 }
 
 /// `np.linspace(lo, hi, num)` in float64, operation for operation.
@@ -93,6 +153,8 @@ fn linspace(lo: f64, hi: f64, num: usize) -> Vec<f64> {
     y
 }
 
+const LANES: usize = 16;
+
 /// Counts per bin, and what fell outside.
 #[derive(Clone, Debug)]
 pub struct Histogram {
@@ -101,8 +163,9 @@ pub struct Histogram {
     pub underflow: u64,
     pub overflow: u64,
     pub nan: u64,
-    /// Four interleaved sets of counters: consecutive values that land in one bin then update
-    /// different memory, instead of waiting on each other's store.
+    /// `LANES` sets of counters, one after the other: value `j` of a block counts in set
+    /// `j % LANES`, so values landing in one bin (the zeros of a relu) update different memory
+    /// instead of waiting on each other's store.
     lanes: Vec<u32>,
     pending: usize,
 }
@@ -110,30 +173,49 @@ pub struct Histogram {
 impl Histogram {
     pub fn new(bins: Arc<Bins>) -> Histogram {
         let n = bins.count();
-        Histogram { bins, counts: vec![0; n], underflow: 0, overflow: 0, nan: 0, lanes: vec![0; 4 * n], pending: 0 }
+        Histogram { bins, counts: vec![0; n], underflow: 0, overflow: 0, nan: 0, lanes: vec![0; LANES * n], pending: 0 }
     }
 
-    /// Counts the values `xs`.
+    /// Counts the values `xs`: the kernel finds the bins that are certain, a block at a time;
+    /// the rest (outside the range, NaN, within rounding of an edge) take NumPy's own steps.
     pub fn add<T: Element>(&mut self, xs: &[T]) {
         // u32 lanes hold at most one call's counts; fold them before they could overflow
         if self.pending + xs.len() >= u32::MAX as usize / 2 {
             self.fold();
         }
-        let b = &*self.bins;
-        let (lo, hi) = (b.lo, b.hi);
         self.pending += xs.len();
+        let k = crate::kernel::Kernel::default();
+        let b = &*self.bins;
+        let spec = b.spec64();
+        // f32 lanes for data that is f32 already (f16 widens to it exactly)
+        let spec32 = if matches!(T::DTYPE, DType::F32 | DType::F16) { b.spec32() } else { None };
         let lanes = &mut self.lanes[..];
         let (mut under, mut over, mut nan) = (0u64, 0u64, 0u64);
-        for (k, &v) in xs.iter().enumerate() {
-            let x = v.to_f64();
-            if x >= lo && x <= hi {
-                lanes[b.bin(x) * 4 + (k & 3)] += 1;
-            } else if x < lo {
-                under += 1;
-            } else if x > hi {
-                over += 1;
-            } else {
-                nan += 1;
+        let mut idx = [0u32; 512];
+        let nbins = b.count();
+        for block in xs.chunks(idx.len()) {
+            let idx = &mut idx[..block.len()];
+            match spec32 {
+                Some(s32) => k.bin_index32(block, idx, s32, &b.edges32, T::to_f32),
+                None => k.bin_index(block, idx, spec, &b.edges, T::to_f64),
+            }
+            for (j, (&code, &v)) in idx.iter().zip(block).enumerate() {
+                if (code as usize) < nbins {
+                    // SAFETY: just checked.
+                    unsafe { *lanes.get_unchecked_mut((j % LANES) * nbins + code as usize) += 1 };
+                    continue;
+                }
+                // outside the range, NaN, or a range too narrow for the fast path: NumPy's steps
+                let x = v.to_f64();
+                if x >= b.lo && x <= b.hi {
+                    lanes[(j % LANES) * nbins + b.bin(x)] += 1;
+                } else if x < b.lo {
+                    under += 1;
+                } else if x > b.hi {
+                    over += 1;
+                } else {
+                    nan += 1;
+                }
             }
         }
         self.underflow += under;
@@ -143,9 +225,12 @@ impl Histogram {
 
     /// Moves the lane counters into `counts`.
     fn fold(&mut self) {
-        for (c, l) in self.counts.iter_mut().zip(self.lanes.chunks_exact_mut(4)) {
-            *c += l.iter().map(|&v| v as u64).sum::<u64>();
-            l.fill(0);
+        let n = self.counts.len();
+        for set in self.lanes.chunks_exact_mut(n) {
+            for (c, l) in self.counts.iter_mut().zip(set.iter_mut()) {
+                *c += *l as u64;
+                *l = 0;
+            }
         }
         self.pending = 0;
     }
@@ -212,19 +297,6 @@ impl Default for MinMax {
 }
 
 impl MinMax {
-    pub fn add<T: Element>(&mut self, xs: &[T]) {
-        let (mut lo, mut hi) = (self.min, self.max);
-        for &v in xs {
-            let x = v.to_f64();
-            // NaN compares false both ways; ±inf are left out by the finiteness test
-            if x.is_finite() {
-                lo = if x < lo { x } else { lo };
-                hi = if x > hi { x } else { hi };
-            }
-        }
-        (self.min, self.max) = (lo, hi);
-    }
-
     pub fn merge(&mut self, o: &MinMax) {
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
@@ -237,23 +309,6 @@ impl MinMax {
         } else {
             (0.0, 1.0)
         }
-    }
-}
-
-impl Observer for MinMax {
-    fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
-        with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
-    }
-    fn fresh(&self) -> Box<dyn Observer> {
-        Box::new(MinMax::default())
-    }
-    fn merge(&mut self, other: Box<dyn Observer>) {
-        if let Ok(o) = other.into_any().downcast::<MinMax>() {
-            MinMax::merge(self, &o);
-        }
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
 
@@ -289,9 +344,8 @@ impl HistJson {
     pub fn merge(&self, o: &HistJson) -> Result<HistJson, String> {
         if self.edges.len() != o.edges.len() || self.edges.iter().zip(&o.edges).any(|(a, b)| a.to_bits() != b.to_bits())
         {
-            let span = |h: &HistJson| {
-                format!("{} bins over [{}, {}]", h.counts.len(), h.edges[0], h.edges[h.edges.len() - 1])
-            };
+            let span =
+                |h: &HistJson| format!("{} bins over [{}, {}]", h.counts.len(), h.edges[0], h.edges[h.edges.len() - 1]);
             return Err(format!(
                 "cannot merge histograms with different edges ({} and {}): give every shard the same --bins and --range",
                 span(self),
@@ -337,5 +391,10 @@ mod tests {
         assert!(Bins::new(1e20, 1e20, 3).is_err());
         assert!(Bins::new(1.0, 0.0, 3).is_err());
         assert_eq!(MinMax::default().range(), (0.0, 1.0));
+        for x in [0.1f64, -0.1, 1e-40, -1e-40, 3.0, 1e39, -1e39, 0.0] {
+            let (u, d) = (f32_up(x), f32_down(x));
+            assert!(u as f64 >= x && d as f64 <= x, "{x}");
+            assert!(u == d || (next_up(d) == u), "{x}: {d} {u}");
+        }
     }
 }

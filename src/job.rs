@@ -163,7 +163,7 @@ impl Job {
             Some(u) => Some(StatsAccumulator::new(layout(u)?)),
             None => None,
         };
-        Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())))
+        Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())).discarding(!writes))
     }
 
     fn report(&self, name: &str, proc: ChunkProcessor, shape: &[u64]) -> ArrayReport {

@@ -182,7 +182,8 @@ fn read_small_array(path: &Path) -> Result<Vec<f64>> {
 /// How units are counted for the statistics.
 #[derive(Clone, Copy, Debug)]
 pub struct UnitOptions {
-    pub axis: i64,
+    /// `None`: statistics without units.
+    pub axis: Option<i64>,
     pub threshold: f64,
 }
 
@@ -190,11 +191,11 @@ impl UnitOptions {
     /// The unit layout on an array of this shape (`None` for 0-d and 1-D).
     pub fn layout(&self, shape: &[u64], fortran: bool) -> Result<Option<UnitLayout>> {
         let nd = shape.len();
-        if nd < 2 {
+        let Some(axis) = self.axis.filter(|_| nd >= 2) else {
             return Ok(None);
-        }
-        let Some(a) = normalize_axis(self.axis, nd) else {
-            return usage(format!("--unit-axis {} is out of range for a {nd}-D array", self.axis));
+        };
+        let Some(a) = normalize_axis(axis, nd) else {
+            return usage(format!("--unit-axis {axis} is out of range for a {nd}-D array"));
         };
         Ok(Some(UnitLayout::new(shape, fortran, a)))
     }

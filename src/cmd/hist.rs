@@ -30,7 +30,8 @@ pub fn run(args: HistArgs) -> Result<()> {
         Some(f) => from_stats(f)?,
         None => Inputs::new(&args)?.panels(&args)?,
     };
-    let opts = PlotOptions { view: if args.ridge { View::Ridge } else { View::Panels }, log_y: args.log_y, size: args.size };
+    let opts =
+        PlotOptions { view: if args.ridge { View::Ridge } else { View::Panels }, log_y: args.log_y, size: args.size };
     let mut bytes = Vec::new();
     match format {
         HistFormatArg::Text => {
@@ -109,12 +110,20 @@ impl Inputs {
             }
         }
         let spool_path = spool.as_ref().map(|s| s.path().to_path_buf());
-        Ok(Inputs { list, act, read, units: args.units.options(), threads: threads(args.threads), _spool: spool, spool_path })
+        Ok(Inputs {
+            list,
+            act,
+            read,
+            units: args.units.options(),
+            threads: threads(args.threads),
+            _spool: spool,
+            spool_path,
+        })
     }
 
-    /// Runs every input with `observer` (and statistics with units when `units`): one report per
-    /// array, named as the user named the input.
-    fn run(&self, observer: Option<MakeObserver>, units: bool) -> Result<Vec<ArrayReport>> {
+    /// Runs every input with `observer` and statistics (`units`: with units, `Some(false)`:
+    /// without): one report per array, named as the user named the input.
+    fn run(&self, observer: Option<MakeObserver>, units: Option<bool>) -> Result<Vec<ArrayReport>> {
         let mut reports = Vec::new();
         for (path, format) in &self.list {
             let job = Job {
@@ -122,7 +131,7 @@ impl Inputs {
                 read: ReadOptions { format: format.or(self.read.format), ..self.read.clone() },
                 dest: Dest::Discard,
                 act: self.act.clone(),
-                units: units.then_some(self.units),
+                units: units.map(|u| UnitOptions { axis: self.units.axis.filter(|_| u), ..self.units }),
                 threads: self.threads,
                 observer: observer.clone(),
             };
@@ -146,12 +155,15 @@ impl Inputs {
         let bins = match args.bins.fixed(n)? {
             Some(b) => b,
             None => {
-                // First pass: the finite min and max of every input's values.
-                let mm: MakeObserver = Arc::new(|| Box::new(MinMax::default()));
+                // First pass: the finite min and max of every input's values, which the kernel's
+                // fused statistics find at the speed of reading.
                 let mut range = MinMax::default();
-                for mut r in self.run(Some(mm), false)? {
-                    if let Some(m) = r.observed::<MinMax>() {
-                        range.merge(&m);
+                for r in self.run(None, Some(false))? {
+                    if let Some(s) = &r.stats {
+                        range.merge(&MinMax {
+                            min: s.min.unwrap_or(f64::INFINITY),
+                            max: s.max.unwrap_or(f64::NEG_INFINITY),
+                        });
                     }
                 }
                 let (lo, hi) = range.range();
@@ -159,7 +171,7 @@ impl Inputs {
             }
         };
         let mut panels = Vec::new();
-        for mut r in self.run(Some(hist::observer(bins)), args.ridge)? {
+        for mut r in self.run(Some(hist::observer(bins)), args.ridge.then_some(true))? {
             let Some(mut h) = r.observed::<Histogram>() else { continue };
             let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
@@ -171,7 +183,7 @@ impl Inputs {
     fn active_rates(&self, n: usize) -> Result<Vec<Panel>> {
         let bins = Arc::new(Bins::new(0.0, 1.0, n).map_err(anyhow::Error::msg)?);
         let mut panels = Vec::new();
-        for r in self.run(None, true)? {
+        for r in self.run(None, Some(true))? {
             let Some(u) = r.stats.as_ref().and_then(|s| s.units.clone()) else {
                 bail!("{}: --active-rate needs units: a 2-D or larger array (see --unit-axis)", r.name);
             };
@@ -181,7 +193,13 @@ impl Inputs {
             h.add(&live);
             let rates = Rates { dead: u.dead, near_dead: u.near_dead, threshold: u.threshold };
             let about = format!("{} · {} units on axis {}", about(&r), u.count, u.axis);
-            panels.push(Panel { name: r.name, about, hist: h.to_json(), dead: Some((u.dead, u.count)), rates: Some(rates) });
+            panels.push(Panel {
+                name: r.name,
+                about,
+                hist: h.to_json(),
+                dead: Some((u.dead, u.count)),
+                rates: Some(rates),
+            });
         }
         Ok(panels)
     }
@@ -204,7 +222,10 @@ fn from_stats(path: &Path) -> Result<Vec<Panel>> {
     if is_dash(path) {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
-        std::fs::File::open(path).with_context(|| name.clone())?.read_to_string(&mut text).with_context(|| name.clone())?;
+        std::fs::File::open(path)
+            .with_context(|| name.clone())?
+            .read_to_string(&mut text)
+            .with_context(|| name.clone())?;
     }
     let mut panels = Vec::new();
     for item in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>() {
@@ -212,7 +233,13 @@ fn from_stats(path: &Path) -> Result<Vec<Panel>> {
         let Some(hist) = s.hist.clone() else { continue };
         let shards = s.merged.map_or(String::new(), |k| format!(" · {k} arrays merged"));
         let about = format!("{} · {}{shards}", s.dtype, s.activation.as_deref().unwrap_or("values as they are"));
-        panels.push(Panel { name: s.input.clone(), about, hist, dead: s.units.as_ref().map(|u| (u.dead, u.count)), rates: None });
+        panels.push(Panel {
+            name: s.input.clone(),
+            about,
+            hist,
+            dead: s.units.as_ref().map(|u| (u.dead, u.count)),
+            rates: None,
+        });
     }
     if panels.is_empty() {
         bail!("{name}: no histogram in these statistics (write them with --bins N --range=LO:HI)");

@@ -541,3 +541,45 @@ pub unsafe fn count_into<T: Copy>(x: *const T, c: *mut u32, n: usize, f: impl Fn
 pub unsafe fn count<T: Copy>(x: *const T, n: usize, f: impl Fn(T) -> bool) -> u32 {
     std::slice::from_raw_parts(x, n).iter().map(|&v| f(v) as u32).sum()
 }
+
+macro_rules! bin_index_body {
+    ($name:ident, $F:ty) => {
+        /// See `Kernel::bin_index`: branch-free per lane, so the lanes vectorize.
+        #[inline(always)]
+        pub unsafe fn $name<T: Copy>(x: *const T, out: *mut u32, n: usize, b: super::BinSpec<$F>, f: impl Fn(T) -> $F) {
+            #[inline(always)]
+            unsafe fn one(v: $F, b: super::BinSpec<$F>) -> u32 {
+                let t = (v - b.lo) * b.c;
+                // In [0, n) (NaN and the rest to 0, failing the tests below), so the conversion is
+                // exact and needs none of `as`'s saturation, which would keep it from vectorizing.
+                let inside = (t >= 0.0) & (t < b.n as $F);
+                let t = act::select(inside, t, 0.0);
+                let k = t.to_int_unchecked::<i32>();
+                let fr = t - k as $F;
+                let in_range = inside & (v >= b.lo) & (v <= b.hi);
+                let sure = in_range & (fr > b.tau) & (fr < 1.0 - b.tau);
+                // Close to edge e: one comparison with it decides (below it, the bin before).
+                let near = in_range & !sure & (b.tau < 0.5);
+                let e = (k + (fr >= 0.5) as i32).min(b.n - 1) as usize;
+                let bin_near = (e as u32).wrapping_sub((v < *b.edges.add(e)) as u32);
+                act::select(sure, k as u32, act::select(near, bin_near, super::EXACT))
+            }
+            let mut i = 0;
+            while i + L <= n {
+                let xs: [T; L] = ptr::read_unaligned(x.add(i) as *const [T; L]);
+                let mut o = [0u32; L];
+                for j in 0..L {
+                    o[j] = one(f(xs[j]), b);
+                }
+                ptr::write_unaligned(out.add(i) as *mut [u32; L], o);
+                i += L;
+            }
+            while i < n {
+                *out.add(i) = one(f(*x.add(i)), b);
+                i += 1;
+            }
+        }
+    };
+}
+bin_index_body!(bin_index, f64);
+bin_index_body!(bin_index32, f32);

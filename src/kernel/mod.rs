@@ -148,6 +148,32 @@ pub struct ChunkStats {
     pub max: f64,
 }
 
+/// Equal-width histogram bins as the kernel's fast path sees them, in float type `F`: a value `v`
+/// with `lo <= v <= hi` whose scaled position `t = (v - lo) * c` lies more than `tau` away from
+/// an integer is in bin `trunc(t)` for certain; one within `tau` of edge `e` is in bin `e` when
+/// `v >= edges[e]`, else `e - 1`. `lo`, `hi` and `edges` must make those comparisons exact for
+/// the data (for f32 data: the f64 values rounded inward, the edges rounded up).
+#[derive(Clone, Copy, Debug)]
+pub struct BinSpec<F> {
+    pub lo: F,
+    pub hi: F,
+    pub c: F,
+    pub tau: F,
+    /// The bin count.
+    pub n: i32,
+    /// Set by the `Kernel` methods from the edges they are given.
+    edges: *const F,
+}
+
+impl<F> BinSpec<F> {
+    pub fn new(lo: F, hi: F, c: F, tau: F, n: i32) -> Self {
+        BinSpec { lo, hi, c, tau, n, edges: std::ptr::null() }
+    }
+}
+
+/// `bin_index`'s answer where the exact (NumPy) path must decide.
+pub const EXACT: u32 = u32::MAX;
+
 /// Stamps out one level: `generic`'s bodies compiled with the given attributes (the ISA's
 /// `target_feature`, or none for the portable level) and half-precision converter.
 macro_rules! level_module {
@@ -189,6 +215,14 @@ macro_rules! level_module {
             $(#[$attr])*
             pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
                 generic::count(x, n, f)
+            }
+            $(#[$attr])*
+            pub unsafe fn bin_index<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f64>, f: F) {
+                generic::bin_index(x, out, n, b, f)
+            }
+            $(#[$attr])*
+            pub unsafe fn bin_index32<T: Copy, F: Fn(T) -> f32>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f32>, f: F) {
+                generic::bin_index32(x, out, n, b, f)
             }
         }
     };
@@ -339,6 +373,35 @@ impl Kernel {
     /// How many elements of `x` satisfy `f`.
     pub fn count<T: Copy>(&self, x: &[T], f: impl Fn(T) -> bool) -> u32 {
         dispatch!(self.level, count(x.as_ptr(), x.len(), f))
+    }
+
+    /// The bin of each value (see [`BinSpec`]), or [`EXACT`] where the exact path must decide
+    /// (outside the range, NaN, a range too narrow for the fast path).
+    pub fn bin_index<T: Copy>(
+        &self,
+        x: &[T],
+        out: &mut [u32],
+        mut b: BinSpec<f64>,
+        edges: &[f64],
+        f: impl Fn(T) -> f64,
+    ) {
+        assert!(x.len() == out.len() && b.n >= 1 && edges.len() >= b.n as usize);
+        b.edges = edges.as_ptr();
+        dispatch!(self.level, bin_index(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
+    }
+
+    /// [`Kernel::bin_index`] in f32 (for f32 and f16 data: twice the lanes).
+    pub fn bin_index32<T: Copy>(
+        &self,
+        x: &[T],
+        out: &mut [u32],
+        mut b: BinSpec<f32>,
+        edges: &[f32],
+        f: impl Fn(T) -> f32,
+    ) {
+        assert!(x.len() == out.len() && b.n >= 1 && edges.len() >= b.n as usize);
+        b.edges = edges.as_ptr();
+        dispatch!(self.level, bin_index32(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 
     pub fn half_to_f32(&self, x: &[u16], y: &mut [f32]) {

@@ -170,7 +170,8 @@ fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     let near = p.rates.map_or(f64::NEG_INFINITY, |r| r.threshold);
     if let Some(r) = &p.rates {
         // the near-dead band, then the dead units' own bar left of 0
-        chart.draw_series([Rectangle::new([(e[0], base), (near.min(e[e.len() - 1]), ytop)], NEAR.mix(0.12).filled())])?;
+        chart
+            .draw_series([Rectangle::new([(e[0], base), (near.min(e[e.len() - 1]), ytop)], NEAR.mix(0.12).filled())])?;
         let x0 = e[0] - slot * 0.85;
         let x1 = e[0] - slot * 0.15;
         if r.dead > 0 {
