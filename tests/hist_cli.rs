@@ -1,0 +1,230 @@
+//! `relu hist`, and histograms in the statistics, through the binary: every output format (text,
+//! CSV, JSON, SVG, PNG) with its structure checked, the views (panels, ridgeline, active rates),
+//! `.npz` members, CSV and stdin inputs, `-j` independence, and histograms in `stats`,
+//! `apply --stats` and `merge-stats` (equal edges add, different edges are refused).
+
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+
+mod common;
+use common::relu;
+
+fn save_f32(path: &Path, shape: &[u64], v: &[f32]) {
+    let mut b = relu::format::npy::write_header(relu::dtype::DType::F32, false, shape);
+    for x in v {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(path, b).unwrap();
+}
+
+/// A layer-like (rows, 8) f32 array: unit 3 never positive (dead), the rest mixed.
+fn layer(dir: &Path, name: &str, rows: usize, shift: f32) -> String {
+    let mut v = Vec::new();
+    let mut s = 12345u32;
+    for r in 0..rows {
+        for u in 0..8 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let x = (s % 2000) as f32 / 500.0 - 2.0 + shift;
+            v.push(if u == 3 { -x.abs() - 0.1 } else { x + (r % 3) as f32 * 0.01 });
+        }
+    }
+    let p = dir.join(name);
+    save_f32(&p, &[rows as u64, 8], &v);
+    p.to_str().unwrap().to_string()
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn json_counts_and_outside_values() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x.npy");
+    save_f32(&p, &[10], &[f32::NAN, f32::NEG_INFINITY, f32::INFINITY, -5.0, -1.0, 0.0, 0.5, 1.0, 2.0, 5.0]);
+    let p = p.to_str().unwrap();
+    let (code, out, err) = relu(&["hist", p, "--bins", "4", "--range=-2:2", "--format", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let j = &json_lines(&out)[0];
+    assert_eq!(j["counts"], serde_json::json!([0, 1, 2, 2]));
+    assert_eq!((j["underflow"].as_u64(), j["overflow"].as_u64(), j["nan"].as_u64()), (Some(2), Some(2), Some(1)));
+    assert_eq!(j["edges"], serde_json::json!([-2.0, -1.0, 0.0, 1.0, 2.0]));
+    assert_eq!(j["input"], p);
+    // auto range: finite min and max; the infinities fall outside, never dropped
+    let (_, out, _) = relu(&["hist", p, "--bins", "5", "--format", "json", "--act", "relu"], None);
+    let j = &json_lines(&out)[0];
+    let total: u64 = j["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum();
+    assert_eq!(total + j["underflow"].as_u64().unwrap() + j["overflow"].as_u64().unwrap() + j["nan"].as_u64().unwrap(), 10);
+    assert_eq!(j["edges"][0], 0.0);
+    assert_eq!(j["edges"][5], 5.0);
+    assert_eq!(j["overflow"], 1); // +inf; relu(-inf) = 0 is in range
+}
+
+#[test]
+fn text_bars_fit_the_width_and_stay_plain_when_piped() {
+    let d = tempfile::tempdir().unwrap();
+    let p = layer(d.path(), "l.npy", 500, 0.0);
+    let mut c = assert_cmd::Command::cargo_bin("relu").unwrap();
+    let o = c.args(["hist", &p, "--bins", "12", "--act", "relu"]).env("COLUMNS", "60").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12 + 2, "{text}");
+    assert!(lines[1].contains('█') && !text.contains('\x1b'), "{text}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 60), "{text}");
+    assert!(lines[13].contains("nan: 0"), "{text}");
+}
+
+#[test]
+fn csv_rows_and_npz_members_and_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    let a = layer(d.path(), "a.npy", 50, 0.0);
+    let (code, out, err) = relu(&["hist", &a, "--bins", "7", "--format", "csv"], None);
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8(out).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "input,bin,lo,hi,count");
+    assert_eq!(rows.len(), 1 + 7 + 3);
+    let sum: u64 = rows[1..8].iter().map(|r| r.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(sum, 400);
+    // stdin is spooled and named <stdin>; the same counts
+    let (_, out, _) = relu(&["hist", &a, "--bins", "7", "--format", "json"], None);
+    let (code, out2, err) = relu(&["hist", "-", "--bins", "7", "--format", "json"], Some(fs::read(&a).unwrap()));
+    assert_eq!(code, 0, "{err}");
+    let (j1, j2) = (&json_lines(&out)[0], &json_lines(&out2)[0]);
+    assert_eq!(j1["counts"], j2["counts"]);
+    assert_eq!(j2["input"], "<stdin>");
+    // a CSV table: all its values
+    let csv = d.path().join("t.csv");
+    fs::write(&csv, "a,b\n1,-2\n3,4\n0.5,nan\n").unwrap();
+    let (code, out, err) = relu(&["hist", csv.to_str().unwrap(), "--bins", "2", "--range=0:4", "--format", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let j = &json_lines(&out)[0];
+    assert_eq!(j["counts"], serde_json::json!([2, 2]));
+    assert_eq!((j["underflow"].as_u64(), j["nan"].as_u64()), (Some(1), Some(1)));
+}
+
+#[test]
+fn thread_count_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let p = layer(d.path(), "big.npy", 200_000, 0.3);
+    let run = |j: &str| relu(&["hist", &p, "--bins", "64", "--act", "leaky", "--format", "json", "-j", j], None).1;
+    let one = run("1");
+    assert_eq!(one, run("2"));
+    assert_eq!(one, run("3"));
+}
+
+#[test]
+fn svg_and_png_pictures() {
+    let d = tempfile::tempdir().unwrap();
+    let a = layer(d.path(), "layer1.npy", 300, 0.0);
+    let b = layer(d.path(), "layer2.npy", 300, 0.5);
+    for (args, name) in [
+        (vec!["--act", "relu"], "panels"),
+        (vec!["--act", "relu", "--ridge"], "ridge"),
+        (vec!["--act", "relu", "--active-rate"], "rates"),
+        (vec!["--log-y"], "log"),
+    ] {
+        let svg = d.path().join(format!("{name}.svg"));
+        let mut argv = vec!["hist", &a, &b, "-o", svg.to_str().unwrap()];
+        argv.extend(&args);
+        let (code, _, err) = relu(&argv, None);
+        assert_eq!(code, 0, "{name}: {err}");
+        let text = fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{name}");
+        assert_eq!(text.matches("<svg").count(), text.matches("</svg>").count());
+        assert!(text.contains("layer1.npy") && text.contains("layer2.npy"), "{name}: names in the titles");
+        assert!(text.matches("<rect").count() >= 10 || name == "ridge", "{name}: bars");
+        if name == "ridge" || name == "rates" {
+            assert!(text.contains("dead"), "{name}: dead units labelled");
+        }
+        let png = d.path().join(format!("{name}.png"));
+        let mut argv = vec!["hist", &a, &b, "-o", png.to_str().unwrap(), "--size", "640x420"];
+        argv.extend(&args);
+        let (code, _, err) = relu(&argv, None);
+        assert_eq!(code, 0, "{name}: {err}");
+        let dec = png::Decoder::new(std::io::Cursor::new(fs::read(&png).unwrap()));
+        let mut r = dec.read_info().unwrap();
+        assert_eq!((r.info().width, r.info().height), (640, 420), "{name}");
+        let mut buf = vec![0; r.output_buffer_size()];
+        r.next_frame(&mut buf).unwrap();
+        let dark = buf.chunks(3).filter(|p| p.iter().all(|&c| c < 100)).count();
+        assert!(dark > 500, "{name}: text and axes drawn ({dark} dark pixels)");
+    }
+    // a PNG is not written to a terminal, and bad sizes are usage errors
+    let (code, _, err) = relu(&["hist", &a, "--size", "10x10", "-o", "x.png"], None);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn histograms_in_statistics_merge_with_equal_edges_only() {
+    let d = tempfile::tempdir().unwrap();
+    let a = layer(d.path(), "a.npy", 400, 0.0);
+    let b = layer(d.path(), "b.npy", 300, 0.7);
+    let stat = |p: &str, range: &str| {
+        let (code, out, err) = relu(&["stats", "--json", "--act", "relu", "--bins", "20", range, p], None);
+        assert_eq!(code, 0, "{err}");
+        String::from_utf8(out).unwrap()
+    };
+    let (sa, sb) = (stat(&a, "--range=-1:3"), stat(&b, "--range=-1:3"));
+    let ja: Value = serde_json::from_str(&sa).unwrap();
+    let (_, h, _) = relu(&["hist", &a, "--act", "relu", "--bins", "20", "--range=-1:3", "--format", "json"], None);
+    assert_eq!(ja["hist"]["counts"], json_lines(&h)[0]["counts"], "stats and hist count alike");
+    // apply --stats writes the same histogram from the same pass
+    let (out, sj) = (d.path().join("y.npy"), d.path().join("y.json"));
+    let (code, _, err) = relu(
+        &["apply", &a, "-o", out.to_str().unwrap(), "--stats", sj.to_str().unwrap(), "--bins", "20", "--range=-1:3"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let js: Value = serde_json::from_str(&fs::read_to_string(&sj).unwrap()).unwrap();
+    assert_eq!(js["hist"], ja["hist"]);
+    // merged shards: counts add, and equal the histogram of both inputs at once
+    let (fa, fb) = (d.path().join("a.json"), d.path().join("b.json"));
+    fs::write(&fa, &sa).unwrap();
+    fs::write(&fb, &sb).unwrap();
+    let merged = d.path().join("m.json");
+    let (code, _, err) =
+        relu(&["merge-stats", fa.to_str().unwrap(), fb.to_str().unwrap(), "-o", merged.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    let m: Value = serde_json::from_str(&fs::read_to_string(&merged).unwrap()).unwrap();
+    let jb: Value = serde_json::from_str(&sb).unwrap();
+    let add: Vec<u64> = (0..20)
+        .map(|i| ja["hist"]["counts"][i].as_u64().unwrap() + jb["hist"]["counts"][i].as_u64().unwrap())
+        .collect();
+    assert_eq!(m["hist"]["counts"], serde_json::json!(add));
+    // and hist draws the merged one
+    let png = d.path().join("m.png");
+    let (code, _, err) = relu(&["hist", "--from-stats", merged.to_str().unwrap(), "-o", png.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    // different edges are refused, with the reason
+    let fc = d.path().join("c.json");
+    fs::write(&fc, stat(&b, "--range=-1:4")).unwrap();
+    let (code, _, err) = relu(&["merge-stats", fa.to_str().unwrap(), fc.to_str().unwrap()], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("different edges"), "{err}");
+    // a histogram in the statistics needs both --bins and --range
+    let (code, _, err) = relu(&["stats", "--bins", "20", &a], None);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn refused_ranges_and_empty_arrays() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("e.npy");
+    save_f32(&p, &[0, 4], &[]);
+    let p = p.to_str().unwrap();
+    let (code, out, err) = relu(&["hist", p, "--bins", "4", "--format", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let j = &json_lines(&out)[0];
+    assert_eq!(j["counts"], serde_json::json!([0, 0, 0, 0]));
+    assert_eq!(j["edges"][4], 1.0); // NumPy's (0, 1) for no data
+    for bad in ["--range=3:1", "--range=a:b", "--range=-1e308:1e308", "--range=1:1.0000000000000002"] {
+        let (code, _, err) = relu(&["hist", p, "--bins", "4", bad], None);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.lines().next().unwrap().contains("range"), "{bad}: {err}");
+    }
+}
