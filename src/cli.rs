@@ -13,9 +13,9 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "relu",
-    about = "Stream .npy, .npz and CSV arrays through PyTorch-exact ReLU, leaky ReLU, PReLU and their gradients, with sparsity and dead-unit statistics",
+    about = "Stream .npy, .npz and CSV arrays through PyTorch-exact ReLU, leaky ReLU, PReLU and their gradients, with sparsity and dead-unit statistics and histograms",
     long_about = None,
-    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply acts.npz -o acts_relu.npz\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu stats --act relu layer1.npy\n  relu apply x.npy -o y.npy --stats y.json && relu merge-stats shard-*.json\n  relu inspect --json *.npy"
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply acts.npz -o acts_relu.npz\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu stats --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu apply x.npy -o y.npy --stats y.json && relu merge-stats shard-*.json\n  relu inspect --json *.npy"
 )]
 pub struct Cli {
     #[command(subcommand)]

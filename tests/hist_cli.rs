@@ -57,7 +57,10 @@ fn json_counts_and_outside_values() {
     let (_, out, _) = relu(&["hist", p, "--bins", "5", "--format", "json", "--act", "relu"], None);
     let j = &json_lines(&out)[0];
     let total: u64 = j["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum();
-    assert_eq!(total + j["underflow"].as_u64().unwrap() + j["overflow"].as_u64().unwrap() + j["nan"].as_u64().unwrap(), 10);
+    assert_eq!(
+        total + j["underflow"].as_u64().unwrap() + j["overflow"].as_u64().unwrap() + j["nan"].as_u64().unwrap(),
+        10
+    );
     assert_eq!(j["edges"][0], 0.0);
     assert_eq!(j["edges"][5], 5.0);
     assert_eq!(j["overflow"], 1); // +inf; relu(-inf) = 0 is in range
@@ -100,7 +103,8 @@ fn csv_rows_and_npz_members_and_stdin() {
     // a CSV table: all its values
     let csv = d.path().join("t.csv");
     fs::write(&csv, "a,b\n1,-2\n3,4\n0.5,nan\n").unwrap();
-    let (code, out, err) = relu(&["hist", csv.to_str().unwrap(), "--bins", "2", "--range=0:4", "--format", "json"], None);
+    let (code, out, err) =
+        relu(&["hist", csv.to_str().unwrap(), "--bins", "2", "--range=0:4", "--format", "json"], None);
     assert_eq!(code, 0, "{err}");
     let j = &json_lines(&out)[0];
     assert_eq!(j["counts"], serde_json::json!([2, 2]));

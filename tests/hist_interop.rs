@@ -128,3 +128,35 @@ fn counts_match_numpy_histogram() {
         assert_eq!(edges, want, "{name}: edges");
     }
 }
+
+#[test]
+fn svg_parses_as_xml() {
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no Python with NumPy (set RELU_PYTHON)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    let mut b = relu::format::npy::write_header(relu::dtype::DType::F32, false, &[200, 4]);
+    for i in 0..800 {
+        b.extend_from_slice(&((i % 37) as f32 / 9.0 - 2.0).to_le_bytes());
+    }
+    fs::write(&x, b).unwrap();
+    let x = x.to_str().unwrap();
+    for view in [&[][..], &["--ridge"][..], &["--active-rate"][..]] {
+        let svg = dir.path().join("h.svg");
+        let mut args = vec!["hist", x, x, "--act", "relu", "-o", svg.to_str().unwrap()];
+        args.extend(view);
+        let (code, _, err) = relu(&args, None);
+        assert_eq!(code, 0, "{err}");
+        let o = std::process::Command::new(py)
+            .args([
+                "-c",
+                "import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); assert d.documentElement.tagName == 'svg'",
+                svg.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{view:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}

@@ -128,7 +128,7 @@ pub fn text(panels: &[Panel], width: usize, colour: bool, out: &mut dyn Write) -
         for (i, &c) in p.hist.counts.iter().enumerate() {
             let close = if i + 1 == n { ']' } else { ')' };
             let mark = match &p.rates {
-                Some(r) if e[i] < r.threshold => "\x1b[33m",
+                Some(r) if e[i + 1] <= r.threshold => "\x1b[33m",
                 _ => "\x1b[36m",
             };
             rows.push((format!("[{}, {}{close}", short(e[i]), short(e[i + 1])), c, mark));
