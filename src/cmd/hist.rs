@@ -19,10 +19,7 @@ use std::sync::Arc;
 
 pub fn run(args: HistArgs) -> Result<()> {
     let out_path = args.output.clone().filter(|p| !is_dash(p));
-    let format = args.format.unwrap_or_else(|| match out_path.as_deref().map(Format::of_path_text) {
-        Some(Some(f)) => f,
-        _ => HistFormatArg::Text,
-    });
+    let format = args.format.or_else(|| out_path.as_deref().and_then(format_of)).unwrap_or(HistFormatArg::Text);
     if format == HistFormatArg::Png && out_path.is_none() && std::io::stdout().is_terminal() {
         return usage("refusing to write a PNG to a terminal: use -o FILE.png or a pipe");
     }
@@ -61,17 +58,15 @@ pub fn run(args: HistArgs) -> Result<()> {
     }
 }
 
-impl Format {
-    /// The histogram format an output path's extension names.
-    fn of_path_text(p: &Path) -> Option<HistFormatArg> {
-        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "svg" => Some(HistFormatArg::Svg),
-            "png" => Some(HistFormatArg::Png),
-            "csv" => Some(HistFormatArg::Csv),
-            "json" | "jsonl" => Some(HistFormatArg::Json),
-            "txt" => Some(HistFormatArg::Text),
-            _ => None,
-        }
+/// The histogram format an output path's extension names.
+fn format_of(p: &Path) -> Option<HistFormatArg> {
+    match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "svg" => Some(HistFormatArg::Svg),
+        "png" => Some(HistFormatArg::Png),
+        "csv" => Some(HistFormatArg::Csv),
+        "json" | "jsonl" => Some(HistFormatArg::Json),
+        "txt" => Some(HistFormatArg::Text),
+        _ => None,
     }
 }
 
