@@ -30,6 +30,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Histograms of arrays (optionally after --act): terminal bars, CSV, JSON, SVG or PNG
     Hist(HistArgs),
+    /// Apply (and statistics) over many files and directories on every core, outputs mirroring the tree
+    Batch(BatchArgs),
     /// Merge statistics JSON written by stats / apply --stats (shards) exactly
     MergeStats(MergeArgs),
     /// Show what a file holds, from its header only
@@ -249,6 +251,45 @@ pub struct HistArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu batch --out-dir out/ acts/\n  relu batch --out-dir out/ --stats stats.jsonl --act leaky --slope 0.1 acts/ more.npz\n  relu batch --out-dir out/ --shard 2/8 --stats shard-2.jsonl acts/   # machine 2 of 8\n  relu merge-stats shard-*.jsonl"
+)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    /// Where the outputs go, mirroring the input tree
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Output element type; the activation runs in the input's float type, then rounds once
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Also write statistics: one JSON object per array (JSON Lines), in input order
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+    /// Take every N-th input (sorted byte-wise) from the I-th: machine I of N (1-based)
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Skip inputs whose output exists (outputs are complete or absent)
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Stop at the first failure (otherwise failures are listed at the end)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Files and directories (searched recursively for .npy, .npz, .csv, .tsv)
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct MergeArgs {
     /// Where to write the merged object (default: stdout)
     #[arg(short, long, value_name = "OUT")]
@@ -345,6 +386,17 @@ fn parse_range(s: &str) -> Result<(f64, f64), String> {
     Ok((lo, hi))
 }
 
+/// `--shard I/N`, 1-based.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not a shard: give I/N with 1 <= I <= N, e.g. --shard 2/8");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
 /// `--size WxH`.
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let bad = || format!("'{s}' is not a size: give WxH in pixels, e.g. 1200x800");
@@ -430,6 +482,7 @@ pub fn main() -> i32 {
         Command::Apply(a) => cmd::apply::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Hist(a) => cmd::hist::run(a),
+        Command::Batch(a) => cmd::batch::run(a),
         Command::MergeStats(a) => cmd::merge::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
     };

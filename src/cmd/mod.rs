@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns its arguments into settings and runs jobs (`job.rs`).
 
 pub mod apply;
+pub mod batch;
 pub mod hist;
 pub mod inspect;
 pub mod merge;
