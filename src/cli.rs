@@ -194,6 +194,13 @@ pub struct BinArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum HistFormatArg {
     Text,
     Csv,
@@ -281,6 +288,15 @@ pub struct BatchArgs {
     /// Stop at the first failure (otherwise failures are listed at the end)
     #[arg(long)]
     pub fail_fast: bool,
+    /// Make each output survive power loss: fsync it before the rename, and its directory after
+    #[arg(long)]
+    pub sync: bool,
+    /// Progress bar on stderr: auto draws it only when stderr is a terminal
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+    /// No progress and no summary line (failures are still reported)
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Worker threads [default: all cores]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,

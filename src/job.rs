@@ -68,6 +68,15 @@ impl Finished {
         self.reports.iter().filter_map(|r| r.stats.clone()).collect()
     }
 
+    /// Flushes the output to disk (before [`Finished::commit`], for outputs that must survive
+    /// power loss).
+    pub fn sync(&mut self) -> Result<()> {
+        match &mut self.pending {
+            Some(p) => Ok(p.file().sync_all()?),
+            None => Ok(()),
+        }
+    }
+
     /// Renames the output into place.
     pub fn commit(self) -> Result<()> {
         self.pending.map_or(Ok(()), |p| p.commit())

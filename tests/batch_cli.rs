@@ -262,3 +262,21 @@ fn a_large_file_split_across_threads_is_bit_identical() {
         }
     }
 }
+
+#[test]
+fn progress_quiet_and_sync() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    dataset(&root);
+    let (o, r) = (d.path().join("o"), root.to_str().unwrap());
+    let (code, out, err) =
+        relu(&["batch", "--progress", "always", "--sync", "--out-dir", o.to_str().unwrap(), r], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "progress goes to stderr only");
+    assert!(err.contains("relu batch: 9 files"), "{err}");
+    assert!(err.contains("files ") && err.contains(" failed"), "the bar was drawn: {err}");
+    assert_eq!(tree(&o), tree(&root));
+    let (code, out, err) = relu(&["batch", "-q", "--out-dir", d.path().join("q").to_str().unwrap(), r], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty() && err.is_empty(), "-q: nothing at all on success: {err}");
+}

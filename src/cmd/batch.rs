@@ -6,7 +6,7 @@
 //! and appear complete or not at all. A failing file fails alone: the others finish, failures are
 //! listed at the end, and the exit code is 1 (`--fail-fast` stops at the first).
 
-use crate::cli::{ActKind, BatchArgs};
+use crate::cli::{ActKind, BatchArgs, ProgressArg};
 use crate::format::Format;
 use crate::job::Job;
 use crate::options::{threads, usage, Dest};
@@ -22,6 +22,37 @@ use std::time::Instant;
 struct Item {
     input: PathBuf,
     output: PathBuf,
+    bytes: u64,
+}
+
+/// The progress bar: bytes, throughput and ETA, files done and failed so far; drawn on stderr
+/// only when it is a terminal (`--progress auto`), never with `-q`.
+fn progress(args: &BatchArgs, items: &[Item]) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let show = !args.quiet
+        && match args.progress {
+            ProgressArg::Always => true,
+            ProgressArg::Never => false,
+            ProgressArg::Auto => std::io::stderr().is_terminal(),
+        };
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let total = items.iter().map(|i| i.bytes).sum();
+    // indicatif's own stderr target stays silent off a terminal; `always` means always
+    let target = if std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::term_like(Box::new(Stderr))
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), target);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(format!("files 0/{}", items.len()));
+    bar
 }
 
 /// What became of one input.
@@ -60,6 +91,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
         observer: observer.clone(),
     };
     let outcomes: Vec<Mutex<Option<Outcome>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let bar = progress(&args, &items);
+    let failed = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -73,22 +107,27 @@ pub fn run(args: BatchArgs) -> Result<()> {
                 let outcome = if args.skip_existing && it.output.exists() {
                     Outcome::Skipped
                 } else {
-                    match one(&job(it), it) {
+                    match one(&job(it), it, args.sync) {
                         Ok(o) => o,
                         Err(e) => {
                             if args.fail_fast {
                                 stop.store(true, Ordering::Relaxed);
                             }
+                            failed.fetch_add(1, Ordering::Relaxed);
                             Outcome::Failed(e)
                         }
                     }
                 };
+                let k = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                bar.inc(it.bytes);
+                bar.set_message(format!("files {k}/{}, {} failed", items.len(), failed.load(Ordering::Relaxed)));
                 if let Ok(mut slot) = outcomes[i].lock() {
                     *slot = Some(outcome);
                 }
             });
         }
     });
+    bar.finish_and_clear();
     // Report in input order, whatever the order the workers finished in.
     let (mut stats, mut failures) = (Vec::new(), Vec::new());
     let (mut done, mut skipped, mut arrays, mut bytes) = (0, 0, 0, 0u64);
@@ -131,7 +170,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
     if !failures.is_empty() {
         summary.push_str(&format!(", {} failed", failures.len()));
     }
-    eprintln!("{summary}");
+    if !args.quiet {
+        eprintln!("{summary}");
+    }
     if !failures.is_empty() {
         anyhow::bail!("{} of {} inputs failed", failures.len(), items.len());
     }
@@ -139,16 +180,24 @@ pub fn run(args: BatchArgs) -> Result<()> {
 }
 
 /// One input through its job into its output (the directories made as needed).
-fn one(job: &Job, it: &Item) -> Result<Outcome> {
+fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
     if let Some(dir) = it.output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let bytes = std::fs::metadata(&it.input).map(|m| m.len()).unwrap_or(0);
     let mut done = job.run()?;
     crate::hist::attach_to_stats(&mut done.reports);
     let stats = done.stats();
+    if sync {
+        done.sync()?;
+    }
     done.commit()?;
-    Ok(Outcome::Done(stats, bytes))
+    if sync {
+        if let Some(dir) = it.output.parent() {
+            // the rename itself survives power loss once the directory is on disk
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| dir.display().to_string())?;
+        }
+    }
+    Ok(Outcome::Done(stats, it.bytes))
 }
 
 /// The files to process, sorted byte-wise by path, each with its output path: a directory's
@@ -167,13 +216,14 @@ fn discover(inputs: &[PathBuf], out: &Path) -> Result<Vec<Item>> {
                         stack.push(p);
                     } else if is_array_file(&p) {
                         let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
-                        items.push(Item { output: out.join(rel), input: p });
+                        let bytes = file_len(&p);
+                        items.push(Item { output: out.join(rel), input: p, bytes });
                     }
                 }
             }
         } else {
             let name = root.file_name().map(PathBuf::from).unwrap_or_else(|| root.clone());
-            items.push(Item { output: out.join(name), input: root.clone() });
+            items.push(Item { output: out.join(name), input: root.clone(), bytes: meta.len() });
         }
     }
     items.sort_by(|a, b| a.input.as_os_str().as_encoded_bytes().cmp(b.input.as_os_str().as_encoded_bytes()));
@@ -181,9 +231,49 @@ fn discover(inputs: &[PathBuf], out: &Path) -> Result<Vec<Item>> {
     Ok(items)
 }
 
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
 /// `.npy`, `.npz`, `.csv` or `.tsv` (not a temporary file of a run in progress or killed).
 fn is_array_file(p: &Path) -> bool {
     let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     let temp = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".relu-tmp"));
     !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "csv" | "tsv"))
+}
+
+/// stderr as a terminal for `--progress always` when it is not one (a log file, a pipe).
+#[derive(Debug)]
+struct Stderr;
+
+impl indicatif::TermLike for Stderr {
+    fn width(&self) -> u16 {
+        std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80)
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}A"))
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}B"))
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}C"))
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}D"))
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().write_all(s.as_bytes())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.write_str("\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().flush()
+    }
 }
