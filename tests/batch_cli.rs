@@ -280,3 +280,46 @@ fn progress_quiet_and_sync() {
     assert_eq!(code, 0, "{err}");
     assert!(out.is_empty() && err.is_empty(), "-q: nothing at all on success: {err}");
 }
+
+#[test]
+fn a_file_gone_before_it_is_read_fails_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    dataset(&root);
+    // listed as a file, gone when read: a link whose target was removed
+    std::os::unix::fs::symlink(d.path().join("removed.npy"), root.join("a/gone.npy")).unwrap();
+    let out = d.path().join("out");
+    let (code, _, err) = relu(&["batch", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("gone.npy") && err.contains("1 failed"), "{err}");
+    assert_eq!(tree(&out).len(), 9, "the others are done");
+}
+
+#[test]
+fn ctrl_c_mid_run_leaves_no_partial_output_and_a_rerun_finishes() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("big");
+    for i in 0..10 {
+        save_f32(&root.join(format!("p{i}.npy")), &[4 << 20], &values(4 << 20, i + 7));
+    }
+    let out = d.path().join("out");
+    let child = Command::new(bin())
+        .args(["batch", "-j", "1", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait_with_output().unwrap().status;
+    assert_eq!(st.code(), Some(130), "interrupted");
+    let left = tree(&out);
+    assert!(left.iter().all(|f| !f.contains("relu-tmp")), "temporary files removed: {left:?}");
+    for f in &left {
+        assert_eq!(fs::metadata(out.join(f)).unwrap().len(), 128 + 4 * (4 << 20), "{f} is complete");
+    }
+    assert!(left.len() < 10, "the run was cut short");
+    let (code, _, err) =
+        relu(&["batch", "--skip-existing", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(tree(&out).len(), 10);
+}

@@ -3,6 +3,7 @@
 use crate::cli::StatsArgs;
 use crate::job::Job;
 use crate::options::{threads, Dest, UsageError};
+use crate::render::group;
 use crate::stats::StatsJson;
 use anyhow::Result;
 use std::io::Write;
@@ -97,17 +98,4 @@ fn rate_strip(active: &[u64], m: u64) -> String {
     let strip: String =
         bins.iter().map(|&b| if b == 0 { ' ' } else { bars[((b * 7).div_ceil(top)) as usize] }).collect();
     format!("0% ▕{strip}▏ 100%  units per decile: {}", bins.map(|b| b.to_string()).join(" "))
-}
-
-/// 1234567 → "1,234,567".
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
