@@ -235,12 +235,6 @@ impl Histogram {
         self.pending = 0;
     }
 
-    /// The counts so far (folding the lanes).
-    pub fn finish(&mut self) -> &Histogram {
-        self.fold();
-        self
-    }
-
     /// Adds another histogram of the same bins.
     pub fn merge(&mut self, o: &Histogram) {
         let mut o = o.clone();
@@ -359,10 +353,6 @@ impl HistJson {
             overflow: self.overflow + o.overflow,
             nan: self.nan + o.nan,
         })
-    }
-
-    pub fn total(&self) -> u64 {
-        self.counts.iter().sum::<u64>() + self.underflow + self.overflow + self.nan
     }
 }
 
