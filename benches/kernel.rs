@@ -120,3 +120,16 @@ fn f32_relu_branchy_loop(b: Bencher, signs: &str) {
         }
     });
 }
+
+/// Histogram counting (100 bins over -4..4) of relu outputs (half exact zeros, which sit on an
+/// edge) and of raw values; `apply --stats --bins` pays this on top of the kernel.
+#[divan::bench(args = ["relu-out", "raw"])]
+fn f32_hist100(b: Bencher, data: &str) {
+    let mut x = random_f32(BYTES / 4);
+    if data == "relu-out" {
+        x.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    let bins = std::sync::Arc::new(relu::hist::Bins::new(-4.0, 4.0, 100).expect("valid bins"));
+    let mut h = relu::hist::Histogram::new(bins);
+    b.counter(BytesCount::new(BYTES)).bench_local(|| h.add::<f32>(black_box(&x)));
+}

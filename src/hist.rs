@@ -8,7 +8,7 @@
 //! [`MinMax`] is the observer of the first pass when the range comes from the data.
 
 use crate::dtype::{DType, Element};
-use crate::kernel::BinSpec;
+use crate::kernel::{BinSpec, Kernel, EXACT, NEAR, ZERO};
 use crate::pipeline::Observer;
 use crate::with_element;
 use serde::{Deserialize, Serialize};
@@ -22,9 +22,6 @@ pub struct Bins {
     pub hi: f64,
     pub edges: Vec<f64>,
     denom: f64,
-    /// The edges rounded up to f32: for an f32 value `v`, `v >= edge` exactly when
-    /// `v >= edge32`. The fast path for f32 and f16 data compares with these.
-    edges32: Vec<f32>,
 }
 
 impl Bins {
@@ -51,8 +48,7 @@ impl Bins {
                 "too many bins for the range [{lo}, {hi}]: float64 cannot make {n} bins of nonzero width there"
             ));
         }
-        let edges32 = edges.iter().map(|&e| f32_up(e)).collect();
-        Ok(Bins { lo, hi, edges, denom, edges32 })
+        Ok(Bins { lo, hi, edges, denom })
     }
 
     pub fn count(&self) -> usize {
@@ -76,17 +72,29 @@ impl Bins {
 
     fn spec64(&self) -> BinSpec<f64> {
         let n = self.count() as i32;
-        match self.spec(f64::EPSILON) {
+        let mut b = match self.spec(f64::EPSILON) {
             Some((lo, hi, c, tau)) => BinSpec::new(lo, hi, c, tau, n),
             // nothing passes: every value takes NumPy's steps
             None => BinSpec::new(self.lo, self.hi, 0.0, 1.0, n),
+        };
+        b.zero = self.zero_code();
+        b
+    }
+
+    /// The bin of ±0, when the range holds it.
+    fn zero_code(&self) -> u32 {
+        if self.lo <= 0.0 && 0.0 <= self.hi {
+            self.bin(0.0) as u32
+        } else {
+            EXACT
         }
     }
 
     /// In f32, with the range rounded inward so that its tests are exact for f32 values.
     fn spec32(&self) -> Option<BinSpec<f32>> {
         let (lo, hi, c, tau) = self.spec(f32::EPSILON as f64)?;
-        let b = BinSpec::new(f32_up(lo), f32_down(hi), c as f32, tau as f32, self.count() as i32);
+        let mut b = BinSpec::new(f32_up(lo), f32_down(hi), c as f32, tau as f32, self.count() as i32);
+        b.zero = self.zero_code();
         (b.c.is_finite() && b.c > 0.0 && b.lo.is_finite() && b.hi.is_finite()).then_some(b)
     }
 
@@ -107,20 +115,11 @@ impl Bins {
     }
 }
 
-/// The next f32 above `f` (finite or -inf; `f32::next_up` needs a newer Rust than ours).
-fn next_up(f: f32) -> f32 {
-    if f == 0.0 {
-        return f32::from_bits(1);
-    }
-    let b = f.to_bits();
-    f32::from_bits(if f > 0.0 { b + 1 } else { b - 1 })
-}
-
 /// The smallest f32 not below `x`.
 fn f32_up(x: f64) -> f32 {
     let f = x as f32;
     if (f as f64) < x {
-        next_up(f)
+        f.next_up()
     } else {
         f
     }
@@ -155,6 +154,36 @@ fn linspace(lo: f64, hi: f64, num: usize) -> Vec<f64> {
 
 const LANES: usize = 16;
 
+/// What the kernel left to the exact path: values next to an edge, out of range, NaN.
+#[derive(Default)]
+struct Outside {
+    under: u64,
+    over: u64,
+    nan: u64,
+}
+
+impl Outside {
+    /// Counts `x`, whose kernel code was `code` (not a certain bin), into `row` or apart.
+    #[inline]
+    fn add(&mut self, b: &Bins, row: &mut [u32], code: u32, x: f64) {
+        debug_assert!(code != ZERO);
+        if code != EXACT {
+            // next to edge e: at or above it is bin e, below it bin e - 1
+            let e = (code & !NEAR) as usize;
+            row[e.saturating_sub((x < b.edges[e]) as usize)] += 1;
+        } else if x >= b.lo && x <= b.hi {
+            // a range too narrow for the fast path: NumPy's steps
+            row[b.bin(x)] += 1;
+        } else if x < b.lo {
+            self.under += 1;
+        } else if x > b.hi {
+            self.over += 1;
+        } else {
+            self.nan += 1;
+        }
+    }
+}
+
 /// Counts per bin, and what fell outside.
 #[derive(Clone, Debug)]
 pub struct Histogram {
@@ -167,60 +196,105 @@ pub struct Histogram {
     /// `j % LANES`, so values landing in one bin (the zeros of a relu) update different memory
     /// instead of waiting on each other's store.
     lanes: Vec<u32>,
+    /// `LANES`, or 1 where that many sets would not fit in cache.
+    sets: usize,
     pending: usize,
+    kernel: Kernel,
 }
 
 impl Histogram {
     pub fn new(bins: Arc<Bins>) -> Histogram {
         let n = bins.count();
-        Histogram { bins, counts: vec![0; n], underflow: 0, overflow: 0, nan: 0, lanes: vec![0; LANES * n], pending: 0 }
+        let sets = if n <= 4096 { LANES } else { 1 };
+        Histogram {
+            bins,
+            counts: vec![0; n],
+            underflow: 0,
+            overflow: 0,
+            nan: 0,
+            lanes: vec![0; sets * n],
+            sets,
+            pending: 0,
+            kernel: Kernel::default(),
+        }
+    }
+
+    /// The same, counting with the kernel `k` (the tests pin every level to one answer).
+    pub fn with_kernel(bins: Arc<Bins>, k: Kernel) -> Histogram {
+        Histogram { kernel: k, ..Histogram::new(bins) }
     }
 
     /// Counts the values `xs`: the kernel finds the bins that are certain, a block at a time;
-    /// the rest (outside the range, NaN, within rounding of an edge) take NumPy's own steps.
+    /// one comparison with an edge settles those next to one, and the rest (outside the range,
+    /// NaN, a range too narrow for the fast path) take NumPy's own steps.
     pub fn add<T: Element>(&mut self, xs: &[T]) {
         // u32 lanes hold at most one call's counts; fold them before they could overflow
         if self.pending + xs.len() >= u32::MAX as usize / 2 {
             self.fold();
         }
         self.pending += xs.len();
-        let k = crate::kernel::Kernel::default();
+        let k = self.kernel;
         let b = &*self.bins;
-        let spec = b.spec64();
+        let nbins = b.count();
+        let sets = self.sets;
+        let stride = if sets > 1 { nbins as u32 } else { 0 };
+        // Zeros (half of a relu's output) are only counted where the level packs the codes;
+        // elsewhere they come out as their bin like any other value.
+        let zero_bin = b.zero_code();
+        let zero = if zero_bin != EXACT && k.can_split_codes() { ZERO } else { zero_bin };
         // f32 lanes for data that is f32 already (f16 widens to it exactly)
         let spec32 = if matches!(T::DTYPE, DType::F32 | DType::F16) { b.spec32() } else { None };
+        let spec32 = spec32.map(|s| BinSpec { stride, zero, ..s });
+        let spec = BinSpec { stride, zero, ..b.spec64() };
         let lanes = &mut self.lanes[..];
-        let (mut under, mut over, mut nan) = (0u64, 0u64, 0u64);
-        let mut idx = [0u32; 512];
-        let nbins = b.count();
-        for block in xs.chunks(idx.len()) {
+        let limit = (sets * nbins) as u32;
+        let mut outside = Outside::default();
+        const BLOCK: usize = 512;
+        let mut idx = [0u32; BLOCK];
+        let mut sure = [0u32; BLOCK + 16];
+        let mut rest = [0u32; BLOCK + 16];
+        for block in xs.chunks(BLOCK) {
             let idx = &mut idx[..block.len()];
             match spec32 {
-                Some(s32) => k.bin_index32(block, idx, s32, &b.edges32, T::to_f32),
-                None => k.bin_index(block, idx, spec, &b.edges, T::to_f64),
+                Some(s32) => k.bin_index32(block, idx, s32, T::to_f32),
+                None => k.bin_index(block, idx, spec, T::to_f64),
             }
-            for (j, (&code, &v)) in idx.iter().zip(block).enumerate() {
-                if (code as usize) < nbins {
-                    // SAFETY: just checked.
-                    unsafe { *lanes.get_unchecked_mut((j % LANES) * nbins + code as usize) += 1 };
-                    continue;
+            let r = match k.split_codes(idx, limit, ZERO, &mut sure, &mut rest) {
+                Some((m, r, zeros)) => {
+                    // a loop of increments and nothing else (the kernel put each bin in its set)
+                    for &code in &sure[..m] {
+                        // SAFETY: `split_codes` packs only codes below `limit`.
+                        unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+                    }
+                    if zeros > 0 {
+                        lanes[zero_bin as usize] += zeros as u32;
+                    }
+                    r
                 }
-                // outside the range, NaN, or a range too narrow for the fast path: NumPy's steps
-                let x = v.to_f64();
-                if x >= b.lo && x <= b.hi {
-                    lanes[(j % LANES) * nbins + b.bin(x)] += 1;
-                } else if x < b.lo {
-                    under += 1;
-                } else if x > b.hi {
-                    over += 1;
-                } else {
-                    nan += 1;
+                None => {
+                    // the certain bins in a tight loop; the positions of the others to a list
+                    let mut r = 0;
+                    for (j, &code) in idx.iter().enumerate() {
+                        if code < limit {
+                            // SAFETY: just checked.
+                            unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+                        } else {
+                            rest[r] = j as u32;
+                            r += 1;
+                        }
+                    }
+                    r
                 }
+            };
+            for &j in &rest[..r] {
+                let j = j as usize;
+                let row = &mut lanes[(j % sets) * nbins..][..nbins];
+                outside.add(b, row, idx[j], block[j].to_f64());
             }
         }
-        self.underflow += under;
-        self.overflow += over;
-        self.nan += nan;
+        self.underflow += outside.under;
+        self.overflow += outside.over;
+        self.nan += outside.nan;
     }
 
     /// Moves the lane counters into `counts`.
@@ -384,7 +458,7 @@ mod tests {
         for x in [0.1f64, -0.1, 1e-40, -1e-40, 3.0, 1e39, -1e39, 0.0] {
             let (u, d) = (f32_up(x), f32_down(x));
             assert!(u as f64 >= x && d as f64 <= x, "{x}");
-            assert!(u == d || (next_up(d) == u), "{x}: {d} {u}");
+            assert!(u == d || (d.next_up() == u), "{x}: {d} {u}");
         }
     }
 }

@@ -280,7 +280,7 @@ fn slope_bytes<T: Compute>(slopes: &[f64]) -> AlignedBuf {
 }
 
 fn is_aligned(b: &[u8], size: usize) -> bool {
-    (b.as_ptr() as usize) % size == 0
+    (b.as_ptr() as usize).is_multiple_of(size)
 }
 
 /// `b` itself when aligned for its elements, else a copy in `buf`.

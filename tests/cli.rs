@@ -188,7 +188,7 @@ fn parse_numpy_written(bytes: &[u8]) -> Result<Arr, String> {
     }
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let off = 10 + hlen;
-    if off % 64 != 0 || bytes.len() < off {
+    if !off.is_multiple_of(64) || bytes.len() < off {
         return Err(format!("data offset {off} (file {} bytes): want a multiple of 64", bytes.len()));
     }
     let text = std::str::from_utf8(&bytes[10..off]).map_err(|e| e.to_string())?;
@@ -1232,7 +1232,7 @@ fn prelu_c_vs_fortran(n: usize, c: usize, h: usize, w: usize) {
     let dir = tmpdir();
     let val = |i: usize, j: usize, k: usize, l: usize| -> f32 {
         let t = (((i * c + j) * h + k) * w + l) as f32;
-        if (i + j + k + l) % 3 == 0 {
+        if (i + j + k + l).is_multiple_of(3) {
             -(t + 0.7)
         } else {
             t * 0.3 - 4.0

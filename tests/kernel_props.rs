@@ -56,7 +56,7 @@ impl Rng {
     }
     fn f32(&mut self) -> f32 {
         let r = self.next();
-        if r % 5 == 0 {
+        if r.is_multiple_of(5) {
             f32::from_bits(F32_SPECIAL[(r >> 8) as usize % F32_SPECIAL.len()])
         } else {
             ((r >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0) as f32
@@ -64,7 +64,7 @@ impl Rng {
     }
     fn f64(&mut self) -> f64 {
         let r = self.next();
-        if r % 5 == 0 {
+        if r.is_multiple_of(5) {
             f64::from_bits(F64_SPECIAL[(r >> 8) as usize % F64_SPECIAL.len()])
         } else {
             (r >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0
@@ -72,7 +72,7 @@ impl Rng {
     }
     fn f16(&mut self) -> u16 {
         let r = self.next();
-        if r % 5 == 0 {
+        if r.is_multiple_of(5) {
             F16_SPECIAL[(r >> 8) as usize % F16_SPECIAL.len()]
         } else {
             act::f32_to_f16(self.f32())
@@ -407,5 +407,99 @@ proptest! {
     #[test]
     fn simd_statistics_equal_scalar(v in proptest::collection::vec(f32_bits(), 0..400), shift in -2.0f64..2.0) {
         check_stats_f32(&v, shift);
+    }
+}
+
+/// NumPy's `histogram` for one value (its uniform-bin path, as `numpy/lib/_histograms_impl.py`
+/// writes it): `None` outside `[lo, hi]` and for NaN.
+fn numpy_bin(edges: &[f64], lo: f64, hi: f64, x: f64) -> Option<usize> {
+    if !(x >= lo && x <= hi) {
+        return None;
+    }
+    let n = edges.len() - 1;
+    let f = ((x - lo) / (hi - lo)) * n as f64;
+    let mut i = (f as usize).min(n - 1);
+    if x < edges[i] {
+        i = i.saturating_sub(1);
+    }
+    if i != n - 1 && x >= edges[i + 1] {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// Every level's histogram counts, under/overflow and NaN equal NumPy's steps value by value.
+fn check_hist<T: relu::dtype::Element>(xs: &[T], lo: f64, hi: f64, n: usize) {
+    let bins = std::sync::Arc::new(relu::hist::Bins::new(lo, hi, n).expect("valid bins"));
+    let mut want = vec![0u64; n];
+    let (mut under, mut over, mut nan) = (0u64, 0u64, 0u64);
+    for v in xs {
+        let x = v.to_f64();
+        match numpy_bin(&bins.edges, bins.lo, bins.hi, x) {
+            Some(i) => want[i] += 1,
+            None if x < bins.lo => under += 1,
+            None if x > bins.hi => over += 1,
+            None => nan += 1,
+        }
+    }
+    for k in kernels() {
+        let mut h = relu::hist::Histogram::with_kernel(bins.clone(), k);
+        // two calls, so that the counter sets carry over
+        let (a, b) = xs.split_at(xs.len() / 3);
+        h.add(a);
+        h.add(b);
+        let got = h.to_json();
+        let level = k.level().name();
+        assert_eq!(got.counts, want, "{level}: counts, range [{lo}, {hi}], {n} bins");
+        assert_eq!((got.underflow, got.overflow, got.nan), (under, over, nan), "{level}: outside");
+    }
+}
+
+/// Values that land on and next to the edges, zeros, a relu's share of them, and the specials.
+fn hist_values(lo: f64, hi: f64, n: usize, seed: u64, len: usize) -> Vec<f64> {
+    let bins = relu::hist::Bins::new(lo, hi, n).expect("valid bins");
+    let mut r = Rng(seed | 1);
+    (0..len)
+        .map(|_| {
+            let u = r.next();
+            let w = (u >> 11) as f64 / (1u64 << 53) as f64;
+            match u % 8 {
+                0 | 1 => 0.0,
+                2 => bins.edges[(u >> 20) as usize % bins.edges.len()],
+                3 => {
+                    let e = bins.edges[(u >> 20) as usize % bins.edges.len()];
+                    if u & 1 << 30 != 0 {
+                        e.next_up()
+                    } else {
+                        e.next_down()
+                    }
+                }
+                4 => f64::from_bits(F64_SPECIAL[(u >> 20) as usize % F64_SPECIAL.len()]),
+                _ => lo - (hi - lo) * 0.1 + w * (hi - lo) * 1.2,
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn hist_every_level_equals_numpy(
+        ends in prop_oneof![
+            Just((-4.0, 4.0)), Just((0.0, 1.0)), Just((-1.0, 0.0)), Just((0.1, 0.7)),
+            (-1e3f64..1e3, 1e-6f64..1e3).prop_map(|(a, w)| (a, a + w)),
+            (-1.0f64..1.0).prop_map(|a| (a, a + 1e-12)),
+        ],
+        n in prop_oneof![1usize..8, Just(100usize), 8usize..300, Just(5000usize)],
+        seed in any::<u64>(),
+        len in 0usize..1400,
+    ) {
+        let v = hist_values(ends.0, ends.1, n, seed, len);
+        check_hist(&v, ends.0, ends.1, n);
+        let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        check_hist(&v32, ends.0, ends.1, n);
+        let v16: Vec<relu::dtype::F16> = v32.iter().map(|&x| relu::dtype::F16(act::f32_to_f16(x))).collect();
+        check_hist(&v16, ends.0, ends.1, n);
     }
 }

@@ -255,7 +255,7 @@ fn random_values(seed: u64, n: usize, ty: Ty, scale: f64, offset: f64, specials:
     let sp = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0];
     (0..n)
         .map(|i| {
-            let v = if specials && r.next() % 997 == 0 {
+            let v = if specials && r.next().is_multiple_of(997) {
                 sp[i % sp.len()]
             } else if ty == Ty::I16 {
                 (r.normal() * scale + offset).round().clamp(-32768.0, 32767.0)

@@ -310,7 +310,7 @@ impl CsvEncoder {
     pub fn value<T: Element>(&mut self, v: T, dst: &mut Vec<u8>) {
         v.write_text(dst, &mut self.fmt);
         self.index += 1;
-        dst.push(if self.index % self.cols == 0 { b'\n' } else { self.delim });
+        dst.push(if self.index.is_multiple_of(self.cols) { b'\n' } else { self.delim });
     }
 
     /// Appends a value's original text instead (a value the activation left unchanged).
@@ -318,7 +318,7 @@ impl CsvEncoder {
     pub fn text(&mut self, t: &[u8], dst: &mut Vec<u8>) {
         dst.extend_from_slice(t);
         self.index += 1;
-        dst.push(if self.index % self.cols == 0 { b'\n' } else { self.delim });
+        dst.push(if self.index.is_multiple_of(self.cols) { b'\n' } else { self.delim });
     }
 }
 

@@ -558,24 +558,31 @@ macro_rules! bin_index_body {
                 let fr = t - k as $F;
                 let in_range = inside & (v >= b.lo) & (v <= b.hi);
                 let sure = in_range & (fr > b.tau) & (fr < 1.0 - b.tau);
-                // Close to edge e: one comparison with it decides (below it, the bin before).
+                // Close to edge e: the caller compares with it (a table lookup here would be a
+                // gather, which costs as much as the rest together). Zeros, which a relu makes
+                // by the half and which often sit on an edge, have their bin ready.
                 let near = in_range & !sure & (b.tau < 0.5);
-                let e = (k + (fr >= 0.5) as i32).min(b.n - 1) as usize;
-                let bin_near = (e as u32).wrapping_sub((v < *b.edges.add(e)) as u32);
-                act::select(sure, k as u32, act::select(near, bin_near, super::EXACT))
+                let e = (k + (fr >= 0.5) as i32).min(b.n - 1) as u32;
+                let code = act::select(near, e | super::NEAR, super::EXACT);
+                act::select(v == 0.0, b.zero, act::select(sure, k as u32, code))
+            }
+            /// A bin moves to the counter set of its position (`L` is 16, the sets' count).
+            #[inline(always)]
+            fn set<F>(code: u32, j: usize, b: super::BinSpec<F>) -> u32 {
+                act::select(code < b.n as u32, code + j as u32 * b.stride, code)
             }
             let mut i = 0;
             while i + L <= n {
                 let xs: [T; L] = ptr::read_unaligned(x.add(i) as *const [T; L]);
                 let mut o = [0u32; L];
                 for j in 0..L {
-                    o[j] = one(f(xs[j]), b);
+                    o[j] = set(one(f(xs[j]), b), j, b);
                 }
                 ptr::write_unaligned(out.add(i) as *mut [u32; L], o);
                 i += L;
             }
             while i < n {
-                *out.add(i) = one(f(*x.add(i)), b);
+                *out.add(i) = set(one(f(*x.add(i)), b), i % L, b);
                 i += 1;
             }
         }

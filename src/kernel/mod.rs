@@ -151,8 +151,8 @@ pub struct ChunkStats {
 /// Equal-width histogram bins as the kernel's fast path sees them, in float type `F`: a value `v`
 /// with `lo <= v <= hi` whose scaled position `t = (v - lo) * c` lies more than `tau` away from
 /// an integer is in bin `trunc(t)` for certain; one within `tau` of edge `e` is in bin `e` when
-/// `v >= edges[e]`, else `e - 1`. `lo`, `hi` and `edges` must make those comparisons exact for
-/// the data (for f32 data: the f64 values rounded inward, the edges rounded up).
+/// `v >= edges[e]`, else `e - 1` (the caller compares). `lo` and `hi` must make their tests exact
+/// for the data (for f32 data: the f64 values rounded inward).
 #[derive(Clone, Copy, Debug)]
 pub struct BinSpec<F> {
     pub lo: F,
@@ -161,18 +161,26 @@ pub struct BinSpec<F> {
     pub tau: F,
     /// The bin count.
     pub n: i32,
-    /// Set by the `Kernel` methods from the edges they are given.
-    edges: *const F,
+    /// The code of ±0 (which a relu makes by the half): its bin, or [`EXACT`].
+    pub zero: u32,
+    /// The bin of the value at `i` comes out as `bin + (i % 16) * stride`: with `stride = n`,
+    /// an index into 16 counter sets, so that runs of one bin update different memory.
+    pub stride: u32,
 }
 
 impl<F> BinSpec<F> {
     pub fn new(lo: F, hi: F, c: F, tau: F, n: i32) -> Self {
-        BinSpec { lo, hi, c, tau, n, edges: std::ptr::null() }
+        BinSpec { lo, hi, c, tau, n, zero: EXACT, stride: 0 }
     }
 }
 
 /// `bin_index`'s answer where the exact (NumPy) path must decide.
 pub const EXACT: u32 = u32::MAX;
+/// `bin_index`'s answer `NEAR | e` for a value within `tau` of edge `e`: it is in bin `e` when
+/// `v >= edges[e]`, else `e - 1`.
+pub const NEAR: u32 = 1 << 31;
+/// A code [`Kernel::split_codes`] only counts: `BinSpec::zero` where the level can split.
+pub const ZERO: u32 = u32::MAX - 1;
 
 /// Stamps out one level: `generic`'s bodies compiled with the given attributes (the ISA's
 /// `target_feature`, or none for the portable level) and half-precision converter.
@@ -375,33 +383,44 @@ impl Kernel {
         dispatch!(self.level, count(x.as_ptr(), x.len(), f))
     }
 
-    /// The bin of each value (see [`BinSpec`]), or [`EXACT`] where the exact path must decide
-    /// (outside the range, NaN, a range too narrow for the fast path).
-    pub fn bin_index<T: Copy>(
-        &self,
-        x: &[T],
-        out: &mut [u32],
-        mut b: BinSpec<f64>,
-        edges: &[f64],
-        f: impl Fn(T) -> f64,
-    ) {
-        assert!(x.len() == out.len() && b.n >= 1 && edges.len() >= b.n as usize);
-        b.edges = edges.as_ptr();
+    /// The bin of each value (see [`BinSpec`]), `NEAR | e` next to edge `e` (see [`NEAR`]), or
+    /// [`EXACT`] where the exact path must decide (outside the range, NaN, a range too narrow
+    /// for the fast path).
+    pub fn bin_index<T: Copy>(&self, x: &[T], out: &mut [u32], b: BinSpec<f64>, f: impl Fn(T) -> f64) {
+        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 - 1 + 15 * b.stride as u64 <= i32::MAX as u64);
         dispatch!(self.level, bin_index(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 
     /// [`Kernel::bin_index`] in f32 (for f32 and f16 data: twice the lanes).
-    pub fn bin_index32<T: Copy>(
-        &self,
-        x: &[T],
-        out: &mut [u32],
-        mut b: BinSpec<f32>,
-        edges: &[f32],
-        f: impl Fn(T) -> f32,
-    ) {
-        assert!(x.len() == out.len() && b.n >= 1 && edges.len() >= b.n as usize);
-        b.edges = edges.as_ptr();
+    pub fn bin_index32<T: Copy>(&self, x: &[T], out: &mut [u32], b: BinSpec<f32>, f: impl Fn(T) -> f32) {
+        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 - 1 + 15 * b.stride as u64 <= i32::MAX as u64);
         dispatch!(self.level, bin_index32(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
+    }
+
+    /// Whether [`Kernel::split_codes`] does its work at this level.
+    pub fn can_split_codes(&self) -> bool {
+        cfg!(target_arch = "x86_64") && self.level == Level::Avx512
+    }
+
+    /// Splits a block of [`Kernel::bin_index`] codes: those below `limit` (certain bins, in
+    /// their counter sets) packed into `sure`, the positions of the others other than `zero`
+    /// into `rest`, and `zero`s counted: `(sure, rest, zeros)` lengths and count. `None` where
+    /// the level has no vector compress; the caller then loops over the codes itself.
+    /// `sure` and `rest` need 16 elements more than `codes`.
+    pub fn split_codes(
+        &self,
+        codes: &[u32],
+        limit: u32,
+        zero: u32,
+        sure: &mut [u32],
+        rest: &mut [u32],
+    ) -> Option<(usize, usize, u64)> {
+        match self.level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the level is only chosen where the CPU has AVX-512F (and so POPCNT).
+            Level::Avx512 => Some(unsafe { x86::split_codes_avx512(codes, limit, zero, sure, rest) }),
+            _ => None,
+        }
     }
 
     pub fn half_to_f32(&self, x: &[u16], y: &mut [f32]) {
