@@ -119,6 +119,14 @@ pub fn relu_f16(h: u16) -> u16 {
     (h & !negative) | (nan & 0x0200)
 }
 
+/// relu on bf16 bits: the f16 rule with bf16's exponent (negative non-NaN → +0, NaN quiet).
+#[inline(always)]
+pub fn relu_bf16(h: u16) -> u16 {
+    let nan = ((h & 0x7fff > 0x7f80) as u16).wrapping_neg();
+    let negative = ((h > 0x8000) as u16).wrapping_neg() & !nan;
+    (h & !negative) | (nan & 0x0040)
+}
+
 /// relu on integers: `max(x, 0)`.
 #[inline(always)]
 pub fn relu_int<T: Int>(x: T) -> T {
@@ -183,6 +191,47 @@ pub fn f32_to_f16(f: f32) -> u16 {
     // so the FPU rounds to nearest even for us.
     let v = f32::from_bits(ax) + 0.5;
     sign | (v.to_bits() - 0x3f00_0000) as u16
+}
+
+// ---------------------------------------------------------------- bfloat16
+
+/// bf16 bits to f32: the upper half of an f32, exactly (subnormals included).
+#[inline(always)]
+pub fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// f32 to bf16 bits, rounded to nearest even in integer arithmetic, subnormals kept (as
+/// PyTorch's `round_to_nearest_even`; hardware conversions that flush them are not used). A NaN
+/// keeps its sign and top payload bits, quieted.
+#[inline(always)]
+pub fn f32_to_bf16(f: f32) -> u16 {
+    let u = f.to_bits();
+    let nan = (u & 0x7fff_ffff) > 0x7f80_0000;
+    let rounded = (u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16) as u16;
+    if nan {
+        (u >> 16) as u16 | 0x0040
+    } else {
+        rounded
+    }
+}
+
+/// f64 to bf16 bits with a single rounding: to f32 rounding to odd (24 bits keep the sticky
+/// information bf16's 8 need), then to nearest even.
+#[inline(always)]
+pub fn f64_to_bf16(d: f64) -> u16 {
+    if d.is_nan() {
+        return f32_to_bf16(d as f32);
+    }
+    let mut f = d as f32;
+    if (f as f64).abs() > d.abs() {
+        // rounded away from zero (to infinity, perhaps): one step back toward it
+        f = f32::from_bits(f.to_bits() - 1);
+    }
+    if f as f64 != d {
+        f = f32::from_bits(f.to_bits() | 1);
+    }
+    f32_to_bf16(f)
 }
 
 /// f64 to f16 bits with a single rounding (to nearest even), as NumPy's `astype(float16)`.

@@ -58,6 +58,7 @@ pub enum OfKind {
 pub enum DTypeArg {
     Same,
     F16,
+    Bf16,
     F32,
     F64,
 }
@@ -66,6 +67,7 @@ pub enum DTypeArg {
 pub enum FormatArg {
     Npy,
     Npz,
+    Safetensors,
     Csv,
     Tsv,
 }
@@ -461,6 +463,7 @@ impl DTypeArg {
         match self {
             DTypeArg::Same => None,
             DTypeArg::F16 => Some(DType::F16),
+            DTypeArg::Bf16 => Some(DType::BF16),
             DTypeArg::F32 => Some(DType::F32),
             DTypeArg::F64 => Some(DType::F64),
         }
@@ -472,6 +475,7 @@ impl FormatArg {
         match self {
             FormatArg::Npy => Format::Npy,
             FormatArg::Npz => Format::Npz,
+            FormatArg::Safetensors => Format::Safetensors,
             FormatArg::Csv => Format::Csv,
             FormatArg::Tsv => Format::Tsv,
         }

@@ -7,6 +7,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F16,
+    /// bfloat16: `.safetensors` and `--dtype bf16` only (NumPy has no such type).
+    BF16,
     F32,
     F64,
     I8,
@@ -26,6 +28,7 @@ pub enum ByteOrder {
 }
 
 impl DType {
+    /// The types NumPy has (all but bf16).
     pub const ALL: [DType; 11] = [
         DType::F16,
         DType::F32,
@@ -43,14 +46,14 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::I8 | DType::U8 => 1,
-            DType::F16 | DType::I16 | DType::U16 => 2,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
         }
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F16 | DType::F32 | DType::F64)
+        matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
     }
 
     pub fn is_signed_int(self) -> bool {
@@ -61,6 +64,7 @@ impl DType {
     pub fn name(self) -> &'static str {
         match self {
             DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
             DType::F32 => "float32",
             DType::F64 => "float64",
             DType::I8 => "int8",
@@ -74,10 +78,12 @@ impl DType {
         }
     }
 
-    /// The little-endian type string NumPy writes into a `.npy` header (`'<f4'`, `'|u1'`).
+    /// The little-endian type string NumPy writes into a `.npy` header (`'<f4'`, `'|u1'`); bf16
+    /// has none NumPy reads as a number (jobs refuse it before a header is written).
     pub fn descr(self) -> &'static str {
         match self {
             DType::F16 => "<f2",
+            DType::BF16 => "<V2",
             DType::F32 => "<f4",
             DType::F64 => "<f8",
             DType::I8 => "|i1",
@@ -215,6 +221,15 @@ pub struct F16(pub u16);
 unsafe impl bytemuck::Zeroable for F16 {}
 unsafe impl bytemuck::Pod for F16 {}
 
+/// bf16 as its raw bits (the upper half of an f32).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct BF16(pub u16);
+
+// SAFETY: a transparent wrapper of u16: every bit pattern is valid, no padding.
+unsafe impl bytemuck::Zeroable for BF16 {}
+unsafe impl bytemuck::Pod for BF16 {}
+
 /// A Rust type for each [`DType`], with the per-type operations the pipeline needs. Code that
 /// works per element type is written once, generic over `Element`, and [`with_element!`] picks
 /// the type for a runtime `DType`: this is the only `match` over element types.
@@ -226,6 +241,8 @@ pub trait Element: bytemuck::Pod + Default + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// The value as f16 bits, rounded once to nearest even.
     fn to_f16(self) -> F16;
+    /// The value as bf16 bits, rounded once to nearest even.
+    fn to_bf16(self) -> BF16;
     /// "Active" in the statistics' sense: greater than zero (NaN is not).
     fn is_active(self) -> bool;
     /// Reverses the byte order.
@@ -245,6 +262,8 @@ macro_rules! int_element {
             #[inline(always)]
             // via f64: exact for every integer f16 can hold; the rest round once or overflow
             fn to_f16(self) -> F16 { F16(crate::act::f64_to_f16(self as f64)) }
+            #[inline(always)]
+            fn to_bf16(self) -> BF16 { BF16(crate::act::f64_to_bf16(self as f64)) }
             #[inline(always)]
             fn is_active(self) -> bool { self > 0 }
             #[inline(always)]
@@ -272,6 +291,10 @@ impl Element for F16 {
     fn to_f16(self) -> F16 {
         self
     }
+    #[inline(always)]
+    fn to_bf16(self) -> BF16 {
+        BF16(crate::act::f32_to_bf16(self.to_f32()))
+    }
     /// Positive, non-zero, not NaN: bits 0x0001..=0x7c00.
     #[inline(always)]
     fn is_active(self) -> bool {
@@ -280,6 +303,38 @@ impl Element for F16 {
     #[inline(always)]
     fn swap(self) -> Self {
         F16(self.0.swap_bytes())
+    }
+    fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer) {
+        self.to_f32().write_text(out, fmt)
+    }
+}
+
+impl Element for BF16 {
+    const DTYPE: DType = DType::BF16;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        crate::act::bf16_to_f32(self.0) as f64
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        crate::act::bf16_to_f32(self.0)
+    }
+    #[inline(always)]
+    fn to_f16(self) -> F16 {
+        F16(crate::act::f32_to_f16(self.to_f32()))
+    }
+    #[inline(always)]
+    fn to_bf16(self) -> BF16 {
+        self
+    }
+    /// Positive, non-zero, not NaN: bits 0x0001..=0x7f80.
+    #[inline(always)]
+    fn is_active(self) -> bool {
+        self.0.wrapping_sub(1) < 0x7f80
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        BF16(self.0.swap_bytes())
     }
     fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer) {
         self.to_f32().write_text(out, fmt)
@@ -299,6 +354,10 @@ impl Element for f32 {
     #[inline(always)]
     fn to_f16(self) -> F16 {
         F16(crate::act::f32_to_f16(self))
+    }
+    #[inline(always)]
+    fn to_bf16(self) -> BF16 {
+        BF16(crate::act::f32_to_bf16(self))
     }
     #[inline(always)]
     fn is_active(self) -> bool {
@@ -332,6 +391,10 @@ impl Element for f64 {
         F16(crate::act::f64_to_f16(self))
     }
     #[inline(always)]
+    fn to_bf16(self) -> BF16 {
+        BF16(crate::act::f64_to_bf16(self))
+    }
+    #[inline(always)]
     fn is_active(self) -> bool {
         self > 0.0
     }
@@ -362,6 +425,10 @@ macro_rules! with_element {
         match $dt {
             DType::F16 => {
                 type $T = $crate::dtype::F16;
+                $body
+            }
+            DType::BF16 => {
+                type $T = $crate::dtype::BF16;
                 $body
             }
             DType::F32 => {

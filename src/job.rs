@@ -7,6 +7,7 @@
 use crate::format::csv::CsvTable;
 use crate::format::npy::{self, GrowingHeader};
 use crate::format::npz::{finish_member, NpzArchive, NpzWriter};
+use crate::format::safetensors::{self, SafetensorsFile};
 use crate::format::{csv::CsvEncoder, Format};
 use crate::options::{delimiter, is_dash, usage, ActOptions, ArrayInfo, Dest, ReadOptions, UnitOptions};
 use crate::output::AtomicOutput;
@@ -86,6 +87,14 @@ impl Finished {
 /// The message for an `.npz` output of anything but an `.npz`.
 const NPZ_NEEDS_NPZ: &str = "an .npz output is written from an .npz input (its members keep their names)";
 
+/// NumPy has no bfloat16.
+fn bf16_into_numpy<T>(name: &str, to: Format) -> Result<T> {
+    let ext = if to == Format::Npz { ".npz" } else { ".npy" };
+    usage(format!(
+        "{name}: bfloat16 cannot be written to {ext} (NumPy has no bfloat16 type): add --dtype f32 (exact), f16 or f64, or write .safetensors or CSV"
+    ))
+}
+
 /// An array ready to stream: its processor and its upstream gradient.
 struct Prepared {
     plan: Plan,
@@ -99,15 +108,21 @@ impl Job {
             return self.in_place();
         }
         let input = Input::resolve(&self.input, self.read.format)?;
-        if self.read.member.is_some() && input.format != Format::Npz {
-            return usage("--member picks an array of an .npz input");
+        if self.read.member.is_some() && !matches!(input.format, Format::Npz | Format::Safetensors) {
+            return usage("--member picks an array of an .npz or a tensor of a .safetensors input");
         }
         if input.format == Format::Npz {
             return self.archive(input.archive()?);
         }
+        if input.format == Format::Safetensors {
+            return self.safetensors(input.safetensors()?);
+        }
         let to = self.to(input.format);
         if to == Some(Format::Npz) {
             return usage(NPZ_NEEDS_NPZ);
+        }
+        if to == Some(Format::Safetensors) && input.format.is_text() {
+            return usage("a .safetensors output of a CSV table is not supported: write .npy first, then convert it");
         }
         // A table's `.npy` has its row count patched in at the end: stdout goes through a spool.
         let mut sink = self.sink(to, input.format.is_text() && to == Some(Format::Npy))?;
@@ -151,10 +166,15 @@ impl Job {
 
     /// Types, parameters, upstream and statistics for one array.
     fn prepare(&self, src: &ArraySource) -> Result<Prepared> {
+        self.prepare_member(src, None)
+    }
+
+    /// [`Job::prepare`] for a tensor called `member`: an upstream `.safetensors` gives its own.
+    fn prepare_member(&self, src: &ArraySource, member: Option<&str>) -> Result<Prepared> {
         let name = &src.name;
         let info = src.info().with_context(|| name.clone())?;
         let mut plan = self.act.plan(&info).with_context(|| name.clone())?;
-        let upstream = self.upstream(src, &plan)?;
+        let upstream = self.upstream(src, &plan, member)?;
         plan.upstream = upstream.as_ref().map(|u| u.header.order);
         Ok(Prepared { plan, upstream, info })
     }
@@ -184,7 +204,7 @@ impl Job {
     }
 
     /// Opens `--upstream` and checks it against the input.
-    fn upstream(&self, input: &ArraySource, plan: &Plan) -> Result<Option<ArraySource<'static>>> {
+    fn upstream(&self, input: &ArraySource, plan: &Plan, member: Option<&str>) -> Result<Option<ArraySource<'static>>> {
         let Some(path) = &self.act.upstream else {
             return Ok(None);
         };
@@ -193,6 +213,20 @@ impl Job {
                 return usage("the input and --upstream cannot both be stdin");
             }
             ArraySource::from_reader("<stdin>", std::io::stdin().lock())
+        } else if Format::of_path(path) == Format::Safetensors {
+            // the tensor with the input's own name, or the only one
+            SafetensorsFile::open(path).and_then(|st| {
+                let t = match member.and_then(|m| st.tensors.iter().find(|t| t.name == m)) {
+                    Some(t) => t,
+                    None if st.tensors.len() == 1 => &st.tensors[0],
+                    None => anyhow::bail!(
+                        "{} has no tensor {:?} and more than one other: give an upstream with the input's tensor names",
+                        st.name,
+                        member.unwrap_or("")
+                    ),
+                };
+                st.source(t)
+            })
         } else {
             ArraySource::open(path)
         }
@@ -240,6 +274,26 @@ impl Job {
         let elements = src.header.elements;
         match out {
             None => self.drive(&mut proc, &mut src, upstream.as_mut(), None).map_err(fail)?,
+            Some((_, Format::Npy)) if proc.plan().output == crate::dtype::DType::BF16 => {
+                return bf16_into_numpy(&name, Format::Npy);
+            }
+            Some((sink, Format::Safetensors)) => {
+                // one tensor, named after the file, in C order
+                let mut src = src.into_c_order().with_context(|| name.clone())?;
+                let tensor = self.input.file_stem().map_or("data".into(), |s| s.to_string_lossy().into_owned());
+                let tensor = if is_dash(&self.input) { "data".to_string() } else { tensor };
+                let (header, starts) =
+                    safetensors::write_header(None, &[(tensor, proc.plan().output, info.shape.clone())]);
+                sink.write(&header)?;
+                if sink.is_stdout() || src.region.is_none() {
+                    let mut write = |b: &[u8]| sink.write(b);
+                    stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write).map_err(fail)?;
+                } else {
+                    let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
+                    let at = PositionalOut { file, offset: starts[0] };
+                    self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).map_err(fail)?;
+                }
+            }
             Some((sink, Format::Npy)) => {
                 let header = npy::write_header(proc.plan().output, info.fortran, &info.shape);
                 let osz = proc.plan().output.size() as u64;
@@ -377,6 +431,9 @@ impl Job {
                 let mut r = ar.reader(m)?;
                 let src = ArraySource::from_reader(&name, &mut r)?;
                 let p = self.prepare(&src)?;
+                if p.plan.output == crate::dtype::DType::BF16 {
+                    return bf16_into_numpy(&name, Format::Npz);
+                }
                 let osz = p.plan.output.size() as u64;
                 let header = npy::write_header(p.plan.output, p.info.fortran, &p.info.shape);
                 let size = header.len() as u64 + src.header.elements.saturating_mul(osz);
@@ -402,6 +459,71 @@ impl Job {
                 None => None,
             }
         };
+        Ok(Finished { reports, pending })
+    }
+
+    /// A `.safetensors` file: every tensor into a `.safetensors` with the same names, order and
+    /// `__metadata__`, or one tensor (`--member`, or the only one) to any format, or statistics
+    /// of each. The output's header is written first (every size is known from the plans), then
+    /// each tensor at its place, on all workers.
+    fn safetensors(&self, st: SafetensorsFile) -> Result<Finished> {
+        let to = self.to(Format::Safetensors);
+        let chosen: Vec<&safetensors::Tensor> = match (&self.read.member, to) {
+            (Some(m), _) => vec![st.find(m)?],
+            (None, Some(f)) if f != Format::Safetensors && st.tensors.len() != 1 => {
+                let names: Vec<&str> = st.tensors.iter().map(|t| t.name.as_str()).collect();
+                return usage(format!(
+                    "{} holds {} tensors ({}): pick one with --member NAME, or write a .safetensors",
+                    st.name,
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+            (None, _) => st.tensors.iter().collect(),
+        };
+        if self.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
+            return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
+        }
+        let mut reports = Vec::new();
+        if to != Some(Format::Safetensors) {
+            let mut sink = self.sink(to, false)?;
+            for t in chosen {
+                let src = st.source(t)?;
+                let p = self.prepare_member(&src, Some(&t.name))?;
+                reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
+            }
+            let pending = match sink {
+                Some(s) => s.finish()?,
+                None => None,
+            };
+            return Ok(Finished { reports, pending });
+        }
+        let mut arrays = Vec::new();
+        for t in &chosen {
+            let src = st.source(t)?;
+            let p = self.prepare_member(&src, Some(&t.name))?;
+            arrays.push((src, p));
+        }
+        let tensors: Vec<_> =
+            chosen.iter().zip(&arrays).map(|(t, (_, p))| (t.name.clone(), p.plan.output, t.shape.clone())).collect();
+        let (header, starts) = safetensors::write_header(st.metadata.as_ref(), &tensors);
+        let total = header.len() as u64
+            + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
+        // written at positions: stdout goes through a spool
+        let mut sink = self.sink(to, true)?.context("internal error: a .safetensors output has a sink")?;
+        sink.preallocate(total);
+        sink.write(&header)?;
+        for ((mut src, p), start) in arrays.into_iter().zip(starts) {
+            let Prepared { plan, mut upstream, info } = p;
+            let name = src.name.clone();
+            let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
+            let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
+            let file = sink.file_mut()?.context("internal error: a .safetensors output has a file")?;
+            let at = PositionalOut { file, offset: start };
+            self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
+            reports.push(self.report(&name, proc, &info.shape));
+        }
+        let pending = sink.finish()?;
         Ok(Finished { reports, pending })
     }
 

@@ -128,6 +128,7 @@ pub fn normalize_axis(axis: i64, ndim: usize) -> Option<usize> {
 fn round_to(dt: DType, v: f64) -> f64 {
     match dt {
         DType::F16 => act::f16_to_f32(act::f64_to_f16(v)) as f64,
+        DType::BF16 => act::bf16_to_f32(act::f64_to_bf16(v)) as f64,
         DType::F32 => v as f32 as f64,
         _ => v,
     }

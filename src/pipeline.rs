@@ -8,7 +8,7 @@
 //! sinks take them (`sink.rs`).
 
 use crate::act::{Activation, Func};
-use crate::dtype::{ByteOrder, DType, Element, F16};
+use crate::dtype::{ByteOrder, DType, Element, BF16, F16};
 use crate::kernel::{ChunkStats, Kernel, Op, Slope};
 use crate::source::{ChunkSource, FileRegion};
 use crate::stats::StatsAccumulator;
@@ -354,6 +354,19 @@ impl Compute for F16 {
     }
 }
 
+impl Compute for BF16 {
+    type S = f32;
+    fn slope(v: f64) -> f32 {
+        v as f32
+    }
+    fn run(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16]) {
+        k.bf16(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+    }
+    fn run_stats(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16], shift: f64) -> ChunkStats {
+        k.bf16_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
+    }
+}
+
 macro_rules! int_compute {
     ($($t:ty),*) => {$(
         impl Compute for $t {
@@ -412,6 +425,7 @@ pub fn decode(k: &Kernel, src: &[u8], from: DType, order: ByteOrder, to: DType, 
         let fix = move |v: A| if big { v.swap() } else { v };
         match to {
             DType::F16 => k.convert(x, cast_slice_mut::<u8, F16>(dst), move |v| fix(v).to_f16()),
+            DType::BF16 => k.convert(x, cast_slice_mut::<u8, BF16>(dst), move |v| fix(v).to_bf16()),
             DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), move |v| fix(v).to_f32()),
             DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), move |v| fix(v).to_f64()),
             _ => k.convert(x, cast_slice_mut::<u8, A>(dst), fix),
@@ -426,6 +440,7 @@ pub fn encode(k: &Kernel, src: &[u8], from: DType, to: DType, order: ByteOrder, 
     fn typed<A: Element>(k: &Kernel, x: &[A], to: DType, dst: &mut [u8]) {
         match to {
             DType::F16 => k.convert(x, cast_slice_mut::<u8, F16>(dst), A::to_f16),
+            DType::BF16 => k.convert(x, cast_slice_mut::<u8, BF16>(dst), A::to_bf16),
             DType::F32 => k.convert(x, cast_slice_mut::<u8, f32>(dst), A::to_f32),
             DType::F64 => k.convert(x, cast_slice_mut::<u8, f64>(dst), A::to_f64),
             _ => dst.copy_from_slice(cast_slice(x)),
@@ -434,6 +449,8 @@ pub fn encode(k: &Kernel, src: &[u8], from: DType, to: DType, order: ByteOrder, 
     match (from, to) {
         (DType::F32, DType::F16) => k.f32_to_half(cast_slice(src), cast_slice_mut(dst)),
         (DType::F16, DType::F32) => k.half_to_f32(cast_slice(src), cast_slice_mut(dst)),
+        (DType::F32, DType::BF16) => k.f32_to_bf16(cast_slice(src), cast_slice_mut(dst)),
+        (DType::BF16, DType::F32) => k.bf16_to_f32(cast_slice(src), cast_slice_mut(dst)),
         (a, b) if a == b => dst.copy_from_slice(src),
         _ => with_element!(from, A => typed::<A>(k, cast_slice(src), to, dst)),
     }

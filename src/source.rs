@@ -31,9 +31,9 @@ impl Input {
         let (format, sniffed) = match from {
             Some(f) => (f, None),
             None if is_dash(path) => {
-                let mut head = Vec::with_capacity(6);
+                let mut head = Vec::with_capacity(crate::format::SNIFF);
                 let mut stdin = std::io::stdin();
-                (&mut stdin).take(6).read_to_end(&mut head).context("<stdin>")?;
+                (&mut stdin).take(crate::format::SNIFF as u64).read_to_end(&mut head).context("<stdin>")?;
                 let r: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(stdin));
                 (Format::sniff(&head), Some(r))
             }
@@ -65,6 +65,16 @@ impl Input {
         match self.sniffed {
             Some(r) => NpzArchive::from_reader(&self.name, r),
             None => NpzArchive::open(&self.path),
+        }
+    }
+
+    /// A `.safetensors` file, its header validated.
+    pub fn safetensors(self) -> Result<crate::format::safetensors::SafetensorsFile> {
+        use crate::format::safetensors::SafetensorsFile;
+        match self.sniffed {
+            Some(r) => SafetensorsFile::from_reader(&self.name, r),
+            None if is_dash(&self.path) => SafetensorsFile::from_reader(&self.name, std::io::stdin().lock()),
+            None => SafetensorsFile::open(&self.path),
         }
     }
 

@@ -239,7 +239,7 @@ fn file_len(p: &Path) -> u64 {
 fn is_array_file(p: &Path) -> bool {
     let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     let temp = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".relu-tmp"));
-    !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "csv" | "tsv"))
+    !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "safetensors" | "csv" | "tsv"))
 }
 
 /// stderr as a terminal for `--progress always` when it is not one (a log file, a pipe).

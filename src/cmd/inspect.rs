@@ -65,6 +65,10 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
             }
             Ok(out)
         }
+        Format::Safetensors => {
+            let st = input.safetensors()?;
+            Ok(st.tensors.iter().map(|t| (st.member_name(t), "safetensors", st.header(t))).collect())
+        }
         Format::Csv | Format::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
         Format::Npy => {
             let h = npy::read_header(&mut input.reader()?).with_context(|| name.clone())?;

@@ -3,14 +3,19 @@
 pub mod csv;
 pub mod npy;
 pub mod npz;
+pub mod safetensors;
 
 use std::path::Path;
+
+/// How many bytes [`Format::sniff`] looks at.
+pub const SNIFF: usize = 9;
 
 /// A format relu reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Npy,
     Npz,
+    Safetensors,
     Csv,
     Tsv,
 }
@@ -22,6 +27,7 @@ impl Format {
             Some("csv") | Some("txt") => Format::Csv,
             Some("tsv") | Some("tab") => Format::Tsv,
             Some("npz") => Format::Npz,
+            Some("safetensors") => Format::Safetensors,
             _ => Format::Npy,
         }
     }
@@ -31,12 +37,15 @@ impl Format {
         matches!(self, Format::Csv | Format::Tsv)
     }
 
-    /// What the first bytes of a stream say it is: `\x93NUMPY`, `PK\x03\x04`, else text.
+    /// What the first bytes of a stream (up to [`SNIFF`]) say it is: `\x93NUMPY`, `PK\x03\x04`,
+    /// a safetensors header (an 8-byte little-endian length, then `{`), else text.
     pub fn sniff(head: &[u8]) -> Format {
         if head.starts_with(npy::MAGIC) {
             Format::Npy
         } else if head.starts_with(b"PK\x03\x04") {
             Format::Npz
+        } else if head.len() >= 9 && head[8] == b'{' {
+            Format::Safetensors
         } else {
             Format::Csv
         }

@@ -383,10 +383,50 @@ pub unsafe fn int<T: Int, O: Observe<T>>(
     }
 }
 
-/// Eight f16 values to and from f32: in software, or with F16C.
+/// Eight 16-bit floats to and from f32: f16 in software or with F16C, or bf16. The scalar
+/// conversions and relu on the bits are the format's own.
 pub trait HalfCvt {
     unsafe fn load(p: *const u16) -> [f32; 8];
     unsafe fn store(p: *mut u16, v: [f32; 8]);
+    #[inline(always)]
+    fn to_f32(h: u16) -> f32 {
+        act::f16_to_f32(h)
+    }
+    #[inline(always)]
+    fn from_f32(f: f32) -> u16 {
+        act::f32_to_f16(f)
+    }
+    #[inline(always)]
+    fn relu_bits(h: u16) -> u16 {
+        act::relu_f16(h)
+    }
+}
+
+/// bfloat16: integer shifts and rounding, which vectorize at every level.
+pub struct Bf16;
+
+impl HalfCvt for Bf16 {
+    #[inline(always)]
+    unsafe fn load(p: *const u16) -> [f32; 8] {
+        let h: [u16; 8] = ptr::read_unaligned(p as *const [u16; 8]);
+        h.map(act::bf16_to_f32)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut u16, v: [f32; 8]) {
+        ptr::write_unaligned(p as *mut [u16; 8], v.map(act::f32_to_bf16));
+    }
+    #[inline(always)]
+    fn to_f32(h: u16) -> f32 {
+        act::bf16_to_f32(h)
+    }
+    #[inline(always)]
+    fn from_f32(f: f32) -> u16 {
+        act::f32_to_bf16(f)
+    }
+    #[inline(always)]
+    fn relu_bits(h: u16) -> u16 {
+        act::relu_bf16(h)
+    }
 }
 
 pub struct SoftHalf;
@@ -420,7 +460,7 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
         RawOp::Relu if std::mem::size_of::<O>() == 0 => {
             // A plain loop: the loop vectorizer handles u16 lanes better than the block form.
             for i in 0..n {
-                *y.add(i) = act::relu_f16(*x.add(i));
+                *y.add(i) = C::relu_bits(*x.add(i));
             }
             ChunkStats::default()
         }
@@ -493,7 +533,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
     if obs.poisoned() {
         let mut slow = O::new(shift);
         for i in 0..n {
-            slow.lane(i % L, act::f16_to_f32(*x.add(i)), act::f16_to_f32(*y.add(i)));
+            slow.lane(i % L, C::to_f32(*x.add(i)), C::to_f32(*y.add(i)));
         }
         return slow.finish();
     }
@@ -509,7 +549,7 @@ pub unsafe fn half_to_f32<C: HalfCvt>(x: *const u16, y: *mut f32, n: usize) {
         i += 8;
     }
     while i < n {
-        *y.add(i) = act::f16_to_f32(*x.add(i));
+        *y.add(i) = C::to_f32(*x.add(i));
         i += 1;
     }
 }
@@ -522,7 +562,7 @@ pub unsafe fn f32_to_half<C: HalfCvt>(x: *const f32, y: *mut u16, n: usize) {
         i += 8;
     }
     while i < n {
-        *y.add(i) = act::f32_to_f16(*x.add(i));
+        *y.add(i) = C::from_f32(*x.add(i));
         i += 1;
     }
 }

@@ -201,6 +201,18 @@ macro_rules! level_module {
                 generic::half::<$cvt, O>(op, x, g, y, n, shift)
             }
             $(#[$attr])*
+            pub unsafe fn bhalf<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
+                generic::half::<generic::Bf16, O>(op, x, g, y, n, shift)
+            }
+            $(#[$attr])*
+            pub unsafe fn bf16_to_f32(x: *const u16, y: *mut f32, n: usize) {
+                generic::half_to_f32::<generic::Bf16>(x, y, n)
+            }
+            $(#[$attr])*
+            pub unsafe fn f32_to_bf16(x: *const f32, y: *mut u16, n: usize) {
+                generic::f32_to_half::<generic::Bf16>(x, y, n)
+            }
+            $(#[$attr])*
             pub unsafe fn int<T: Int, O: Observe<T>>(op: RawOp<()>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
                 generic::int::<T, O>(op, x, g, y, n, shift)
             }
@@ -336,6 +348,32 @@ impl Kernel {
         let (op, g) = (op.raw(n), opt_ptr(g, n));
         let p = xy.as_mut_ptr();
         dispatch!(self.level, half::<NoStats>(op, p, g, p, n, 0.0));
+    }
+
+    /// bfloat16 bits, as [`Kernel::half`]: relu on the bits, the rest in f32 with one rounding.
+    pub fn bf16(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16]) {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, bhalf::<NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
+    }
+
+    /// [`Kernel::bf16`] with statistics of the input and of the bf16 results, in f32.
+    pub fn bf16_stats(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16], shift: f64) -> ChunkStats {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, bhalf::<FloatStats<f32>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
+    }
+
+    pub fn bf16_to_f32(&self, x: &[u16], y: &mut [f32]) {
+        assert_eq!(x.len(), y.len());
+        dispatch!(self.level, bf16_to_f32(x.as_ptr(), y.as_mut_ptr(), x.len()))
+    }
+
+    pub fn f32_to_bf16(&self, x: &[f32], y: &mut [u16]) {
+        assert_eq!(x.len(), y.len());
+        dispatch!(self.level, f32_to_bf16(x.as_ptr(), y.as_mut_ptr(), x.len()))
     }
 
     /// Integers: `Op::Relu`, `Op::GradRelu` (times `g`) or `Op::Identity`.
