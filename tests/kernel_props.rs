@@ -503,3 +503,94 @@ proptest! {
         check_hist(&v16, ends.0, ends.1, n);
     }
 }
+
+/// f32 → bf16 to nearest, ties to even, found by comparing the two neighbours in f64 (an
+/// independent reference for the kernel's integer rounding); NaN stays NaN.
+fn ref_round_bf16(v: f32) -> u16 {
+    if v.is_nan() {
+        return 0x7fc0;
+    }
+    let b = v.to_bits();
+    let lo = (b >> 16) as u16; // toward zero
+    let hi = lo.wrapping_add(1); // away from zero (to infinity at the top)
+                                 // past the largest finite bf16, the next step is 2^128 (IEEE rounds to infinity beyond half of it)
+    let value =
+        |h: u16| if h & 0x7fff == 0x7f80 { (2f64).powi(128).copysign(v as f64) } else { act::bf16_to_f32(h) as f64 };
+    let (dl, dh) = ((v as f64 - value(lo)).abs(), (value(hi) - v as f64).abs());
+    if b & 0xffff == 0 || dl < dh || (dl == dh && lo & 1 == 0) {
+        lo
+    } else {
+        hi
+    }
+}
+
+/// All 65,536 bf16 inputs through every op at every level: non-NaN outputs equal an
+/// independent reference bit for bit (f32 math, one rounding), NaN inputs give NaN, and every
+/// level equals the portable one bit for bit.
+#[test]
+fn bf16_all_values_every_level() {
+    let x: Vec<u16> = (0..=u16::MAX).collect();
+    let g: Vec<u16> = (0..x.len()).map(|i| x[(i * 7919 + 13) % x.len()]).collect();
+    let mut r = Rng(0x1234_5678_9abc_def1);
+    let slopes: Vec<f32> = (0..x.len()).map(|_| act::bf16_to_f32(act::f32_to_bf16(r.f32()))).collect();
+    let scalar = Kernel::at(Level::Scalar).unwrap();
+    for c in CASES {
+        let grad = matches!(c, Case::GradRelu | Case::GradLeaky(_) | Case::GradPreluEach);
+        let gg = grad.then_some(&g[..]);
+        let want: Vec<u16> = (0..x.len())
+            .map(|i| {
+                let (xv, gv) = (act::bf16_to_f32(x[i]), gg.map_or(1.0, |g| act::bf16_to_f32(g[i])));
+                ref_round_bf16(ref_f32(c, xv, gv, slopes[i]))
+            })
+            .collect();
+        let mut base = vec![0u16; x.len()];
+        scalar.bf16(op(c, |a| a as f32, &slopes), &x, gg, &mut base);
+        for k in kernels() {
+            let mut y = vec![0u16; x.len()];
+            k.bf16(op(c, |a| a as f32, &slopes), &x, gg, &mut y);
+            assert!(y == base, "{:?} {c:?}: differs from the portable level", k.level());
+            for i in 0..x.len() {
+                let (got, w) = (act::bf16_to_f32(y[i]), act::bf16_to_f32(want[i]));
+                if w.is_nan() {
+                    assert!(got.is_nan(), "{:?} {c:?} x={:#06x}: got {:#06x}, want NaN", k.level(), x[i], y[i]);
+                } else {
+                    assert_eq!(y[i], want[i], "{:?} {c:?} x={:#06x} g={:#06x}", k.level(), x[i], g[i]);
+                }
+            }
+            // with statistics: the same outputs
+            let mut z = vec![0u16; x.len()];
+            k.bf16_stats(op(c, |a| a as f32, &slopes), &x, gg, &mut z, 0.0);
+            assert!(z == base, "{:?} {c:?}: statistics path differs", k.level());
+        }
+    }
+}
+
+/// Conversions: bf16 → f32 exact, f32 → bf16 equal to the reference for a sweep of f32 bits
+/// (subnormals kept), f64 → bf16 rounding once.
+#[test]
+fn bf16_conversions() {
+    for k in kernels() {
+        let x: Vec<u16> = (0..=u16::MAX).collect();
+        let mut y = vec![0f32; x.len()];
+        k.bf16_to_f32(&x, &mut y);
+        assert!(y.iter().zip(&x).all(|(f, &h)| f.to_bits() == (h as u32) << 16));
+        let f: Vec<f32> = (0..1u32 << 20).map(|i| f32::from_bits(i.wrapping_mul(4093).rotate_left(7))).collect();
+        let mut b = vec![0u16; f.len()];
+        k.f32_to_bf16(&f, &mut b);
+        for (v, &h) in f.iter().zip(&b) {
+            if v.is_nan() {
+                assert!(act::bf16_to_f32(h).is_nan());
+            } else {
+                assert_eq!(h, ref_round_bf16(*v), "{:?} {v:e}", k.level());
+            }
+        }
+    }
+    // f64 → bf16 in one rounding: just above a tie between two bf16 values rounds up, where
+    // rounding through f32 first would land on the tie and go to even (down)
+    let tie = 1.0 + 2f64.powi(-8); // halfway between 1.0 and the next bf16
+    assert_eq!(act::f64_to_bf16(tie + 2f64.powi(-40)), 0x3f81);
+    assert_eq!(act::f64_to_bf16(tie), 0x3f80);
+    assert_eq!(act::f64_to_bf16(-tie - 2f64.powi(-40)), 0xbf81);
+    assert_eq!(act::f64_to_bf16(1e300), 0x7f80);
+    assert_eq!(act::f64_to_bf16(1e-300), 0x0000);
+}

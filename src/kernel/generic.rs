@@ -609,7 +609,7 @@ macro_rules! bin_index_body {
             /// A bin moves to the counter set of its position (`L` is 16, the sets' count).
             #[inline(always)]
             fn set<F>(code: u32, j: usize, b: super::BinSpec<F>) -> u32 {
-                act::select(code < b.n as u32, code + j as u32 * b.stride, code)
+                act::select(code < b.n as u32, code.wrapping_add(j as u32 * b.stride), code)
             }
             let mut i = 0;
             while i + L <= n {
