@@ -101,6 +101,22 @@ fn f16_leaky(b: Bencher, level: &str) {
     b.counter(BytesCount::new(BYTES)).bench_local(|| k.half(Op::Leaky(Slope::All(0.01)), black_box(&x), None, &mut y));
 }
 
+#[divan::bench(args = ["best", "scalar-level"])]
+fn bf16_relu(b: Bencher, level: &str) {
+    let k = if level == "best" { best() } else { scalar() };
+    let x: Vec<u16> = random_f32(BYTES / 2).into_iter().map(act::f32_to_bf16).collect();
+    let mut y = vec![0u16; x.len()];
+    b.counter(BytesCount::new(BYTES)).bench_local(|| k.bf16(Op::Relu, black_box(&x), None, &mut y));
+}
+
+#[divan::bench(args = ["best", "scalar-level"])]
+fn bf16_leaky(b: Bencher, level: &str) {
+    let k = if level == "best" { best() } else { scalar() };
+    let x: Vec<u16> = random_f32(BYTES / 2).into_iter().map(act::f32_to_bf16).collect();
+    let mut y = vec![0u16; x.len()];
+    b.counter(BytesCount::new(BYTES)).bench_local(|| k.bf16(Op::Leaky(Slope::All(0.01)), black_box(&x), None, &mut y));
+}
+
 /// What a naive loop does: one data-dependent branch per element.
 #[divan::bench(args = ["random signs", "sorted signs"])]
 fn f32_relu_branchy_loop(b: Bencher, signs: &str) {

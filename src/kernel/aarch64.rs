@@ -3,4 +3,4 @@
 
 use super::generic::SoftHalf;
 
-super::level_module!(neon, [#[target_feature(enable = "neon")]], super::SoftHalf);
+super::level_module!(neon, [#[target_feature(enable = "neon")]], super::SoftHalf, super::generic::Bf16);

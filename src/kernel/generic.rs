@@ -409,11 +409,23 @@ impl HalfCvt for Bf16 {
     #[inline(always)]
     unsafe fn load(p: *const u16) -> [f32; 8] {
         let h: [u16; 8] = ptr::read_unaligned(p as *const [u16; 8]);
-        h.map(act::bf16_to_f32)
+        let mut v = [0f32; 8];
+        for j in 0..8 {
+            v[j] = f32::from_bits((h[j] as u32) << 16);
+        }
+        v
     }
+    /// `act::f32_to_bf16` lane by lane, written with selects so that it vectorizes.
     #[inline(always)]
     unsafe fn store(p: *mut u16, v: [f32; 8]) {
-        ptr::write_unaligned(p as *mut [u16; 8], v.map(act::f32_to_bf16));
+        let mut h = [0u16; 8];
+        for j in 0..8 {
+            let u = v[j].to_bits();
+            let nan = (u & 0x7fff_ffff) > 0x7f80_0000;
+            let rounded = u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16;
+            h[j] = act::select(nan, (u >> 16) | 0x0040, rounded) as u16;
+        }
+        ptr::write_unaligned(p as *mut [u16; 8], h);
     }
     #[inline(always)]
     fn to_f32(h: u16) -> f32 {
@@ -487,47 +499,66 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
     f: impl Fn(f32, f32, f32) -> f32,
 ) -> ChunkStats {
     let mut obs = O::new(shift);
-    let ones = [std::hint::black_box(1.0f32); 8]; // see `float`: keep `1.0 * a` a multiply
-    let observe = std::mem::size_of::<O>() != 0;
-    let mut block =
-        |x: *const u16, g: Option<*const u16>, y: *mut u16, base: usize, lanes: usize, av: Option<[f32; 8]>| {
-            let xs = C::load(x);
-            let gs = match g {
-                Some(g) => C::load(g),
-                None => ones,
-            };
-            let avs: [f32; 8] = match av {
-                Some(av) => av,
-                None => std::array::from_fn(|j| a.get(base + j)),
-            };
-            let mut ys = [0f32; 8];
-            for j in 0..8 {
-                ys[j] = f(xs[j], gs[j], avs[j]);
-            }
-            C::store(y, ys);
-            if observe {
-                let back = C::load(y);
+    let ones = [std::hint::black_box(1.0f32); L]; // see `float`: keep `1.0 * a` a multiply
+                                                  // Sixteen values a step (two conversions of eight), so that value j of a block is always
+                                                  // accumulator lane j and the statistics stay in vector registers (as in `float`). A function,
+                                                  // not a closure: a closure too big to inline would be compiled without the level's features.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<C: HalfCvt, O: Observe<f32>>(
+        obs: &mut O,
+        f: &impl Fn(f32, f32, f32) -> f32,
+        ones: [f32; L],
+        x: *const u16,
+        g: Option<*const u16>,
+        y: *mut u16,
+        lanes: usize,
+        avs: [f32; L],
+    ) {
+        let load16 = |p: *const u16| -> [f32; L] {
+            let (a, b) = (C::load(p), C::load(p.add(8)));
+            std::array::from_fn(|j| if j < 8 { a[j] } else { b[j - 8] })
+        };
+        let xs = load16(x);
+        let gs = match g {
+            Some(g) => load16(g),
+            None => ones,
+        };
+        let mut ys = [0f32; L];
+        for j in 0..L {
+            ys[j] = f(xs[j], gs[j], avs[j]);
+        }
+        let (lo, hi) = ys.split_at(8);
+        C::store(y, lo.try_into().unwrap());
+        C::store(y.add(8), hi.try_into().unwrap());
+        if std::mem::size_of::<O>() != 0 {
+            let back = load16(y);
+            if lanes == L {
+                obs.block(&xs, &back);
+            } else {
                 for j in 0..lanes {
-                    obs.lane((base + j) % L, xs[j], back[j]);
+                    obs.lane(j, xs[j], back[j]);
                 }
             }
-        };
+        }
+    }
     let mut i = 0;
-    while i + 8 <= n {
-        block(x.add(i), g.map(|g| g.add(i)), y.add(i), i, 8, None);
-        i += 8;
+    while i + L <= n {
+        let avs = std::array::from_fn(|j| a.get(i + j));
+        block::<C, O>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), y.add(i), L, avs);
+        i += L;
     }
     if i < n {
         // The tail goes through the same conversion, padded to a full block.
         let r = n - i;
-        let (mut xt, mut gt, mut yt) = ([0u16; 8], [0u16; 8], [0u16; 8]);
+        let (mut xt, mut gt, mut yt) = ([0u16; L], [0u16; L], [0u16; L]);
         ptr::copy_nonoverlapping(x.add(i), xt.as_mut_ptr(), r);
         if let Some(g) = g {
             ptr::copy_nonoverlapping(g.add(i), gt.as_mut_ptr(), r);
         }
         // `a` may only be read in bounds: give the padding lanes the last real slope.
-        let av: [f32; 8] = std::array::from_fn(|j| a.get(i + j.min(r - 1)));
-        block(xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), i, r, Some(av));
+        let av: [f32; L] = std::array::from_fn(|j| a.get(i + j.min(r - 1)));
+        block::<C, O>(&mut obs, &f, ones, xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), r, av);
         ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
     }
     if obs.poisoned() {

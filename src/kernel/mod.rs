@@ -185,7 +185,7 @@ pub const ZERO: u32 = u32::MAX - 1;
 /// Stamps out one level: `generic`'s bodies compiled with the given attributes (the ISA's
 /// `target_feature`, or none for the portable level) and half-precision converter.
 macro_rules! level_module {
-    ($name:ident, [$(#[$attr:meta])*], $cvt:ty) => {
+    ($name:ident, [$(#[$attr:meta])*], $cvt:ty, $bcvt:ty) => {
         pub(crate) mod $name {
             #[allow(unused_imports)]
             use crate::kernel::generic::{self, Observe, SoftHalf};
@@ -202,15 +202,15 @@ macro_rules! level_module {
             }
             $(#[$attr])*
             pub unsafe fn bhalf<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
-                generic::half::<generic::Bf16, O>(op, x, g, y, n, shift)
+                generic::half::<$bcvt, O>(op, x, g, y, n, shift)
             }
             $(#[$attr])*
             pub unsafe fn bf16_to_f32(x: *const u16, y: *mut f32, n: usize) {
-                generic::half_to_f32::<generic::Bf16>(x, y, n)
+                generic::half_to_f32::<$bcvt>(x, y, n)
             }
             $(#[$attr])*
             pub unsafe fn f32_to_bf16(x: *const f32, y: *mut u16, n: usize) {
-                generic::f32_to_half::<generic::Bf16>(x, y, n)
+                generic::f32_to_half::<$bcvt>(x, y, n)
             }
             $(#[$attr])*
             pub unsafe fn int<T: Int, O: Observe<T>>(op: RawOp<()>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
@@ -250,7 +250,7 @@ macro_rules! level_module {
 pub(crate) use level_module;
 
 // The portable level: the same bodies with no extra features, software f16.
-level_module!(scalar, [], SoftHalf);
+level_module!(scalar, [], SoftHalf, generic::Bf16);
 
 /// Calls `$f` from the module of `$level`.
 macro_rules! dispatch {

@@ -19,8 +19,79 @@ impl HalfCvt for F16c {
     }
 }
 
-super::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], super::F16c);
-super::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]], super::F16c);
+/// bf16 with AVX2 integer ops: widening is a shift, narrowing a round to nearest even in
+/// integers (subnormals kept, unlike AVX512-BF16's conversion) with NaNs quieted. Intrinsics,
+/// because the loop vectorizer otherwise transposes the block loop into gathers.
+pub struct Bf16Avx2;
+
+impl HalfCvt for Bf16Avx2 {
+    #[inline(always)]
+    unsafe fn load(p: *const u16) -> [f32; 8] {
+        let w = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
+        std::mem::transmute::<__m256i, [f32; 8]>(_mm256_slli_epi32::<16>(w))
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut u16, v: [f32; 8]) {
+        let u = std::mem::transmute::<[f32; 8], __m256i>(v);
+        let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(u), _mm256_set1_epi32(1));
+        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))));
+        let abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fff_ffff));
+        let nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f80_0000));
+        let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(u), _mm256_set1_epi32(0x0040));
+        let h = _mm256_blendv_epi8(rounded, quiet, nan);
+        // 32 → 16 bits (values fit): pack within 128-bit halves, then put the halves together
+        let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(h, h));
+        _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(packed));
+    }
+    #[inline(always)]
+    fn to_f32(h: u16) -> f32 {
+        crate::act::bf16_to_f32(h)
+    }
+    #[inline(always)]
+    fn from_f32(f: f32) -> u16 {
+        crate::act::f32_to_bf16(f)
+    }
+    #[inline(always)]
+    fn relu_bits(h: u16) -> u16 {
+        crate::act::relu_bf16(h)
+    }
+}
+
+/// [`Bf16Avx2`] narrowing with AVX-512VL/BW: a mask blend for NaNs and `vpmovdw` to 16 bits.
+pub struct Bf16Avx512;
+
+impl HalfCvt for Bf16Avx512 {
+    #[inline(always)]
+    unsafe fn load(p: *const u16) -> [f32; 8] {
+        Bf16Avx2::load(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut u16, v: [f32; 8]) {
+        let u = std::mem::transmute::<[f32; 8], __m256i>(v);
+        let hi = _mm256_srli_epi32::<16>(u);
+        let lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))));
+        let abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fff_ffff));
+        let nan = _mm256_cmpgt_epu32_mask(abs, _mm256_set1_epi32(0x7f80_0000));
+        let h = _mm256_mask_blend_epi32(nan, rounded, _mm256_or_si256(hi, _mm256_set1_epi32(0x0040)));
+        _mm_storeu_si128(p as *mut __m128i, _mm256_cvtepi32_epi16(h));
+    }
+    #[inline(always)]
+    fn to_f32(h: u16) -> f32 {
+        crate::act::bf16_to_f32(h)
+    }
+    #[inline(always)]
+    fn from_f32(f: f32) -> u16 {
+        crate::act::f32_to_bf16(f)
+    }
+    #[inline(always)]
+    fn relu_bits(h: u16) -> u16 {
+        crate::act::relu_bf16(h)
+    }
+}
+
+super::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], super::F16c, super::Bf16Avx2);
+super::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]], super::F16c, super::Bf16Avx512);
 
 /// See [`super::Kernel::split_codes`]: 16 codes a step, `vpcompressd` packing the certain bins
 /// and the positions of the rest, the zeros only counted.
