@@ -476,20 +476,21 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
             }
             ChunkStats::default()
         }
-        RawOp::Identity => half_map::<C, O>(x, None, Splat(0.0), y, n, s, |x, _, _| x),
-        RawOp::Relu => half_map::<C, O>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x)),
-        RawOp::Leaky(a) => half_map::<C, O>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a)),
-        RawOp::LeakyEach(a) => half_map::<C, O>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
-        RawOp::GradRelu => half_map::<C, O>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g)),
-        RawOp::GradLeaky(a) => half_map::<C, O>(x, g, Splat(a), y, n, s, act::grad_leaky),
-        RawOp::GradLeakyEach(a) => half_map::<C, O>(x, g, Each(a), y, n, s, act::grad_leaky),
+        RawOp::Identity => half_map::<C, O, true>(x, None, Splat(0.0), y, n, s, |x, _, _| x),
+        RawOp::Relu => half_map::<C, O, true>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x)),
+        RawOp::Leaky(a) => half_map::<C, O, false>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a)),
+        RawOp::LeakyEach(a) => half_map::<C, O, false>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
+        RawOp::GradRelu => half_map::<C, O, false>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g)),
+        RawOp::GradLeaky(a) => half_map::<C, O, false>(x, g, Splat(a), y, n, s, act::grad_leaky),
+        RawOp::GradLeakyEach(a) => half_map::<C, O, false>(x, g, Each(a), y, n, s, act::grad_leaky),
     }
 }
 
 /// Observes the f32 value the f16 output holds (the result rounded to f16), so statistics describe
-/// the data as written.
+/// the data as written. `EXACT`: `f` always gives a value the format holds (identity, relu), so the
+/// result is observed as computed, without reading the output back.
 #[inline(always)]
-unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
+unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
     x: *const u16,
     g: Option<*const u16>,
     a: impl Src<f32>,
@@ -499,13 +500,14 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
     f: impl Fn(f32, f32, f32) -> f32,
 ) -> ChunkStats {
     let mut obs = O::new(shift);
-    let ones = [std::hint::black_box(1.0f32); L]; // see `float`: keep `1.0 * a` a multiply
-                                                  // Sixteen values a step (two conversions of eight), so that value j of a block is always
-                                                  // accumulator lane j and the statistics stay in vector registers (as in `float`). A function,
-                                                  // not a closure: a closure too big to inline would be compiled without the level's features.
+    // see `float`: keep `1.0 * a` a multiply
+    let ones = [std::hint::black_box(1.0f32); L];
+    // Sixteen values a step (two conversions of eight), so that value j of a block is always
+    // accumulator lane j and the statistics stay in vector registers (as in `float`). A function,
+    // not a closure: a closure too big to inline would be compiled without the level's features.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block<C: HalfCvt, O: Observe<f32>>(
+    unsafe fn block<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         obs: &mut O,
         f: &impl Fn(f32, f32, f32) -> f32,
         ones: [f32; L],
@@ -532,7 +534,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
         C::store(y, lo.try_into().unwrap());
         C::store(y.add(8), hi.try_into().unwrap());
         if std::mem::size_of::<O>() != 0 {
-            let back = load16(y);
+            let back = if EXACT { ys } else { load16(y) };
             if lanes == L {
                 obs.block(&xs, &back);
             } else {
@@ -545,7 +547,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
     let mut i = 0;
     while i + L <= n {
         let avs = std::array::from_fn(|j| a.get(i + j));
-        block::<C, O>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), y.add(i), L, avs);
+        block::<C, O, EXACT>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), y.add(i), L, avs);
         i += L;
     }
     if i < n {
@@ -558,7 +560,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>>(
         }
         // `a` may only be read in bounds: give the padding lanes the last real slope.
         let av: [f32; L] = std::array::from_fn(|j| a.get(i + j.min(r - 1)));
-        block::<C, O>(&mut obs, &f, ones, xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), r, av);
+        block::<C, O, EXACT>(&mut obs, &f, ones, xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), r, av);
         ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
     }
     if obs.poisoned() {
