@@ -154,6 +154,68 @@ fn linspace(lo: f64, hi: f64, num: usize) -> Vec<f64> {
 
 const LANES: usize = 16;
 
+/// One call's counting state: the bins, the counter sets, and the buffers of a block.
+struct Counter<'a> {
+    k: Kernel,
+    b: &'a Bins,
+    lanes: &'a mut [u32],
+    sets: usize,
+    nbins: usize,
+    limit: u32,
+    zero_bin: u32,
+    spec32: Option<BinSpec<f32>>,
+    spec: BinSpec<f64>,
+    outside: Outside,
+    idx: [u32; 512],
+    sure: [u32; 528],
+    rest: [u32; 528],
+}
+
+impl Counter<'_> {
+    /// Counts up to 512 values.
+    fn block<U: Element>(&mut self, vals: &[U]) {
+        let (k, b, nbins, sets, limit) = (self.k, self.b, self.nbins, self.sets, self.limit);
+        let idx = &mut self.idx[..vals.len()];
+        match self.spec32 {
+            Some(s32) => k.bin_index32(vals, idx, s32, U::to_f32),
+            None => k.bin_index(vals, idx, self.spec, U::to_f64),
+        }
+        let lanes = &mut *self.lanes;
+        let r = match k.split_codes(idx, limit, ZERO, &mut self.sure, &mut self.rest) {
+            Some((m, r, zeros)) => {
+                // a loop of increments and nothing else (the kernel put each bin in its set)
+                for &code in &self.sure[..m] {
+                    // SAFETY: `split_codes` packs only codes below `limit`.
+                    unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+                }
+                if zeros > 0 {
+                    lanes[self.zero_bin as usize] += zeros as u32;
+                }
+                r
+            }
+            None => {
+                // the certain bins in a tight loop; the positions of the others to a list
+                let mut r = 0;
+                for (j, &code) in idx.iter().enumerate() {
+                    if code < limit {
+                        // SAFETY: just checked.
+                        unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+                    } else {
+                        self.rest[r] = j as u32;
+                        r += 1;
+                    }
+                }
+                r
+            }
+        };
+        for &j in &self.rest[..r] {
+            let j = j as usize;
+            let row = &mut lanes[(j % sets) * nbins..][..nbins];
+            self.outside.add(b, row, idx[j], vals[j].to_f64());
+        }
+    }
+}
+
 /// What the kernel left to the exact path: values next to an edge, out of range, NaN.
 #[derive(Default)]
 struct Outside {
@@ -167,11 +229,11 @@ impl Outside {
     #[inline]
     fn add(&mut self, b: &Bins, row: &mut [u32], code: u32, x: f64) {
         debug_assert!(code != ZERO);
-        if code != EXACT {
+        if code != EXACT && x >= b.lo && x <= b.hi {
             // next to edge e: at or above it is bin e, below it bin e - 1
             let e = (code & !NEAR) as usize;
             row[e.saturating_sub((x < b.edges[e]) as usize)] += 1;
-        } else if x >= b.lo && x <= b.hi {
+        } else if code == EXACT && x >= b.lo && x <= b.hi {
             // a range too narrow for the fast path: NumPy's steps
             row[b.bin(x)] += 1;
         } else if x < b.lo {
@@ -246,55 +308,41 @@ impl Histogram {
         let spec32 = if matches!(T::DTYPE, DType::F32 | DType::F16) { b.spec32() } else { None };
         let spec32 = spec32.map(|s| BinSpec { stride, zero, ..s });
         let spec = BinSpec { stride, zero, ..b.spec64() };
-        let lanes = &mut self.lanes[..];
-        let limit = (sets * nbins) as u32;
-        let mut outside = Outside::default();
         const BLOCK: usize = 512;
-        let mut idx = [0u32; BLOCK];
-        let mut sure = [0u32; BLOCK + 16];
-        let mut rest = [0u32; BLOCK + 16];
+        let mut c = Counter {
+            k,
+            b,
+            lanes: &mut self.lanes[..],
+            sets,
+            nbins,
+            limit: (sets * nbins) as u32,
+            zero_bin,
+            spec32,
+            spec,
+            outside: Outside::default(),
+            idx: [0; BLOCK],
+            sure: [0; BLOCK + 16],
+            rest: [0; BLOCK + 16],
+        };
+        let mut packed = [0f32; BLOCK + 16];
+        // f32 data whose zeros fall in the range: the zeros (half of a relu's output) are
+        // counted and dropped before the bins are found, where the level packs vectors; the
+        // first block tells whether there are zeros enough to pay for it
+        let mut compress = T::DTYPE == DType::F32 && zero_bin != EXACT;
         for block in xs.chunks(BLOCK) {
-            let idx = &mut idx[..block.len()];
-            match spec32 {
-                Some(s32) => k.bin_index32(block, idx, s32, T::to_f32),
-                None => k.bin_index(block, idx, spec, T::to_f64),
-            }
-            let r = match k.split_codes(idx, limit, ZERO, &mut sure, &mut rest) {
-                Some((m, r, zeros)) => {
-                    // a loop of increments and nothing else (the kernel put each bin in its set)
-                    for &code in &sure[..m] {
-                        // SAFETY: `split_codes` packs only codes below `limit`.
-                        unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
-                    }
-                    if zeros > 0 {
-                        lanes[zero_bin as usize] += zeros as u32;
-                    }
-                    r
+            if compress {
+                if let Some((m, zeros)) = k.compress_nonzero_f32(bytemuck::cast_slice(block), &mut packed) {
+                    c.lanes[zero_bin as usize] += zeros as u32;
+                    c.block(&packed[..m]);
+                    compress = zeros as usize * 8 >= block.len();
+                    continue;
                 }
-                None => {
-                    // the certain bins in a tight loop; the positions of the others to a list
-                    let mut r = 0;
-                    for (j, &code) in idx.iter().enumerate() {
-                        if code < limit {
-                            // SAFETY: just checked.
-                            unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
-                        } else {
-                            rest[r] = j as u32;
-                            r += 1;
-                        }
-                    }
-                    r
-                }
-            };
-            for &j in &rest[..r] {
-                let j = j as usize;
-                let row = &mut lanes[(j % sets) * nbins..][..nbins];
-                outside.add(b, row, idx[j], block[j].to_f64());
             }
+            c.block(block);
         }
-        self.underflow += outside.under;
-        self.overflow += outside.over;
-        self.nan += outside.nan;
+        self.underflow += c.outside.under;
+        self.overflow += c.outside.over;
+        self.nan += c.outside.nan;
     }
 
     /// Moves the lane counters into `counts`.

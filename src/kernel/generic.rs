@@ -629,12 +629,14 @@ macro_rules! bin_index_body {
                 let t = act::select(inside, t, 0.0);
                 let k = t.to_int_unchecked::<i32>();
                 let fr = t - k as $F;
-                let in_range = inside & (v >= b.lo) & (v <= b.hi);
-                let sure = in_range & (fr > b.tau) & (fr < 1.0 - b.tau);
+                // No test of v against lo and hi: a value outside them has t < 0, or t within
+                // rounding of n (never further than tau from it), so it is never sure; the
+                // caller's edge comparison tests the range.
+                let sure = inside & (fr > b.tau) & (fr < 1.0 - b.tau);
                 // Close to edge e: the caller compares with it (a table lookup here would be a
                 // gather, which costs as much as the rest together). Zeros, which a relu makes
                 // by the half and which often sit on an edge, have their bin ready.
-                let near = in_range & !sure & (b.tau < 0.5);
+                let near = inside & !sure & (b.tau < 0.5);
                 let e = (k + (fr >= 0.5) as i32).min(b.n - 1) as u32;
                 let code = act::select(near, e | super::NEAR, super::EXACT);
                 act::select(v == 0.0, b.zero, act::select(sure, k as u32, code))

@@ -435,6 +435,17 @@ impl Kernel {
         dispatch!(self.level, bin_index32(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 
+    /// Packs the values of `x` other than ±0 into `out` (16 elements longer): their count and
+    /// the zeros' count. `None` where the level has no vector compress.
+    pub fn compress_nonzero_f32(&self, x: &[f32], out: &mut [f32]) -> Option<(usize, u64)> {
+        match self.level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the level is only chosen where the CPU has AVX-512F (and so POPCNT).
+            Level::Avx512 => Some(unsafe { x86::compress_nonzero_f32_avx512(x, out) }),
+            _ => None,
+        }
+    }
+
     /// Whether [`Kernel::split_codes`] does its work at this level.
     pub fn can_split_codes(&self) -> bool {
         cfg!(target_arch = "x86_64") && self.level == Level::Avx512

@@ -93,6 +93,23 @@ impl HalfCvt for Bf16Avx512 {
 super::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], super::F16c, super::Bf16Avx2);
 super::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]], super::F16c, super::Bf16Avx512);
 
+/// See [`super::Kernel::compress_nonzero_f32`]: `vcompressps` 16 values a step. NaN is not
+/// zero (unordered compare), -0 is.
+#[target_feature(enable = "avx512f,popcnt")]
+pub unsafe fn compress_nonzero_f32_avx512(x: &[f32], out: &mut [f32]) -> (usize, u64) {
+    assert!(out.len() >= x.len() + 16);
+    let (mut m, mut zeros) = (0usize, 0u64);
+    for start in (0..x.len()).step_by(16) {
+        let live: __mmask16 = if x.len() - start >= 16 { 0xffff } else { (1u16 << (x.len() - start)) - 1 };
+        let v = _mm512_maskz_loadu_ps(live, x.as_ptr().add(start));
+        let keep = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(live, v, _mm512_setzero_ps());
+        _mm512_storeu_ps(out.as_mut_ptr().add(m), _mm512_maskz_compress_ps(keep, v));
+        m += keep.count_ones() as usize;
+        zeros += (live & !keep).count_ones() as u64;
+    }
+    (m, zeros)
+}
+
 /// See [`super::Kernel::split_codes`]: 16 codes a step, `vpcompressd` packing the certain bins
 /// and the positions of the rest, the zeros only counted.
 #[target_feature(enable = "avx512f,popcnt")]
