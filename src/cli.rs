@@ -13,9 +13,9 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "relu",
-    about = "Stream .npy, .npz and CSV arrays through PyTorch-exact ReLU, leaky ReLU, PReLU and their gradients, with sparsity and dead-unit statistics and histograms",
+    about = "Stream .npy, .npz, .safetensors and CSV arrays (f16, bf16, f32, f64, integers) through PyTorch-exact ReLU, leaky ReLU, PReLU and their gradients, with sparsity and dead-unit statistics and histograms",
     long_about = None,
-    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply acts.npz -o acts_relu.npz\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu stats --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu apply x.npy -o y.npy --stats y.json && relu merge-stats shard-*.json\n  relu inspect --json *.npy"
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply acts.npz -o acts_relu.npz\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply x.npy --dtype bf16 -o x.safetensors\n  relu stats --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu apply x.npy -o y.npy --stats y.json && relu merge-stats shard-*.json\n  relu inspect --json *.npy"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -80,7 +80,7 @@ pub struct ActArgs {
     /// leaky's negative slope [default: 0.01, PyTorch's]
     #[arg(long, allow_negative_numbers = true, value_name = "S")]
     pub slope: Option<f64>,
-    /// prelu's slopes: one number, a comma list, or a 1-D .npy file; one per channel
+    /// prelu's slopes: one number, a comma list, or a 1-D .npy (or one-tensor .safetensors) file; one per channel
     #[arg(long, allow_hyphen_values = true, value_name = "A")]
     pub alpha: Option<String>,
     /// The axis that indexes prelu channels; negative counts from the end
@@ -98,7 +98,7 @@ pub struct ActArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub act: ActArgs,
-    /// Input .npy, .npz, CSV or TSV file, or - for stdin
+    /// Input .npy, .npz, .safetensors, CSV or TSV file, or - for stdin
     #[arg(default_value = "-")]
     pub input: PathBuf,
     /// Output file, or - for stdout (the default)
@@ -142,7 +142,7 @@ pub struct TableArgs {
     /// The first CSV record is data
     #[arg(long)]
     pub no_header: bool,
-    /// .npz input: only this member (its name with or without .npy)
+    /// .npz or .safetensors input: only this member (an .npz name with or without .npy) or tensor
     #[arg(long, value_name = "NAME")]
     pub member: Option<String>,
 }
@@ -179,7 +179,7 @@ pub struct StatsArgs {
     pub from: Option<FormatArg>,
     #[command(flatten)]
     pub table: TableArgs,
-    /// Input files: .npy, .npz (one object per member), CSV or TSV (- for stdin)
+    /// Input files: .npy, .npz (one object per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }
@@ -254,7 +254,7 @@ pub struct HistArgs {
     pub from: Option<FormatArg>,
     #[command(flatten)]
     pub table: TableArgs,
-    /// Input files: .npy, .npz (one histogram per member), CSV or TSV (- for stdin)
+    /// Input files: .npy, .npz (one histogram per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
     #[arg(required_unless_present = "from_stats")]
     pub inputs: Vec<PathBuf>,
 }
@@ -302,7 +302,7 @@ pub struct BatchArgs {
     /// Worker threads [default: all cores]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Files and directories (searched recursively for .npy, .npz, .csv, .tsv)
+    /// Files and directories (searched recursively for .npy, .npz, .safetensors, .csv, .tsv)
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }

@@ -137,7 +137,7 @@ fn round_to(dt: DType, v: f64) -> f64 {
 /// `--alpha`: a number, a comma list, or a `.npy` file of slopes.
 pub fn read_alpha(spec: &str) -> Result<Vec<f64>> {
     let path = Path::new(spec);
-    let alphas = if spec.ends_with(".npy") || path.is_file() {
+    let alphas = if spec.ends_with(".npy") || spec.ends_with(".safetensors") || path.is_file() {
         read_small_array(path).with_context(|| format!("--alpha {spec}"))?
     } else {
         let mut v = Vec::new();
@@ -160,8 +160,26 @@ pub fn read_alpha(spec: &str) -> Result<Vec<f64>> {
     Ok(alphas)
 }
 
-/// A small 0-d or 1-D array, read whole into f64.
+/// A small 0-d or 1-D array, read whole into f64: a `.npy`, or the only tensor of a
+/// `.safetensors`.
 fn read_small_array(path: &Path) -> Result<Vec<f64>> {
+    if crate::format::Format::of_path(path) == crate::format::Format::Safetensors {
+        let st = crate::format::safetensors::SafetensorsFile::open(path)?;
+        let [t] = &st.tensors[..] else {
+            bail!("slopes must be the only tensor of their file; this one holds {}", st.tensors.len());
+        };
+        if t.shape.len() > 1 {
+            bail!("slopes must be a 1-D array, this one has shape {}", npy::shape_repr(&t.shape));
+        }
+        let elements = t.shape.iter().product::<u64>();
+        if elements > 1 << 24 {
+            bail!("{elements} slopes is more than any layer has");
+        }
+        let mut src = st.source(t)?;
+        let dt = src.header.dtype()?;
+        let raw = src.data.next_chunk((t.end - t.start) as usize)?.to_vec();
+        return Ok((0..elements as usize).map(|i| crate::dtype::element_f64(dt, &raw, i)).collect());
+    }
     let mut file = std::fs::File::open(path)?;
     let h = npy::read_header(&mut file)?;
     let dt = h.dtype()?;

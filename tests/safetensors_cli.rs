@@ -266,3 +266,53 @@ fn damaged_files_fail_cleanly() {
         assert_eq!(std::fs::read_dir(outdir.path()).unwrap().count(), 0, "variant {k}: left behind");
     }
 }
+
+/// PReLU slopes from a `.safetensors` of one tensor give the oracle's answer, as from `.npy`.
+#[test]
+fn prelu_slopes_from_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    // the oracle's f32 slopes, as a one-tensor .safetensors written by relu itself
+    let alpha = dir.path().join("alpha.safetensors");
+    let npy = fixture("oracle/bf16_prelu_nchw_alpha.npy");
+    // identity on the slopes: leaky with slope 1 keeps every value; then into .safetensors
+    let (code, _, err) = relu(&["apply", "--act", "leaky", "--slope", "1", s(&npy), "-o", s(&alpha)], None);
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("y.safetensors");
+    let x = fixture("oracle/bf16_prelu_nchw_x.safetensors");
+    let args = ["apply", "--act", "prelu", "--alpha", s(&alpha), "--channel-axis", "1", s(&x), "-o", s(&out)];
+    let (code, _, err) = relu(&args, None);
+    assert_eq!(code, 0, "{err}");
+    let (gb, wb) =
+        (std::fs::read(&out).unwrap(), std::fs::read(fixture("oracle/bf16_prelu_nchw_y.safetensors")).unwrap());
+    let (g, w) = (SafeTensors::deserialize(&gb).unwrap(), SafeTensors::deserialize(&wb).unwrap());
+    same_bf16(g.tensor("x").unwrap().data(), w.tensor("x").unwrap().data(), "prelu");
+    // a file of several tensors is refused, naming the rule
+    let (code, _, err) = relu(
+        &["apply", "--act", "prelu", "--alpha", s(&fixture("valid/multi_dtypes.safetensors")), s(&x), "-o", s(&out)],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("only tensor"), "{err}");
+}
+
+/// `batch` finds `.safetensors` in a tree and mirrors them, one statistics line per tensor.
+#[test]
+fn batch_picks_up_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("acts/ckpt1");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(fixture("oracle/dump_x.safetensors"), tree.join("dump.safetensors")).unwrap();
+    let out = dir.path().join("out");
+    let stats = dir.path().join("stats.jsonl");
+    let (code, _, err) =
+        relu(&["batch", "--out-dir", s(&out), "--stats", s(&stats), s(&dir.path().join("acts"))], None);
+    assert_eq!(code, 0, "{err}");
+    let got = std::fs::read(out.join("ckpt1/dump.safetensors")).unwrap();
+    let want = std::fs::read(fixture("oracle/dump_relu.safetensors")).unwrap();
+    let (g, w) = (SafeTensors::deserialize(&got).unwrap(), SafeTensors::deserialize(&want).unwrap());
+    for (name, t) in w.tensors() {
+        assert_eq!(g.tensor(&name).unwrap().data(), t.data(), "{name}");
+    }
+    let lines = std::fs::read_to_string(&stats).unwrap().lines().count();
+    assert_eq!(lines, w.len());
+}

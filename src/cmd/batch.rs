@@ -1,5 +1,5 @@
 //! `relu batch`: `apply` (and statistics) over whole datasets. Inputs are files and directories
-//! (searched recursively for `.npy`, `.npz`, `.csv`, `.tsv`); the list is sorted byte-wise and
+//! (searched recursively for `.npy`, `.npz`, `.safetensors`, `.csv`, `.tsv`); the list is sorted byte-wise and
 //! `--shard I/N` takes every N-th from the I-th, so N machines split a dataset with no
 //! coordination. Each file is one `Job` on a pool of `-j` workers (a file gets the threads left
 //! over when there are fewer files than threads); outputs mirror the input tree under `--out-dir`
@@ -235,7 +235,7 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// `.npy`, `.npz`, `.csv` or `.tsv` (not a temporary file of a run in progress or killed).
+/// `.npy`, `.npz`, `.safetensors`, `.csv` or `.tsv` (not a temporary file of a run in progress or killed).
 fn is_array_file(p: &Path) -> bool {
     let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     let temp = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".relu-tmp"));
