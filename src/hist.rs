@@ -399,8 +399,7 @@ impl Observer for Histogram {
     }
 }
 
-/// The finite minimum and maximum of the values: the range of the first pass (an observer, so
-/// it sees the data as it is read, through a kernel of its own).
+/// The finite minimum and maximum of the values: the range of the first pass.
 #[derive(Clone, Copy, Debug)]
 pub struct MinMax {
     pub min: f64,
@@ -426,33 +425,6 @@ impl MinMax {
         } else {
             (0.0, 1.0)
         }
-    }
-}
-
-impl Observer for MinMax {
-    fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
-        let k = Kernel::default();
-        let (lo, hi) = with_element!(dtype, T => {
-            let x: &[T] = bytemuck::cast_slice(values);
-            if matches!(T::DTYPE, DType::F32 | DType::F16 | DType::BF16) {
-                let (lo, hi) = k.min_max32(x, T::to_f32);
-                (lo as f64, hi as f64)
-            } else {
-                k.min_max(x, T::to_f64)
-            }
-        });
-        self.merge(&MinMax { min: lo, max: hi });
-    }
-    fn fresh(&self) -> Box<dyn Observer> {
-        Box::new(MinMax::default())
-    }
-    fn merge(&mut self, other: Box<dyn Observer>) {
-        if let Ok(o) = other.into_any().downcast::<MinMax>() {
-            MinMax::merge(self, &o);
-        }
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }
 

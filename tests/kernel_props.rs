@@ -594,29 +594,3 @@ fn bf16_conversions() {
     assert_eq!(act::f64_to_bf16(1e300), 0x7f80);
     assert_eq!(act::f64_to_bf16(1e-300), 0x0000);
 }
-
-/// The first pass of an auto-range histogram: every level's finite min and max equal a plain fold
-/// (NaN and ±inf skipped), for every length 0..=300.
-#[test]
-fn min_max_every_level() {
-    let mut r = Rng(0x5555_1234_abcd_0001);
-    for n in 0..=300 {
-        let x: Vec<f32> = (0..n).map(|_| r.f32()).collect();
-        let y: Vec<f64> = x.iter().map(|&v| v as f64 * 1e200).collect();
-        let fold32 = x
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let fold64 = y
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        for k in kernels() {
-            let (lo, hi) = k.min_max32(&x, |v| v);
-            // ±0 compare equal: the values, not the bits, must agree
-            assert!(lo == fold32.0 && hi == fold32.1, "{:?} n={n}: {lo} {hi} vs {fold32:?}", k.level());
-            let (lo, hi) = k.min_max(&y, |v| v);
-            assert!(lo == fold64.0 && hi == fold64.1, "{:?} n={n}: {lo} {hi} vs {fold64:?}", k.level());
-        }
-    }
-}

@@ -150,13 +150,15 @@ impl Inputs {
         let bins = match args.bins.fixed(n)? {
             Some(b) => b,
             None => {
-                // First pass: the finite min and max of every input's values, found by a
-                // min/max kernel as the data is read (no statistics, nothing written).
+                // First pass: the finite min and max of every input's values, which the kernel's
+                // fused statistics find at the speed of reading.
                 let mut range = MinMax::default();
-                let first: MakeObserver = Arc::new(|| Box::new(MinMax::default()));
-                for mut r in self.run(Some(first), None)? {
-                    if let Some(m) = r.observed::<MinMax>() {
-                        range.merge(&m);
+                for r in self.run(None, Some(false))? {
+                    if let Some(s) = &r.stats {
+                        range.merge(&MinMax {
+                            min: s.min.unwrap_or(f64::INFINITY),
+                            max: s.max.unwrap_or(f64::NEG_INFINITY),
+                        });
                     }
                 }
                 let (lo, hi) = range.range();

@@ -615,41 +615,6 @@ pub unsafe fn count<T: Copy>(x: *const T, n: usize, f: impl Fn(T) -> bool) -> u3
     std::slice::from_raw_parts(x, n).iter().map(|&v| f(v) as u32).sum()
 }
 
-macro_rules! min_max_body {
-    ($name:ident, $F:ty) => {
-        /// See `Kernel::min_max`: sixteen lanes of running minima and maxima, NaN and ±inf
-        /// skipped by a mask, so the loop vectorizes.
-        #[inline(always)]
-        pub unsafe fn $name<T: Copy>(x: *const T, n: usize, f: impl Fn(T) -> $F) -> ($F, $F) {
-            let (mut mn, mut mx) = ([<$F>::INFINITY; L], [<$F>::NEG_INFINITY; L]);
-            let mut i = 0;
-            while i + L <= n {
-                let xs: [T; L] = ptr::read_unaligned(x.add(i) as *const [T; L]);
-                for j in 0..L {
-                    let v = f(xs[j]);
-                    let finite = v.abs() < <$F>::INFINITY;
-                    mn[j] = act::select(finite & (v < mn[j]), v, mn[j]);
-                    mx[j] = act::select(finite & (v > mx[j]), v, mx[j]);
-                }
-                i += L;
-            }
-            while i < n {
-                let v = f(*x.add(i));
-                if v.abs() < <$F>::INFINITY {
-                    mn[0] = mn[0].min(v);
-                    mx[0] = mx[0].max(v);
-                }
-                i += 1;
-            }
-            let lo = mn.iter().fold(<$F>::INFINITY, |a, &b| if b < a { b } else { a });
-            let hi = mx.iter().fold(<$F>::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-            (lo, hi)
-        }
-    };
-}
-min_max_body!(min_max, f64);
-min_max_body!(min_max32, f32);
-
 macro_rules! bin_index_body {
     ($name:ident, $F:ty) => {
         /// See `Kernel::bin_index`: branch-free per lane, so the lanes vectorize.

@@ -237,14 +237,6 @@ macro_rules! level_module {
                 generic::count(x, n, f)
             }
             $(#[$attr])*
-            pub unsafe fn min_max<T: Copy, F: Fn(T) -> f64>(x: *const T, n: usize, f: F) -> (f64, f64) {
-                generic::min_max(x, n, f)
-            }
-            $(#[$attr])*
-            pub unsafe fn min_max32<T: Copy, F: Fn(T) -> f32>(x: *const T, n: usize, f: F) -> (f32, f32) {
-                generic::min_max32(x, n, f)
-            }
-            $(#[$attr])*
             pub unsafe fn bin_index<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f64>, f: F) {
                 generic::bin_index(x, out, n, b, f)
             }
@@ -452,16 +444,6 @@ impl Kernel {
             Level::Avx512 => Some(unsafe { x86::compress_nonzero_f32_avx512(x, out) }),
             _ => None,
         }
-    }
-
-    /// The finite minimum and maximum of `f(x)` (±inf without any finite value).
-    pub fn min_max<T: Copy>(&self, x: &[T], f: impl Fn(T) -> f64) -> (f64, f64) {
-        dispatch!(self.level, min_max(x.as_ptr(), x.len(), f))
-    }
-
-    /// [`Kernel::min_max`] in f32 lanes.
-    pub fn min_max32<T: Copy>(&self, x: &[T], f: impl Fn(T) -> f32) -> (f32, f32) {
-        dispatch!(self.level, min_max32(x.as_ptr(), x.len(), f))
     }
 
     /// Whether [`Kernel::split_codes`] does its work at this level.
