@@ -36,6 +36,17 @@ pub enum Command {
     MergeStats(MergeArgs),
     /// Show what a file holds, from its header only
     Inspect(InspectArgs),
+    /// Print a shell completion script (e.g. `relu completions bash > ~/.local/share/bash-completion/completions/relu`)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `relu man > relu.1 && man ./relu.1`
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -487,6 +498,29 @@ pub fn version() -> String {
     format!("{} (kernel: {})", env!("CARGO_PKG_VERSION"), crate::kernel::Level::detect().name())
 }
 
+/// `relu completions SHELL`: the script, from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "relu", &mut out);
+    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+    Ok(())
+}
+
+/// `relu man`: the main page, then each subcommand's page, so that one page shows every flag.
+fn man() -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command().version(version())).render(&mut out)?;
+    for sub in Cli::command().get_subcommands() {
+        if matches!(sub.get_name(), "completions" | "man" | "help") {
+            continue;
+        }
+        let page = sub.clone().name(format!("relu-{}", sub.get_name()));
+        clap_mangen::Man::new(page).render(&mut out)?;
+    }
+    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+    Ok(())
+}
+
 /// Parses the command line, runs it, reports an error once. Returns the exit code.
 pub fn main() -> i32 {
     let cmd = Cli::command().version(version());
@@ -505,6 +539,8 @@ pub fn main() -> i32 {
         Command::Batch(a) => cmd::batch::run(a),
         Command::MergeStats(a) => cmd::merge::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Completions(a) => completions(a.shell),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => 0,

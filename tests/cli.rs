@@ -1418,3 +1418,35 @@ fn version_mentions_the_kernel_level() {
         v.split("kernel:").nth(1).unwrap_or_else(|| panic!("no 'kernel:' in {v:?}")).trim().trim_end_matches(')');
     assert!(!level.is_empty(), "empty kernel level in {v:?}");
 }
+
+/// `completions` writes a script each shell accepts (bash checked with `bash -n` when bash is
+/// there), naming every subcommand; `man` is roff with a title and every subcommand's page.
+#[test]
+fn completions_and_man_page() {
+    let subs = ["apply", "stats", "hist", "batch", "merge-stats", "inspect"];
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let r = relu(["completions", shell]);
+        r.ok();
+        let text = String::from_utf8(r.stdout.clone()).unwrap();
+        for s in subs {
+            assert!(text.contains(s), "{shell}: no {s}");
+        }
+        if shell == "bash" {
+            let dir = tmpdir();
+            let script = dir.path().join("relu.bash");
+            fs::write(&script, &text).unwrap();
+            if let Ok(o) = std::process::Command::new("bash").arg("-n").arg(&script).output() {
+                assert!(o.status.success(), "bash -n: {}", String::from_utf8_lossy(&o.stderr));
+            }
+        }
+    }
+    assert_ne!(relu(["completions", "tcsh"]).code, 0);
+    let r = relu(["man"]);
+    r.ok();
+    let page = String::from_utf8(r.stdout.clone()).unwrap();
+    assert!(page.lines().take(5).any(|l| l.starts_with(".TH relu 1")), "{}", &page[..200]);
+    for s in subs {
+        assert!(page.contains(&format!(".TH relu-{s} ")), "no page for {s}");
+    }
+    assert!(page.contains("dead\\-threshold"), "flags listed");
+}
