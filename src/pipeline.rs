@@ -257,7 +257,8 @@ impl ChunkProcessor {
         let direct = plan.output == plan.work && plan.output_order == ByteOrder::Little;
         let y = if direct { &mut *out } else { &mut self.y.bytes_mut()[..n * ws] };
         let stats = self.stats.as_mut();
-        with_element!(plan.work, T => run_kernel::<T>(&k, plan, x, g, slopes, y, stats, start));
+        let y_unused = self.discard && self.observer.is_none();
+        with_element!(plan.work, T => run_kernel::<T>(&k, plan, x, g, slopes, y, stats, start, y_unused));
         if let Some(o) = &mut self.observer {
             o.observe(y, plan.work, start);
         }
@@ -319,6 +320,10 @@ pub trait Compute: Element {
     type S: Pod;
     fn slope(v: f64) -> Self::S;
     fn run(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self]);
+    /// The statistics alone, nothing written, where the type has a way to skip the output.
+    fn stats_only(_k: &Kernel, _op: Op<Self::S>, _x: &[Self], _shift: f64) -> Option<ChunkStats> {
+        None
+    }
     fn run_stats(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self], shift: f64)
         -> ChunkStats;
 }
@@ -349,6 +354,9 @@ impl Compute for F16 {
     fn run(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16]) {
         k.half(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
     }
+    fn stats_only(k: &Kernel, op: Op<f32>, x: &[F16], shift: f64) -> Option<ChunkStats> {
+        k.half_stats_only(false, op, cast_slice(x), shift)
+    }
     fn run_stats(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16], shift: f64) -> ChunkStats {
         k.half_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
     }
@@ -361,6 +369,9 @@ impl Compute for BF16 {
     }
     fn run(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16]) {
         k.bf16(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+    }
+    fn stats_only(k: &Kernel, op: Op<f32>, x: &[BF16], shift: f64) -> Option<ChunkStats> {
+        k.half_stats_only(true, op, cast_slice(x), shift)
     }
     fn run_stats(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16], shift: f64) -> ChunkStats {
         k.bf16_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
@@ -395,6 +406,7 @@ fn run_kernel<T: Compute>(
     y: &mut [u8],
     stats: Option<&mut StatsAccumulator>,
     start: u64,
+    y_unused: bool,
 ) {
     let slope = match slopes {
         Some(s) => Slope::Each(cast_slice(s)),
@@ -412,7 +424,12 @@ fn run_kernel<T: Compute>(
         None => T::run(k, op, x, g, y),
         Some(acc) => {
             let shift = acc.shift(x.first().map_or(0.0, |&v| v.to_f64()));
-            acc.add_chunk(&T::run_stats(k, op, x, g, y, shift));
+            // nothing written and nothing observed: the output need not be made at all
+            let only = if y_unused && g.is_none() { T::stats_only(k, op, x, shift) } else { None };
+            acc.add_chunk(&match only {
+                Some(s) => s,
+                None => T::run_stats(k, op, x, g, y, shift),
+            });
             acc.count_active(k, x, start, T::is_active);
         }
     }

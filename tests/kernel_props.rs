@@ -557,10 +557,21 @@ fn bf16_all_values_every_level() {
                     assert_eq!(y[i], want[i], "{:?} {c:?} x={:#06x} g={:#06x}", k.level(), x[i], g[i]);
                 }
             }
-            // with statistics: the same outputs
+            // with statistics: the same outputs; and for relu, the statistics without an output
+            // (NaNs and infinities included, so the recount path runs) equal them
             let mut z = vec![0u16; x.len()];
-            k.bf16_stats(op(c, |a| a as f32, &slopes), &x, gg, &mut z, 0.0);
+            let st = k.bf16_stats(op(c, |a| a as f32, &slopes), &x, gg, &mut z, 0.5);
             assert!(z == base, "{:?} {c:?}: statistics path differs", k.level());
+            if let (Case::Relu, Some(only)) = (c, k.half_stats_only(true, Op::Relu, &x, 0.5)) {
+                assert_eq!(only, st, "{:?}: statistics without output", k.level());
+                for n in [1usize, 15, 17, 1000] {
+                    let (mut y, sub) = (vec![0u16; n], &x[0x3f00..0x3f00 + n]);
+                    let full = k.bf16_stats(Op::Relu, sub, None, &mut y, 0.0);
+                    assert_eq!(k.half_stats_only(true, Op::Relu, sub, 0.0), Some(full), "n={n}");
+                    let full16 = k.half_stats(Op::Relu, sub, None, &mut y, 0.0);
+                    assert_eq!(k.half_stats_only(false, Op::Relu, sub, 0.0), Some(full16), "f16 n={n}");
+                }
+            }
         }
     }
 }

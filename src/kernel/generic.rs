@@ -488,7 +488,8 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
 
 /// Observes the f32 value the f16 output holds (the result rounded to f16), so statistics describe
 /// the data as written. `EXACT`: `f` always gives a value the format holds (identity, relu), so the
-/// result is observed as computed, without reading the output back.
+/// result is observed as computed, without reading the output back; then `y` may be null (the
+/// statistics alone are wanted) and nothing is written.
 #[inline(always)]
 unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
     x: *const u16,
@@ -530,9 +531,11 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         for j in 0..L {
             ys[j] = f(xs[j], gs[j], avs[j]);
         }
-        let (lo, hi) = ys.split_at(8);
-        C::store(y, lo.try_into().unwrap());
-        C::store(y.add(8), hi.try_into().unwrap());
+        if !y.is_null() {
+            let (lo, hi) = ys.split_at(8);
+            C::store(y, lo.try_into().unwrap());
+            C::store(y.add(8), hi.try_into().unwrap());
+        }
         if std::mem::size_of::<O>() != 0 {
             let back = if EXACT { ys } else { load16(y) };
             if lanes == L {
@@ -544,10 +547,12 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
             }
         }
     }
+    debug_assert!(EXACT || !y.is_null());
+    let out = |i: usize| if y.is_null() { y } else { y.add(i) };
     let mut i = 0;
     while i + L <= n {
         let avs = std::array::from_fn(|j| a.get(i + j));
-        block::<C, O, EXACT>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), y.add(i), L, avs);
+        block::<C, O, EXACT>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), out(i), L, avs);
         i += L;
     }
     if i < n {
@@ -561,12 +566,17 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         // `a` may only be read in bounds: give the padding lanes the last real slope.
         let av: [f32; L] = std::array::from_fn(|j| a.get(i + j.min(r - 1)));
         block::<C, O, EXACT>(&mut obs, &f, ones, xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), r, av);
-        ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
+        if !y.is_null() {
+            ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
+        }
     }
     if obs.poisoned() {
         let mut slow = O::new(shift);
         for i in 0..n {
-            slow.lane(i % L, C::to_f32(*x.add(i)), C::to_f32(*y.add(i)));
+            let xv = C::to_f32(*x.add(i));
+            // without an output, the (exact) result is computed again
+            let yv = if y.is_null() { f(xv, 1.0, 0.0) } else { C::to_f32(*y.add(i)) };
+            slow.lane(i % L, xv, yv);
         }
         return slow.finish();
     }

@@ -366,6 +366,22 @@ impl Kernel {
         dispatch!(self.level, bhalf::<FloatStats<f32>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
     }
 
+    /// The statistics of [`Kernel::half_stats`] or [`Kernel::bf16_stats`] with nothing written,
+    /// for `Op::Identity` and `Op::Relu` (whose results the format holds exactly); `None` for
+    /// other ops.
+    pub fn half_stats_only(&self, bf16: bool, op: Op<f32>, x: &[u16], shift: f64) -> Option<ChunkStats> {
+        if !matches!(op, Op::Identity | Op::Relu) {
+            return None;
+        }
+        let n = x.len();
+        let (op, y) = (op.raw(n), std::ptr::null_mut());
+        Some(if bf16 {
+            dispatch!(self.level, bhalf::<FloatStats<f32>>(op, x.as_ptr(), std::ptr::null(), y, n, shift))
+        } else {
+            dispatch!(self.level, half::<FloatStats<f32>>(op, x.as_ptr(), std::ptr::null(), y, n, shift))
+        })
+    }
+
     pub fn bf16_to_f32(&self, x: &[u16], y: &mut [f32]) {
         assert_eq!(x.len(), y.len());
         dispatch!(self.level, bf16_to_f32(x.as_ptr(), y.as_mut_ptr(), x.len()))
