@@ -1,7 +1,7 @@
 //! CSV, TSV and `.npz` against NumPy and pandas: files they write go through the binary, and what
 //! the binary writes is read back by them (`np.load`, `np.loadtxt`, `pd.read_csv`) and compared
-//! bit for bit with `np.where(x < 0, 0, x)`. Skips (loudly) without a Python that has NumPy;
-//! the pandas cases skip without pandas.
+//! bit for bit with `np.where(x < 0, 0, x)`. Python: `common::python`; the
+//! pandas cases skip without pandas (the venv the tests make has it).
 
 mod common;
 
@@ -101,7 +101,7 @@ sys.exit(1 if fails else 0)
 #[test]
 fn csv_and_npz_interop_with_numpy_and_pandas() {
     let Some(py) = common::python() else {
-        eprintln!("SKIPPED formats_interop: no Python with NumPy (set RELU_PYTHON, or create target/accept-venv)");
+        eprintln!("SKIPPED formats_interop: RELU_SKIP_INTEROP=1");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,8 @@
 //! inputs, NaN and ±inf). Counts, outside counts and edges must match bit for bit; ranges NumPy
 //! refuses must be refused.
 //!
-//! Python: `$RELU_PYTHON` if set (then a missing NumPy is a failure), else
-//! `target/accept-venv/bin/python` if it exists, else `python3`; without NumPy the test says so.
+//! Python: `common::python` — `$RELU_PYTHON`, else a venv under `target/` found or made. Without
+//! one the tests fail, unless `RELU_SKIP_INTEROP=1` asks explicitly to skip them.
 
 use serde_json::Value;
 use std::fs;
@@ -96,7 +96,7 @@ json.dump(cases, open(f"{D}/cases.json", "w"))
 #[test]
 fn counts_match_numpy_histogram() {
     let Some(py) = python() else {
-        eprintln!("SKIPPED: no Python with NumPy (set RELU_PYTHON)");
+        eprintln!("SKIPPED: RELU_SKIP_INTEROP=1");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +132,7 @@ fn counts_match_numpy_histogram() {
 #[test]
 fn svg_parses_as_xml() {
     let Some(py) = python() else {
-        eprintln!("SKIPPED: no Python with NumPy (set RELU_PYTHON)");
+        eprintln!("SKIPPED: RELU_SKIP_INTEROP=1");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

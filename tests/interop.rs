@@ -6,10 +6,9 @@
 //! temporary directory with a `cases.json` list, this file runs `relu apply` on every case, then a
 //! checker script loads every output with NumPy and compares.
 //!
-//! Python: `$RELU_PYTHON` if set (CI points it at a venv with NumPy; then a missing NumPy is a
-//! failure), else `target/accept-venv/bin/python` if it exists, else `python3`. When none of these
-//! can `import numpy`, every test here prints a SKIPPED message and returns early, checking nothing:
-//! these tests need NumPy by design, and `tests/cli.rs` covers the binary without it.
+//! Python: `common::python` — `$RELU_PYTHON`, else a venv under `target/` found or made (`python3 -m
+//! venv`, `pip install numpy pandas safetensors`). Without one the tests fail, unless
+//! `RELU_SKIP_INTEROP=1` asks explicitly to skip them.
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -246,10 +245,7 @@ fn run_python(py: &Path, script: &Path, dir: &Path) -> std::process::Output {
 /// Generates the cases with `gen` (Python, after [`PRELUDE`]), runs relu on each, checks them all.
 fn suite(name: &str, gen: &str) {
     let Some(py) = python() else {
-        eprintln!(
-            "SKIPPED interop::{name}: no Python with NumPy (set RELU_PYTHON, or create \
-             target/accept-venv, or install numpy for python3)"
-        );
+        eprintln!("SKIPPED interop::{name}: RELU_SKIP_INTEROP=1");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
