@@ -22,6 +22,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--progress` and `-q` of the single-file commands.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ProgressArgs {
+    /// Progress bar on stderr for inputs over 256 MiB: auto draws it only when stderr is a terminal
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+    /// No progress bar
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Transform one array through an activation (default: relu)
@@ -108,6 +119,8 @@ pub struct ActArgs {
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
     pub act: ActArgs,
     /// Input .npy, .npz, .safetensors, CSV or TSV file, or - for stdin
     #[arg(default_value = "-")]
@@ -171,6 +184,8 @@ pub struct UnitArgs {
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
     pub act: ActArgs,
     #[command(flatten)]
     pub units: UnitArgs,
@@ -227,6 +242,8 @@ pub enum HistFormatArg {
     after_help = "Examples:\n  relu hist --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu hist --act relu --ridge ckpt_*/layer3.npy -o layer3.png\n  relu hist --active-rate --act relu layer1.npy\n  relu hist --bins 100 --range=-4:4 --format json x.npy\n  relu hist --from-stats merged.json -o all.svg"
 )]
 pub struct HistArgs {
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     #[command(flatten)]
     pub act: ActArgs,
     #[command(flatten)]

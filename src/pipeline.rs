@@ -205,6 +205,7 @@ impl ChunkProcessor {
     /// [`ChunkProcessor::process`] into `out` (8-byte aligned, exactly the output's length): the
     /// kernel writes there directly when no conversion follows it.
     pub fn process_into(&mut self, x: &[u8], g: Option<&[u8]>, start: u64, out: &mut [u8]) {
+        crate::progress::add(x.len());
         let plan = &self.plan;
         if self.discard
             && plan.act.is_none()

@@ -1450,3 +1450,36 @@ fn completions_and_man_page() {
     }
     assert!(page.contains("dead\\-threshold"), "flags listed");
 }
+
+/// Progress goes to stderr only: drawn with `--progress always` (bytes against the input's
+/// size), never when stderr is not a terminal under `auto`, never with `-q`; stdout unchanged.
+#[test]
+fn progress_only_on_stderr_and_only_when_asked() {
+    let input = fixtures().join("oracle/prelu_nchw_f32_x.npy");
+    let dir = tmpdir();
+    let out = dir.path().join("y.npy");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> =
+            vec!["apply".into(), input.display().to_string(), "-o".into(), out.display().to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let drawn = relu(args(&["--progress", "always"]));
+    drawn.ok();
+    assert!(drawn.stderr.contains("apply") && drawn.stderr.contains("B/"), "{:?}", drawn.stderr);
+    for quiet in [vec![], vec!["-q", "--progress", "always"], vec!["--progress", "never"]] {
+        let r = relu(args(&quiet));
+        r.ok();
+        assert!(r.stderr.is_empty(), "{quiet:?}: {:?}", r.stderr);
+    }
+    for cmd in [vec!["stats", "--progress", "always"], vec!["hist", "--progress", "always"]] {
+        let mut a = cmd.clone();
+        let p = input.display().to_string();
+        a.push(&p);
+        let r = relu(&a);
+        r.ok();
+        assert!(r.stderr.contains(cmd[0]), "{cmd:?}: {:?}", r.stderr);
+        let plain = relu([cmd[0], p.as_str()]);
+        assert_eq!(plain.stdout, r.stdout, "{cmd:?}: stdout unchanged");
+    }
+}

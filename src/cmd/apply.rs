@@ -46,7 +46,10 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if job.observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
+    let total = crate::progress::input_bytes(std::slice::from_ref(&job.input), job.read.format);
+    let watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "apply");
     let mut done = job.run()?;
+    drop(watch);
     crate::hist::attach_to_stats(&mut done.reports);
     // The statistics first: a run that fails there leaves no output array either.
     if let Some(path) = &args.stats {

@@ -6,7 +6,7 @@
 //! and appear complete or not at all. A failing file fails alone: the others finish, failures are
 //! listed at the end, and the exit code is 1 (`--fail-fast` stops at the first).
 
-use crate::cli::{ActKind, BatchArgs, ProgressArg};
+use crate::cli::{ActKind, BatchArgs};
 use crate::format::Format;
 use crate::job::Job;
 use crate::options::{threads, usage, Dest};
@@ -28,29 +28,7 @@ struct Item {
 /// The progress bar: bytes, throughput and ETA, files done and failed so far; drawn on stderr
 /// only when it is a terminal (`--progress auto`), never with `-q`.
 fn progress(args: &BatchArgs, items: &[Item]) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    let show = !args.quiet
-        && match args.progress {
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
-            ProgressArg::Auto => std::io::stderr().is_terminal(),
-        };
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let total = items.iter().map(|i| i.bytes).sum();
-    // indicatif's own stderr target stays silent off a terminal; `always` means always
-    let target = if std::io::stderr().is_terminal() {
-        indicatif::ProgressDrawTarget::stderr()
-    } else {
-        indicatif::ProgressDrawTarget::term_like(Box::new(Stderr))
-    };
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), target);
-    let style =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    bar.set_style(style);
+    let bar = crate::progress::bar(args.progress, args.quiet, items.iter().map(|i| i.bytes).sum());
     bar.set_message(format!("files 0/{}", items.len()));
     bar
 }
@@ -240,40 +218,4 @@ fn is_array_file(p: &Path) -> bool {
     let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     let temp = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".relu-tmp"));
     !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "safetensors" | "csv" | "tsv"))
-}
-
-/// stderr as a terminal for `--progress always` when it is not one (a log file, a pipe).
-#[derive(Debug)]
-struct Stderr;
-
-impl indicatif::TermLike for Stderr {
-    fn width(&self) -> u16 {
-        std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80)
-    }
-    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        self.write_str(&format!("\x1b[{n}A"))
-    }
-    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-        self.write_str(&format!("\x1b[{n}B"))
-    }
-    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-        self.write_str(&format!("\x1b[{n}C"))
-    }
-    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-        self.write_str(&format!("\x1b[{n}D"))
-    }
-    fn write_line(&self, s: &str) -> std::io::Result<()> {
-        self.write_str(&format!("{s}\n"))
-    }
-    fn write_str(&self, s: &str) -> std::io::Result<()> {
-        use std::io::Write;
-        std::io::stderr().write_all(s.as_bytes())
-    }
-    fn clear_line(&self) -> std::io::Result<()> {
-        self.write_str("\r\x1b[2K")
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        use std::io::Write;
-        std::io::stderr().flush()
-    }
 }

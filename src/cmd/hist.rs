@@ -25,7 +25,13 @@ pub fn run(args: HistArgs) -> Result<()> {
     }
     let panels = match &args.from_stats {
         Some(f) => from_stats(f)?,
-        None => Inputs::new(&args)?.panels(&args)?,
+        None => {
+            // the auto range reads the data twice
+            let passes = if args.active_rate || args.bins.range.is_some() { 1 } else { 2 };
+            let total = passes * crate::progress::input_bytes(&args.inputs, args.from.map(|f| f.format()));
+            let _watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "hist");
+            Inputs::new(&args)?.panels(&args)?
+        }
     };
     let opts =
         PlotOptions { view: if args.ridge { View::Ridge } else { View::Panels }, log_y: args.log_y, size: args.size };

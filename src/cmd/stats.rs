@@ -20,6 +20,8 @@ pub fn run(args: StatsArgs) -> Result<()> {
         threads: threads(args.threads),
         observer: hist.clone(),
     };
+    let total = crate::progress::input_bytes(&args.inputs, read.format);
+    let watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "stats");
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
@@ -51,6 +53,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
             }
         }
     }
+    drop(watch);
     if failed > 0 {
         anyhow::bail!("{failed} of {} inputs failed", args.inputs.len());
     }
