@@ -117,6 +117,9 @@ pub struct ActArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 -o y.npy\n  relu apply x.npy --act grad --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply x.npy -o y.npy --stats y.json --bins 100 --range=-4:4\n  cat x.npy | relu apply --act leaky > y.npy"
+)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub progress: ProgressArgs,
@@ -182,6 +185,9 @@ pub struct UnitArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu stats --act relu layer1.npy\n  relu stats --act relu --unit-axis 1 --dead-threshold 0.05 conv.npy\n  relu stats --json --act relu dump.safetensors\n  relu stats --json --bins 100 --range=-4:4 shard1.npy > s1.json"
+)]
 pub struct StatsArgs {
     #[command(flatten)]
     pub progress: ProgressArgs,
@@ -336,6 +342,9 @@ pub struct BatchArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu merge-stats shard-*.jsonl > all.json\n  relu hist --from-stats all.json -o all.png"
+)]
 pub struct MergeArgs {
     /// Where to write the merged object (default: stdout)
     #[arg(short, long, value_name = "OUT")]
@@ -346,6 +355,7 @@ pub struct MergeArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  relu inspect x.npy acts.npz dump.safetensors\n  relu inspect --json *.npy")]
 pub struct InspectArgs {
     /// JSON Lines: one object per array
     #[arg(long)]

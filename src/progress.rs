@@ -1,5 +1,5 @@
 //! Progress on stderr (indicatif): bytes, throughput and ETA. Drawn only when stderr is a
-//! terminal (`--progress auto`), or always (`--progress always`, for logs), never with `-q`.
+//! terminal that is not `TERM=dumb` (`--progress auto`), or always (`--progress always`, for logs), never with `-q`.
 //! Single-file commands count the data bytes the pipeline takes in: one relaxed atomic add per
 //! 256 KiB chunk, polled by a drawing thread ten times a second.
 
@@ -26,7 +26,10 @@ pub fn wanted(progress: ProgressArg, quiet: bool) -> bool {
         && match progress {
             ProgressArg::Always => true,
             ProgressArg::Never => false,
-            ProgressArg::Auto => std::io::stderr().is_terminal(),
+            // a dumb terminal cannot redraw a line
+            ProgressArg::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
         }
 }
 

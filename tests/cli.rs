@@ -1483,3 +1483,15 @@ fn progress_only_on_stderr_and_only_when_asked() {
         assert_eq!(plain.stdout, r.stdout, "{cmd:?}: stdout unchanged");
     }
 }
+
+/// Every subcommand's `--help` ends with examples.
+#[test]
+fn every_subcommand_help_has_examples() {
+    for sub in ["apply", "stats", "hist", "batch", "merge-stats", "inspect"] {
+        let r = relu([sub, "--help"]);
+        r.ok();
+        let text = String::from_utf8(r.stdout.clone()).unwrap();
+        let tail = &text[text.find("Examples:").unwrap_or_else(|| panic!("{sub}: no examples"))..];
+        assert!(tail.lines().skip(1).any(|l| l.trim_start().starts_with("relu ")), "{sub}: {tail}");
+    }
+}
