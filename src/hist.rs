@@ -154,6 +154,9 @@ fn linspace(lo: f64, hi: f64, num: usize) -> Vec<f64> {
 
 const LANES: usize = 16;
 
+/// Values counted a block at a time (the buffers live on the stack).
+const BLOCK: usize = 512;
+
 /// One call's counting state: the bins, the counter sets, and the buffers of a block.
 struct Counter<'a> {
     k: Kernel,
@@ -166,13 +169,13 @@ struct Counter<'a> {
     spec32: Option<BinSpec<f32>>,
     spec: BinSpec<f64>,
     outside: Outside,
-    idx: [u32; 512],
-    sure: [u32; 528],
-    rest: [u32; 528],
+    idx: [u32; BLOCK],
+    sure: [u32; BLOCK + 16],
+    rest: [u32; BLOCK + 16],
 }
 
 impl Counter<'_> {
-    /// Counts up to 512 values.
+    /// Counts up to [`BLOCK`] values.
     fn block<U: Element>(&mut self, vals: &[U]) {
         let (k, b, nbins, sets, limit) = (self.k, self.b, self.nbins, self.sets, self.limit);
         let idx = &mut self.idx[..vals.len()];
@@ -308,7 +311,6 @@ impl Histogram {
         let spec32 = if matches!(T::DTYPE, DType::F32 | DType::F16) { b.spec32() } else { None };
         let spec32 = spec32.map(|s| BinSpec { stride, zero, ..s });
         let spec = BinSpec { stride, zero, ..b.spec64() };
-        const BLOCK: usize = 512;
         let mut c = Counter {
             k,
             b,

@@ -280,34 +280,18 @@ impl Job {
             Some((sink, Format::Safetensors)) => {
                 // one tensor, named after the file, in C order
                 let mut src = src.into_c_order().with_context(|| name.clone())?;
-                let tensor = self.input.file_stem().map_or("data".into(), |s| s.to_string_lossy().into_owned());
-                let tensor = if is_dash(&self.input) { "data".to_string() } else { tensor };
-                let (header, starts) =
-                    safetensors::write_header(None, &[(tensor, proc.plan().output, info.shape.clone())]);
-                sink.write(&header)?;
-                if sink.is_stdout() || src.region.is_none() {
-                    let mut write = |b: &[u8]| sink.write(b);
-                    stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write).map_err(fail)?;
-                } else {
-                    let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
-                    let at = PositionalOut { file, offset: starts[0] };
-                    self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).map_err(fail)?;
-                }
+                let tensor = match self.input.file_stem() {
+                    Some(stem) if !is_dash(&self.input) => stem.to_string_lossy().into_owned(),
+                    _ => "data".to_string(),
+                };
+                let (header, _) = safetensors::write_header(None, &[(tensor, proc.plan().output, info.shape.clone())]);
+                self.header_then_data(sink, &header, &mut proc, &mut src, upstream.as_mut(), fail)?;
             }
             Some((sink, Format::Npy)) => {
                 let header = npy::write_header(proc.plan().output, info.fortran, &info.shape);
                 let osz = proc.plan().output.size() as u64;
                 sink.preallocate(header.len() as u64 + elements.saturating_mul(osz));
-                sink.write(&header)?;
-                if sink.is_stdout() || src.region.is_none() {
-                    // in order; with threads the writes (a pipe, a deflated member) overlap the kernel
-                    let mut write = |b: &[u8]| sink.write(b);
-                    stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write).map_err(fail)?;
-                } else {
-                    let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
-                    let at = PositionalOut { file, offset: header.len() as u64 };
-                    self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).map_err(fail)?;
-                }
+                self.header_then_data(sink, &header, &mut proc, &mut src, upstream.as_mut(), fail)?;
             }
             Some((sink, f)) if f.is_text() => {
                 if upstream.is_some() {
@@ -328,6 +312,29 @@ impl Job {
             Some(_) => return usage(NPZ_NEEDS_NPZ),
         }
         Ok(self.report(&name, proc, &info.shape))
+    }
+
+    /// Writes `header`, then the array's data right after it: in order through the sink for
+    /// stdout and streams (with threads the writes, to a pipe or a deflated member, overlap the
+    /// kernel), else at positions in the file on all workers.
+    fn header_then_data(
+        &self,
+        sink: &mut Sink,
+        header: &[u8],
+        proc: &mut ChunkProcessor,
+        src: &mut ArraySource,
+        mut upstream: Option<&mut ArraySource>,
+        fail: impl Fn(anyhow::Error) -> anyhow::Error,
+    ) -> Result<()> {
+        sink.write(header)?;
+        if sink.is_stdout() || src.region.is_none() {
+            let mut write = |b: &[u8]| sink.write(b);
+            stream(proc, src, upstream.take(), self.threads, &mut write).map_err(fail)
+        } else {
+            let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
+            let at = PositionalOut { file, offset: header.len() as u64 };
+            self.drive(proc, src, upstream, Some(at)).map_err(fail)
+        }
     }
 
     /// Runs an array whose output (if any) is written at positions: on `threads` workers over

@@ -6,24 +6,6 @@
 mod common;
 
 const SCRIPT: &str = r#"
-import sys, os, subprocess, numpy as np
-BIN, D = sys.argv[1], sys.argv[2]
-fails, checked = [], 0
-def run(*args, stdin=None):
-    p = subprocess.run([BIN, *args], input=stdin, capture_output=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"relu {' '.join(args)}: exit {p.returncode}: {p.stderr.decode()[:300]}")
-    return p.stdout
-def relu(x):
-    return np.where(x < 0, np.zeros((), x.dtype), x).astype(x.dtype)
-def same(a, b):
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
-def check(name, ok):
-    global checked
-    checked += 1
-    if not ok:
-        fails.append(name)
 
 rng = np.random.default_rng(7)
 def table(r, c):
@@ -91,11 +73,6 @@ for save in (np.savez, np.savez_compressed):
     csv = run("apply", src, "--member", "f64_fortran", "--to", "csv")
     got = np.loadtxt(csv.decode().splitlines(), delimiter=",")
     check(f"{save.__name__} member to csv", same(got, relu(members["f64_fortran"]).reshape(5, -1)))
-
-for f in fails:
-    print("FAIL", f)
-print(f"checked {checked}")
-sys.exit(1 if fails else 0)
 "#;
 
 #[test]
@@ -104,14 +81,6 @@ fn csv_and_npz_interop_with_numpy_and_pandas() {
         eprintln!("SKIPPED formats_interop: RELU_SKIP_INTEROP=1");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("interop.py");
-    std::fs::write(&script, SCRIPT).unwrap();
-    let o =
-        std::process::Command::new(py).arg(&script).arg(env!("CARGO_BIN_EXE_relu")).arg(dir.path()).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    let n: usize = out.lines().last().and_then(|l| l.strip_prefix("checked ")).unwrap().parse().unwrap();
-    assert!(n >= 40, "only {n} checks ran");
+    let n = common::run_py_checks(py, SCRIPT, 40);
     eprintln!("formats_interop: {n} checks");
 }

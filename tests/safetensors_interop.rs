@@ -1,32 +1,13 @@
 //! `.safetensors` against the Python `safetensors` library (its NumPy flavour): files it writes go
 //! through the binary, and what the binary writes is read back by `load_file` and compared bit
 //! for bit with `np.where(x < 0, 0, x)`. bf16 (which NumPy cannot name) is checked through the
-//! library's raw `deserialize`. Skips (loudly) without a Python that has NumPy and `safetensors`;
-//! CI installs both.
+//! library's raw `deserialize`. Python: `common::python` (CI's venv installs the library).
 
 mod common;
 
 const SCRIPT: &str = r#"
-import sys, subprocess, numpy as np
 from safetensors.numpy import save_file, load_file
 from safetensors import deserialize, safe_open
-BIN, D = sys.argv[1], sys.argv[2]
-fails, checked = [], 0
-def run(*args, stdin=None):
-    p = subprocess.run([BIN, *args], input=stdin, capture_output=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"relu {' '.join(args)}: exit {p.returncode}: {p.stderr.decode()[:300]}")
-    return p.stdout
-def relu(x):
-    return np.where(x < 0, np.zeros((), x.dtype), x).astype(x.dtype)
-def same(a, b):
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
-def check(name, ok):
-    global checked
-    checked += 1
-    if not ok:
-        fails.append(name)
 
 rng = np.random.default_rng(11)
 def floats(shape, dt):
@@ -101,10 +82,6 @@ y = np.frombuffer(bytes(x["data"]), np.uint16)
 u = relu(f32).view(np.uint32).astype(np.uint64)
 rne = ((u + 0x7fff + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 check("f32 to bf16", x["dtype"] == "BF16" and np.array_equal(y[~np.isnan(f32)], rne[~np.isnan(f32)]))
-
-print("\n".join(fails))
-print(f"checked {checked}")
-sys.exit(1 if fails else 0)
 "#;
 
 #[test]
@@ -119,14 +96,6 @@ fn safetensors_interop_with_the_python_library() {
         "{} has no `safetensors`: pip install safetensors (or RELU_SKIP_INTEROP=1 to skip)",
         py.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("st.py");
-    std::fs::write(&script, SCRIPT).unwrap();
-    let o =
-        std::process::Command::new(py).arg(&script).arg(env!("CARGO_BIN_EXE_relu")).arg(dir.path()).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    let n: usize = out.lines().last().and_then(|l| l.strip_prefix("checked ")).unwrap().parse().unwrap();
-    assert!(n >= 12, "only {n} checks ran");
+    let n = common::run_py_checks(py, SCRIPT, 12);
     eprintln!("safetensors_interop: {n} checks");
 }

@@ -402,6 +402,26 @@ pub trait HalfCvt {
     }
 }
 
+/// The scalar side of a bf16 [`HalfCvt`]: the format's own conversions and relu on the bits
+/// (every bf16 converter shares them; only the eight-lane `load` and `store` differ).
+macro_rules! bf16_scalars {
+    () => {
+        #[inline(always)]
+        fn to_f32(h: u16) -> f32 {
+            $crate::act::bf16_to_f32(h)
+        }
+        #[inline(always)]
+        fn from_f32(f: f32) -> u16 {
+            $crate::act::f32_to_bf16(f)
+        }
+        #[inline(always)]
+        fn relu_bits(h: u16) -> u16 {
+            $crate::act::relu_bf16(h)
+        }
+    };
+}
+pub(crate) use bf16_scalars;
+
 /// bfloat16: integer shifts and rounding, which vectorize at every level.
 pub struct Bf16;
 
@@ -427,18 +447,7 @@ impl HalfCvt for Bf16 {
         }
         ptr::write_unaligned(p as *mut [u16; 8], h);
     }
-    #[inline(always)]
-    fn to_f32(h: u16) -> f32 {
-        act::bf16_to_f32(h)
-    }
-    #[inline(always)]
-    fn from_f32(f: f32) -> u16 {
-        act::f32_to_bf16(f)
-    }
-    #[inline(always)]
-    fn relu_bits(h: u16) -> u16 {
-        act::relu_bf16(h)
-    }
+    bf16_scalars!();
 }
 
 pub struct SoftHalf;

@@ -43,18 +43,7 @@ impl HalfCvt for Bf16Avx2 {
         let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(h, h));
         _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(packed));
     }
-    #[inline(always)]
-    fn to_f32(h: u16) -> f32 {
-        crate::act::bf16_to_f32(h)
-    }
-    #[inline(always)]
-    fn from_f32(f: f32) -> u16 {
-        crate::act::f32_to_bf16(f)
-    }
-    #[inline(always)]
-    fn relu_bits(h: u16) -> u16 {
-        crate::act::relu_bf16(h)
-    }
+    super::generic::bf16_scalars!();
 }
 
 /// [`Bf16Avx2`] narrowing with AVX-512VL/BW: a mask blend for NaNs and `vpmovdw` to 16 bits.
@@ -76,18 +65,7 @@ impl HalfCvt for Bf16Avx512 {
         let h = _mm256_mask_blend_epi32(nan, rounded, _mm256_or_si256(hi, _mm256_set1_epi32(0x0040)));
         _mm_storeu_si128(p as *mut __m128i, _mm256_cvtepi32_epi16(h));
     }
-    #[inline(always)]
-    fn to_f32(h: u16) -> f32 {
-        crate::act::bf16_to_f32(h)
-    }
-    #[inline(always)]
-    fn from_f32(f: f32) -> u16 {
-        crate::act::f32_to_bf16(f)
-    }
-    #[inline(always)]
-    fn relu_bits(h: u16) -> u16 {
-        crate::act::relu_bf16(h)
-    }
+    super::generic::bf16_scalars!();
 }
 
 super::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], super::F16c, super::Bf16Avx2);

@@ -84,6 +84,47 @@ fn make_venv(target: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// The head of a checking script: the binary and a scratch directory from argv, `run` (relu,
+/// failing on a non-zero exit), `relu` (NumPy's reference), `same` (dtype, shape and bytes) and
+/// `check` (counts, and lists failures).
+pub const PY_CHECKS: &str = r#"
+import sys, os, subprocess, numpy as np
+BIN, D = sys.argv[1], sys.argv[2]
+fails, checked = [], 0
+def run(*args, stdin=None):
+    p = subprocess.run([BIN, *args], input=stdin, capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"relu {' '.join(args)}: exit {p.returncode}: {p.stderr.decode()[:300]}")
+    return p.stdout
+def relu(x):
+    return np.where(x < 0, np.zeros((), x.dtype), x).astype(x.dtype)
+def same(a, b):
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+def check(name, ok):
+    global checked
+    checked += 1
+    if not ok:
+        fails.append(name)
+"#;
+
+/// Runs `body` after [`PY_CHECKS`] with `py`, then reports: every failure, and `checked N`. The
+/// test fails on any failure or when fewer than `min` checks ran; returns the count.
+pub fn run_py_checks(py: &Path, body: &str, min: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("checks.py");
+    let tail =
+        "\nfor f in fails:\n    print(\"FAIL\", f)\nprint(f\"checked {checked}\")\nsys.exit(1 if fails else 0)\n";
+    std::fs::write(&script, format!("{PY_CHECKS}\n{body}{tail}")).unwrap();
+    let o =
+        std::process::Command::new(py).arg(&script).arg(env!("CARGO_BIN_EXE_relu")).arg(dir.path()).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    let n: usize = out.lines().last().and_then(|l| l.strip_prefix("checked ")).unwrap().parse().unwrap();
+    assert!(n >= min, "only {n} checks ran");
+    n
+}
+
 /// Runs the binary with `args` (and `stdin`): exit code, stdout, stderr. A panic fails the test.
 pub fn relu(args: &[&str], stdin: Option<Vec<u8>>) -> (i32, Vec<u8>, String) {
     let mut c = assert_cmd::Command::cargo_bin("relu").unwrap();
