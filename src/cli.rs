@@ -235,6 +235,13 @@ pub enum ProgressArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum HistFormatArg {
     Text,
     Csv,
@@ -263,6 +270,9 @@ pub struct HistArgs {
     /// A logarithmic count axis (SVG and PNG)
     #[arg(long)]
     pub log_y: bool,
+    /// Coloured terminal bars: auto = on a terminal, unless NO_COLOR is set or TERM=dumb
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorArg,
     /// Image size in pixels (SVG and PNG) [default: 900x500, more for several panels]
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     pub size: Option<(u32, u32)>,

@@ -81,6 +81,44 @@ fn text_bars_fit_the_width_and_stay_plain_when_piped() {
     assert!(lines[13].contains("nan: 0"), "{text}");
 }
 
+/// Runs `relu ARGS` on a pseudo-terminal (util-linux `script`) with `env`, returning what it printed.
+#[cfg(target_os = "linux")]
+fn on_a_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("relu");
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"]).env_remove("NO_COLOR").env("TERM", "xterm");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("util-linux `script` runs the pty tests");
+    assert!(o.status.success(), "{args}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn colour_only_on_a_terminal_without_no_color_or_term_dumb() {
+    let d = tempfile::tempdir().unwrap();
+    let p = layer(d.path(), "l.npy", 500, 0.0);
+    let args = format!("hist --act relu --bins 8 {p}");
+    assert!(on_a_terminal(&args, &[]).contains("\x1b["), "a terminal gets colour");
+    assert!(!on_a_terminal(&args, &[("NO_COLOR", "1")]).contains('\x1b'), "NO_COLOR");
+    assert!(!on_a_terminal(&args, &[("TERM", "dumb")]).contains('\x1b'), "TERM=dumb");
+    assert!(!on_a_terminal(&format!("{args} --color never"), &[]).contains('\x1b'), "--color never");
+    // NO_COLOR set but empty means unset (no-color.org)
+    assert!(on_a_terminal(&args, &[("NO_COLOR", "")]).contains("\x1b["));
+    // piped: plain, unless asked
+    let (code, out, _) = relu(&["hist", "--act", "relu", "--bins", "8", &p], None);
+    assert_eq!(code, 0);
+    assert!(!out.contains(&0x1b));
+    let (code, out, _) = relu(&["hist", "--act", "relu", "--bins", "8", "--color", "always", &p], None);
+    assert_eq!(code, 0);
+    assert!(String::from_utf8(out).unwrap().contains("\x1b["));
+    // and no progress bar on a terminal for a small input, nor any with -q
+    let err_free = on_a_terminal(&format!("{args} --progress always -q"), &[]);
+    assert!(!err_free.contains("ETA"), "{err_free}");
+}
+
 #[test]
 fn csv_rows_and_npz_members_and_stdin() {
     let d = tempfile::tempdir().unwrap();

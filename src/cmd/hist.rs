@@ -4,7 +4,7 @@
 //! max of all of them, from a first pass (stdin is spooled for it). `--ridge` stacks checkpoints,
 //! `--active-rate` shows the per-unit active rates, `--from-stats` draws merged shards.
 
-use crate::cli::{HistArgs, HistFormatArg};
+use crate::cli::{ColorArg, HistArgs, HistFormatArg};
 use crate::format::Format;
 use crate::hist::{self, Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
@@ -39,10 +39,17 @@ pub fn run(args: HistArgs) -> Result<()> {
     match format {
         HistFormatArg::Text => {
             let width = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).unwrap_or(80);
-            let colour = out_path.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+            let colour = match args.color {
+                ColorArg::Always => true,
+                ColorArg::Never => false,
+                // the conventions of ripgrep and fd (no-color.org): a terminal, no NO_COLOR, not dumb
+                ColorArg::Auto => {
+                    out_path.is_none()
+                        && std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+                }
+            };
             render::text(&panels, width, colour, &mut bytes)?
         }
         HistFormatArg::Csv => render::csv(&panels, &mut bytes)?,
