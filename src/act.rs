@@ -64,13 +64,16 @@ pub fn relu<T: Float>(x: T) -> T {
     }
 }
 
-/// `p·q` with x86's NaN rule made explicit: when `p` is NaN the result is `p`, quieted, whatever
-/// `q` is. PyTorch's kernels multiply `x·a` and `g·a` with the data first; the compiler may swap
+/// `p·q` with x86's NaN rules made explicit: when `p` is NaN the result is `p`, quieted, whatever
+/// `q` is; a NaN made from two non-NaN operands is x86's negative "indefinite" on every target. PyTorch's kernels multiply `x·a` and `g·a` with the data first; the compiler may swap
 /// the operands of a plain `*`, which would pick the other payload when both are NaN.
 #[inline(always)]
 pub fn mul<T: Float>(p: T, q: T) -> T {
     // Both candidates are computed up front so the compiler emits selects, not branches.
     let prod = p * q;
+    // elsewhere (Arm's default NaN is positive) ∞·0 is given x86's NaN explicitly
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    let prod = select(prod.is_nan() && !q.is_nan(), T::INDEFINITE, prod);
     let quiet = p.quiet();
     select(p.is_nan(), quiet, prod)
 }
@@ -270,6 +273,9 @@ pub trait Float:
     const ONE: Self;
     const INFINITY: Self;
     const NEG_INFINITY: Self;
+    /// The NaN x86 arithmetic makes from non-NaN operands (∞·0): the "real indefinite", a quiet
+    /// NaN with the sign bit set. PyTorch's reference outputs come from x86 CPUs.
+    const INDEFINITE: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     /// A NaN with its quiet bit set (what hardware arithmetic returns for a NaN operand).
@@ -284,6 +290,7 @@ impl Float for f32 {
     const ONE: Self = 1.0;
     const INFINITY: Self = f32::INFINITY;
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const INDEFINITE: Self = f32::from_bits(0xffc0_0000);
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -311,6 +318,7 @@ impl Float for f64 {
     const ONE: Self = 1.0;
     const INFINITY: Self = f64::INFINITY;
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const INDEFINITE: Self = f64::from_bits(0xfff8_0000_0000_0000);
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
@@ -364,6 +372,19 @@ int_impl!(i8: true, i16: true, i32: true, i64: true, u8: false, u16: false, u32:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nan_from_infinity_times_zero_is_x86s_on_every_target() {
+        // PyTorch on x86: leaky(-inf, 0) = -inf·0 = the negative "indefinite" NaN. (black_box:
+        // constant folding makes a positive NaN; the kernels multiply at run time.)
+        use std::hint::black_box as b;
+        assert_eq!(leaky(b(f32::NEG_INFINITY), b(0.0)).to_bits(), 0xffc0_0000);
+        assert_eq!(leaky(b(f64::NEG_INFINITY), b(0.0)).to_bits(), 0xfff8_0000_0000_0000);
+        assert_eq!(grad_leaky(b(-1.0f32), b(f32::INFINITY), b(0.0)).to_bits(), 0xffc0_0000);
+        // a NaN operand still wins, quieted, with its sign and payload
+        assert_eq!(mul(b(f32::from_bits(0x7f80_0001)), b(0.0)).to_bits(), 0x7fc0_0001);
+        assert_eq!(mul(b(1.0f32), b(f32::from_bits(0x7fc0_0002))).to_bits(), 0x7fc0_0002);
+    }
 
     #[test]
     fn pytorch_edge_values() {

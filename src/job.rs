@@ -357,8 +357,8 @@ impl Job {
         let mut at = out.map(|o| o.offset);
         let mut write = |b: &[u8]| -> Result<()> {
             if let (Some(o), Some(pos)) = (&out, &mut at) {
-                use std::os::unix::fs::FileExt;
-                o.file.write_all_at(b, *pos)?;
+                use crate::platform::FileAt;
+                o.file.write_all_at(b, *pos).context("cannot write the output")?;
                 *pos += b.len() as u64;
             }
             Ok(())

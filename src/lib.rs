@@ -17,6 +17,7 @@ pub mod options;
 pub mod output;
 pub mod par;
 pub mod pipeline;
+pub mod platform;
 pub mod progress;
 pub mod render;
 pub mod sink;

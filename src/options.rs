@@ -198,6 +198,9 @@ fn read_small_array(path: &Path) -> Result<Vec<f64>> {
     Ok((0..h.elements as usize).map(|i| crate::dtype::element_f64(dt, &raw, i)).collect())
 }
 
+/// The most units one array's statistics count (a u64 counter each, and a number in the JSON).
+pub const MAX_UNITS: u64 = 1 << 22;
+
 /// How units are counted for the statistics.
 #[derive(Clone, Copy, Debug)]
 pub struct UnitOptions {
@@ -216,6 +219,14 @@ impl UnitOptions {
         let Some(a) = normalize_axis(axis, nd) else {
             return usage(format!("--unit-axis {axis} is out of range for a {nd}-D array"));
         };
+        if shape[a] > MAX_UNITS {
+            // a header may promise any shape, e.g. (0, 10**12): the counters must not follow it
+            anyhow::bail!(
+                "axis {a} has {} units, more than relu counts ({MAX_UNITS}, {} MiB of counters): pick another --unit-axis",
+                shape[a],
+                (MAX_UNITS * 8) >> 20
+            );
+        }
         Ok(Some(UnitLayout::new(shape, fortran, a)))
     }
 

@@ -12,6 +12,13 @@ static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Installs the handler that removes pending temporary files on SIGINT/SIGTERM, then exits 130.
 pub fn install_interrupt_cleanup() {
+    // A write past the file size limit (`ulimit -f`) then fails with EFBIG, like a full disk,
+    // and takes the error path that removes the temporary file, instead of killing the process.
+    #[cfg(unix)]
+    // SAFETY: SIG_IGN installs no handler; nothing runs in signal context.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn);
+    }
     let _ = ctrlc::set_handler(|| {
         if let Ok(pending) = PENDING.lock() {
             for p in pending.iter() {
@@ -44,14 +51,19 @@ impl AtomicOutput {
             _ => Path::new("."),
         };
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".relu-tmp")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let prefix = format!(".{name}.");
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix).suffix(".relu-tmp");
+        crate::platform::new_file_options(&mut b);
+        let tmp = b.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
         if let Ok(mut p) = PENDING.lock() {
             p.push(tmp.path().to_path_buf());
+        }
+        // replacing a file keeps its mode, as writing into it would
+        if let Ok(m) = std::fs::metadata(target) {
+            if m.is_file() {
+                let _ = tmp.as_file().set_permissions(m.permissions());
+            }
         }
         Ok(AtomicOutput { tmp: Some(tmp), target: target.to_path_buf(), written: 0, reserved: 0 })
     }
@@ -61,12 +73,7 @@ impl AtomicOutput {
     /// (`auto_da_alloc`), which otherwise dominates replacing a large file. Output of unknown
     /// size (CSV) is reserved as it grows, in doubling steps, and the excess released at commit.
     pub fn preallocate(&mut self, len: u64) {
-        use std::os::fd::AsRawFd;
-        let fd = self.file().as_raw_fd();
-        // SAFETY: plain syscall on an fd we own; failure (e.g. unsupported fs) is harmless.
-        unsafe {
-            libc::fallocate(fd, libc::FALLOC_FL_KEEP_SIZE, 0, len as libc::off_t);
-        }
+        crate::platform::reserve(self.file(), len);
         self.reserved = self.reserved.max(len);
     }
 

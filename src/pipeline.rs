@@ -13,7 +13,7 @@ use crate::kernel::{ChunkStats, Kernel, Op, Slope};
 use crate::source::{ChunkSource, FileRegion};
 use crate::stats::StatsAccumulator;
 use crate::with_element;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use bytemuck::{cast_slice, cast_slice_mut, Pod};
 use std::any::Any;
 
@@ -544,7 +544,7 @@ pub fn ranges(
     out: Option<PositionalOut>,
     threads: usize,
 ) -> Result<()> {
-    use std::os::unix::fs::FileExt;
+    use crate::platform::FileAt;
     let chunk = proc.chunk_elems as u64;
     let per = elements.div_ceil(chunk).div_ceil(threads.max(1) as u64).max(1) * chunk;
     let bounds: Vec<(u64, u64)> =
@@ -573,7 +573,7 @@ pub fn ranges(
                         let o = &mut buf.bytes_mut()[..(n * osz) as usize];
                         p.process_into(x, g, start, o);
                         if let Some(out) = out {
-                            out.file.write_all_at(o, out.offset + start * osz)?;
+                            out.file.write_all_at(o, out.offset + start * osz).context("cannot write the output")?;
                         }
                         Ok(())
                     })?;

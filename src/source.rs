@@ -196,6 +196,7 @@ impl ChunkSource for MmapSource {
             // truncates the file meanwhile we may see SIGBUS, as any mmap reader would.
             let m =
                 unsafe { memmap2::MmapOptions::new().offset(start).len(map_len as usize).populate().map(&self.file)? };
+            #[cfg(unix)]
             let _ = m.advise(memmap2::Advice::Sequential);
             self.map = Some((start, m));
         }
@@ -225,7 +226,7 @@ impl PreadSource {
 
 impl ChunkSource for PreadSource {
     fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
-        use std::os::unix::fs::FileExt;
+        use crate::platform::FileAt;
         if self.pos + len as u64 > self.end {
             bail!("data ends early: the file was truncated while being read");
         }

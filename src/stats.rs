@@ -29,6 +29,21 @@ impl UnitLayout {
     }
 }
 
+/// `x · 2^k`, exact unless the result leaves f64's range (then 0 or ±inf, as multiplying gives).
+pub fn ldexp(x: f64, k: i32) -> f64 {
+    let (mut x, mut k) = (x, k);
+    // 2^±1000 in steps: the factor itself must stay representable
+    while k > 1000 {
+        x *= f64::from_bits(((1023 + 1000) as u64) << 52);
+        k -= 1000;
+    }
+    while k < -1000 {
+        x *= f64::from_bits(((1023 - 1000) as u64) << 52);
+        k += 1000;
+    }
+    x * f64::from_bits(((1023 + k) as u64) << 52)
+}
+
 /// Running statistics of one array.
 #[derive(Clone, Debug)]
 pub struct StatsAccumulator {
@@ -40,7 +55,9 @@ pub struct StatsAccumulator {
     pub neginf: u64,
     pub finite: u64,
     mean: f64,
+    /// The sum of squared deviations is `m2 · 4^exp`: scaled when it would overflow.
     m2: f64,
+    exp: i32,
     min: f64,
     max: f64,
     pub units: Option<UnitLayout>,
@@ -62,6 +79,7 @@ impl StatsAccumulator {
             finite: 0,
             mean: 0.0,
             m2: 0.0,
+            exp: 0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             units,
@@ -92,7 +110,7 @@ impl StatsAccumulator {
         self.posinf += o.posinf;
         self.neginf += o.neginf;
         if o.finite > 0 {
-            self.merge_moments(o.finite, o.mean, o.m2);
+            self.merge_moments(o.finite, o.mean, o.m2, o.exp);
             self.min = self.min.min(o.min);
             self.max = self.max.max(o.max);
         }
@@ -121,27 +139,46 @@ impl StatsAccumulator {
         self.neginf += c.neginf;
         if c.finite > 0 {
             let n = c.finite as f64;
-            let mean = c.shift + c.s1 / n;
+            // in the scaled domain first: shift + delta may overflow where the mean does not
+            let mean = ldexp(ldexp(c.shift, -c.exp) + c.s1 / n, c.exp);
             let m2 = (c.s2 - c.s1 * (c.s1 / n)).max(0.0);
-            self.merge_moments(c.finite, mean, m2);
+            self.merge_moments(c.finite, mean, m2, c.exp);
             self.min = self.min.min(c.min);
             self.max = self.max.max(c.max);
         }
     }
 
-    /// Chan et al.: combine (count, mean, M2) of two disjoint sets.
-    fn merge_moments(&mut self, nb: u64, mean_b: f64, m2_b: f64) {
+    /// Chan et al.: combine (count, mean, M2) of two disjoint sets, the second's M2 being
+    /// `m2_b · 4^exp_b`. Sums that would overflow are kept scaled by a power of two.
+    fn merge_moments(&mut self, nb: u64, mean_b: f64, m2_b: f64, exp_b: i32) {
         let na = self.finite;
         if na == 0 {
-            (self.finite, self.mean, self.m2) = (nb, mean_b, m2_b);
+            (self.finite, self.mean, self.m2, self.exp) = (nb, mean_b, m2_b, exp_b);
             return;
         }
         let n = na + nb;
-        let delta = mean_b - self.mean;
         let (fa, fb, fnn) = (na as f64, nb as f64, n as f64);
-        self.mean += delta * (fb / fnn);
-        self.m2 += m2_b + delta * delta * (fa * fb / fnn);
-        self.finite = n;
+        let mut e = self.exp.max(exp_b);
+        loop {
+            let delta = ldexp(mean_b, -e) - ldexp(self.mean, -e);
+            let m2 =
+                ldexp(self.m2, 2 * (self.exp - e)) + ldexp(m2_b, 2 * (exp_b - e)) + delta * delta * (fa * fb / fnn);
+            // 4^600 covers the square of any f64 difference, so this ends by the second turn
+            if m2.is_finite() || e > 2000 {
+                self.mean = ldexp(ldexp(self.mean, -e) + delta * (fb / fnn), e);
+                (self.m2, self.exp, self.finite) = (m2, e, n);
+                return;
+            }
+            e += 600;
+        }
+    }
+
+    /// An accumulator's moments from a statistics object's count, mean and std.
+    fn moments_of(n: u64, mean: f64, std: f64) -> (u64, f64, f64, i32) {
+        // the exponent of std, so that std² · n stays in range
+        let exp = if std > 1e100 && std.is_finite() { std.log2().ceil() as i32 } else { 0 };
+        let s = ldexp(std, -exp);
+        (n, mean, s * s * n as f64, exp)
     }
 
     pub fn mean(&self) -> Option<f64> {
@@ -149,7 +186,7 @@ impl StatsAccumulator {
     }
 
     pub fn std(&self) -> Option<f64> {
-        (self.finite > 0).then(|| (self.m2 / self.finite as f64).sqrt())
+        (self.finite > 0).then(|| ldexp((self.m2 / self.finite as f64).sqrt(), self.exp))
     }
 
     /// Adds the active (input > 0) elements of `x`, whose first element has flat index `start`,
@@ -324,11 +361,11 @@ impl StatsJson {
             _ => bail!("cannot merge statistics with units and without (arrays of different dimensions)"),
         };
         let moments =
-            |s: &StatsJson| (s.finite, s.mean.unwrap_or(0.0), s.std.map_or(0.0, |sd| sd * sd * s.finite as f64));
+            |s: &StatsJson| StatsAccumulator::moments_of(s.finite, s.mean.unwrap_or(0.0), s.std.unwrap_or(0.0));
         let mut acc = StatsAccumulator::new(None);
-        for (n, mean, m2) in [moments(a), moments(b)] {
+        for (n, mean, m2, exp) in [moments(a), moments(b)] {
             if n > 0 {
-                acc.merge_moments(n, mean, m2);
+                acc.merge_moments(n, mean, m2, exp);
             }
         }
         let opt = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
@@ -370,6 +407,7 @@ impl StatsJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::Op;
 
     fn chunk(values: &[f64], shift: f64) -> ChunkStats {
         let fin: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
@@ -386,6 +424,7 @@ mod tests {
             s2: fin.iter().map(|v| (v - shift) * (v - shift)).sum(),
             min: fin.iter().copied().fold(f64::INFINITY, f64::min),
             max: fin.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            exp: 0,
         }
     }
 
@@ -428,6 +467,61 @@ mod tests {
             assert!((m.mean.unwrap() - mean).abs() <= 1e-12 * mean.abs());
             assert!((m.std.unwrap() - std).abs() <= 1e-9 * std);
         }
+    }
+
+    /// Mean and std of finite values scaled by 2^-s first, so that nothing overflows.
+    fn scaled_reference(values: &[f64], s: i32) -> (f64, f64) {
+        let scaled: Vec<f64> = values.iter().map(|&v| ldexp(v, -s)).collect();
+        let (m, sd) = reference(&scaled);
+        (ldexp(m, s), ldexp(sd, s))
+    }
+
+    #[test]
+    fn squares_that_overflow_keep_std_finite_and_right() {
+        let k = Kernel::default();
+        let cases: [&[f64]; 4] = [
+            &[1e200, 2e200, 3e200, 5e199],
+            &[1e300, -1e300, 1.7e308, -1.7e308, 3.0],
+            &[f64::MAX, f64::MAX, -f64::MAX, 1.0, f64::NAN, f64::INFINITY],
+            &[1e160, 3e160, -2e160, 0.0, 7e159, 1e-300],
+        ];
+        for values in cases {
+            let (mean, std) = scaled_reference(values, 1000);
+            assert!(std.is_finite() && std > 0.0);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+            // the kernel's chunks, split at every point, merged as accumulators and as JSON
+            for split in 0..=values.len() {
+                let mut acc = StatsAccumulator::new(None);
+                let mut parts = Vec::new();
+                for part in [&values[..split], &values[split..]] {
+                    let mut y = vec![0.0; part.len()];
+                    let c = k.float_stats(
+                        Op::Identity,
+                        part,
+                        None,
+                        &mut y,
+                        acc.shift(part.first().copied().unwrap_or(0.0)),
+                    );
+                    acc.add_chunk(&c);
+                    let mut one = StatsAccumulator::new(None);
+                    one.add_chunk(&k.float_stats(Op::Identity, part, None, &mut y, 0.0));
+                    parts.push(one.to_json("p", None, "float64", &[part.len() as u64], 0.01));
+                }
+                let (m, s) = (acc.mean().unwrap(), acc.std().unwrap());
+                assert!(
+                    close(s, std) && (m - mean).abs() <= 1e-12 * std,
+                    "{values:?} split {split}: {m} {s} vs {mean} {std}"
+                );
+                let j = parts[0].merge(&parts[1]).unwrap();
+                let (m, s) = (j.mean.unwrap(), j.std.unwrap());
+                assert!(close(s, std) && (m - mean).abs() <= 1e-12 * std, "{values:?} json split {split}: {m} {s}");
+            }
+        }
+        assert_eq!(ldexp(1.5, 2000), f64::INFINITY);
+        assert_eq!(ldexp(ldexp(3.0, 1020), -1020), 3.0);
+        assert_eq!(ldexp(1.0, -1074), f64::from_bits(1));
+        assert_eq!(ldexp(f64::from_bits(1), 1074 + 1023), 2f64.powi(1023));
+        assert_eq!(ldexp(f64::MIN_POSITIVE, -1), f64::MIN_POSITIVE / 2.0);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum TableOut {
 struct Block {
     buf: Vec<u8>,
     start: usize,
+    /// In place of a record past the length limit (the reader stops after it).
+    too_long: bool,
 }
 
 #[derive(Default)]
@@ -86,17 +88,21 @@ pub fn run<R: Read + Send>(
     let read = move |job: &mut Block| -> Result<bool> {
         if let Some((mut b, s)) = first.take() {
             std::mem::swap(&mut job.buf, &mut b);
-            job.start = s;
+            (job.start, job.too_long) = (s, false);
             return Ok(true);
         }
         job.start = 0;
-        reader.next_block(&mut job.buf)
+        let more = reader.next_block(&mut job.buf)?;
+        job.too_long = reader.too_long;
+        Ok(more)
     };
     let work = |w: &mut Worker, job: &Block, done: &mut Done| -> Result<()> {
         done.bytes.clear();
         done.rows = 0;
         done.err = None;
-        if let Err(e) = parse_block(w, job, done, cols, out, fast) {
+        if job.too_long {
+            done.err = Some(crate::format::csv::too_long(0));
+        } else if let Err(e) = parse_block(w, job, done, cols, out, fast) {
             done.err = Some(e);
         }
         w.proc.take_stats_into(&mut done.stats);

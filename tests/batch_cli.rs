@@ -282,6 +282,7 @@ fn progress_quiet_and_sync() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_file_gone_before_it_is_read_fails_alone() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("ds");
@@ -296,6 +297,7 @@ fn a_file_gone_before_it_is_read_fails_alone() {
 }
 
 #[test]
+#[cfg(unix)]
 fn ctrl_c_mid_run_leaves_no_partial_output_and_a_rerun_finishes() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("big");
@@ -308,8 +310,8 @@ fn ctrl_c_mid_run_leaves_no_partial_output_and_a_rerun_finishes() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(60));
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let st = child.wait_with_output().unwrap().status;
     assert_eq!(st.code(), Some(130), "interrupted");
     let left = tree(&out);

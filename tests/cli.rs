@@ -10,6 +10,7 @@
 //! the header layout `numpy.save` writes (version 1.0, 64-byte aligned, little-endian descr), so a
 //! test also fails when the output is readable but not written "as NumPy writes it".
 
+use assert_cmd::cargo::CommandCargoExt;
 use assert_cmd::Command;
 use relu::dtype::DType;
 use relu::format::npy as lib_npy;
@@ -552,6 +553,7 @@ fn oracle_cases_match_pytorch_bit_for_bit() {
         }
         if let Some(why) = diff_bits(we, &got.words(), &want.words()) {
             failures.push(format!("{name}: {why}"));
+            continue;
         }
         checked += 1;
     }
@@ -1321,7 +1323,8 @@ fn closed_stdout_ends_quietly() {
     let big = dir.path().join("big.npy");
     let xs: Vec<f32> = (0..2_000_000).map(|i| (i % 1000) as f32 - 500.0).collect();
     fs::write(&big, npy_le(DType::F32, false, &[2000, 1000], &f32_le(&xs))).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relu"))
+    let mut child = std::process::Command::cargo_bin("relu")
+        .unwrap()
         .arg("apply")
         .arg(&big)
         .stdout(std::process::Stdio::piped())

@@ -207,6 +207,9 @@ impl<R: Read> CsvTable<R> {
         if !reader.next_block(&mut first).with_context(ctx)? {
             bail!("{name}: empty input: no records");
         }
+        if reader.too_long {
+            return Err(anyhow::Error::from(too_long(1))).with_context(ctx);
+        }
         let bom = if first.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
         let mut sc = Scanner::new(delim);
         let mut line = 1;
@@ -356,11 +359,26 @@ pub struct BlockReader<R> {
     eof: bool,
     sc: Scanner,
     pub block: usize,
+    /// The last block returned is empty in place of a record longer than [`MAX_RECORD`].
+    pub too_long: bool,
+}
+
+/// The longest record relu reads (an unterminated quote, or a file with no line end, would
+/// otherwise be buffered whole). A block holds whole records, so this bounds a block too.
+pub const MAX_RECORD: usize = 16 << 20;
+
+/// The error for a record past [`MAX_RECORD`], on its first line (0 = the block's first).
+pub fn too_long(line: u64) -> LineError {
+    LineError {
+        line,
+        field: 0,
+        msg: format!("a record longer than {} MiB (an unterminated quote, or no line end): refused", MAX_RECORD >> 20),
+    }
 }
 
 impl<R: Read> BlockReader<R> {
     pub fn new(r: R, delim: u8) -> Self {
-        BlockReader { r, carry: Vec::new(), eof: false, sc: Scanner::new(delim), block: BLOCK }
+        BlockReader { r, carry: Vec::new(), eof: false, sc: Scanner::new(delim), block: BLOCK, too_long: false }
     }
 
     /// Fills `buf` with the next block; false when the input is exhausted.
@@ -389,7 +407,14 @@ impl<R: Read> BlockReader<R> {
                     buf.truncate(cut);
                     return Ok(true);
                 }
-                None => want = buf.len() * 2, // one record longer than a block: read more
+                // one record longer than a block: read more, up to the limit
+                None if buf.len() < MAX_RECORD => want = (buf.len() * 2).min(MAX_RECORD),
+                None => {
+                    // nothing after this is read: memory stays at the limit
+                    buf.clear();
+                    (self.too_long, self.eof) = (true, true);
+                    return Ok(true);
+                }
             }
         }
     }

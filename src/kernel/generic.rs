@@ -193,6 +193,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             s2: pairwise(&self.s2),
             min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
             max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
+            exp: 0,
         }
     }
 }
@@ -296,6 +297,26 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
         return recount::<T, O>(x, y, n, shift);
     }
     obs.finish()
+}
+
+/// `c` with its sums taken again over the finite values of `y` scaled by a power of two that
+/// keeps them in range (as careful `nrm2` implementations do), for f64 values whose squares or
+/// differences overflow. Powers of two scale exactly; the result records the exponent.
+#[cold]
+pub fn scaled_sums<T: Float>(mut c: ChunkStats, y: &[T]) -> ChunkStats {
+    let big = c.min.abs().max(c.max.abs()).max(c.shift.abs());
+    // 2^exp >= big, so every scaled value and the scaled shift lie in [-1, 1]
+    let exp = if big > 0.0 && big.is_finite() { (big.log2().ceil() as i32).max(0) } else { 0 };
+    let down = crate::stats::ldexp(1.0, -exp);
+    let shift = c.shift * down;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in y.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()) {
+        let d = v * down - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    (c.s1, c.s2, c.exp) = (s1, s2, exp);
+    c
 }
 
 /// Observes a whole call again element by element (after the fast path met a NaN or infinity).
@@ -420,6 +441,7 @@ macro_rules! bf16_scalars {
         }
     };
 }
+#[cfg(target_arch = "x86_64")]
 pub(crate) use bf16_scalars;
 
 /// bfloat16: integer shifts and rounding, which vectorize at every level.

@@ -131,7 +131,8 @@ impl<W: Copy> Op<'_, W> {
 
 /// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
 /// output values (`s1 = Σ(y − shift)`, `s2 = Σ(y − shift)²`, pairwise over the lanes), and the
-/// finite min/max. "negative" counts inputs below zero.
+/// finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
+/// overflow, they are of the values scaled by `2^-exp` (shift included), else `exp` is 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ChunkStats {
     pub elements: u64,
@@ -146,6 +147,7 @@ pub struct ChunkStats {
     pub s2: f64,
     pub min: f64,
     pub max: f64,
+    pub exp: i32,
 }
 
 /// Equal-width histogram bins as the kernel's fast path sees them, in float type `F`: a value `v`
@@ -317,7 +319,13 @@ impl Kernel {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
+        let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift));
+        if c.s1.is_finite() && c.s2.is_finite() {
+            c
+        } else {
+            // only f64 values can get here (f32 squares stay far below f64's range)
+            generic::scaled_sums(c, y)
+        }
     }
 
     pub fn float_in_place<T: Float>(&self, op: Op<T>, xy: &mut [T], g: Option<&[T]>) {
@@ -453,6 +461,7 @@ impl Kernel {
 
     /// Packs the values of `x` other than ±0 into `out` (16 elements longer): their count and
     /// the zeros' count. `None` where the level has no vector compress.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     pub fn compress_nonzero_f32(&self, x: &[f32], out: &mut [f32]) -> Option<(usize, u64)> {
         match self.level {
             #[cfg(target_arch = "x86_64")]
@@ -472,6 +481,7 @@ impl Kernel {
     /// into `rest`, and `zero`s counted: `(sure, rest, zeros)` lengths and count. `None` where
     /// the level has no vector compress; the caller then loops over the codes itself.
     /// `sure` and `rest` need 16 elements more than `codes`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     pub fn split_codes(
         &self,
         codes: &[u32],

@@ -1,0 +1,185 @@
+//! Memory bounded by construction: inputs that would make relu allocate without limit run under
+//! `RLIMIT_AS` = 256 MiB and are refused with a one-line message naming the file (and the line,
+//! for CSV), exit 1, and no temporary file left behind.
+#![cfg(target_os = "linux")]
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const LIMIT: u64 = 256 << 20;
+
+/// What a test writes into relu's stdin.
+type Feed = Box<dyn FnOnce(&mut dyn Write) + Send>;
+
+/// relu under the address-space limit, with `stdin` fed from a thread (it may stop reading).
+fn limited(args: &[&str], dir: &Path, stdin: Option<Feed>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_relu"));
+    c.args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    // SAFETY: setrlimit is a plain syscall, safe between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let l = rustix::process::Rlimit { current: Some(LIMIT), maximum: Some(LIMIT) };
+            rustix::process::setrlimit(rustix::process::Resource::As, l).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let feeder = stdin.map(|f| {
+        let mut w = child.stdin.take().unwrap();
+        std::thread::spawn(move || f(&mut w))
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(t) = feeder {
+        t.join().unwrap();
+    }
+    out
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("relu-tmp") || n.starts_with("out"))
+        .collect()
+}
+
+/// `n` MiB of `byte`, written in pieces; a closed pipe (relu stopped reading) ends it quietly.
+fn flood(w: &mut dyn Write, head: &[u8], byte: u8, mib: usize) {
+    if w.write_all(head).is_err() {
+        return;
+    }
+    let piece = vec![byte; 1 << 20];
+    for _ in 0..mib {
+        if w.write_all(&piece).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_csv_record_without_a_line_end_is_refused_at_the_limit() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [&["apply", "--from", "csv", "-", "-o", "out.csv"][..], &["stats", "--from", "csv", "-"][..]] {
+        let feed: Feed = Box::new(|w| flood(w, b"a,b\n1,2\n3,", b'7', 600));
+        let o = limited(args, d.path(), Some(feed));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("<stdin>") || err.contains("-:") || err.starts_with("relu: "), "{err}");
+        assert!(err.contains("line 3") && err.contains("longer than 16 MiB"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
+    }
+}
+
+#[test]
+fn an_unterminated_quote_is_refused_at_the_limit_naming_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    // a file this time: 40 MiB inside one quote, then more lines that must not be buffered
+    let p = d.path().join("q.csv");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    f.write_all(b"1,2\n3,4\n5,\"").unwrap();
+    for _ in 0..40 {
+        f.write_all(&[b'x'; 1 << 20]).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    f.write_all(b"6,7\n").unwrap();
+    drop(f);
+    let o = limited(&["apply", "q.csv", "-o", "out.csv"], d.path(), None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("q.csv") && err.contains("line 3") && err.contains("unterminated quote"), "{err}");
+    assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
+    // a long record under the limit is fine
+    let p = d.path().join("wide.csv");
+    let row: Vec<String> = (0..200_000).map(|i| format!("{}", i as f64 - 1e5)).collect();
+    std::fs::write(&p, format!("{}\n{}\n", row.join(","), row.join(","))).unwrap();
+    let o = limited(&["stats", "--json", "wide.csv"], d.path(), None);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A `.npy` header for `shape` (any size it promises), with `data` after it.
+fn npy(shape: &str, descr: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    v.extend_from_slice(h.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn headers_that_promise_terabytes_allocate_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    // valid for NumPy: no elements, but 10**12 units on axis 1
+    std::fs::write(d.path().join("wide.npy"), npy("(0, 1000000000000)", "<f8", b"")).unwrap();
+    for args in [
+        &["stats", "wide.npy"][..],
+        &["stats", "--json", "wide.npy"],
+        &["apply", "wide.npy", "-o", "out.npy", "--stats", "out.json"],
+        &["hist", "--active-rate", "wide.npy"],
+    ] {
+        let o = limited(args, d.path(), None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("wide.npy") && err.contains("1000000000000 units"), "{args:?}: {err}");
+        assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
+    }
+    // a unit axis that fits is fine on the same empty array
+    let o = limited(&["stats", "--unit-axis", "0", "wide.npy"], d.path(), None);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    // 8 TB promised, 16 bytes there: refused before any allocation, file or stdin
+    let big = npy("(1000000000000,)", "<f8", &[0; 16]);
+    std::fs::write(d.path().join("big.npy"), &big).unwrap();
+    for (args, input) in [
+        (&["apply", "big.npy", "-o", "out.npy"][..], None),
+        (&["stats", "big.npy"], None),
+        (&["hist", "big.npy"], None),
+        (&["apply", "-", "-o", "out.npy"], Some(big.clone())),
+        (&["stats", "-"], Some(big.clone())),
+    ] {
+        let feed = input.map(|b| {
+            Box::new(move |w: &mut dyn Write| drop(w.write_all(&b))) as Box<dyn FnOnce(&mut dyn Write) + Send>
+        });
+        let o = limited(args, d.path(), feed);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
+    }
+}
+
+#[test]
+fn an_npz_member_that_inflates_past_its_size_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    // a deflated member that declares 144 bytes (a header and 2 float64) but inflates to 300 MiB
+    let body = npy("(2,)", "<f8", &vec![0u8; 300 << 20]);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("x.npy", opts).unwrap();
+    zip.write_all(&body).unwrap();
+    let mut bytes = zip.finish().unwrap().into_inner();
+    drop(body);
+    let declared = (npy("(2,)", "<f8", &[0; 16]).len() as u32).to_le_bytes();
+    // the sizes in the local header (offset 22) and the central directory entry (offset 24)
+    bytes[22..26].copy_from_slice(&declared);
+    let cd = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+    bytes[cd + 24..cd + 28].copy_from_slice(&declared);
+    std::fs::write(d.path().join("bomb.npz"), &bytes).unwrap();
+    for args in [
+        &["apply", "bomb.npz", "-o", "out.npz"][..],
+        &["stats", "bomb.npz"],
+        &["apply", "bomb.npz", "--member", "x", "-o", "out.npy"],
+    ] {
+        let o = limited(args, d.path(), None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("bomb.npz"), "{args:?}: {err}");
+        assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
+    }
+}
