@@ -12,6 +12,8 @@ The directory also holds stand-ins for the names the examples use (`x.npy`, `act
 `ckpt_1/layer3.npy`, `acts/`, …), made from the fixtures below. `relu` is the binary under test,
 first on `PATH`.
 
+A command a ```console block shows output for must print exactly that output (stdout).
+
 Three rules, all printed when they apply:
   * a command starting with `cargo` runs in the repository itself (it builds there), except
     `cargo test`, which CI runs as its own first step;
@@ -32,6 +34,8 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FENCE = re.compile(r"^```(\S*)")
 SKIP = re.compile(r"<!--\s*doc-run:\s*skip\s*\((.+)\)\s*-->")
+# (file, command) → the output a console block shows under it
+EXPECTED = {}
 
 
 def blocks(path):
@@ -54,6 +58,16 @@ def blocks(path):
             cmds = join_continued([line for line in body if line.strip() and not line.lstrip().startswith("#")])
         elif info == "console":
             cmds = join_continued([line[2:] for line in body if line.startswith("$ ")])
+            # the output shown under a command must be what it prints (checked when there is one)
+            for k, line in enumerate(body):
+                if line.startswith("$ "):
+                    shown = []
+                    for o in body[k + 1:]:
+                        if o.startswith("$ "):
+                            break
+                        shown.append(o)
+                    if shown:
+                        EXPECTED[(path, line[2:])] = "\n".join(shown) + "\n"
         else:
             cmds = None
         if cmds is not None:
@@ -146,11 +160,18 @@ def main():
                             print(f"{where}: `{cmd.strip()}`: CI's first step, not repeated here")
                             skipped += 1
                             continue
+                        shown = EXPECTED.get((doc, cmd))
                         if re.match(r"\s*cargo\s", cmd):
                             cmd = f"(cd {ROOT!r} && {cmd})"
                         if "compare.py" in cmd:
                             cmd += " --mib 8 --runs 1"
                         script.append(f"echo '+ '{shell_quote(cmd)} >&2")
+                        if shown is not None:
+                            # stdout compared with what the page shows; stderr (cargo's) passes
+                            want = os.path.join(top, f"want{ran}")
+                            with open(want, "w", encoding="utf-8") as f:
+                                f.write(shown)
+                            cmd = f"diff -u {shell_quote(want)} <({cmd})"
                         script.append(cmd)
                         ran += 1
                     if args.list:
