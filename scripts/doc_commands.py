@@ -134,6 +134,13 @@ def main():
                XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME", os.path.join(home, ".cache")))
     shared = os.path.join(os.path.dirname(ROOT), "shared")
     ran = skipped = 0
+    # A venv records its own path in its scripts: made here through the scratch directory's
+    # `target` link, they would point into a directory that is gone after its file. So the venv
+    # the docs make (`python3 -m venv target/accept-venv`) is made first at its real path; the
+    # docs' own command then finds it and installs into it.
+    venv = os.path.join(ROOT, "target", "accept-venv")
+    if not args.list and not os.path.exists(os.path.join(venv, "bin", "pip")):
+        subprocess.run(["python3", "-m", "venv", venv], check=True)
     try:
         for doc in docs:
             rel = os.path.relpath(doc, ROOT)
