@@ -290,7 +290,10 @@ impl Job {
             Some((sink, Format::Npy)) => {
                 let header = npy::write_header(proc.plan().output, info.fortran, &info.shape);
                 let osz = proc.plan().output.size() as u64;
-                sink.preallocate(header.len() as u64 + elements.saturating_mul(osz));
+                // only what a file's length vouches for: a stream's header may claim anything
+                if src.region.is_some() {
+                    sink.preallocate(header.len() as u64 + elements.saturating_mul(osz));
+                }
                 self.header_then_data(sink, &header, &mut proc, &mut src, upstream.as_mut(), fail)?;
             }
             Some((sink, f)) if f.is_text() => {
@@ -298,7 +301,12 @@ impl Job {
                     return usage("--upstream with CSV output is not supported: write .npy, then convert");
                 }
                 let mut src = src.into_c_order().with_context(|| name.clone())?;
-                let cols = if info.shape.len() <= 1 { 1 } else { info.shape[1..].iter().product::<u64>().max(1) };
+                // saturating: only an empty array's other axes can overflow (then no row is written)
+                let cols = if info.shape.len() <= 1 {
+                    1
+                } else {
+                    info.shape[1..].iter().fold(1u64, |a, &d| a.saturating_mul(d)).max(1)
+                };
                 let mut enc = CsvEncoder::new(delimiter(self.read.delimiter, f), cols as usize);
                 let dt = proc.plan().output;
                 let mut line = Vec::new();

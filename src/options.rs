@@ -98,8 +98,7 @@ impl ActOptions {
                         a.shape[axis]
                     );
                 }
-                let inner: u64 =
-                    if a.fortran { a.shape[..axis].iter().product() } else { a.shape[axis + 1..].iter().product() };
+                let inner = crate::stats::inner_size(&a.shape, a.fortran, axis);
                 channels = Some(Channels { slopes: alphas, inner: inner.max(1) });
             }
         }

@@ -24,9 +24,16 @@ pub struct UnitLayout {
 impl UnitLayout {
     /// Units along `axis` (in range) of `shape`, C or Fortran order.
     pub fn new(shape: &[u64], fortran: bool, axis: usize) -> UnitLayout {
-        let inner: u64 = if fortran { shape[..axis].iter().product() } else { shape[axis + 1..].iter().product() };
-        UnitLayout { axis, count: shape[axis], inner: inner.max(1) }
+        UnitLayout { axis, count: shape[axis], inner: inner_size(shape, fortran, axis).max(1) }
     }
+}
+
+/// Elements of one index of `axis`, consecutive in file order: the product of the axes after it
+/// (C order) or before it (Fortran). Saturating: only an empty array's axes can overflow a u64
+/// (a header may promise (0, 2**40, 2**40)), and then no element is ever placed by it.
+pub fn inner_size(shape: &[u64], fortran: bool, axis: usize) -> u64 {
+    let axes = if fortran { &shape[..axis] } else { &shape[axis + 1..] };
+    axes.iter().fold(1u64, |a, &d| a.saturating_mul(d))
 }
 
 /// `x · 2^k`, exact unless the result leaves f64's range (then 0 or ±inf, as multiplying gives).
@@ -522,6 +529,18 @@ mod tests {
         assert_eq!(ldexp(1.0, -1074), f64::from_bits(1));
         assert_eq!(ldexp(f64::from_bits(1), 1074 + 1023), 2f64.powi(1023));
         assert_eq!(ldexp(f64::MIN_POSITIVE, -1), f64::MIN_POSITIVE / 2.0);
+    }
+
+    #[test]
+    fn inner_sizes_of_empty_arrays_saturate_instead_of_wrapping() {
+        // found by fuzzing: (0, 5, 2**40, 2**40) is a valid empty array; 2**80 wrapped to 0
+        let shape = [0, 5, 1 << 40, 1 << 40];
+        assert_eq!(inner_size(&shape, false, 1), u64::MAX);
+        assert_eq!(inner_size(&shape, true, 3), 0);
+        assert_eq!(inner_size(&[0, 1 << 40, 1 << 40], true, 2), 0);
+        assert_eq!(inner_size(&[7, 1 << 40, 1 << 40], true, 2), 7 << 40);
+        assert_eq!(UnitLayout::new(&shape, false, 1).inner, u64::MAX);
+        assert_eq!(inner_size(&[2, 3, 4], false, 0), 12);
     }
 
     #[test]
