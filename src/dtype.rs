@@ -1,5 +1,6 @@
 //! Element types relu understands, with NumPy's names and type strings.
 
+use crate::format::npy::Value;
 use std::fmt;
 
 /// A numeric element type. Byte order is kept apart (see [`ByteOrder`]): the kernel only ever sees
@@ -96,23 +97,6 @@ impl DType {
             DType::U64 => "<u8",
         }
     }
-
-    fn from_kind_size(kind: char, size: usize) -> Option<DType> {
-        Some(match (kind, size) {
-            ('f', 2) => DType::F16,
-            ('f', 4) => DType::F32,
-            ('f', 8) => DType::F64,
-            ('i', 1) => DType::I8,
-            ('i', 2) => DType::I16,
-            ('i', 4) => DType::I32,
-            ('i', 8) => DType::I64,
-            ('u', 1) => DType::U8,
-            ('u', 2) => DType::U16,
-            ('u', 4) => DType::U32,
-            ('u', 8) => DType::U64,
-            _ => return None,
-        })
-    }
 }
 
 impl fmt::Display for DType {
@@ -121,92 +105,504 @@ impl fmt::Display for DType {
     }
 }
 
-/// What a `.npy` `descr` string names, following `numpy.dtype(str)` on a little-endian Linux host.
-#[derive(Debug, PartialEq, Eq)]
+/// What a `.npy` `descr` names, following `numpy.dtype` on a little-endian LP64 Linux host (NumPy 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Descr {
     Supported(DType, ByteOrder),
-    /// A type NumPy knows but relu does not process (complex, bool, bytes, datetime, …): its name.
+    /// A type NumPy knows but relu does not process: its NumPy name (`bool`, `complex64`, `bytes`,
+    /// `datetime64`, `structured`, …).
     Unsupported(String),
-    /// Not a type at all, or one NumPy refuses to load without pickle.
+    /// Python objects (`|O`, or a structured type with an object field): `numpy.load` refuses
+    /// these without `allow_pickle`.
+    Object,
+    /// Not a type at all: `numpy.dtype` raises.
     Invalid,
 }
 
-pub fn parse_descr(s: &str) -> Descr {
-    let (order, rest) = match s.as_bytes().first() {
-        Some(b'<') | Some(b'=') | Some(b'|') => (ByteOrder::Little, &s[1..]),
-        Some(b'>') => (ByteOrder::Big, &s[1..]),
-        _ => (ByteOrder::Little, s),
-    };
-    if let Some(dt) = named(rest) {
-        return Descr::Supported(dt, order);
+/// A dtype as `numpy.dtype` builds it from a `.npy` descr: the element type, its size in bytes,
+/// and the sub-array shape that each item of the array holds (empty for a plain type).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpDtype {
+    /// Never [`Descr::Invalid`].
+    pub elem: Descr,
+    /// Bytes per element of `elem`.
+    pub itemsize: u64,
+    /// Each item's sub-array shape, outermost first (nested sub-arrays flattened).
+    pub sub_shape: Vec<u64>,
+}
+
+impl NpDtype {
+    fn plain(elem: Descr, itemsize: u64) -> NpDtype {
+        NpDtype { elem, itemsize, sub_shape: Vec::new() }
     }
-    let mut chars = rest.chars();
-    let Some(code) = chars.next() else {
-        return Descr::Invalid;
-    };
-    let digits = chars.as_str();
-    // Single-character codes (C type names), as on LP64 Linux.
-    if digits.is_empty() {
-        let dt = match code {
-            'e' => Some(DType::F16),
-            'f' => Some(DType::F32),
-            'd' => Some(DType::F64),
-            'b' => Some(DType::I8),
-            'h' => Some(DType::I16),
-            'i' => Some(DType::I32),
-            'l' | 'q' | 'p' => Some(DType::I64),
-            'B' => Some(DType::U8),
-            'H' => Some(DType::U16),
-            'I' => Some(DType::U32),
-            'L' | 'Q' | 'P' => Some(DType::U64),
-            _ => None,
-        };
-        if let Some(dt) = dt {
-            return Descr::Supported(dt, order);
+
+    fn supported(dt: DType, order: ByteOrder) -> NpDtype {
+        NpDtype::plain(Descr::Supported(dt, order), dt.size() as u64)
+    }
+
+    fn unsupported(name: &str, itemsize: u64) -> NpDtype {
+        NpDtype::plain(Descr::Unsupported(name.into()), itemsize)
+    }
+
+    /// NumPy's "unsized" types (`PyDataType_ISUNSIZED`): no bytes and no fields, like `'S'`,
+    /// `'V'` or `('<f4', 0)`, which a tuple `(type, n)` gives a size instead of a shape.
+    fn sizeless(&self) -> bool {
+        self.total_size() == 0 && !(self.sub_shape.is_empty() && self.elem == Descr::Unsupported(STRUCTURED.into()))
+    }
+
+    /// An unsized type given a size: a flexible type of that size, else raw bytes.
+    fn resized(self, size: u64) -> NpDtype {
+        match self.elem {
+            Descr::Unsupported(name) if self.sub_shape.is_empty() => NpDtype::unsupported(&name, size),
+            _ => NpDtype::unsupported(VOID, size),
         }
-        return match code {
-            '?' => Descr::Unsupported("bool".into()),
-            'g' => Descr::Unsupported("longdouble".into()),
-            'F' | 'D' | 'G' => Descr::Unsupported("complex".into()),
-            'S' | 'a' | 'U' | 'V' => Descr::Unsupported(format!("{code} (bytes/str/void)")),
-            'M' | 'm' => Descr::Unsupported("datetime64/timedelta64".into()),
-            _ => Descr::Invalid,
-        };
     }
-    let Ok(size) = digits.parse::<usize>() else {
-        if matches!(code, 'M' | 'm') && digits.starts_with('8') {
-            return Descr::Unsupported(format!("datetime '{s}'"));
-        }
-        return Descr::Invalid;
-    };
-    if let Some(dt) = DType::from_kind_size(code, size) {
-        return Descr::Supported(dt, order);
+
+    /// Elements per item: the product of the sub-array shape (1 for a plain type).
+    pub fn sub_items(&self) -> u64 {
+        self.sub_shape.iter().product()
     }
-    match (code, size) {
-        ('b', 1) => Descr::Unsupported("bool".into()),
-        ('c', 8) => Descr::Unsupported("complex64".into()),
-        ('c', 16) => Descr::Unsupported("complex128".into()),
-        ('c', _) | ('f', _) => Descr::Unsupported(format!("'{s}'")),
-        ('S', _) | ('a', _) => Descr::Unsupported(format!("bytes ('{s}')")),
-        ('U', _) => Descr::Unsupported(format!("str ('{s}')")),
-        ('V', _) => Descr::Unsupported(format!("void ('{s}')")),
-        _ => Descr::Invalid,
+
+    /// Bytes per item (`numpy.dtype(...).itemsize`).
+    pub fn total_size(&self) -> u64 {
+        self.itemsize * self.sub_items()
     }
 }
 
-fn named(s: &str) -> Option<DType> {
-    Some(match s {
+const STRUCTURED: &str = "structured";
+const VOID: &str = "void";
+
+/// `numpy.dtype(s)` for a plain type: what it names, or [`Descr::Invalid`]. Sub-array strings
+/// (`'(2,)<f4'`) name an unsupported "sub-array" here; [`dtype_from_str`] has their shape.
+pub fn parse_descr(s: &str) -> Descr {
+    match dtype_from_str(s) {
+        None => Descr::Invalid,
+        Some(d) if d.sub_shape.is_empty() => d.elem,
+        Some(_) => Descr::Unsupported("sub-array".into()),
+    }
+}
+
+/// `numpy.dtype(s)` for a string (NumPy's `_convert_from_str`), `None` where it raises.
+pub fn dtype_from_str(s: &str) -> Option<NpDtype> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    if is_commastring(b) {
+        return commastring(s);
+    }
+    // One byte-order character, then the type. Names are looked up with it (`'<float32'` is no type).
+    let (big, rest) = match b[0] {
+        b'<' | b'=' | b'|' => (false, &b[1..]),
+        b'>' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    if let Some(dt) = datetime(rest) {
+        return dt;
+    }
+    if rest.len() == 1 {
+        return char_code(rest[0], big).or_else(|| named(s));
+    }
+    // A kind and a size (`f4`, `S10`), the size as C's strtol reads it.
+    let (size, digits, whole) = strtol(&rest[1..]);
+    if !(0..=i32::MAX as i64).contains(&size) {
+        return None;
+    }
+    if !(digits && whole) {
+        return named(s);
+    }
+    let n = size as u64;
+    match rest[0] {
+        b'S' | b'a' if n == 0 => Some(NpDtype::unsupported("bytes", 0)),
+        b'S' | b'a' => Some(NpDtype::unsupported("bytes", n)),
+        b'U' if n == 0 => Some(NpDtype::unsupported("str", 0)),
+        b'U' => Some(NpDtype::unsupported("str", n * 4)),
+        b'V' if n == 0 => Some(NpDtype::unsupported(VOID, 0)),
+        b'V' => Some(NpDtype::unsupported(VOID, n)),
+        _ if n == 0 => named(s),
+        kind => kind_size(kind, n, big).or_else(|| named(s)),
+    }
+}
+
+/// C's `strtol(s, &end, 10)`: (value, whether any digit was read, whether it read all of `s`).
+fn strtol(s: &[u8]) -> (i64, bool, bool) {
+    let mut i = s.iter().take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')).count();
+    let neg = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let start = i;
+    let mut v: i64 = 0;
+    while let Some(d) = s.get(i).filter(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add((d - b'0') as i64);
+        i += 1;
+    }
+    if i == start {
+        return (0, false, s.is_empty());
+    }
+    (if neg { -v } else { v }, true, i == s.len())
+}
+
+fn order(big: bool, size: u64) -> ByteOrder {
+    if big && size > 1 {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
+    }
+}
+
+/// NumPy's `PyArray_TypestrConvert`: a kind letter and a size in bytes.
+fn kind_size(kind: u8, n: u64, big: bool) -> Option<NpDtype> {
+    let dt = match (kind, n) {
+        (b'f', 2) => DType::F16,
+        (b'f', 4) => DType::F32,
+        (b'f', 8) => DType::F64,
+        (b'i', 1) => DType::I8,
+        (b'i', 2) => DType::I16,
+        (b'i', 4) => DType::I32,
+        (b'i', 8) => DType::I64,
+        (b'u', 1) => DType::U8,
+        (b'u', 2) => DType::U16,
+        (b'u', 4) => DType::U32,
+        (b'u', 8) => DType::U64,
+        (b'b', 1) => return Some(NpDtype::unsupported("bool", 1)),
+        (b'f', 16) => return Some(NpDtype::unsupported("longdouble", 16)),
+        (b'c', 8) => return Some(NpDtype::unsupported("complex64", 8)),
+        (b'c', 16) => return Some(NpDtype::unsupported("complex128", 16)),
+        (b'c', 32) => return Some(NpDtype::unsupported("complex256", 32)),
+        (b'O', 4 | 8) => return Some(NpDtype::plain(Descr::Object, 8)),
+        _ => return None,
+    };
+    Some(NpDtype::supported(dt, order(big, n)))
+}
+
+/// One-character type codes (`numpy.dtype('d')`), as on LP64 Linux; NumPy also takes control
+/// characters as type numbers (`'\x04'` is type 4, `ushort`).
+fn char_code(c: u8, big: bool) -> Option<NpDtype> {
+    let dt = match c {
+        b'e' | 23 => DType::F16,
+        b'f' | 11 => DType::F32,
+        b'd' | 12 => DType::F64,
+        b'b' | 1 => DType::I8,
+        b'h' | 3 => DType::I16,
+        b'i' | 5 => DType::I32,
+        b'l' | b'q' | b'p' | b'n' | 7 | 9 => DType::I64,
+        b'B' | 2 => DType::U8,
+        b'H' | 4 => DType::U16,
+        b'I' | 6 => DType::U32,
+        b'L' | b'Q' | b'P' | b'N' | 8 | 10 => DType::U64,
+        b'?' | 0 => return Some(NpDtype::unsupported("bool", 1)),
+        b'g' | 13 => return Some(NpDtype::unsupported("longdouble", 16)),
+        b'F' | 14 => return Some(NpDtype::unsupported("complex64", 8)),
+        b'D' | 15 => return Some(NpDtype::unsupported("complex128", 16)),
+        b'G' | 16 => return Some(NpDtype::unsupported("complex256", 32)),
+        b'S' | 18 => return Some(NpDtype::unsupported("bytes", 0)),
+        b'c' => return Some(NpDtype::unsupported("bytes", 1)),
+        b'U' | 19 => return Some(NpDtype::unsupported("str", 0)),
+        b'V' | 20 => return Some(NpDtype::unsupported(VOID, 0)),
+        b'M' | 21 => return Some(NpDtype::unsupported("datetime64", 8)),
+        b'm' | 22 => return Some(NpDtype::unsupported("timedelta64", 8)),
+        // Object, and NumPy 2's variable-width strings (which hold objects).
+        b'O' | b'T' | 17 => return Some(NpDtype::plain(Descr::Object, 8)),
+        _ => return None,
+    };
+    Some(NpDtype::supported(dt, order(big, dt.size() as u64)))
+}
+
+/// NumPy's type dictionary (`numpy.sctypeDict`), looked up with the whole descr: the names of
+/// NumPy 2 on LP64 Linux.
+fn named(s: &str) -> Option<NpDtype> {
+    let dt = match s {
         "float16" | "half" => DType::F16,
         "float32" | "single" => DType::F32,
         "float64" | "double" | "float" => DType::F64,
         "int8" | "byte" => DType::I8,
         "int16" | "short" => DType::I16,
         "int32" | "intc" => DType::I32,
-        "int64" | "int" | "long" | "longlong" | "intp" => DType::I64,
+        "int64" | "int" | "int_" | "long" | "longlong" | "intp" => DType::I64,
         "uint8" | "ubyte" => DType::U8,
         "uint16" | "ushort" => DType::U16,
         "uint32" | "uintc" => DType::U32,
         "uint64" | "uint" | "ulong" | "ulonglong" | "uintp" => DType::U64,
+        "bool" | "bool_" => return Some(NpDtype::unsupported("bool", 1)),
+        "float128" | "longdouble" => return Some(NpDtype::unsupported("longdouble", 16)),
+        "complex64" | "csingle" => return Some(NpDtype::unsupported("complex64", 8)),
+        "complex128" | "complex" | "cdouble" => return Some(NpDtype::unsupported("complex128", 16)),
+        "complex256" | "clongdouble" => return Some(NpDtype::unsupported("complex256", 32)),
+        "a" | "bytes" | "bytes_" => return Some(NpDtype::unsupported("bytes", 0)),
+        "str" | "str_" | "unicode" => return Some(NpDtype::unsupported("str", 0)),
+        "void" => return Some(NpDtype::unsupported(VOID, 0)),
+        "object" | "object_" => return Some(NpDtype::plain(Descr::Object, 8)),
+        _ => return None,
+    };
+    Some(NpDtype::supported(dt, ByteOrder::Little))
+}
+
+/// `M8`, `m8[ns]`, `datetime64[2D]`, `timedelta64`: `Some(None)` when malformed.
+fn datetime(t: &[u8]) -> Option<Option<NpDtype>> {
+    let (name, meta) = if t.len() >= 2 && t[1] == b'8' && matches!(t[0], b'M' | b'm') {
+        (if t[0] == b'M' { "datetime64" } else { "timedelta64" }, &t[2..])
+    } else if let Some(meta) = t.strip_prefix(b"datetime64") {
+        ("datetime64", meta)
+    } else if let Some(meta) = t.strip_prefix(b"timedelta64") {
+        ("timedelta64", meta)
+    } else {
+        return None;
+    };
+    let ok = meta.is_empty()
+        || meta.strip_prefix(b"[").and_then(|m| m.strip_suffix(b"]")).is_some_and(|m| {
+            let unit = m.trim_ascii_start();
+            let unit = &unit[unit.iter().take_while(|c| c.is_ascii_digit()).count()..];
+            let unit = match unit.iter().position(|&c| c == b'/') {
+                Some(k) if k + 1 < unit.len() && unit[k + 1..].iter().all(u8::is_ascii_digit) => &unit[..k],
+                Some(_) => return false,
+                None => unit,
+            };
+            let units: [&[u8]; 15] = [
+                b"Y",
+                b"M",
+                b"W",
+                b"D",
+                b"h",
+                b"m",
+                b"s",
+                b"ms",
+                b"us",
+                "\u{3bc}s".as_bytes(),
+                b"ns",
+                b"ps",
+                b"fs",
+                b"as",
+                b"generic",
+            ];
+            units.contains(&unit)
+        });
+    Some(ok.then(|| NpDtype::unsupported(name, 8)))
+}
+
+/// NumPy's `_check_for_commastring`: a leading repeat count, `()`, or a comma outside `[]`.
+fn is_commastring(b: &[u8]) -> bool {
+    let order = |c: u8| matches!(c, b'<' | b'>' | b'|' | b'=');
+    if b[0].is_ascii_digit() || (b.len() > 1 && order(b[0]) && b[1].is_ascii_digit()) {
+        return true;
+    }
+    if b.starts_with(b"()") || (b.len() > 3 && order(b[0]) && b[1..].starts_with(b"()")) {
+        return true;
+    }
+    let mut sq = 0i64;
+    for &c in b {
+        match c {
+            b',' if sq == 0 => return true,
+            b'[' => sq += 1,
+            b']' => sq -= 1,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Python's `str.isspace`.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// NumPy's `_commastring` (`numpy/_core/_internal.py`): `'(2,)<f4'`, `'2i4'`, `'<f4,<i4'`.
+fn commastring(s: &str) -> Option<NpDtype> {
+    let b = s.as_bytes();
+    let n = b.len();
+    let order = |i: usize| b.get(i).copied().filter(|c| matches!(c, b'<' | b'>' | b'|' | b'='));
+    let mut items = Vec::new();
+    let mut islist = false;
+    let mut i = 0;
+    while i < n {
+        // format_re: [<>|=]? ( *[(]?[ ,0-9]*[)]? *) [<>|=]? ([A-Za-z0-9.?]*(?:\[[a-zA-Z0-9,.]+\])?)
+        let o1 = order(i);
+        i += o1.is_some() as usize;
+        let r0 = i;
+        i += b[i..].iter().take_while(|&&c| c == b' ').count();
+        i += (b.get(i) == Some(&b'(')) as usize;
+        i += b[i..].iter().take_while(|&&c| matches!(c, b' ' | b',' | b'0'..=b'9')).count();
+        i += (b.get(i) == Some(&b')')) as usize;
+        i += b[i..].iter().take_while(|&&c| c == b' ').count();
+        let repeats = &s[r0..i];
+        let o2 = order(i);
+        i += o2.is_some() as usize;
+        let d0 = i;
+        i += b[i..].iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'?').count();
+        if b.get(i) == Some(&b'[') {
+            let k = b[i + 1..].iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b',' || c == b'.').count();
+            if k > 0 && b.get(i + 1 + k) == Some(&b']') {
+                i += k + 2;
+            }
+        }
+        let dtype = &s[d0..i];
+        if i < n {
+            if s[i..].chars().all(py_space) {
+                i = n;
+            } else {
+                let t = s[i..].trim_start_matches(py_space);
+                let t = t.strip_prefix(',')?.trim_start_matches(py_space);
+                i = n - t.len();
+                islist = true;
+            }
+        }
+        // `=` is the native order; the native order and `|` are dropped.
+        let norm = |o: Option<u8>| o.map(|c| if c == b'=' { b'<' } else { c });
+        let order = match (norm(o1), norm(o2)) {
+            (a, None) => a,
+            (None, b) => b,
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => return None,
+        };
+        let spec = format!("{}{dtype}", if order == Some(b'>') { ">" } else { "" });
+        items.push((spec, repeats));
+    }
+    // A list ending in an empty item ('f4,=') drops it.
+    if islist && items.last().is_some_and(|(spec, repeats)| spec.is_empty() && repeats.is_empty()) {
+        items.pop();
+    }
+    let mut dtypes = Vec::with_capacity(items.len());
+    for (spec, repeats) in items {
+        let base = dtype_from_str(&spec)?;
+        dtypes.push(if repeats.is_empty() {
+            base
+        } else {
+            with_shape(base, &crate::format::npy::parse_literal(repeats).ok()?)?
+        });
+    }
+    if islist {
+        (!dtypes.is_empty()).then(|| structured_of(dtypes, 0))
+    } else {
+        dtypes.pop()
+    }
+}
+
+/// A structured type with these fields (and padding, which counts in the size only).
+fn structured_of(fields: Vec<NpDtype>, padding: u64) -> NpDtype {
+    let size = fields.iter().map(NpDtype::total_size).sum::<u64>() + padding;
+    if fields.iter().any(|f| f.elem == Descr::Object) {
+        NpDtype::plain(Descr::Object, size)
+    } else {
+        NpDtype::unsupported(STRUCTURED, size)
+    }
+}
+
+/// `numpy.dtype((base, shape))` (NumPy's `_convert_from_tuple`): a sub-array type, `base` itself
+/// for `()`, or a size for an unsized flexible type. `None` where NumPy raises.
+pub fn with_shape(base: NpDtype, shape: &Value) -> Option<NpDtype> {
+    let ints = |items: &[Value]| -> Option<Vec<i128>> {
+        items.iter().map(|v| if let Value::Int(n) = v { Some(*n) } else { None }).collect()
+    };
+    // A second type instead of a shape (NumPy's old "union" types): the base, if the sizes agree.
+    let other = match shape {
+        Value::Tuple(items) | Value::List(items) if !items.is_empty() && ints(items).is_some() => None,
+        Value::None => Some(NpDtype::supported(DType::F64, ByteOrder::Little)),
+        Value::Str(_) | Value::List(_) | Value::Tuple(_) => dtype_from_descr(shape).ok(),
+        _ => None,
+    };
+    if let Some(other) = other {
+        if other.elem == Descr::Object || base.elem == Descr::Object {
+            return None;
+        }
+        if base.sizeless() {
+            return Some(base.resized(other.total_size()));
+        }
+        return (other.total_size() == base.total_size()).then_some(base);
+    }
+    let dims = match shape {
+        Value::Int(n) => vec![*n],
+        Value::Tuple(items) | Value::List(items) => ints(items)?,
+        _ => return None,
+    };
+    if base.sizeless() {
+        // `('S', 3)` is `'S3'`.
+        let Value::Int(n @ 0..=0x7fff_ffff) = *shape else { return None };
+        let n = n as u64;
+        let size = if base.elem == Descr::Unsupported("str".into()) { n * 4 } else { n };
+        return Some(base.resized(size));
+    }
+    if dims.is_empty() {
+        return Some(base); // (base, ()) is base
+    }
+    if dims.len() > 64 || dims.iter().any(|&d| !(0..=i32::MAX as i128).contains(&d)) {
+        return None;
+    }
+    let items = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).filter(|&k| k <= i32::MAX as u64)?;
+    if items.checked_mul(base.total_size()).is_none_or(|b| b > i32::MAX as u64) {
+        return None;
+    }
+    let mut sub_shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+    sub_shape.extend_from_slice(&base.sub_shape);
+    Some(NpDtype { sub_shape, ..base })
+}
+
+/// NumPy's `numpy.lib.format.descr_to_dtype`: a `.npy` header's `descr` value (a string, a
+/// `(descr, shape)` tuple, or a list of fields) as `numpy.load` reads it. `Err` says why NumPy
+/// refuses it.
+pub fn dtype_from_descr(v: &Value) -> Result<NpDtype, String> {
+    match v {
+        Value::Str(s) => dtype_from_str(s).ok_or_else(|| "not a dtype NumPy knows".into()),
+        Value::Tuple(items) => {
+            let [base, shape, ..] = &items[..] else {
+                return Err("a tuple descr needs a type and a shape".into());
+            };
+            with_shape(dtype_from_descr(base)?, shape).ok_or_else(|| "not a valid sub-array type".into())
+        }
+        _ => {
+            let fields = iterate(v).ok_or("not a dtype description")?;
+            let mut names: Vec<String> = Vec::new();
+            let mut out = Vec::new();
+            let mut padding = 0;
+            for field in &fields {
+                let parts = iterate(field).ok_or("a field is not a (name, type[, shape]) tuple")?;
+                let (name, dt) = match &parts[..] {
+                    [name, t] => (name, dtype_from_descr(t)?),
+                    [name, t, shape] => {
+                        (name, with_shape(dtype_from_descr(t)?, shape).ok_or("a field has an invalid shape")?)
+                    }
+                    _ => return Err("a field is not a (name, type[, shape]) tuple".into()),
+                };
+                let void = !dt.sub_shape.is_empty() || dt.elem == Descr::Unsupported(VOID.into());
+                if void && *name == Value::Str(String::new()) {
+                    padding += dt.total_size();
+                } else {
+                    // Not padding: a name, or a (title, name) pair, each used once.
+                    let labels: Vec<&Value> = match name {
+                        Value::Tuple(tn) if tn.len() == 2 => vec![&tn[1], &tn[0]],
+                        other => vec![other],
+                    };
+                    for label in labels {
+                        let Value::Str(label) = label else { return Err("a field name is not a string".into()) };
+                        if names.contains(label) {
+                            return Err(format!("field {label:?} occurs more than once"));
+                        }
+                        names.push(label.clone());
+                    }
+                    out.push(dt);
+                }
+            }
+            Ok(structured_of(out, padding))
+        }
+    }
+}
+
+/// What Python's `for x in v` gives, for the values a descr can hold; `None` for non-iterables.
+fn iterate(v: &Value) -> Option<Vec<Value>> {
+    Some(match v {
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) => items.clone(),
+        Value::Dict(items) => items.iter().map(|(k, _)| k.clone()).collect(),
+        Value::Str(s) => s.chars().map(|c| Value::Str(c.into())).collect(),
+        Value::Bytes(b) => b.iter().map(|&c| Value::Int(c.into())).collect(),
         _ => return None,
     })
 }
@@ -494,9 +890,45 @@ mod tests {
         assert!(matches!(parse_descr("<c8"), Descr::Unsupported(_)));
         assert!(matches!(parse_descr("|S2"), Descr::Unsupported(_)));
         assert!(matches!(parse_descr("|b1"), Descr::Unsupported(_)));
-        assert_eq!(parse_descr("|O"), Descr::Invalid);
+        assert_eq!(parse_descr("|O"), Descr::Object);
         assert_eq!(parse_descr("<x4"), Descr::Invalid);
         assert_eq!(parse_descr(""), Descr::Invalid);
+        // The byte order goes before type codes, never before names.
+        assert_eq!(parse_descr("<float32"), Descr::Invalid);
+        assert_eq!(parse_descr("=f4"), Descr::Supported(DType::F32, ByteOrder::Little));
+        assert_eq!(parse_descr(">H"), Descr::Supported(DType::U16, ByteOrder::Big));
+        assert_eq!(parse_descr("<f 4"), Descr::Supported(DType::F32, ByteOrder::Little)); // C's strtol
+        assert_eq!(parse_descr("int_"), Descr::Supported(DType::I64, ByteOrder::Little));
+        for bad in ["<f3", "<i16", "int0", "float_", "bool8", " <f4", "<f4 ", "<<f4", "F4", "<q8", "u", "<M[ns]"] {
+            assert_eq!(parse_descr(bad), Descr::Invalid, "{bad}");
+        }
+        for (d, name) in [("bool", "bool"), ("?", "bool"), ("<M8", "datetime64"), ("M8[ns]", "datetime64")] {
+            assert_eq!(parse_descr(d), Descr::Unsupported(name.into()), "{d}");
+        }
+        assert_eq!(parse_descr("<datetime64"), Descr::Unsupported("datetime64".into()));
+        assert_eq!(parse_descr("<f4,<i4"), Descr::Unsupported("structured".into()));
+        assert_eq!(parse_descr("f4,O"), Descr::Object);
+        // Sub-arrays: `(shape)type` strings and `(type, shape)` tuples.
+        let sub = |s: &str| dtype_from_str(s).map(|d| (d.elem, d.sub_shape));
+        let f4 = Descr::Supported(DType::F32, ByteOrder::Little);
+        assert_eq!(sub("(1,)<f4"), Some((f4.clone(), vec![1])));
+        assert_eq!(sub("2<f4"), Some((f4.clone(), vec![2])));
+        assert_eq!(sub("(2, 3)f4"), Some((f4.clone(), vec![2, 3])));
+        assert_eq!(sub("()<f4"), Some((f4.clone(), vec![])));
+        assert_eq!(sub("1,<f4"), Some((f4.clone(), vec![1])));
+        for bad in ["(1)<f4x", "(01,)<f4", "<(1,)>f4", "(-1,)<f4", "(1,),", " ,f4", "f4,,f4"] {
+            assert_eq!(sub(bad), None, "{bad}");
+        }
+        let tup = |base: &str, shape: Value| with_shape(dtype_from_str(base).unwrap(), &shape).map(|d| d.sub_shape);
+        assert_eq!(tup("<f4", Value::Tuple(vec![])), Some(vec![]));
+        assert_eq!(tup("<f4", Value::Int(1)), Some(vec![1]));
+        assert_eq!(tup("<f4", Value::List(vec![Value::Int(2)])), Some(vec![2]));
+        assert_eq!(tup("<f4", Value::Bool(true)), None);
+        assert_eq!(tup("<f4", Value::Int(-1)), None);
+        assert_eq!(tup("<f4", Value::Int(1 << 31)), None);
+        assert_eq!(tup("<f8", Value::None), Some(vec![]));
+        assert_eq!(tup("<f4", Value::None), None);
+        assert_eq!(dtype_from_str("S").and_then(|d| with_shape(d, &Value::Int(3))).map(|d| d.itemsize), Some(3));
         for dt in DType::ALL {
             assert_eq!(parse_descr(dt.descr()), Descr::Supported(dt, ByteOrder::Little));
             assert_eq!(parse_descr(dt.name()), Descr::Supported(dt, ByteOrder::Little));

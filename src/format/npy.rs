@@ -1,20 +1,25 @@
 //! `.npy` headers: read exactly what `numpy.load(..., allow_pickle=False)` reads, refuse what it
 //! refuses, and write headers the way `numpy.save` does.
 //!
-//! The header is a Python dict literal. NumPy evaluates it with `ast.literal_eval` and then checks
-//! the keys and value types; [`parse_literal`] is a small evaluator for the literal subset that can
-//! appear there (dicts, tuples, lists, strings, ints, booleans, None), so that the same files are
-//! accepted and refused. Only the header is parsed here: data streams through `pipeline`.
+//! The header is a Python dict literal. NumPy evaluates it with `ast.literal_eval` (retrying
+//! format 1.0 and 2.0 headers through `_filter_header`, which drops Python 2 `L` suffixes) and then
+//! checks the keys and value types; [`parse_literal`] is an evaluator for Python literals that
+//! follows CPython 3.11's tokenizer and parser, and [`parse_header_text`] does NumPy's checks, so
+//! that the same files are accepted and refused. Only the header is parsed here: data streams
+//! through `pipeline`.
 
-use crate::dtype::{parse_descr, ByteOrder, DType, Descr};
+use crate::dtype::{dtype_from_descr, ByteOrder, DType, Descr};
 use anyhow::{anyhow, bail, Result};
 use std::io::Read;
 
 pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
-/// `numpy.lib.format`'s default `max_header_size`: longer headers need `allow_pickle`-level trust.
+/// `numpy.lib.format`'s default `max_header_size`, in characters of the decoded header: longer
+/// headers need `allow_pickle`-level trust.
 pub const MAX_HEADER_SIZE: usize = 10_000;
 const ARRAY_ALIGN: usize = 64;
 const GROWTH_AXIS_MAX_DIGITS: usize = 21;
+/// NumPy's `NPY_MAXDIMS`.
+const MAX_DIMS: usize = 64;
 
 /// A parsed, validated `.npy` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +27,7 @@ pub struct Header {
     pub version: (u8, u8),
     /// The element type, or why it is not one relu processes (the file itself is valid NumPy).
     pub dtype: Result<DType, String>,
+    /// The header's `descr`: the string, or the Python literal of a list or tuple.
     pub descr: String,
     pub order: ByteOrder,
     pub fortran_order: bool,
@@ -29,7 +35,7 @@ pub struct Header {
     /// Bytes before the data: magic, version, length field and header text.
     pub data_offset: u64,
     pub elements: u64,
-    /// `elements * itemsize`; `None` for unsupported types of unknown width.
+    /// `elements * itemsize` (the element's size, for a sub-array type).
     pub data_bytes: Option<u64>,
 }
 
@@ -44,7 +50,7 @@ impl Header {
     pub fn dtype_name(&self) -> String {
         match &self.dtype {
             Ok(dt) => dt.name().to_string(),
-            Err(_) => self.descr.clone(),
+            Err(_) => self.descr.escape_debug().to_string(),
         }
     }
 }
@@ -73,8 +79,11 @@ pub fn read_header(r: &mut impl Read) -> Result<Header> {
         bail!("truncated .npy file: it ends inside the header length");
     }
     let header_len = u32::from_le_bytes(lenbuf) as usize;
-    if header_len > MAX_HEADER_SIZE {
-        bail!("header is {header_len} bytes, over NumPy's limit of {MAX_HEADER_SIZE}");
+    // NumPy counts the limit in characters after decoding: Latin-1 has one byte per character,
+    // UTF-8 (format 3.0) at most four.
+    let max_bytes = if version.0 >= 3 { 4 * MAX_HEADER_SIZE } else { MAX_HEADER_SIZE };
+    if header_len > max_bytes {
+        bail!("header is {header_len} bytes, over NumPy's limit of {MAX_HEADER_SIZE} characters");
     }
     let mut text = vec![0u8; header_len];
     if read_up_to(r, &mut text)? < header_len {
@@ -85,6 +94,10 @@ pub fn read_header(r: &mut impl Read) -> Result<Header> {
     } else {
         text.iter().map(|&b| b as char).collect() // latin-1
     };
+    let chars = text.chars().count();
+    if chars > MAX_HEADER_SIZE {
+        bail!("header is {chars} characters, over NumPy's limit of {MAX_HEADER_SIZE}");
+    }
     let data_offset = (8 + len_bytes + header_len) as u64;
     parse_header_text(&text, version, data_offset)
 }
@@ -102,9 +115,17 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     Ok(n)
 }
 
-/// Validates the dict the way `numpy.lib.format._read_array_header` does.
+/// Validates the dict the way `numpy.lib.format._read_array_header` and `read_array` do.
 pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Result<Header> {
-    let value = parse_literal(text).map_err(|e| anyhow!("cannot parse the header: {e}"))?;
+    let value = match parse_literal(text) {
+        Ok(v) => v,
+        // Format 1.0 and 2.0 headers NumPy could not evaluate get a second try through
+        // `_filter_header` (Python 2's `3L` integers).
+        Err(e) if version <= (2, 0) => {
+            parse_literal(&py2_filter(text)).map_err(|_| anyhow!("cannot parse the header: {e}"))?
+        }
+        Err(e) => bail!("cannot parse the header: {e}"),
+    };
     let Value::Dict(items) = value else {
         bail!("header is not a dictionary: {:?}", text.trim());
     };
@@ -117,7 +138,8 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
             Value::Str(k) if k == "fortran_order" => fortran = Some(v),
             Value::Str(k) if k == "shape" => shape = Some(v),
             other => bail!(
-                "header has an unexpected key {other:?}: NumPy wants exactly 'descr', 'fortran_order' and 'shape'"
+                "header has an unexpected key {}: NumPy wants exactly 'descr', 'fortran_order' and 'shape'",
+                short_repr(&other)
             ),
         }
     }
@@ -125,95 +147,91 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
         bail!("header lacks a key: NumPy wants exactly 'descr', 'fortran_order' and 'shape'");
     };
     let Value::Tuple(dims) = shape else {
-        bail!("header 'shape' is not a tuple of integers");
+        bail!("header 'shape' is not a tuple of integers: {}", short_repr(&shape));
     };
-    let mut shape = Vec::with_capacity(dims.len());
-    for d in dims {
-        match d {
-            Value::Int(n) if n >= 0 => {
-                shape.push(u64::try_from(n).map_err(|_| anyhow!("header 'shape' has a dimension too large: {n}"))?)
-            }
-            Value::Int(n) => bail!("header 'shape' has a negative dimension {n}"),
-            Value::Bool(b) => shape.push(b as u64), // Python's bool is an int
-            _ => bail!("header 'shape' is not a tuple of integers"),
-        }
-    }
     let fortran_order = match fortran {
         Value::Bool(b) => b,
-        _ => bail!("header 'fortran_order' is not a boolean"),
+        other => bail!("header 'fortran_order' is not a boolean: {}", short_repr(&other)),
     };
-    let descr = match descr {
-        Value::Str(s) => s,
-        Value::List(_) => {
-            return Ok(unsupported_header(
-                version,
-                "structured (record) dtype".into(),
-                String::from("[structured]"),
-                fortran_order,
-                shape,
-                data_offset,
-            ));
+    let descr_text = match &descr {
+        Value::Str(s) => s.clone(),
+        other => short_repr(other),
+    };
+    let np = dtype_from_descr(&descr)
+        .map_err(|why| anyhow!("header 'descr' is not a valid dtype descriptor ({why}): {}", short_repr(&descr)))?;
+    if np.elem == Descr::Object {
+        bail!(
+            "object arrays ({}) need pickle, which relu (like numpy.load(allow_pickle=False)) refuses",
+            short_repr(&descr)
+        );
+    }
+    // numpy.load's `reshape(shape)`: non-negative ints (not bools) of at most 63 bits, at most 64
+    // of them.
+    let mut shape = Vec::with_capacity(dims.len());
+    for d in &dims {
+        match *d {
+            Value::Int(n) if n < 0 => bail!("header 'shape' has a negative dimension {n}"),
+            Value::Int(n) => shape.push(
+                u64::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= i64::MAX as u64)
+                    .ok_or_else(|| anyhow!("header 'shape' has a dimension too large: {n}"))?,
+            ),
+            Value::Bool(b) => bail!(
+                "header 'shape' has a bool dimension ({}): numpy.load refuses it",
+                if b { "True" } else { "False" }
+            ),
+            _ => bail!("header 'shape' is not a tuple of integers: {}", short_repr(&Value::Tuple(dims))),
         }
-        _ => bail!("header 'descr' is not a dtype description"),
+    }
+    if shape.len() > MAX_DIMS {
+        bail!("header 'shape' has {} dimensions, more than NumPy's {MAX_DIMS}", shape.len());
+    }
+    // NumPy's array size limit: the non-zero dimensions times the item size fit in 63 bits. With
+    // items of no bytes, only `reshape`'s running product of the dimensions (in the order it
+    // reshapes: reversed for Fortran order) must, up to the first zero.
+    let fits = |b: Option<u64>| b.is_some_and(|b| b <= i64::MAX as u64);
+    let too_big = if np.itemsize == 0 {
+        let mut dims: Vec<u64> = shape.clone();
+        if fortran_order {
+            dims.reverse();
+        }
+        !fits(dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d).filter(|&p| p <= i64::MAX as u64)))
+    } else {
+        !fits(shape.iter().filter(|&&d| d != 0).try_fold(np.itemsize, |acc, &d| acc.checked_mul(d)))
     };
-    let (dtype, order) = match parse_descr(&descr) {
+    if too_big {
+        bail!("shape {} is too big: its byte count does not fit in 63 bits", shape_repr(&shape));
+    }
+    // Fits: the non-zero dimensions' product does (checked above).
+    let elements = if shape.contains(&0) {
+        0
+    } else {
+        shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).unwrap_or(u64::MAX)
+    };
+    // A sub-array type: numpy.load reads `elements` items of `sub_items` elements each and
+    // reshapes them to `shape`, which works with one element per item, or no items.
+    if !np.sub_shape.is_empty() {
+        if 1 + np.sub_shape.len() > MAX_DIMS {
+            bail!("sub-array dtype {}: more than NumPy's {MAX_DIMS} dimensions", short_repr(&descr));
+        }
+        let sub = np.sub_items();
+        if sub != 1 && elements != 0 {
+            bail!(
+                "sub-array dtype {} holds {sub} elements per item: numpy.load cannot read it as shape {}",
+                short_repr(&descr),
+                shape_repr(&shape)
+            );
+        }
+    }
+    let (dtype, order) = match np.elem {
         Descr::Supported(dt, order) => (Ok(dt), order),
-        Descr::Unsupported(why) => (Err(format!("{why} ('{descr}')")), ByteOrder::Little),
-        Descr::Invalid if descr.trim_start_matches(['<', '>', '|', '=']) == "O" => {
-            bail!("object arrays ('{descr}') need pickle, which relu (like numpy.load(allow_pickle=False)) refuses")
-        }
-        Descr::Invalid => bail!("header 'descr' is not a data type NumPy knows: '{descr}'"),
+        Descr::Unsupported(name) => (Err(format!("{name} ({})", short_repr(&descr))), ByteOrder::Little),
+        Descr::Object | Descr::Invalid => bail!("header 'descr' is not a dtype relu can read: {}", short_repr(&descr)),
     };
-    let elements = shape
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| anyhow!("shape {shape:?} overflows: its element count does not fit in 64 bits"))?;
-    let data_bytes = match &dtype {
-        Err(_) => descr_itemsize(&descr).and_then(|size| elements.checked_mul(size)),
-        Ok(dt) => Some(
-            elements
-                .checked_mul(dt.size() as u64)
-                .filter(|&b| b <= i64::MAX as u64)
-                .ok_or_else(|| anyhow!("shape {shape:?} overflows: its byte count does not fit in 63 bits"))?,
-        ),
-    };
-    Ok(Header { version, dtype, descr, order, fortran_order, shape, data_offset, elements, data_bytes })
+    let data_bytes = elements.checked_mul(np.itemsize);
+    Ok(Header { version, dtype, descr: descr_text, order, fortran_order, shape, data_offset, elements, data_bytes })
 }
-
-/// Item size of a type relu does not process, from its descr (`|S2` → 2, `<U3` → 12, `<c8` → 8).
-fn descr_itemsize(descr: &str) -> Option<u64> {
-    let t = descr.trim_start_matches(['<', '>', '|', '=']);
-    let (code, digits) = t.split_at(t.find(|c: char| c.is_ascii_digit())?);
-    let n: u64 = digits.parse().ok()?;
-    match code {
-        "U" => n.checked_mul(4),
-        "S" | "a" | "V" | "c" | "f" | "b" | "M" | "m" => Some(n),
-        _ => None,
-    }
-}
-
-fn unsupported_header(
-    version: (u8, u8),
-    why: String,
-    descr: String,
-    fortran_order: bool,
-    shape: Vec<u64>,
-    data_offset: u64,
-) -> Header {
-    let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
-    Header {
-        version,
-        dtype: Err(why),
-        descr,
-        order: ByteOrder::Little,
-        fortran_order,
-        shape,
-        data_offset,
-        elements,
-        data_bytes: None,
-    }
-}
-
 /// The header bytes `numpy.save` writes for a native little-endian array (format 1.0 unless the
 /// header needs more than 65535 bytes), padded so the data starts on a 64-byte boundary.
 pub fn write_header(dtype: DType, fortran_order: bool, shape: &[u64]) -> Vec<u8> {
@@ -308,223 +326,1019 @@ pub fn shape_repr(shape: &[u64]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A Python literal evaluator for header dicts.
+// `ast.literal_eval`, as CPython 3.11 runs it on a header.
 
-#[derive(Debug, PartialEq, Eq)]
+/// A Python literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Dict(Vec<(Value, Value)>),
     Tuple(Vec<Value>),
     List(Vec<Value>),
+    Set(Vec<Value>),
     Str(String),
+    /// A str with a lone surrogate (`'\ud800'`), which a Rust `String` cannot hold: its code points.
+    WStr(Vec<u32>),
+    Bytes(Vec<u8>),
+    /// Saturated to the range of `i128` (far beyond any dimension NumPy takes).
     Int(i128),
     Bool(bool),
     None,
-    /// Floats and other literals: valid Python, never a valid header value.
+    /// Floats, complex numbers and `...`: valid literals, never a valid header value.
     Other,
 }
 
-pub fn parse_literal(s: &str) -> Result<Value, String> {
-    let mut p = Parser { s: s.as_bytes(), i: 0, depth: 0 };
-    let v = p.value()?;
-    p.ws();
-    if p.i != p.s.len() {
-        return Err(format!("unexpected text at offset {}", p.i));
+impl Value {
+    fn hashable(&self) -> bool {
+        match self {
+            Value::Dict(_) | Value::List(_) | Value::Set(_) => false,
+            Value::Tuple(items) => items.iter().all(Value::hashable),
+            _ => true,
+        }
     }
-    Ok(v)
+}
+
+/// The literal as Python would print it, shortened for a message.
+fn short_repr(v: &Value) -> String {
+    fn seq(out: &mut String, items: &[Value], open: &str, close: &str) {
+        out.push_str(open);
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            repr(out, x);
+        }
+        out.push_str(close);
+    }
+    fn repr(out: &mut String, v: &Value) {
+        if out.len() > 200 {
+            return;
+        }
+        match v {
+            Value::Dict(items) => {
+                out.push('{');
+                for (i, (k, x)) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    repr(out, k);
+                    out.push_str(": ");
+                    repr(out, x);
+                }
+                out.push('}');
+            }
+            Value::Tuple(items) if items.len() == 1 => seq(out, items, "(", ",)"),
+            Value::Tuple(items) => seq(out, items, "(", ")"),
+            Value::List(items) => seq(out, items, "[", "]"),
+            Value::Set(items) if items.is_empty() => out.push_str("set()"),
+            Value::Set(items) => seq(out, items, "{", "}"),
+            Value::Str(s) => out.push_str(&format!("'{}'", s.escape_debug())),
+            Value::WStr(cs) => {
+                out.push('\'');
+                for &c in cs {
+                    match char::from_u32(c) {
+                        Some(c) => out.extend(c.escape_debug()),
+                        None => out.push_str(&format!("\\u{c:04x}")),
+                    }
+                }
+                out.push('\'');
+            }
+            Value::Bytes(b) => out.push_str(&format!("b'{}'", b.escape_ascii())),
+            Value::Int(n) => out.push_str(&n.to_string()),
+            Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+            Value::None => out.push_str("None"),
+            Value::Other => out.push_str("<number>"),
+        }
+    }
+    let mut out = String::new();
+    repr(&mut out, v);
+    if out.len() > 200 {
+        let mut end = 200;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
+/// `ast.literal_eval(s)` as CPython 3.11 evaluates it: literals only (strings with any prefix,
+/// escapes, implicit concatenation; ints in any base; floats and complex numbers; tuples, lists,
+/// sets, dicts, `set()`; True, False, None, `...`), comments, line continuations, at most 200
+/// nested brackets. `Err` says why Python would raise.
+pub fn parse_literal(s: &str) -> Result<Value, String> {
+    // literal_eval strips leading spaces and tabs; the compiler refuses NUL and reads '\r\n' and
+    // a lone '\r' as '\n'.
+    let s = s.trim_start_matches([' ', '\t']);
+    if s.contains('\0') {
+        return Err("the header contains a NUL character".into());
+    }
+    let text = s.replace("\r\n", "\n").replace('\r', "\n");
+    let mut p = Parser { lx: Lexer { s: &text, i: 0, open: Vec::new(), atbol: true }, peeked: None };
+    p.eval()
+}
+
+/// Python's limit on nested brackets (the tokenizer's `MAXLEVEL`).
+const MAX_BRACKETS: usize = 200;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Newline,
+    End,
+    /// One of `( ) [ ] { } , : + -`.
+    Op(u8),
+    Ellipsis,
+    Name(String),
+    Int(i128),
+    Float,
+    Imaginary,
+    Str(Value),
+    FString,
+}
+
+struct Lexer<'a> {
+    s: &'a str,
+    i: usize,
+    /// The open brackets, innermost last.
+    open: Vec<u8>,
+    /// At the beginning of a line.
+    atbol: bool,
+}
+
+impl Lexer<'_> {
+    fn byte(&self, k: usize) -> Option<u8> {
+        self.s.as_bytes().get(self.i + k).copied()
+    }
+
+    fn cur(&self) -> Option<char> {
+        self.s[self.i..].chars().next()
+    }
+
+    fn bump(&mut self) {
+        self.i += self.cur().map_or(0, char::len_utf8);
+    }
+
+    /// After a backslash: a newline, and more text.
+    fn continuation(&mut self) -> Result<(), String> {
+        if self.byte(0) != Some(b'\n') {
+            return Err("unexpected character after a line continuation backslash".into());
+        }
+        self.i += 1;
+        if self.byte(0).is_none() {
+            return Err("the header ends after a line continuation backslash".into());
+        }
+        Ok(())
+    }
+
+    /// The next token (CPython's `tok_get`).
+    fn next(&mut self) -> Result<Tok, String> {
+        'line: loop {
+            // Lines with only whitespace and comments are skipped.
+            let mut blank = false;
+            if self.atbol {
+                self.atbol = false;
+                let (mut col, mut cont_col) = (0usize, 0usize);
+                loop {
+                    match self.byte(0) {
+                        Some(b' ') => col += 1,
+                        Some(b'\t') => col = (col / 8 + 1) * 8,
+                        Some(b'\x0c') => col = 0,
+                        Some(b'\\') => {
+                            if cont_col == 0 {
+                                cont_col = col;
+                            }
+                            self.i += 1;
+                            self.continuation()?;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                    self.i += 1;
+                }
+                blank = matches!(self.byte(0), Some(b'#' | b'\n'));
+                let col = if cont_col != 0 { cont_col } else { col };
+                if !blank && self.open.is_empty() && col != 0 {
+                    return Err("unexpected indent".into());
+                }
+            }
+            loop {
+                while matches!(self.byte(0), Some(b' ' | b'\t' | b'\x0c')) {
+                    self.i += 1;
+                }
+                let Some(c) = self.byte(0) else {
+                    return match self.open.last() {
+                        None => Ok(Tok::End),
+                        Some(&b) => Err(format!("'{}' was never closed", b as char)),
+                    };
+                };
+                match c {
+                    b'#' => {
+                        while !matches!(self.byte(0), None | Some(b'\n')) {
+                            self.bump();
+                        }
+                    }
+                    b'\n' => {
+                        self.i += 1;
+                        self.atbol = true;
+                        if blank || !self.open.is_empty() {
+                            continue 'line;
+                        }
+                        return Ok(Tok::Newline);
+                    }
+                    b'\\' => {
+                        self.i += 1;
+                        self.continuation()?;
+                    }
+                    _ => return self.token(c),
+                }
+            }
+        }
+    }
+
+    fn token(&mut self, c: u8) -> Result<Tok, String> {
+        if c.is_ascii_alphabetic() || c == b'_' {
+            return self.name_or_string();
+        }
+        if c.is_ascii_digit() || (c == b'.' && self.byte(1).is_some_and(|d| d.is_ascii_digit())) {
+            return self.number();
+        }
+        if c == b'\'' || c == b'"' {
+            return self.string(false, false, false);
+        }
+        if self.s[self.i..].starts_with("...") {
+            self.i += 3;
+            return Ok(Tok::Ellipsis);
+        }
+        let what = self.cur().unwrap_or(' ');
+        self.bump();
+        match c {
+            b'(' | b'[' | b'{' => {
+                if self.open.len() >= MAX_BRACKETS {
+                    return Err(format!("too many nested brackets (Python allows {MAX_BRACKETS})"));
+                }
+                self.open.push(c);
+                Ok(Tok::Op(c))
+            }
+            b')' | b']' | b'}' => {
+                let want = match c {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                match self.open.pop() {
+                    Some(o) if o == want => Ok(Tok::Op(c)),
+                    Some(o) => Err(format!("'{}' does not close '{}'", c as char, o as char)),
+                    None => Err(format!("unmatched '{}'", c as char)),
+                }
+            }
+            b',' | b':' | b'+' | b'-' => Ok(Tok::Op(c)),
+            _ => Err(format!("{what:?} is not part of a literal")),
+        }
+    }
+
+    /// A name, or a string with a prefix (`r''`, `b''`, `u''`, `f''`, `rb''`, ...).
+    fn name_or_string(&mut self) -> Result<Tok, String> {
+        let start = self.i;
+        let (mut b, mut r, mut u, mut f) = (false, false, false, false);
+        loop {
+            match self.byte(0) {
+                Some(b'b' | b'B') if !(b || u || f) => b = true,
+                Some(b'u' | b'U') if !(b || u || r || f) => u = true,
+                Some(b'r' | b'R') if !(r || u) => r = true,
+                Some(b'f' | b'F') if !(f || b || u) => f = true,
+                _ => break,
+            }
+            self.i += 1;
+            if matches!(self.byte(0), Some(b'\'' | b'"')) {
+                return self.string(r, b, f);
+            }
+        }
+        while self.cur().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii()) {
+            self.bump();
+        }
+        let name = &self.s[start..self.i];
+        if !name.is_ascii() {
+            return Err(format!("{name:?} is not a literal"));
+        }
+        Ok(Tok::Name(name.to_string()))
+    }
+
+    fn number(&mut self) -> Result<Tok, String> {
+        let start = self.i;
+        let digit = |l: &Self| l.byte(0).is_some_and(|c| c.is_ascii_digit());
+        // Digits with single underscores between them.
+        let tail = |l: &mut Self| -> Result<(), String> {
+            loop {
+                while digit(l) {
+                    l.i += 1;
+                }
+                if l.byte(0) != Some(b'_') {
+                    return Ok(());
+                }
+                l.i += 1;
+                if !digit(l) {
+                    return Err("invalid decimal literal".into());
+                }
+            }
+        };
+        let c = self.byte(0).unwrap_or(0);
+        let radix = match (c, self.byte(1)) {
+            (b'0', Some(b'x' | b'X')) => 16,
+            (b'0', Some(b'o' | b'O')) => 8,
+            (b'0', Some(b'b' | b'B')) => 2,
+            _ => 10,
+        };
+        if radix != 10 {
+            self.i += 2;
+            loop {
+                if self.byte(0) == Some(b'_') {
+                    self.i += 1;
+                }
+                if !self.byte(0).is_some_and(|c| (c as char).is_digit(radix)) {
+                    return Err(format!("invalid base-{radix} literal"));
+                }
+                while self.byte(0).is_some_and(|c| (c as char).is_digit(radix)) {
+                    self.i += 1;
+                }
+                if self.byte(0) != Some(b'_') {
+                    break;
+                }
+            }
+            if digit(self) {
+                return Err(format!("invalid digit in a base-{radix} literal"));
+            }
+            return self.int_token(start + 2, radix);
+        }
+        let mut float = false;
+        if c == b'0' {
+            // "0", "00", "0_0"; more digits only before a fraction, exponent or j.
+            while matches!(self.byte(0), Some(b'0' | b'_')) {
+                if self.byte(0) == Some(b'_') {
+                    self.i += 1;
+                    if !digit(self) {
+                        return Err("invalid decimal literal".into());
+                    }
+                } else {
+                    self.i += 1;
+                }
+            }
+            let nonzero = digit(self);
+            tail(self)?;
+            if nonzero && !matches!(self.byte(0), Some(b'.' | b'e' | b'E' | b'j' | b'J')) {
+                return Err("leading zeros in a decimal integer".into());
+            }
+        } else if c != b'.' {
+            tail(self)?;
+        }
+        if self.byte(0) == Some(b'.') {
+            float = true;
+            self.i += 1;
+            if digit(self) {
+                tail(self)?;
+            }
+        }
+        if matches!(self.byte(0), Some(b'e' | b'E')) {
+            float = true;
+            self.i += 1;
+            if matches!(self.byte(0), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !digit(self) {
+                return Err("invalid decimal literal".into());
+            }
+            tail(self)?;
+        }
+        if matches!(self.byte(0), Some(b'j' | b'J')) {
+            self.i += 1;
+            self.end_of_number()?;
+            return Ok(Tok::Imaginary);
+        }
+        if float {
+            self.end_of_number()?;
+            return Ok(Tok::Float);
+        }
+        self.int_token(start, 10)
+    }
+
+    /// A number may not run into a name (`3L`, `1_`, `0x1g`).
+    fn end_of_number(&self) -> Result<(), String> {
+        match self.cur() {
+            Some(c) if c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii() => Err(format!(
+                "invalid number literal {:?}",
+                &self.s[..self.i].rsplit([' ', '(', ',']).next().unwrap_or("")
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn int_token(&mut self, digits_start: usize, radix: u32) -> Result<Tok, String> {
+        self.end_of_number()?;
+        let digits: String = self.s[digits_start..self.i].chars().filter(|&c| c != '_').collect();
+        // Python 3.11 refuses decimal literals of more than 4300 digits.
+        if radix == 10 && digits.len() > 4300 {
+            return Err("an integer literal of more than 4300 digits".into());
+        }
+        Ok(Tok::Int(i128::from_str_radix(&digits, radix).unwrap_or(i128::MAX)))
+    }
+
+    /// A string literal from its opening quote.
+    fn string(&mut self, raw: bool, bytes: bool, fstring: bool) -> Result<Tok, String> {
+        let q = self.byte(0).unwrap_or(b'\'');
+        self.i += 1;
+        let triple = self.byte(0) == Some(q) && self.byte(1) == Some(q);
+        if triple {
+            self.i += 2;
+        } else if self.byte(0) == Some(q) {
+            self.i += 1;
+            return Ok(if fstring {
+                Tok::FString
+            } else {
+                Tok::Str(if bytes { Value::Bytes(Vec::new()) } else { Value::Str(String::new()) })
+            });
+        }
+        let start = self.i;
+        let mut quotes = 0;
+        let end = loop {
+            let Some(c) = self.cur() else {
+                return Err("unterminated string".into());
+            };
+            self.bump();
+            if c == q as char {
+                quotes += 1;
+                if !triple || quotes == 3 {
+                    break self.i - quotes;
+                }
+                continue;
+            }
+            quotes = 0;
+            if c == '\n' && !triple {
+                return Err("unterminated string (a newline in a one-line string)".into());
+            }
+            if c == '\\' {
+                if self.cur().is_none() {
+                    return Err("unterminated string".into());
+                }
+                self.bump();
+            }
+        };
+        if fstring {
+            return Ok(Tok::FString);
+        }
+        let body = &self.s[start..end];
+        if bytes {
+            if !body.is_ascii() {
+                return Err("bytes can only contain ASCII literal characters".into());
+            }
+            let mut out = Vec::new();
+            if raw {
+                out.extend_from_slice(body.as_bytes());
+            } else {
+                unescape(body, true, |c| out.push(c as u8))?;
+            }
+            return Ok(Tok::Str(Value::Bytes(out)));
+        }
+        let mut cps: Vec<u32> = Vec::new();
+        if raw {
+            cps.extend(body.chars().map(u32::from));
+        } else {
+            unescape(body, false, |c| cps.push(c))?;
+        }
+        Ok(Tok::Str(match cps.iter().map(|&c| char::from_u32(c)).collect::<Option<String>>() {
+            Some(s) => Value::Str(s),
+            None => Value::WStr(cps),
+        }))
+    }
+}
+
+/// Python's backslash escapes in a non-raw string body; `bytes` for `b''` (no `\u`, `\U`, `\N`;
+/// octal escapes wrap at 256).
+fn unescape(body: &str, bytes: bool, mut push: impl FnMut(u32)) -> Result<(), String> {
+    let mut it = body.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            push(c.into());
+            continue;
+        }
+        let Some(e) = it.next() else {
+            return Err("unterminated string".into()); // cannot happen: the lexer pairs backslashes
+        };
+        let mut hex = |n: usize| -> Result<u32, String> {
+            let mut v = 0u32;
+            for _ in 0..n {
+                let d = it.next().and_then(|c| c.to_digit(16)).ok_or_else(|| format!("truncated \\{e} escape"))?;
+                v = v * 16 + d;
+            }
+            Ok(v)
+        };
+        match e {
+            '\n' => {}
+            '\\' | '\'' | '"' => push(e.into()),
+            'a' => push(7),
+            'b' => push(8),
+            'f' => push(12),
+            'n' => push(10),
+            'r' => push(13),
+            't' => push(9),
+            'v' => push(11),
+            'x' => push(hex(2)?),
+            'u' if !bytes => push(hex(4)?),
+            'U' if !bytes => {
+                let v = hex(8)?;
+                if v > 0x10ffff {
+                    return Err("illegal Unicode character in \\U escape".into());
+                }
+                push(v);
+            }
+            'N' if !bytes => return Err("\\N{...} escapes are not supported".into()),
+            '0'..='7' => {
+                let mut v = e.to_digit(8).unwrap_or(0);
+                for _ in 0..2 {
+                    match it.peek().and_then(|c| c.to_digit(8)) {
+                        Some(d) => {
+                            v = v * 8 + d;
+                            it.next();
+                        }
+                        None => break,
+                    }
+                }
+                push(if bytes { v & 0xff } else { v });
+            }
+            _ => {
+                push('\\'.into());
+                push(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How an expression's AST node looks to `literal_eval`'s number rules.
+#[derive(Clone, Copy, PartialEq)]
+enum Node {
+    /// A number constant (possibly in parentheses).
+    Number {
+        imaginary: bool,
+    },
+    /// `+` or `-` applied to a number constant.
+    Signed {
+        imaginary: bool,
+    },
+    Other,
 }
 
 struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-    depth: usize,
+    lx: Lexer<'a>,
+    peeked: Option<Tok>,
+}
+
+fn unexpected(t: &Tok) -> String {
+    match t {
+        Tok::Newline => "unexpected end of line".into(),
+        Tok::End => "unexpected end of header".into(),
+        Tok::Op(c) => format!("unexpected '{}'", *c as char),
+        Tok::Ellipsis => "unexpected '...'".into(),
+        Tok::Name(n) => format!("'{n}' is not a literal"),
+        Tok::Int(_) | Tok::Float | Tok::Imaginary => "unexpected number".into(),
+        Tok::Str(_) => "unexpected string".into(),
+        Tok::FString => "f-strings are not literals".into(),
+    }
 }
 
 impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.s.get(self.i).copied()
-    }
-
-    fn value(&mut self) -> Result<Value, String> {
-        self.depth += 1;
-        if self.depth > 64 {
-            return Err("nested too deeply".into());
-        }
-        let v = match self.peek() {
-            None => Err("unexpected end of header".into()),
-            Some(b'{') => self.dict(),
-            Some(b'(') => self.seq(b')').map(|(items, tuple)| {
-                if tuple {
-                    Value::Tuple(items)
-                } else {
-                    items.into_iter().next().unwrap_or(Value::None)
-                }
-            }),
-            Some(b'[') => self.seq(b']').map(|(items, _)| Value::List(items)),
-            Some(q @ (b'\'' | b'"')) => self.string(q),
-            Some(b'-' | b'+' | b'0'..=b'9' | b'.') => self.number(),
-            Some(c) if c.is_ascii_alphabetic() || c == b'_' => self.name(),
-            Some(c) => Err(format!("unexpected character {:?}", c as char)),
+    fn peek(&mut self) -> Result<&Tok, String> {
+        let tok = match self.peeked.take() {
+            Some(t) => t,
+            None => self.lx.next()?,
         };
-        self.depth -= 1;
-        v
+        Ok(self.peeked.insert(tok))
     }
 
-    fn dict(&mut self) -> Result<Value, String> {
-        self.i += 1;
-        let mut items: Vec<(Value, Value)> = Vec::new();
-        loop {
-            if self.peek() == Some(b'}') {
-                self.i += 1;
-                return Ok(Value::Dict(items));
-            }
-            let k = self.value()?;
-            if self.peek() != Some(b':') {
-                return Err("expected ':' in dict".into());
-            }
-            self.i += 1;
-            let v = self.value()?;
-            // literal_eval builds a real dict: a repeated key keeps its last value.
-            if let Some(slot) = items.iter_mut().find(|(ek, _)| *ek == k) {
-                slot.1 = v;
-            } else {
-                items.push((k, v));
-            }
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {}
-                _ => return Err("expected ',' or '}' in dict".into()),
-            }
+    fn next(&mut self) -> Result<Tok, String> {
+        match self.peeked.take() {
+            Some(t) => Ok(t),
+            None => self.lx.next(),
         }
     }
 
-    /// Items up to `close`; the flag says whether this was a tuple (a comma, or `()`).
-    fn seq(&mut self, close: u8) -> Result<(Vec<Value>, bool), String> {
-        self.i += 1;
-        let mut items = Vec::new();
-        let mut comma = false;
-        loop {
-            if self.peek() == Some(close) {
-                self.i += 1;
-                let tuple = comma || items.is_empty();
-                return Ok((items, tuple));
-            }
-            items.push(self.value()?);
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    comma = true;
+    /// Takes the operator `c` if it comes next.
+    fn eat(&mut self, c: u8) -> Result<bool, String> {
+        if *self.peek()? == Tok::Op(c) {
+            self.peeked = None;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// `eval_input`: an expression or a tuple without brackets, then newlines.
+    fn eval(&mut self) -> Result<Value, String> {
+        let first = self.expr()?;
+        let v = if *self.peek()? == Tok::Op(b',') {
+            let mut items = vec![first];
+            while self.eat(b',')? {
+                if matches!(self.peek()?, Tok::Newline | Tok::End) {
+                    break;
                 }
-                Some(c) if c == close => {}
-                _ => return Err("expected ',' or a closing bracket".into()),
+                items.push(self.expr()?);
+            }
+            Value::Tuple(items)
+        } else {
+            first
+        };
+        loop {
+            match self.next()? {
+                Tok::Newline => {}
+                Tok::End => return Ok(v),
+                t => return Err(unexpected(&t)),
             }
         }
     }
 
-    fn string(&mut self, q: u8) -> Result<Value, String> {
-        self.i += 1;
-        let mut out = String::new();
+    fn expr(&mut self) -> Result<Value, String> {
+        Ok(self.expr_node()?.0)
+    }
+
+    /// A literal expression: an atom, a signed number, or `real ± imaginary`.
+    fn expr_node(&mut self) -> Result<(Value, Node), String> {
+        let (v, node) = match *self.peek()? {
+            Tok::Op(sign @ (b'+' | b'-')) => {
+                self.peeked = None;
+                let (v, node) = self.atom()?;
+                let Node::Number { imaginary } = node else {
+                    return Err("a sign applies only to a number".into());
+                };
+                let v = match v {
+                    Value::Int(n) if sign == b'-' => Value::Int(n.saturating_neg()),
+                    v => v,
+                };
+                (v, Node::Signed { imaginary })
+            }
+            _ => self.atom()?,
+        };
+        if matches!(*self.peek()?, Tok::Op(b'+' | b'-')) {
+            self.peeked = None;
+            let real = matches!(node, Node::Number { imaginary: false } | Node::Signed { imaginary: false });
+            let (_, right) = self.atom()?;
+            if !real || right != (Node::Number { imaginary: true }) {
+                return Err("the only sums that are literals are real ± imaginary numbers".into());
+            }
+            return Ok((Value::Other, Node::Other));
+        }
+        Ok((v, node))
+    }
+
+    fn atom(&mut self) -> Result<(Value, Node), String> {
+        let number = Node::Number { imaginary: false };
+        Ok(match self.next()? {
+            Tok::Op(b'(') => {
+                if self.eat(b')')? {
+                    return Ok((Value::Tuple(Vec::new()), Node::Other));
+                }
+                let (first, node) = self.expr_node()?;
+                if self.eat(b')')? {
+                    return Ok((first, node)); // parentheses only group
+                }
+                let mut items = vec![first];
+                self.rest(&mut items, b')')?;
+                (Value::Tuple(items), Node::Other)
+            }
+            Tok::Op(b'[') => {
+                let mut items = Vec::new();
+                if !self.eat(b']')? {
+                    items.push(self.expr()?);
+                    self.rest(&mut items, b']')?;
+                }
+                (Value::List(items), Node::Other)
+            }
+            Tok::Op(b'{') => (self.dict_or_set()?, Node::Other),
+            Tok::Str(s) => (self.strings(s)?, Node::Other),
+            Tok::Int(n) => (Value::Int(n), number),
+            Tok::Float => (Value::Other, number),
+            Tok::Imaginary => (Value::Other, Node::Number { imaginary: true }),
+            Tok::Ellipsis => (Value::Other, Node::Other),
+            Tok::Name(n) => match n.as_str() {
+                "True" => (Value::Bool(true), Node::Other),
+                "False" => (Value::Bool(false), Node::Other),
+                "None" => (Value::None, Node::Other),
+                "set" if self.eat(b'(')? && self.eat(b')')? => (Value::Set(Vec::new()), Node::Other),
+                _ => return Err(format!("'{n}' is not a literal")),
+            },
+            t => return Err(unexpected(&t)),
+        })
+    }
+
+    /// After a sequence's first item: `, item` ... `[,] close`.
+    fn rest(&mut self, items: &mut Vec<Value>, close: u8) -> Result<(), String> {
         loop {
-            let Some(&c) = self.s.get(self.i) else {
-                return Err("unterminated string".into());
-            };
-            self.i += 1;
-            match c {
-                _ if c == q => return Ok(Value::Str(out)),
-                b'\n' => return Err("newline in string".into()),
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.i) else {
-                        return Err("unterminated string".into());
-                    };
-                    self.i += 1;
-                    match e {
-                        b'n' => out.push('\n'),
-                        b't' => out.push('\t'),
-                        b'\\' | b'\'' | b'"' => out.push(e as char),
-                        other => {
-                            out.push('\\');
-                            out.push(other as char);
-                        }
+            match self.next()? {
+                Tok::Op(c) if c == close => return Ok(()),
+                Tok::Op(b',') => {
+                    if self.eat(close)? {
+                        return Ok(());
+                    }
+                    items.push(self.expr()?);
+                }
+                t => return Err(unexpected(&t)),
+            }
+        }
+    }
+
+    fn dict_or_set(&mut self) -> Result<Value, String> {
+        if self.eat(b'}')? {
+            return Ok(Value::Dict(Vec::new()));
+        }
+        let first = self.expr()?;
+        if !self.eat(b':')? {
+            let mut items = vec![first];
+            self.rest(&mut items, b'}')?;
+            if !items.iter().all(Value::hashable) {
+                return Err("unhashable set element".into());
+            }
+            let mut set: Vec<Value> = Vec::new();
+            for x in items {
+                if !set.contains(&x) {
+                    set.push(x);
+                }
+            }
+            return Ok(Value::Set(set));
+        }
+        let mut items: Vec<(Value, Value)> = Vec::new();
+        let mut key = first;
+        loop {
+            let value = self.expr()?;
+            if !key.hashable() {
+                return Err("unhashable dict key".into());
+            }
+            // A repeated key keeps its first place and its last value.
+            match items.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => items.push((key, value)),
+            }
+            match self.next()? {
+                Tok::Op(b'}') => return Ok(Value::Dict(items)),
+                Tok::Op(b',') if self.eat(b'}')? => return Ok(Value::Dict(items)),
+                Tok::Op(b',') => {
+                    key = self.expr()?;
+                    if !self.eat(b':')? {
+                        return Err("':' expected after a dict key".into());
                     }
                 }
-                _ => {
-                    // Re-decode multi-byte UTF-8 from the original text.
-                    let start = self.i - 1;
-                    let len = utf8_len(c);
-                    let end = (start + len).min(self.s.len());
-                    out.push_str(
-                        std::str::from_utf8(&self.s[start..end]).map_err(|_| "bad text in string".to_string())?,
-                    );
-                    self.i = end;
+                t => return Err(unexpected(&t)),
+            }
+        }
+    }
+
+    /// Adjacent string literals are one string (`'des' 'cr'`); str and bytes do not mix, and
+    /// f-strings are no literals.
+    fn strings(&mut self, first: Value) -> Result<Value, String> {
+        let mut acc = first;
+        loop {
+            let next = match self.peek()? {
+                Tok::Str(_) => match self.peeked.take() {
+                    Some(Tok::Str(v)) => v,
+                    _ => return Ok(acc),
+                },
+                Tok::FString => return Err("f-strings are not literals".into()),
+                _ => return Ok(acc),
+            };
+            acc = match (acc, next) {
+                (Value::Bytes(mut a), Value::Bytes(b)) => {
+                    a.extend(b);
+                    Value::Bytes(a)
                 }
-            }
-        }
-    }
-
-    fn number(&mut self) -> Result<Value, String> {
-        let mut neg = false;
-        while let Some(c @ (b'-' | b'+')) = self.peek() {
-            neg ^= c == b'-';
-            self.i += 1;
-        }
-        let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'.'))
-        {
-            self.i += 1;
-        }
-        let tok = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("").replace('_', "");
-        let (digits, radix) = match tok.get(..2) {
-            Some("0x" | "0X") => (&tok[2..], 16),
-            Some("0o" | "0O") => (&tok[2..], 8),
-            Some("0b" | "0B") => (&tok[2..], 2),
-            _ => (tok.as_str(), 10),
-        };
-        if digits.is_empty() {
-            return Err("bad number".into());
-        }
-        if let Ok(n) = i128::from_str_radix(digits, radix) {
-            if radix == 10 && digits.len() > 1 && digits.starts_with('0') && n != 0 {
-                return Err("leading zeros in a decimal integer".into());
-            }
-            return Ok(Value::Int(if neg { -n } else { n }));
-        }
-        if radix == 10 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            // Valid Python, but far beyond any real dimension.
-            return Ok(Value::Int(if neg { i128::MIN } else { i128::MAX }));
-        }
-        if tok.parse::<f64>().is_ok() || tok.ends_with('j') {
-            return Ok(Value::Other);
-        }
-        Err(format!("bad number {tok:?}"))
-    }
-
-    fn name(&mut self) -> Result<Value, String> {
-        let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
-            self.i += 1;
-        }
-        match &self.s[start..self.i] {
-            b"True" => Ok(Value::Bool(true)),
-            b"False" => Ok(Value::Bool(false)),
-            b"None" => Ok(Value::None),
-            other => Err(format!("'{}' is not a literal", String::from_utf8_lossy(other))),
+                (Value::Str(mut a), Value::Str(b)) => {
+                    a.push_str(&b);
+                    Value::Str(a)
+                }
+                (a @ (Value::Str(_) | Value::WStr(_)), b @ (Value::Str(_) | Value::WStr(_))) => {
+                    let cps = |v: Value| -> Vec<u32> {
+                        match v {
+                            Value::Str(s) => s.chars().map(u32::from).collect(),
+                            Value::WStr(c) => c,
+                            _ => Vec::new(),
+                        }
+                    };
+                    let mut c = cps(a);
+                    c.extend(cps(b));
+                    Value::WStr(c)
+                }
+                _ => return Err("cannot mix bytes and str literals".into()),
+            };
         }
     }
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
-        _ => 1,
+// ---------------------------------------------------------------------------------------------
+// NumPy's `_filter_header`, for format 1.0 and 2.0 headers `ast.literal_eval` refused: Python's
+// `tokenize` and `untokenize` over the text, dropping each name `L` that follows a number.
+
+/// The header as `_filter_header` returns it, for what `parse_literal` does with it: an `L` after
+/// a number (`3L`, `3 L`, or across a line continuation) becomes a space; a last line of only
+/// spaces, tabs and form feeds (which `tokenize` stops at) goes; the first line's indentation
+/// (which `untokenize` writes as spaces, which `literal_eval` strips) goes. The rest is unchanged.
+fn py2_filter(text: &str) -> String {
+    let s = text.trim_start_matches([' ', '\t', '\x0c']);
+    let mut v = s.as_bytes().to_vec();
+    let n = v.len();
+    let mut i = 0;
+    let mut after_number = false;
+    // Where the line after the last newline token starts.
+    let mut last_line = None;
+    while i < n {
+        let c = v[i];
+        let rest = &s.as_bytes()[i..];
+        match c {
+            b' ' | b'\t' | b'\x0c' => i += 1,
+            // A line continuation is no token.
+            b'\\' if rest[1..].starts_with(b"\n") => i += 2,
+            b'\\' if rest[1..].starts_with(b"\r\n") => i += 3,
+            b'#' => {
+                i += rest.iter().take_while(|&&c| c != b'\n' && c != b'\r').count();
+                after_number = false;
+            }
+            b'\n' | b'\r' if rest.starts_with(b"\n") || rest.starts_with(b"\r\n") => {
+                i += if c == b'\r' { 2 } else { 1 };
+                after_number = false;
+                last_line = Some(i);
+            }
+            b'0'..=b'9' => {
+                i += py_number_end(rest);
+                after_number = true;
+            }
+            b'.' if rest.get(1).is_some_and(u8::is_ascii_digit) => {
+                i += py_number_end(rest);
+                after_number = true;
+            }
+            b'\'' | b'"' => {
+                i += skip_py_string(rest);
+                after_number = false;
+            }
+            _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
+                // A word (`\w+`), or an error token for any other character.
+                let word_len = s[i..]
+                    .char_indices()
+                    .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
+                    .map_or(rest.len(), |(k, _)| k);
+                if word_len == 0 {
+                    i += s[i..].chars().next().map_or(1, char::len_utf8);
+                    after_number = false;
+                    continue;
+                }
+                let word = &rest[..word_len];
+                let prefix = matches!(
+                    word.to_ascii_lowercase().as_slice(),
+                    b"b" | b"r" | b"u" | b"f" | b"br" | b"rb" | b"fr" | b"rf"
+                );
+                if prefix && matches!(rest.get(word_len), Some(b'\'' | b'"')) {
+                    i += word_len + skip_py_string(&rest[word_len..]);
+                    after_number = false;
+                } else if word == b"L" && after_number {
+                    v[i] = b' '; // and the number stays the last token
+                    i += 1;
+                } else {
+                    i += word_len;
+                    after_number = false;
+                }
+            }
+            _ => {
+                i += 1;
+                after_number = false;
+            }
+        }
     }
+    if let Some(k) = last_line {
+        if k < n && v[k..].iter().all(|c| matches!(c, b' ' | b'\t' | b'\x0c')) {
+            v.truncate(k);
+        }
+    }
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// The length of the string literal at the start of `v` (its quote first), as `tokenize` reads
+/// it; a one-line string with no closing quote is just its quote (an error token).
+fn skip_py_string(v: &[u8]) -> usize {
+    let q = v[0];
+    let triple = v[1..].starts_with(&[q, q]);
+    let mut k = if triple { 3 } else { 1 };
+    let mut quotes = 0;
+    while k < v.len() {
+        let c = v[k];
+        k += 1;
+        if c == q {
+            quotes += 1;
+            if !triple || quotes == 3 {
+                return k;
+            }
+            continue;
+        }
+        quotes = 0;
+        if c == b'\\' {
+            k += if v[k..].starts_with(b"\r\n") { 2 } else { 1 };
+        } else if c == b'\n' && !triple {
+            break;
+        }
+    }
+    if triple {
+        v.len()
+    } else {
+        1
+    }
+}
+
+/// The length of the number at the start of `v`, by `tokenize`'s `Number` pattern (imaginary,
+/// then float, then integer literals; the first that matches).
+fn py_number_end(v: &[u8]) -> usize {
+    let i = 0;
+    let digit = |k: usize| v.get(k).is_some_and(u8::is_ascii_digit);
+    // [0-9](?:_?[0-9])*
+    let digitpart = |k: usize| -> Option<usize> {
+        if !digit(k) {
+            return None;
+        }
+        let mut k = k + 1;
+        loop {
+            if digit(k) {
+                k += 1;
+            } else if v.get(k) == Some(&b'_') && digit(k + 1) {
+                k += 2;
+            } else {
+                return Some(k);
+            }
+        }
+    };
+    let exponent = |k: usize| -> Option<usize> {
+        if !matches!(v.get(k), Some(b'e' | b'E')) {
+            return None;
+        }
+        let k = k + 1 + matches!(v.get(k + 1), Some(b'+' | b'-')) as usize;
+        digitpart(k)
+    };
+    // Pointfloat without its exponent.
+    let point = |k: usize| -> Option<usize> {
+        match digitpart(k) {
+            Some(j) if v.get(j) == Some(&b'.') => Some(digitpart(j + 1).unwrap_or(j + 1)),
+            Some(_) => None,
+            None if v.get(k) == Some(&b'.') => digitpart(k + 1),
+            None => None,
+        }
+    };
+    let imag = |k: usize| v.get(k).is_some_and(|c| matches!(c, b'j' | b'J'));
+    // Imagnumber: [0-9](?:_?[0-9])*[jJ] | Floatnumber[jJ]
+    let mut floats = Vec::new();
+    if let Some(p) = point(i) {
+        if let Some(e) = exponent(p) {
+            floats.push(e);
+        }
+        floats.push(p);
+    }
+    if let Some(e) = digitpart(i).and_then(exponent) {
+        floats.push(e);
+    }
+    if let Some(d) = digitpart(i).filter(|&d| imag(d)) {
+        return d + 1;
+    }
+    if let Some(&f) = floats.iter().find(|&&f| imag(f)) {
+        return f + 1;
+    }
+    if let Some(&f) = floats.first() {
+        return f;
+    }
+    // Intnumber: 0[xX](?:_?[0-9a-fA-F])+ | 0[bB](?:_?[01])+ | 0[oO](?:_?[0-7])+ | Decnumber
+    let based = |radix: u32| -> Option<usize> {
+        let mut k = i + 2;
+        let is = |k: usize| v.get(k).is_some_and(|&c| (c as char).is_digit(radix));
+        loop {
+            if is(k) {
+                k += 1;
+            } else if v.get(k) == Some(&b'_') && is(k + 1) {
+                k += 2;
+            } else {
+                return (k > i + 2).then_some(k);
+            }
+        }
+    };
+    if v[i] == b'0' {
+        let radix = match v.get(i + 1) {
+            Some(b'x' | b'X') => 16,
+            Some(b'b' | b'B') => 2,
+            Some(b'o' | b'O') => 8,
+            _ => 0,
+        };
+        if let Some(k) = (radix != 0).then(|| based(radix)).flatten() {
+            return k;
+        }
+        // 0(?:_?0)*
+        let mut k = i + 1;
+        loop {
+            if v.get(k) == Some(&b'0') {
+                k += 1;
+            } else if v.get(k) == Some(&b'_') && v.get(k + 1) == Some(&b'0') {
+                k += 2;
+            } else {
+                return k;
+            }
+        }
+    }
+    digitpart(i).unwrap_or(i + 1)
 }
 
 #[cfg(test)]
@@ -533,6 +1347,15 @@ mod tests {
 
     fn hdr(text: &str) -> Result<Header> {
         parse_header_text(text, (1, 0), 128)
+    }
+
+    /// A header with these `descr`, `fortran_order` and `shape` texts.
+    fn dict(descr: &str, shape: &str) -> String {
+        format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}")
+    }
+
+    fn shape_of(text: &str, version: (u8, u8)) -> Result<Vec<u64>> {
+        parse_header_text(text, version, 128).map(|h| h.shape)
     }
 
     #[test]
@@ -563,6 +1386,249 @@ mod tests {
         ] {
             assert!(hdr(bad).is_err(), "accepted {bad}");
         }
+    }
+
+    #[test]
+    fn python_literal_grammar() {
+        let ok = |s: &str| parse_literal(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        let str_ = |s: &str| Value::Str(s.into());
+        // Comments, line continuations, form feeds; CR and CR LF are newlines.
+        assert_eq!(ok("(1, # one\n 2)  # end"), Value::Tuple(vec![Value::Int(1), Value::Int(2)]));
+        assert_eq!(ok("(1,\\\n2)"), ok("(1, 2)"));
+        assert_eq!(ok("\\\n1"), Value::Int(1));
+        assert_eq!(ok("1 \\\n  "), Value::Int(1));
+        assert_eq!(ok("\x0c1\n\n  \n# c\n"), Value::Int(1));
+        assert_eq!(ok("(1,\r2)\r\n"), ok("(1, 2)"));
+        // Strings: prefixes, concatenation, triple quotes, escapes, continuation inside.
+        assert_eq!(ok("u'a' R'b' \"c\" U\"d\""), str_("abcd"));
+        assert_eq!(ok("('des'\n 'cr')"), str_("descr"));
+        assert_eq!(ok("'''a\nb''' \"\"\"'\"\"\""), str_("a\nb'"));
+        assert_eq!(ok(r"'\x3cf4\074\u0065\U0001F600\n\t\\\'\q'"), str_("<f4<e\u{1F600}\n\t\\'\\q"));
+        assert_eq!(ok("'des\\\ncr'"), str_("descr"));
+        assert_eq!(ok(r"r'\x3c\''"), str_(r"\x3c\'"));
+        assert_eq!(ok(r"'\ud800'"), Value::WStr(vec![0xd800]));
+        assert_eq!(ok(r"b'a\x00\777' rb'\n'"), Value::Bytes(b"a\x00\xff\\n".to_vec()));
+        // Numbers: one sign, bases, underscores; floats and complex are literals too.
+        assert_eq!(ok("(-3, +3, - 3, -(3), 0x1_f, 0o7, 0b11, 1_000, 00, 0_0, -0)"), {
+            Value::Tuple([-3, 3, -3, -3, 31, 7, 3, 1000, 0, 0, 0].map(Value::Int).to_vec())
+        });
+        for other in ["1.5", "-1e3", ".5", "1.", "1j", "1+2j", "-1.5-2j", "(1)+(2j)", "03.5", "..."] {
+            assert_eq!(ok(other), Value::Other, "{other}");
+        }
+        // Containers.
+        assert_eq!(ok("{}"), Value::Dict(vec![]));
+        assert_eq!(ok("set()"), Value::Set(vec![]));
+        assert_eq!(ok("{1, 1, 2,}"), Value::Set(vec![Value::Int(1), Value::Int(2)]));
+        assert_eq!(ok("[(),]"), Value::List(vec![Value::Tuple(vec![])]));
+        assert_eq!(ok("1, 2,"), Value::Tuple(vec![Value::Int(1), Value::Int(2)]));
+        assert_eq!(ok("{'a': 1, 'a': 2}"), Value::Dict(vec![(str_("a"), Value::Int(2))]));
+        // 200 nested brackets is Python's limit.
+        let nest = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(ok(&nest(200)), Value::Int(1));
+        for bad in [
+            "--3",
+            "- -3",
+            "+-3",
+            "-(-3)",
+            "-True",
+            "-'a'",
+            "1+2",
+            "1j+1",
+            "1+2j+3j",
+            "1+-2j",
+            "3_",
+            "1__2",
+            "0_3",
+            "03",
+            "0x",
+            "0b2",
+            "0o8",
+            "3L",
+            "3l",
+            "1e",
+            "1_e5",
+            "1".repeat(4301).as_str(),
+            "f'a'",
+            "'a' f'b'",
+            "'a' b'b'",
+            "ur'a'",
+            "bu'a'",
+            "b'\u{e9}'",
+            r"'\x3'",
+            r"'\N{LESS-THAN SIGN}'",
+            r"'\U00110000'",
+            "'a\nb'",
+            "'a",
+            "'''a",
+            "r'\\'",
+            "(,)",
+            "[,]",
+            "{,}",
+            "(1,,)",
+            "{1:2, 3}",
+            "{1, 2:3}",
+            "{[1]: 2}",
+            "{[1]}",
+            "{**{}}",
+            "[*()]",
+            "x",
+            "Ellipsis",
+            "set(1)",
+            "set()()",
+            "(1)(2)",
+            "'a'[0]",
+            "1 if 1 else 2",
+            "1\n 2",
+            "\n 1",
+            "1\n   ",
+            "1\n\t",
+            "\x0c 1",
+            "1 \\\n",
+            "1\\",
+            "1\\ \n",
+            "(1",
+            "1)",
+            "(1]",
+            "1;",
+            "1\x0b",
+            "\u{feff}1",
+            "1\u{a0}",
+            "a\0",
+            "'a'\n'b'",
+            "-\n3",
+            "",
+            "   ",
+            "# only a comment",
+            "Ｔｒｕｅ",
+            "é",
+        ] {
+            assert!(parse_literal(bad).is_err(), "accepted {bad:?}: {:?}", parse_literal(bad));
+        }
+        assert!(parse_literal(&nest(201)).is_err());
+        assert!(parse_literal(&format!("{{'a': {}}}", nest(199))).is_ok());
+        assert!(parse_literal(&format!("{{'a': {}}}", nest(200))).is_err());
+    }
+
+    #[test]
+    fn python2_longs_and_indented_tails_only_before_format_3() {
+        let long = dict("'<f4'", "(3L, 2 L, 1L L)");
+        let tail = format!("{}\n   ", dict("'<f4'", "(3,)"));
+        for v in [(1, 0), (2, 0)] {
+            assert_eq!(shape_of(&long, v).unwrap(), vec![3, 2, 1]);
+            assert_eq!(shape_of(&tail, v).unwrap(), vec![3]);
+            assert_eq!(shape_of(&dict("'<f4'", "(3\\\n L,)"), v).unwrap(), vec![3]);
+            assert_eq!(shape_of(&format!("\x0c {}", dict("'<f4'", "(3,)")), v).unwrap(), vec![3]);
+            for bad in ["(3l,)", "(3LL,)", "(3 # c\n L,)", "(3_L,)", "(03L,)", "('3L',)", "(L3,)"] {
+                assert!(shape_of(&dict("'<f4'", bad), v).is_err(), "accepted {bad}");
+            }
+            // Continued lines keep their tail, as tokenize keeps it.
+            assert!(shape_of(&format!("{} \\\n  ", dict("'<f4'", "(3L,)")), v).is_ok());
+        }
+        assert!(shape_of(&long, (3, 0)).is_err());
+        assert!(shape_of(&tail, (3, 0)).is_err());
+        assert!(shape_of(&format!("{}\n\t", dict("'<f4'", "(3,)")), (3, 0)).is_err());
+        assert_eq!(shape_of(&format!("{}\n   ", dict("'<f4'", "(3,)")).replace("\n   ", "\n"), (3, 0)).unwrap(), [3]);
+    }
+
+    #[test]
+    fn shapes_numpy_load_refuses() {
+        for bad in [
+            "(True,)",
+            "(True, 2)",
+            "(False, 2)",
+            "(9223372036854775808, 0)",
+            "(1152921504606846976, 0)",
+            "(2305843009213693952, 0)",
+            "(4294967296, 4294967296)",
+        ] {
+            assert!(hdr(&dict("'<f8'", bad)).is_err(), "accepted {bad}");
+        }
+        assert_eq!(hdr(&dict("'<f8'", "(576460752303423488, 0)")).unwrap().elements, 0);
+        assert_eq!(hdr(&dict("'|u1'", "(4611686018427387904, 0)")).unwrap().elements, 0);
+        // Items of no bytes: only reshape's running product (reversed for Fortran order) counts.
+        let big = "(4611686018427387904, 4611686018427387904, 0)";
+        assert!(hdr(&dict("'|S0'", big)).is_err());
+        assert!(hdr(&dict("'|S0'", big).replace("False", "True")).is_ok());
+        assert_eq!(hdr(&dict("[]", "(4294967296, 1, 0, 576460752303423488)")).unwrap().elements, 0);
+        let dims = |n: usize| format!("({})", vec!["1"; n].join(", "));
+        assert_eq!(hdr(&dict("'<f4'", &dims(64))).unwrap().shape.len(), 64);
+        assert!(hdr(&dict("'<f4'", &dims(65))).is_err());
+    }
+
+    #[test]
+    fn descrs_as_numpy_load_reads_them() {
+        let dtype = |d: &str, shape: &str| hdr(&dict(d, shape)).map(|h| (h.dtype, h.order, h.shape));
+        let f4 = |shape: Vec<u64>| (Ok::<DType, String>(DType::F32), ByteOrder::Little, shape);
+        for d in
+            ["('<f4', ())", "('<f4', (1,))", "('<f4', 1)", "'(1,)<f4'", "'1<f4'", "('<f4', (1, 1), 'x')", "'()<f4'"]
+        {
+            assert_eq!(dtype(d, "(3,)").unwrap(), f4(vec![3]), "{d}");
+        }
+        assert_eq!(dtype("('>i2', (1, 1))", "(3,)").unwrap(), (Ok(DType::I16), ByteOrder::Big, vec![3]));
+        assert_eq!(dtype("('<f4', (2,))", "(0,)").unwrap(), f4(vec![0]));
+        assert_eq!(dtype("'int_'", "(3,)").unwrap().0, Ok(DType::I64));
+        for bad in ["('<f4', (2,))", "'(2,)<f4'", "(('<i2', (2,)), (3,))", "('<f4', 0)", "('<f4',)", "('<f4', True)"] {
+            assert!(dtype(bad, "(3,)").is_err(), "accepted {bad}");
+        }
+        // Types NumPy refuses, and object types, which numpy.load refuses without pickle.
+        for bad in [
+            "'<float32'",
+            "'>float64'",
+            "'<f3'",
+            "' <f4'",
+            "'<f4 '",
+            "''",
+            "'int0'",
+            "'float_'",
+            "5",
+            "None",
+            "True",
+            "b'<f4'",
+            "['<f4']",
+            "{'names': ['a'], 'formats': ['<f4']}",
+            "'|O'",
+            "'O8'",
+            "[('a', '|O')]",
+            "[('a', '<f4'), ('a', '<i4')]",
+            "'T'",
+            "'O,<f4'",
+            "'<M8[xs]'",
+        ] {
+            let e = dtype(bad, "(3,)").expect_err(bad).to_string();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        // Types NumPy reads and relu does not process: a valid header, an unsupported dtype.
+        for (d, name) in [
+            ("'bool'", "bool"),
+            ("'<M8'", "datetime64"),
+            ("'<M8[ns]'", "datetime64"),
+            ("'<f4,<i4'", "structured"),
+            ("'|S3'", "bytes"),
+            ("[('a', '<f4')]", "structured"),
+            ("[('', '|V4')]", "structured"),
+            ("{'ab': 0}", "structured"),
+            ("('|b1', (1,))", "bool"),
+        ] {
+            let why = dtype(d, "(3,)").unwrap_or_else(|e| panic!("{d}: {e}")).0.unwrap_err();
+            assert_eq!(why, format!("{name} ({d})"));
+        }
+    }
+
+    #[test]
+    fn header_size_counts_characters() {
+        let body = |n: usize, version: (u8, u8)| {
+            let text = format!("{{'descr': '{}', {}", "\u{e9}".repeat(n), &dict("'<f4'", "(3,)")[1..]);
+            let enc: Vec<u8> = if version.0 == 3 { text.into_bytes() } else { text.chars().map(|c| c as u8).collect() };
+            let mut b = MAGIC.to_vec();
+            b.extend_from_slice(&[version.0, version.1]);
+            b.extend_from_slice(&(enc.len() as u32).to_le_bytes()[..if version.0 == 1 { 2 } else { 4 }]);
+            b.extend_from_slice(&enc);
+            b
+        };
+        assert!(read_header(&mut &body(9900, (3, 0))[..]).is_ok());
+        assert!(read_header(&mut &body(9990, (3, 0))[..]).is_err());
+        assert!(read_header(&mut &body(9900, (1, 0))[..]).is_ok());
+        assert!(read_header(&mut &body(9990, (2, 0))[..]).is_err());
     }
 
     #[test]
