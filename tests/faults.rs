@@ -16,14 +16,7 @@ fn bin() -> &'static str {
 
 /// A float32 `.npy` of `n` values, `seed`ing the pattern.
 fn save(path: &Path, n: usize, seed: u32) {
-    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n},), }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut v = b"\x93NUMPY\x01\x00".to_vec();
-    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    v.extend_from_slice(h.as_bytes());
+    let mut v = relu::format::npy::write_header(relu::dtype::DType::F32, false, &[n as u64]);
     v.reserve(4 * n);
     for i in 0..n as u32 {
         let x = (i.wrapping_mul(2_654_435_761) ^ seed) as i32 as f32 / 1e9;

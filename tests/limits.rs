@@ -99,16 +99,9 @@ fn an_unterminated_quote_is_refused_at_the_limit_naming_its_line() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A `.npy` header for `shape` (any size it promises), with `data` after it.
-fn npy(shape: &str, descr: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut v = b"\x93NUMPY\x01\x00".to_vec();
-    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    v.extend_from_slice(h.as_bytes());
+/// A float64 `.npy` header for `shape` (any size it promises), with `data` after it.
+fn npy(shape: &[u64], data: &[u8]) -> Vec<u8> {
+    let mut v = relu::format::npy::write_header(relu::dtype::DType::F64, false, shape);
     v.extend_from_slice(data);
     v
 }
@@ -117,7 +110,7 @@ fn npy(shape: &str, descr: &str, data: &[u8]) -> Vec<u8> {
 fn headers_that_promise_terabytes_allocate_nothing() {
     let d = tempfile::tempdir().unwrap();
     // valid for NumPy: no elements, but 10**12 units on axis 1
-    std::fs::write(d.path().join("wide.npy"), npy("(0, 1000000000000)", "<f8", b"")).unwrap();
+    std::fs::write(d.path().join("wide.npy"), npy(&[0, 1_000_000_000_000], b"")).unwrap();
     for args in [
         &["stats", "wide.npy"][..],
         &["stats", "--json", "wide.npy"],
@@ -134,7 +127,7 @@ fn headers_that_promise_terabytes_allocate_nothing() {
     let o = limited(&["stats", "--unit-axis", "0", "wide.npy"], d.path(), None);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     // 8 TB promised, 16 bytes there: refused before any allocation, file or stdin
-    let big = npy("(1000000000000,)", "<f8", &[0; 16]);
+    let big = npy(&[1_000_000_000_000], &[0; 16]);
     std::fs::write(d.path().join("big.npy"), &big).unwrap();
     for (args, input) in [
         (&["apply", "big.npy", "-o", "out.npy"][..], None),
@@ -158,14 +151,14 @@ fn headers_that_promise_terabytes_allocate_nothing() {
 fn an_npz_member_that_inflates_past_its_size_is_refused() {
     let d = tempfile::tempdir().unwrap();
     // a deflated member that declares 144 bytes (a header and 2 float64) but inflates to 300 MiB
-    let body = npy("(2,)", "<f8", &vec![0u8; 300 << 20]);
+    let body = npy(&[2], &vec![0u8; 300 << 20]);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     zip.start_file("x.npy", opts).unwrap();
     zip.write_all(&body).unwrap();
     let mut bytes = zip.finish().unwrap().into_inner();
     drop(body);
-    let declared = (npy("(2,)", "<f8", &[0; 16]).len() as u32).to_le_bytes();
+    let declared = (npy(&[2], &[0; 16]).len() as u32).to_le_bytes();
     // the sizes in the local header (offset 22) and the central directory entry (offset 24)
     bytes[22..26].copy_from_slice(&declared);
     let cd = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
