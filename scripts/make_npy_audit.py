@@ -256,6 +256,14 @@ case("lit_triple_quotes.npy", npy(dict_text(descr="'''<f4'''"), DATA3), "'''<f4'
 case("lit_escape_hex.npy", npy(dict_text(descr=r"'\x3cf4'"), DATA3), r"'\x3cf4' is '<f4' -> accepted")
 case("lit_escape_unicode.npy", npy(H.replace("'descr'", r"'d\u0065scr'"), DATA3), r"'d\u0065scr' -> accepted")
 case("lit_escape_octal.npy", npy(dict_text(descr=r"'\074f4'"), DATA3), r"'\074f4' is '<f4' -> accepted")
+case("lit_escape_named.npy", npy(dict_text(descr=r"'\N{LESS-THAN SIGN}f\N{digit four}'"), DATA3), r"'\N{LESS-THAN SIGN}f\N{digit four}' is '<f4' (names are case-insensitive) -> accepted")
+case("lit_escape_named_key.npy", npy(H.replace("'descr'", r"'\N{LATIN SMALL LETTER D}escr'"), DATA3), r"'\N{LATIN SMALL LETTER D}escr' -> accepted")
+case("lit_escape_named_alias.npy", npy(dict_text(descr=r"'<f4\N{SP}'"), DATA3), r"'\N{SP}' is a space (Unicode alias) -> '<f4 ' is not a dtype")
+case("lit_escape_named_nonascii.npy", npy(dict_text(descr=r"'<f\N{FULLWIDTH DIGIT FOUR}'"), DATA3), "a real name, not ASCII -> not a dtype")
+case("lit_escape_named_unknown.npy", npy(dict_text(descr=r"'<f\N{NO SUCH NAME}'"), DATA3), r"unknown \N name -> SyntaxError")
+case("lit_escape_named_unclosed.npy", npy(dict_text(descr=r"'<f\N{DIGIT FOUR'"), DATA3), r"\N{ without } -> SyntaxError")
+case("lit_escape_named_space.npy", npy(dict_text(descr=r"'<f\N{ DIGIT FOUR}'"), DATA3), r"\N{ NAME} with a space -> SyntaxError")
+case("lit_escape_named_bytes.npy", npy(dict_text(descr=r"b'<f\N{DIGIT FOUR}'"), DATA3), r"b'' keeps \N as it is -> b'<f\\N{DIGIT FOUR}' is not a dtype")
 case(
     "lit_string_continuation.npy",
     npy(H.replace("'descr'", "'des\\\ncr'"), DATA3),

@@ -149,7 +149,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "PATH")]
     pub stats: Option<PathBuf>,
     /// Threads: a .npy file is processed in this many ranges, CSV parsed on this many workers [default: all cores]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub units: UnitArgs,
@@ -204,7 +204,7 @@ pub struct StatsArgs {
     #[arg(long, value_enum, default_value = "same")]
     pub dtype: DTypeArg,
     /// Worker threads [default: all cores]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Input format (default: by extension, for stdin by content)
     #[arg(long, value_enum)]
@@ -220,7 +220,7 @@ pub struct StatsArgs {
 #[derive(Args, Debug, Clone)]
 pub struct BinArgs {
     /// Histogram bins (equal width, as numpy.histogram) [hist default: 30]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_bins)]
     pub bins: Option<usize>,
     /// Histogram range, as --range=LO:HI [hist default: the finite min and max of the data]
     #[arg(long, value_name = "LO:HI", allow_hyphen_values = true, value_parser = parse_range)]
@@ -291,7 +291,7 @@ pub struct HistArgs {
     #[arg(long, value_enum, default_value = "same")]
     pub dtype: DTypeArg,
     /// Worker threads [default: all cores]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Input format (default: by extension, for stdin by content)
     #[arg(long, value_enum)]
@@ -344,7 +344,7 @@ pub struct BatchArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Worker threads [default: all cores]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Files and directories (searched recursively for .npy, .npz, .safetensors, .csv, .tsv)
     #[arg(required = true)]
@@ -468,10 +468,29 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let bad = || format!("'{s}' is not a size: give WxH in pixels, e.g. 1200x800");
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
-    if !(100..=20000).contains(&w) || !(100..=20000).contains(&h) {
-        return Err(format!("--size {s}: each side must be 100 to 20000 pixels"));
+    // a PNG is drawn in memory, 3 bytes a pixel: 8192 x 8192 is 192 MiB
+    if !(100..=8192).contains(&w) || !(100..=8192).contains(&h) {
+        return Err(format!("--size {s}: each side must be 100 to 8192 pixels"));
     }
     Ok((w, h))
+}
+
+/// `-j`: at most [`crate::options::MAX_THREADS`] (each thread holds its own buffers and counters).
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n > crate::options::MAX_THREADS {
+        return Err(format!("at most {} threads", crate::options::MAX_THREADS));
+    }
+    Ok(n)
+}
+
+/// `--bins`: at most [`crate::hist::MAX_BINS`] (every thread counts into its own set).
+fn parse_bins(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n > crate::hist::MAX_BINS {
+        return Err(format!("at most {} bins", crate::hist::MAX_BINS));
+    }
+    Ok(n)
 }
 
 impl BinArgs {
@@ -584,7 +603,7 @@ pub fn main() -> i32 {
         Err(e) if crate::output::is_broken_pipe(&e) => 0,
         Err(e) => {
             let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
-            eprintln!("relu: {e:#}");
+            crate::errln!("relu: {e:#}");
             if usage {
                 2
             } else {

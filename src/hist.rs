@@ -24,12 +24,19 @@ pub struct Bins {
     denom: f64,
 }
 
+/// The most bins a histogram may have: 1,048,576 (8 MiB of counts; more would not be drawn or
+/// read by anyone, and an absurd count must not size an allocation).
+pub const MAX_BINS: usize = 1 << 20;
+
 impl Bins {
     /// `n` bins over `[lo, hi]`; `lo == hi` widens to `[lo - 0.5, hi + 0.5]` (as NumPy does). The
     /// error says why NumPy would refuse the same range.
     pub fn new(lo: f64, hi: f64, n: usize) -> Result<Bins, String> {
         if n == 0 {
             return Err("--bins must be at least 1".into());
+        }
+        if n > MAX_BINS {
+            return Err(format!("at most {MAX_BINS} bins"));
         }
         if !(lo.is_finite() && hi.is_finite()) {
             return Err(format!("the range [{lo}, {hi}] is not finite"));
@@ -458,24 +465,74 @@ pub struct HistJson {
 }
 
 impl HistJson {
-    /// Adds a histogram with the same edges; others are refused with the reason.
+    /// Why these are not a histogram's edges and counts, if they are not: relu writes `n + 1 >= 2`
+    /// finite, strictly increasing edges for `n` counts, over a range whose width float64 holds.
+    /// JSON read back from a file (`hist --from-stats`, `merge-stats`) is checked with this before
+    /// anything indexes its edges or draws them.
+    pub fn check(&self) -> Result<(), String> {
+        let (e, n) = (&self.edges, self.counts.len());
+        if e.len() < 2 {
+            let have = if e.is_empty() { "no edges" } else { "1 edge" };
+            return Err(format!("{have}: a histogram needs at least 2 edges (one bin)"));
+        }
+        if e.len() != n + 1 {
+            return Err(format!("{} edges for {n} counts: there must be one edge more than counts", e.len()));
+        }
+        if n > MAX_BINS {
+            return Err(format!("{n} bins: relu draws and merges at most {MAX_BINS}"));
+        }
+        if let Some((i, x)) = e.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(format!("edge {i} is {x:?}: edges must be finite"));
+        }
+        if let Some(i) = (1..e.len()).find(|&i| e[i - 1] >= e[i]) {
+            return Err(format!(
+                "the edges are not strictly increasing: edge {} is {:?} and edge {i} is {:?}",
+                i - 1,
+                e[i - 1],
+                e[i]
+            ));
+        }
+        let (lo, hi) = (e[0], e[e.len() - 1]);
+        if !(hi - lo).is_finite() {
+            return Err(format!("the range [{lo:?}, {hi:?}] is wider than float64 can hold (NumPy refuses it too)"));
+        }
+        Ok(())
+    }
+
+    /// The first and last edge, when there are edges.
+    pub fn span(&self) -> Option<(f64, f64)> {
+        Some((*self.edges.first()?, *self.edges.last()?))
+    }
+
+    /// Adds a histogram with the same edges; others, and counts that would overflow, are refused
+    /// with the reason.
     pub fn merge(&self, o: &HistJson) -> Result<HistJson, String> {
         if self.edges.len() != o.edges.len() || self.edges.iter().zip(&o.edges).any(|(a, b)| a.to_bits() != b.to_bits())
         {
-            let span =
-                |h: &HistJson| format!("{} bins over [{}, {}]", h.counts.len(), h.edges[0], h.edges[h.edges.len() - 1]);
+            let span = |h: &HistJson| match h.span() {
+                Some((lo, hi)) => format!("{} bins over [{lo}, {hi}]", h.counts.len()),
+                None => format!("{} bins and no edges", h.counts.len()),
+            };
             return Err(format!(
                 "cannot merge histograms with different edges ({} and {}): give every shard the same --bins and --range",
                 span(self),
                 span(o)
             ));
         }
+        if self.counts.len() != o.counts.len() {
+            return Err(format!(
+                "cannot merge histograms of {} and {} counts over the same edges",
+                self.counts.len(),
+                o.counts.len()
+            ));
+        }
+        let add = |a: u64, b: u64| a.checked_add(b).ok_or("the merged histogram's counts overflow a 64-bit count");
         Ok(HistJson {
             edges: self.edges.clone(),
-            counts: self.counts.iter().zip(&o.counts).map(|(a, b)| a + b).collect(),
-            underflow: self.underflow + o.underflow,
-            overflow: self.overflow + o.overflow,
-            nan: self.nan + o.nan,
+            counts: self.counts.iter().zip(&o.counts).map(|(&a, &b)| add(a, b)).collect::<Result<_, _>>()?,
+            underflow: add(self.underflow, o.underflow)?,
+            overflow: add(self.overflow, o.overflow)?,
+            nan: add(self.nan, o.nan)?,
         })
     }
 }

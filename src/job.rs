@@ -280,6 +280,8 @@ impl Job {
             Some((sink, Format::Safetensors)) => {
                 // one tensor, named after the file, in C order
                 let mut src = src.into_c_order().with_context(|| name.clone())?;
+                // the upstream in the same order as the input, element for element
+                let mut upstream = upstream.map(|u| u.into_c_order()).transpose().context("--upstream")?;
                 let tensor = match self.input.file_stem() {
                     Some(stem) if !is_dash(&self.input) => stem.to_string_lossy().into_owned(),
                     _ => "data".to_string(),

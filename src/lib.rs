@@ -4,6 +4,15 @@
 //! files, `kernel` computes over slices, `pipeline` wires them chunk by chunk, `cmd` holds one
 //! module per subcommand.
 
+/// `eprintln!` that shrugs off a closed stderr (`relu … 2>&1 | head`) instead of panicking.
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod act;
 pub mod cli;
 pub mod cmd;

@@ -159,6 +159,10 @@ pub fn read_alpha(spec: &str) -> Result<Vec<f64>> {
     Ok(alphas)
 }
 
+/// The most PReLU slopes (channels) a file may hold: every worker keeps them laid out in its
+/// working type (8 MiB at most, in f64).
+pub const MAX_SLOPES: u64 = 1 << 20;
+
 /// A small 0-d or 1-D array, read whole into f64: a `.npy`, or the only tensor of a
 /// `.safetensors`.
 fn read_small_array(path: &Path) -> Result<Vec<f64>> {
@@ -171,7 +175,7 @@ fn read_small_array(path: &Path) -> Result<Vec<f64>> {
             bail!("slopes must be a 1-D array, this one has shape {}", npy::shape_repr(&t.shape));
         }
         let elements = t.shape.iter().product::<u64>();
-        if elements > 1 << 24 {
+        if elements > MAX_SLOPES {
             bail!("{elements} slopes is more than any layer has");
         }
         let mut src = st.source(t)?;
@@ -185,20 +189,23 @@ fn read_small_array(path: &Path) -> Result<Vec<f64>> {
     if h.shape.len() > 1 {
         bail!("slopes must be a 1-D array, this one has shape {}", npy::shape_repr(&h.shape));
     }
-    if h.elements > 1 << 24 {
+    if h.elements > MAX_SLOPES {
         bail!("{} slopes is more than any layer has", h.elements);
     }
     npy::check_length(&file, &h)?;
     let mut raw = vec![0u8; h.data_bytes.unwrap_or(0) as usize];
     std::io::Read::read_exact(&mut file, &mut raw)?;
     if h.order == ByteOrder::Big {
-        crate::pipeline::swap_in_place(&crate::kernel::Kernel::default(), dt, &mut raw);
+        // element by element: `raw` has no alignment to view it as typed values
+        for e in raw.chunks_exact_mut(dt.size()) {
+            e.reverse();
+        }
     }
     Ok((0..h.elements as usize).map(|i| crate::dtype::element_f64(dt, &raw, i)).collect())
 }
 
 /// The most units one array's statistics count (a u64 counter each, and a number in the JSON).
-pub const MAX_UNITS: u64 = 1 << 22;
+pub const MAX_UNITS: u64 = 1 << 20;
 
 /// How units are counted for the statistics.
 #[derive(Clone, Copy, Debug)]
@@ -279,9 +286,14 @@ pub enum Dest {
     Discard,
 }
 
-/// Worker threads: `-j`, else all cores.
+/// The most threads `-j` may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// Worker threads: `-j`, else all cores; never more than four per core (each holds its own
+/// buffers and counters, and more would only wait for a core).
 pub fn threads(arg: Option<usize>) -> usize {
-    arg.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    arg.unwrap_or(cores).min(cores.saturating_mul(4)).clamp(1, MAX_THREADS)
 }
 
 /// `path` is `-` (stdin or stdout).

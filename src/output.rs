@@ -7,8 +7,25 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Temporary files not yet committed, for the Ctrl-C handler to remove.
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Temporary files not yet committed, for the Ctrl-C and SIGBUS handlers to remove.
+static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
+
+struct Pending {
+    path: PathBuf,
+    /// The path as the SIGBUS handler needs it: made beforehand, as a handler must not allocate.
+    #[cfg(unix)]
+    c_path: Option<std::ffi::CString>,
+}
+
+impl Pending {
+    fn new(path: &Path) -> Pending {
+        Pending {
+            path: path.to_path_buf(),
+            #[cfg(unix)]
+            c_path: std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).ok(),
+        }
+    }
+}
 
 /// Installs the handler that removes pending temporary files on SIGINT/SIGTERM, then exits 130.
 pub fn install_interrupt_cleanup() {
@@ -22,16 +39,45 @@ pub fn install_interrupt_cleanup() {
     let _ = ctrlc::set_handler(|| {
         if let Ok(pending) = PENDING.lock() {
             for p in pending.iter() {
-                let _ = std::fs::remove_file(p);
+                let _ = std::fs::remove_file(&p.path);
             }
         }
         std::process::exit(130);
     });
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+        let action = SigAction::new(SigHandler::Handler(on_sigbus), SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler only makes async-signal-safe calls (see `on_sigbus`).
+        unsafe {
+            let _ = sigaction(Signal::SIGBUS, &action);
+        }
+    }
+}
+
+/// A memory-mapped input (`RELU_READ=mmap`, a Fortran-order array written as CSV) that another
+/// process truncates faults on the pages it lost. Instead of dying with a core dump and leaving
+/// the temporary output behind: the same cleanup as Ctrl-C, one line, exit 1. Only
+/// async-signal-safe calls: `write`, `unlink` on paths made beforehand, `_exit`; the list is
+/// only tried, never waited for (if another thread holds it, the temporary file stays, as
+/// after SIGKILL).
+#[cfg(unix)]
+extern "C" fn on_sigbus(_: nix::libc::c_int) {
+    let msg: &[u8] = b"relu: an input file shrank while it was mapped (SIGBUS): no output written\n";
+    let _ = rustix::io::write(std::io::stderr(), msg);
+    if let Ok(pending) = PENDING.try_lock() {
+        for c in pending.iter().filter_map(|p| p.c_path.as_deref()) {
+            let _ = rustix::fs::unlink(c);
+        }
+    }
+    // SAFETY: `_exit` ends the process without running anything else (no wrapper in nix or
+    // rustix's stable API).
+    unsafe { nix::libc::_exit(1) }
 }
 
 fn forget(path: &Path) {
     if let Ok(mut p) = PENDING.lock() {
-        p.retain(|q| q != path);
+        p.retain(|q| q.path != path);
     }
 }
 
@@ -57,7 +103,7 @@ impl AtomicOutput {
         crate::platform::new_file_options(&mut b);
         let tmp = b.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
         if let Ok(mut p) = PENDING.lock() {
-            p.push(tmp.path().to_path_buf());
+            p.push(Pending::new(tmp.path()));
         }
         // replacing a file keeps its mode, as writing into it would
         if let Ok(m) = std::fs::metadata(target) {

@@ -213,9 +213,10 @@ impl ChunkProcessor {
             && plan.input == plan.work
             && plan.input_order == ByteOrder::Little
         {
-            // Nothing to compute and nothing written: the observer sees the input itself.
+            // Nothing to compute and nothing written: the observer sees the input itself
+            // (copied when a memory map leaves it unaligned for its elements).
             if let Some(o) = &mut self.observer {
-                o.observe(x, plan.work, start);
+                o.observe(realign(x, plan.input.size(), &mut self.aligned_in), plan.work, start);
             }
             return;
         }

@@ -8,7 +8,7 @@
 
 use crate::hist::HistJson;
 use crate::kernel::{ChunkStats, Kernel};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Where the unit (neuron / channel) index sits in the flat element order.
@@ -334,6 +334,11 @@ impl UnitsJson {
     }
 }
 
+/// Adds two counts read from JSON, which may claim anything.
+fn add(a: u64, b: u64, key: &str) -> Result<u64> {
+    a.checked_add(b).with_context(|| format!("cannot merge: the '{key}' counts add up to more than 2^64"))
+}
+
 impl StatsJson {
     /// Combines two statistics objects exactly (SPEC §4): counts add, min/max combine, mean and
     /// std by Chan's formulas, `active_count` element-wise. Different activations or unit layouts
@@ -362,11 +367,21 @@ impl StatsJson {
                         ub.threshold
                     );
                 }
-                let active = ua.active_count.iter().zip(&ub.active_count).map(|(x, y)| x + y).collect();
-                Some(UnitsJson::from_counts(ua.axis, ua.elements_per_unit + ub.elements_per_unit, active, ua.threshold))
+                let active = ua
+                    .active_count
+                    .iter()
+                    .zip(&ub.active_count)
+                    .map(|(&x, &y)| add(x, y, "active"))
+                    .collect::<Result<_>>()?;
+                let per_unit = add(ua.elements_per_unit, ub.elements_per_unit, "elements_per_unit")?;
+                Some(UnitsJson::from_counts(ua.axis, per_unit, active, ua.threshold))
             }
             _ => bail!("cannot merge statistics with units and without (arrays of different dimensions)"),
         };
+        // counts first: the moments below add the finite counts unchecked
+        let elements = add(a.elements, b.elements, "elements")?;
+        let zeros = add(a.zeros, b.zeros, "zeros")?;
+        let finite = add(a.finite, b.finite, "finite")?;
         let moments =
             |s: &StatsJson| StatsAccumulator::moments_of(s.finite, s.mean.unwrap_or(0.0), s.std.unwrap_or(0.0));
         let mut acc = StatsAccumulator::new(None);
@@ -384,8 +399,6 @@ impl StatsJson {
             (Some(x), Some(y)) => Some(x.merge(y).map_err(anyhow::Error::msg)?),
             _ => bail!("cannot merge statistics with a histogram and without (give every shard --bins and --range)"),
         };
-        let elements = a.elements + b.elements;
-        let zeros = a.zeros + b.zeros;
         Ok(StatsJson {
             input: "<merged>".into(),
             activation: a.activation.clone(),
@@ -395,18 +408,18 @@ impl StatsJson {
             elements,
             zeros,
             sparsity: (elements > 0).then(|| zeros as f64 / elements as f64),
-            negative_inputs: a.negative_inputs + b.negative_inputs,
-            nan: a.nan + b.nan,
-            posinf: a.posinf + b.posinf,
-            neginf: a.neginf + b.neginf,
-            finite: a.finite + b.finite,
+            negative_inputs: add(a.negative_inputs, b.negative_inputs, "negative_inputs")?,
+            nan: add(a.nan, b.nan, "nan")?,
+            posinf: add(a.posinf, b.posinf, "posinf")?,
+            neginf: add(a.neginf, b.neginf, "neginf")?,
+            finite,
             min: opt(a.min, b.min, f64::min),
             max: opt(a.max, b.max, f64::max),
             mean: acc.mean(),
             std: acc.std(),
             units,
             hist,
-            merged: Some(a.merged.unwrap_or(1) + b.merged.unwrap_or(1)),
+            merged: Some(add(a.merged.unwrap_or(1), b.merged.unwrap_or(1), "merged")?),
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Faults survived: a full disk mid-write, an output directory that is missing or read-only, an
-//! input that shrinks while it is read, two runs writing one output at once, and the mode of a
+//! input that shrinks while it is read (or mapped), two runs writing one output at once, and the mode of a
 //! replaced output. Each ends in a clear one-line error (exit 1) or a complete file, never a
 //! partial one, and never a temporary file left behind.
 #![cfg(target_os = "linux")]
@@ -114,6 +114,59 @@ fn an_input_that_shrinks_while_read_is_an_error_not_a_short_output() {
         assert!(!d.path().join("y.npy").exists() && temporaries(d.path()).is_empty());
     }
     assert!(landed > 0, "the input was never cut mid-read");
+}
+
+/// A Fortran-order array, for the memory-mapped reader that hands it out in C order.
+fn save_fortran(path: &Path, rows: u64, cols: u64) {
+    let mut v = relu::format::npy::write_header(relu::dtype::DType::F32, true, &[rows, cols]);
+    let n = (rows * cols) as usize;
+    v.reserve(4 * n);
+    for i in 0..n as u32 {
+        v.extend_from_slice(&((i % 1000) as f32 - 500.0).to_le_bytes());
+    }
+    std::fs::write(path, v).unwrap();
+}
+
+/// The memory-mapped readers (`RELU_READ=mmap`; a Fortran-order array written as CSV) lose
+/// pages when the file is cut: SIGBUS, which relu turns into the same clean end as an error.
+#[test]
+fn a_mapped_input_that_shrinks_is_an_error_not_a_crash() {
+    let d = tempfile::tempdir().unwrap();
+    let x = d.path().join("x.npy");
+    let mut landed = 0;
+    for round in 0..8 {
+        let (args, env, target): (&[&str], Option<&str>, &str) = if round % 2 == 0 {
+            save(&x, 48 << 20, round);
+            (&["apply", "-j", "1", "x.npy", "-o", "y.npy"], Some("mmap"), "y.npy")
+        } else {
+            save_fortran(&x, 3000, 3000);
+            (&["apply", "x.npy", "-o", "y.csv"], None, "y.csv")
+        };
+        let mut c = Command::new(bin());
+        c.args(args).current_dir(d.path()).stderr(Stdio::piped());
+        if let Some(v) = env {
+            c.env("RELU_READ", v);
+        }
+        let child = c.spawn().unwrap();
+        let start = Instant::now();
+        while temporaries(d.path()).is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::OpenOptions::new().write(true).open(&x).unwrap().set_len(4096).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            continue; // it was done before the cut
+        }
+        assert_eq!(o.status.code(), Some(1), "round {round}: {err}");
+        assert!(err.starts_with("relu: ") && err.lines().count() == 1, "round {round}: {err}");
+        assert!(!d.path().join(target).exists() && temporaries(d.path()).is_empty(), "round {round}");
+        if err.contains("SIGBUS") {
+            landed += 1;
+        }
+    }
+    assert!(landed > 0, "no mapped page was ever lost mid-read");
 }
 
 #[test]

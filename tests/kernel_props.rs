@@ -605,3 +605,29 @@ fn bf16_conversions() {
     assert_eq!(act::f64_to_bf16(1e300), 0x7f80);
     assert_eq!(act::f64_to_bf16(1e-300), 0x0000);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The histogram's zero dropping, where a level has it (AVX-512 `vcompressps`, AVX2 a
+    /// table permutation): the values other than ±0, in order and bit for bit (NaN kept), and
+    /// the zeros' count, for every length around the vector widths.
+    #[test]
+    fn compress_nonzero_keeps_order_and_counts_zeros(
+        v in proptest::collection::vec(prop_oneof![
+            3 => Just(0.0f32), 1 => Just(-0.0f32),
+            1 => proptest::sample::select(F32_SPECIAL.to_vec()).prop_map(f32::from_bits),
+            3 => any::<f32>(),
+        ], 0..600),
+    ) {
+        let want: Vec<u32> = v.iter().filter(|x| **x != 0.0).map(|x| x.to_bits()).collect();
+        for k in kernels() {
+            let mut out = vec![7.0f32; v.len() + 16];
+            if let Some((m, zeros)) = k.compress_nonzero_f32(&v, &mut out) {
+                let got: Vec<u32> = out[..m].iter().map(|x| x.to_bits()).collect();
+                prop_assert_eq!(&got, &want, "{}", k.level().name());
+                prop_assert_eq!(zeros as usize, v.len() - want.len());
+            }
+        }
+    }
+}

@@ -130,9 +130,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
         let text = format!("{e:#}");
         let name = it.input.display().to_string();
         if text.contains(&name) {
-            eprintln!("relu: {text}");
+            crate::errln!("relu: {text}");
         } else {
-            eprintln!("relu: {name}: {text}");
+            crate::errln!("relu: {name}: {text}");
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -149,7 +149,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
         summary.push_str(&format!(", {} failed", failures.len()));
     }
     if !args.quiet {
-        eprintln!("{summary}");
+        crate::errln!("{summary}");
     }
     if !failures.is_empty() {
         anyhow::bail!("{} of {} inputs failed", failures.len(), items.len());

@@ -12,7 +12,7 @@ use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, Uni
 use crate::output::AtomicOutput;
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,12 +33,18 @@ pub fn run(args: HistArgs) -> Result<()> {
             Inputs::new(&args)?.panels(&args)?
         }
     };
+    if panels.is_empty() {
+        // an archive with no members, a safetensors file with no tensors: nothing to count or draw
+        let names: Vec<String> =
+            args.inputs.iter().map(|p| if is_dash(p) { "<stdin>".into() } else { p.display().to_string() }).collect();
+        bail!("{}: no arrays to draw a histogram of", names.join(", "));
+    }
     let opts =
         PlotOptions { view: if args.ridge { View::Ridge } else { View::Panels }, log_y: args.log_y, size: args.size };
     let mut bytes = Vec::new();
     match format {
         HistFormatArg::Text => {
-            let width = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).unwrap_or(80);
+            let width = terminal_width(std::env::var("COLUMNS").ok().as_deref());
             let colour = match args.color {
                 ColorArg::Always => true,
                 ColorArg::Never => false,
@@ -69,6 +75,19 @@ pub fn run(args: HistArgs) -> Result<()> {
             Ok(out.flush()?)
         }
     }
+}
+
+/// The width of the text bars: `COLUMNS` when it is a number (at most [`render::MAX_WIDTH`], as
+/// a value past any screen's width is nonsense), else 80.
+fn terminal_width(columns: Option<&str>) -> usize {
+    let Some(c) = columns.map(str::trim) else { return 80 };
+    let w = match c.parse::<u64>() {
+        Ok(w) => w,
+        // digits past u64 are as far past any screen as the maximum
+        Err(_) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
+        Err(_) => return 80,
+    };
+    w.min(render::MAX_WIDTH as u64) as usize
 }
 
 /// The histogram format an output path's extension names.
@@ -108,7 +127,7 @@ impl Inputs {
                 }
                 let mut f = tempfile::NamedTempFile::new().context("cannot create a temporary file for stdin")?;
                 std::io::copy(&mut std::io::stdin().lock(), f.as_file_mut()).context("<stdin>")?;
-                let mut head = [0u8; 6];
+                let mut head = [0u8; 9];
                 let n = std::fs::File::open(f.path())?.read(&mut head)?;
                 let format = read.format.unwrap_or_else(|| Format::sniff(&head[..n]));
                 list.push((f.path().to_path_buf(), Some(format)));
@@ -143,11 +162,15 @@ impl Inputs {
                 threads: self.threads,
                 observer: observer.clone(),
             };
-            let mut done = job.run()?;
-            if let Some(s) = &self.spool_path {
-                let spooled = s.display().to_string();
+            let spooled = self.spool_path.as_ref().filter(|s| *s == path).map(|s| s.display().to_string());
+            // errors too are named as the user named the input
+            let mut done = job.run().map_err(|e| match &spooled {
+                Some(s) => anyhow::anyhow!(format!("{e:#}").replacen(s.as_str(), "<stdin>", 1)),
+                None => e,
+            })?;
+            if let Some(s) = &spooled {
                 for r in &mut done.reports {
-                    r.name = r.name.replacen(&spooled, "<stdin>", 1);
+                    r.name = r.name.replacen(s.as_str(), "<stdin>", 1);
                 }
             }
             reports.extend(done.reports);
@@ -236,9 +259,11 @@ fn from_stats(path: &Path) -> Result<Vec<Panel>> {
             .with_context(|| name.clone())?;
     }
     let mut panels = Vec::new();
-    for item in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>() {
+    for (k, item) in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>().enumerate() {
         let s = item.with_context(|| format!("{name}: not relu statistics JSON"))?;
         let Some(hist) = s.hist.clone() else { continue };
+        // checked before anything indexes the edges or draws them
+        hist.check().map_err(|why| anyhow!("{name}: object {} ({:?}): hist: {why}", k + 1, s.input))?;
         let shards = s.merged.map_or(String::new(), |k| format!(" · {k} arrays merged"));
         let about = format!("{} · {}{shards}", s.dtype, s.activation.as_deref().unwrap_or("values as they are"));
         panels.push(Panel {
@@ -252,16 +277,34 @@ fn from_stats(path: &Path) -> Result<Vec<Panel>> {
     if panels.is_empty() {
         bail!("{name}: no histogram in these statistics (write them with --bins N --range=LO:HI)");
     }
-    check_same_edges(&panels.iter().map(|p| &p.hist).collect::<Vec<_>>())?;
+    check_same_edges(&panels.iter().map(|p| &p.hist).collect::<Vec<_>>()).with_context(|| name.clone())?;
     Ok(panels)
 }
 
 /// Panels drawn side by side share one x axis: their edges must agree.
 fn check_same_edges(h: &[&HistJson]) -> Result<()> {
     for w in h.windows(2) {
-        if w[0].edges.first() != w[1].edges.first() || w[0].edges.last() != w[1].edges.last() {
+        if w[0].span() != w[1].span() {
             bail!("these histograms have different ranges: draw them one file at a time");
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_within_reason() {
+        assert_eq!(terminal_width(None), 80);
+        assert_eq!(terminal_width(Some("60")), 60);
+        assert_eq!(terminal_width(Some(" 120 ")), 120);
+        assert_eq!(terminal_width(Some("wide")), 80);
+        assert_eq!(terminal_width(Some("")), 80);
+        assert_eq!(terminal_width(Some("-5")), 80);
+        assert_eq!(terminal_width(Some("70000")), render::MAX_WIDTH);
+        assert_eq!(terminal_width(Some("1000000000000")), render::MAX_WIDTH);
+        assert_eq!(terminal_width(Some("99999999999999999999999999")), render::MAX_WIDTH);
+    }
 }

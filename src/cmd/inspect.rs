@@ -25,7 +25,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 }
             }
             Err(e) => {
-                eprintln!("relu: {e:#}");
+                crate::errln!("relu: {e:#}");
                 failed += 1;
             }
         }

@@ -4,7 +4,7 @@ use crate::cli::MergeArgs;
 use crate::options::is_dash;
 use crate::output::write_stats;
 use crate::stats::StatsJson;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
 
@@ -40,8 +40,13 @@ fn read_objects(path: &Path) -> Result<Vec<StatsJson>> {
         std::fs::File::open(path)?.read_to_string(&mut text)?;
     }
     let mut out = Vec::new();
-    for item in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>() {
-        out.push(item.context("not relu statistics JSON")?);
+    for (k, item) in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>().enumerate() {
+        let s = item.context("not relu statistics JSON")?;
+        // a histogram is checked before merging indexes its edges or the result is written
+        if let Some(h) = &s.hist {
+            h.check().map_err(|why| anyhow!("object {} ({:?}): hist: {why}", k + 1, s.input))?;
+        }
+        out.push(s);
     }
     Ok(out)
 }

@@ -48,7 +48,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
             // A usage mistake is the same for every input: stop at once, exit 2.
             Err(e) if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) => return Err(e),
             Err(e) => {
-                eprintln!("relu: {e:#}");
+                crate::errln!("relu: {e:#}");
                 failed += 1;
             }
         }

@@ -849,7 +849,23 @@ fn unescape(body: &str, bytes: bool, mut push: impl FnMut(u32)) -> Result<(), St
                 }
                 push(v);
             }
-            'N' if !bytes => return Err("\\N{...} escapes are not supported".into()),
+            'N' if !bytes => {
+                let mut name = String::new();
+                if it.next() != Some('{') {
+                    return Err("malformed \\N character escape".into());
+                }
+                loop {
+                    match it.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err("malformed \\N character escape".into()),
+                    }
+                }
+                match ascii_named(&name) {
+                    Some(c) => push(c),
+                    None => return Err(format!("\\N{{{}}}: not the name of a printable ASCII character", name)),
+                }
+            }
             '0'..='7' => {
                 let mut v = e.to_digit(8).unwrap_or(0);
                 for _ in 0..2 {
@@ -870,6 +886,65 @@ fn unescape(body: &str, bytes: bool, mut push: impl FnMut(u32)) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// The character a `\N{NAME}` escape names (case-insensitive, as Python looks names up), for
+/// the printable ASCII characters only: keys and `descr` strings that `numpy.load` accepts are
+/// ASCII, so any other name, valid or not, makes a header it refuses anyway.
+fn ascii_named(name: &str) -> Option<u32> {
+    const PUNCT: [(&str, u8); 33] = [
+        ("SPACE", b' '),
+        ("SP", b' '), // Unicode's abbreviation alias, which Python accepts
+        ("EXCLAMATION MARK", b'!'),
+        ("QUOTATION MARK", b'"'),
+        ("NUMBER SIGN", b'#'),
+        ("DOLLAR SIGN", b'$'),
+        ("PERCENT SIGN", b'%'),
+        ("AMPERSAND", b'&'),
+        ("APOSTROPHE", b'\''),
+        ("LEFT PARENTHESIS", b'('),
+        ("RIGHT PARENTHESIS", b')'),
+        ("ASTERISK", b'*'),
+        ("PLUS SIGN", b'+'),
+        ("COMMA", b','),
+        ("HYPHEN-MINUS", b'-'),
+        ("FULL STOP", b'.'),
+        ("SOLIDUS", b'/'),
+        ("COLON", b':'),
+        ("SEMICOLON", b';'),
+        ("LESS-THAN SIGN", b'<'),
+        ("EQUALS SIGN", b'='),
+        ("GREATER-THAN SIGN", b'>'),
+        ("QUESTION MARK", b'?'),
+        ("COMMERCIAL AT", b'@'),
+        ("LEFT SQUARE BRACKET", b'['),
+        ("REVERSE SOLIDUS", b'\\'),
+        ("RIGHT SQUARE BRACKET", b']'),
+        ("CIRCUMFLEX ACCENT", b'^'),
+        ("LOW LINE", b'_'),
+        ("GRAVE ACCENT", b'`'),
+        ("LEFT CURLY BRACKET", b'{'),
+        ("VERTICAL LINE", b'|'),
+        ("RIGHT CURLY BRACKET", b'}'),
+    ];
+    const DIGITS: [&str; 10] = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"];
+    let up = name.to_ascii_uppercase();
+    let letter = |rest: &str| match rest.as_bytes() {
+        [c @ b'A'..=b'Z'] => Some(*c),
+        _ => None,
+    };
+    let c = if let Some(rest) = up.strip_prefix("LATIN CAPITAL LETTER ") {
+        letter(rest)?
+    } else if let Some(rest) = up.strip_prefix("LATIN SMALL LETTER ") {
+        letter(rest)?.to_ascii_lowercase()
+    } else if let Some(rest) = up.strip_prefix("DIGIT ") {
+        b'0' + DIGITS.iter().position(|&d| d == rest)? as u8
+    } else if up == "TILDE" {
+        b'~'
+    } else {
+        PUNCT.iter().find(|(n, _)| *n == up)?.1
+    };
+    Some(c.into())
 }
 
 /// How an expression's AST node looks to `literal_eval`'s number rules.
@@ -1405,6 +1480,7 @@ mod tests {
         assert_eq!(ok("'''a\nb''' \"\"\"'\"\"\""), str_("a\nb'"));
         assert_eq!(ok(r"'\x3cf4\074\u0065\U0001F600\n\t\\\'\q'"), str_("<f4<e\u{1F600}\n\t\\'\\q"));
         assert_eq!(ok("'des\\\ncr'"), str_("descr"));
+        assert_eq!(ok(r"'\N{less-than sign}f\N{DIGIT FOUR}\N{SP}\N{LATIN CAPITAL LETTER Z}'"), str_("<f4 Z"));
         assert_eq!(ok(r"r'\x3c\''"), str_(r"\x3c\'"));
         assert_eq!(ok(r"'\ud800'"), Value::WStr(vec![0xd800]));
         assert_eq!(ok(r"b'a\x00\777' rb'\n'"), Value::Bytes(b"a\x00\xff\\n".to_vec()));
@@ -1455,7 +1531,10 @@ mod tests {
             "bu'a'",
             "b'\u{e9}'",
             r"'\x3'",
-            r"'\N{LESS-THAN SIGN}'",
+            r"'\N{SNOWMAN}'",
+            r"'\N{DIGIT FOUR'",
+            r"'\N{ DIGIT FOUR}'",
+            r"'\N'",
             r"'\U00110000'",
             "'a\nb'",
             "'a",

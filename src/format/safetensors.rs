@@ -17,6 +17,11 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::platform::FileAt;
+
+/// The safetensors library's limit on the header's length (it refuses longer ones).
+const MAX_HEADER: u64 = 100_000_000;
+
 /// One tensor of a file: its name, type (or the safetensors name of one relu does not compute
 /// on), shape and byte range in the data section.
 #[derive(Clone, Debug)]
@@ -62,11 +67,35 @@ impl SafetensorsFile {
         if len < 8 {
             bail!("{name}: not a .safetensors file: {len} bytes, shorter than the 8-byte header length");
         }
-        // SAFETY: read-only; the header is copied out before the map is dropped. A file cut
-        // short meanwhile could fault, as for any reader that maps files.
-        let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| name.clone())?;
-        let (n, meta) = SafeTensors::read_metadata(&map)
-            .map_err(|e| anyhow::anyhow!("{name}: not a valid .safetensors file: {e}{}", hint(&e)))?;
+        // The header is read, not mapped: a file cut short meanwhile is an error, not SIGBUS,
+        // and a large file takes no address space. `read_metadata` sees the header alone, so
+        // it decides everything but the data section's length, checked here as it would.
+        use safetensors::SafeTensorError as E;
+        let invalid = |e: E| anyhow::anyhow!("{name}: not a valid .safetensors file: {e}{}", hint(&e));
+        let mut len8 = [0u8; 8];
+        file.read_exact_at(&mut len8, 0).with_context(|| name.clone())?;
+        let n = u64::from_le_bytes(len8);
+        // past either bound, 8 bytes get the library's own refusal (too large, or past the end)
+        let head = if n <= MAX_HEADER && n <= len - 8 {
+            let mut head = vec![0u8; 8 + n as usize];
+            file.read_exact_at(&mut head, 0).with_context(|| format!("{name}: the file shrank while being read"))?;
+            head
+        } else {
+            len8.to_vec()
+        };
+        let (n, meta) = match SafeTensors::read_metadata(&head) {
+            Ok(r) => r,
+            // a valid header whose tensors hold data: the library's own parse, then the length
+            Err(E::MetadataIncompleteBuffer) if head.len() > 8 => {
+                let meta = serde_json::from_slice::<safetensors::tensor::Metadata>(&head[8..])
+                    .map_err(|e| invalid(E::InvalidHeaderDeserialization(e)))?;
+                (head.len() - 8, meta)
+            }
+            Err(e) => return Err(invalid(e)),
+        };
+        if (meta.data_len() as u64).checked_add(8 + n as u64) != Some(len) {
+            return Err(invalid(E::MetadataIncompleteBuffer));
+        }
         let mut tensors = Vec::new();
         for key in meta.offset_keys() {
             let info = meta.info(&key).context("internal error: a listed tensor has no info")?;
@@ -79,7 +108,7 @@ impl SafetensorsFile {
             });
         }
         // Tensors of equal ranges (empty ones) keep the header's order, which the map loses.
-        if let Ok(text) = std::str::from_utf8(&map[8..8 + n]) {
+        if let Ok(text) = std::str::from_utf8(&head[8..]) {
             if let Ok(Keys(keys)) = serde_json::from_str::<Keys>(text) {
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 tensors.sort_by_key(|t| (t.start, t.end, at(&t.name)));

@@ -39,7 +39,11 @@ impl Level {
         match self {
             Level::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c"),
+            Level::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("f16c")
+                    && is_x86_feature_detected!("popcnt")
+            }
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => {
                 is_x86_feature_detected!("avx512f")
@@ -467,6 +471,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the level is only chosen where the CPU has AVX-512F (and so POPCNT).
             Level::Avx512 => Some(unsafe { x86::compress_nonzero_f32_avx512(x, out) }),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the level is only chosen where the CPU has AVX2 and POPCNT.
+            Level::Avx2 => Some(unsafe { x86::compress_nonzero_f32_avx2(x, out) }),
             _ => None,
         }
     }

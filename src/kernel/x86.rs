@@ -88,6 +88,53 @@ pub unsafe fn compress_nonzero_f32_avx512(x: &[f32], out: &mut [f32]) -> (usize,
     (m, zeros)
 }
 
+/// For each 8-bit lane mask, the indices (one byte each, lowest first) of the set lanes, for
+/// `vpermps` to move them to the front: AVX2 has no compress instruction.
+static LEFT_PACK: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut i, mut k, mut v) = (0, 0, 0u64);
+        while i < 8 {
+            if (m >> i) & 1 == 1 {
+                v |= (i as u64) << (8 * k);
+                k += 1;
+            }
+            i += 1;
+        }
+        t[m] = v;
+        m += 1;
+    }
+    t
+};
+
+/// [`compress_nonzero_f32_avx512`] with AVX2: 8 values a step, packed by a table permutation.
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn compress_nonzero_f32_avx2(x: &[f32], out: &mut [f32]) -> (usize, u64) {
+    assert!(out.len() >= x.len() + 16);
+    let (mut m, mut zeros) = (0usize, 0u64);
+    let whole = x.len() / 8 * 8;
+    for start in (0..whole).step_by(8) {
+        let v = _mm256_loadu_ps(x.as_ptr().add(start));
+        let keep = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps())) as u32;
+        let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(LEFT_PACK.as_ptr().add(keep as usize) as *const __m128i));
+        _mm256_storeu_ps(out.as_mut_ptr().add(m), _mm256_permutevar8x32_ps(v, idx));
+        let k = keep.count_ones();
+        m += k as usize;
+        zeros += (8 - k) as u64;
+    }
+    for &v in &x[whole..] {
+        // NaN is kept (unordered), -0 is a zero
+        if v != 0.0 {
+            out[m] = v;
+            m += 1;
+        } else {
+            zeros += 1;
+        }
+    }
+    (m, zeros)
+}
+
 /// See [`super::Kernel::split_codes`]: 16 codes a step, `vpcompressd` packing the certain bins
 /// and the positions of the rest, the zeros only counted.
 #[target_feature(enable = "avx512f,popcnt")]

@@ -39,6 +39,9 @@ pub enum View {
     Ridge,
 }
 
+/// The widest text bars drawn, in columns, whatever `COLUMNS` says.
+pub const MAX_WIDTH: usize = 1000;
+
 #[derive(Clone, Copy, Debug)]
 pub struct PlotOptions {
     pub view: View,
@@ -88,13 +91,13 @@ pub fn csv(panels: &[Panel], out: &mut dyn Write) -> Result<()> {
     let mut num = |x: f64| if x.is_finite() { fmt.format(x).to_string() } else { format!("{x}") };
     for p in panels {
         let name = quote(&p.name);
-        let e = &p.hist.edges;
-        let (lo, hi) = (e[0], e[e.len() - 1]);
+        // the edges were checked where they were read (HistJson::check); nothing here indexes them
+        let (lo, hi) = p.hist.span().unwrap_or((f64::NAN, f64::NAN));
         if let Some(r) = &p.rates {
             writeln!(out, "{name},dead,0,0,{}", r.dead)?;
         }
-        for (i, c) in p.hist.counts.iter().enumerate() {
-            writeln!(out, "{name},{i},{},{},{c}", num(e[i]), num(e[i + 1]))?;
+        for (i, (c, e)) in p.hist.counts.iter().zip(p.hist.edges.windows(2)).enumerate() {
+            writeln!(out, "{name},{i},{},{},{c}", num(e[0]), num(e[1]))?;
         }
         writeln!(out, "{name},underflow,-inf,{},{}", num(lo), p.hist.underflow)?;
         writeln!(out, "{name},overflow,{},inf,{}", num(hi), p.hist.overflow)?;
@@ -114,24 +117,25 @@ fn quote(s: &str) -> String {
 /// Terminal bars: one line per bin in Unicode eighth blocks, edges and counts aligned, `width`
 /// columns wide; colour only when asked (a terminal without `NO_COLOR`).
 pub fn text(panels: &[Panel], width: usize, colour: bool, out: &mut dyn Write) -> Result<()> {
+    let width = width.min(MAX_WIDTH);
     for (k, p) in panels.iter().enumerate() {
         if k > 0 {
             writeln!(out)?;
         }
         writeln!(out, "{}  {}", p.name, p.about)?;
-        let e = &p.hist.edges;
-        let n = p.hist.counts.len();
+        // the edges were checked where they were read (HistJson::check); nothing here indexes them
+        let n = p.hist.counts.len().min(p.hist.edges.len().saturating_sub(1));
         let mut rows: Vec<(String, u64, &str)> = Vec::new();
         if let Some(r) = &p.rates {
             rows.push(("dead (never active)".into(), r.dead, "\x1b[31m"));
         }
-        for (i, &c) in p.hist.counts.iter().enumerate() {
+        for (i, (&c, e)) in p.hist.counts.iter().zip(p.hist.edges.windows(2)).enumerate() {
             let close = if i + 1 == n { ']' } else { ')' };
             let mark = match &p.rates {
-                Some(r) if e[i + 1] <= r.threshold => "\x1b[33m",
+                Some(r) if e[1] <= r.threshold => "\x1b[33m",
                 _ => "\x1b[36m",
             };
-            rows.push((format!("[{}, {}{close}", short(e[i]), short(e[i + 1])), c, mark));
+            rows.push((format!("[{}, {}{close}", short(e[0]), short(e[1])), c, mark));
         }
         let label_w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
         let count_w = rows.iter().map(|r| group(r.1).len()).max().unwrap_or(1);
@@ -144,7 +148,7 @@ pub fn text(panels: &[Panel], width: usize, colour: bool, out: &mut dyn Write) -
             writeln!(out, "  {label:<label_w$} {on}{bar}{off}{:pad$} {:>count_w$}", "", group(*c))?;
         }
         let h = &p.hist;
-        let (lo, hi) = (short(e[0]), short(e[n]));
+        let (lo, hi) = p.hist.span().map_or(("?".into(), "?".into()), |(lo, hi)| (short(lo), short(hi)));
         writeln!(
             out,
             "  below {lo}: {}   above {hi}: {}   nan: {}",

@@ -3,7 +3,7 @@
 //! `assets/fonts` (registered once), so PNGs render the same on a machine with no fonts.
 
 use super::{short, Panel, PlotOptions, View};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -43,7 +43,22 @@ fn grid(k: usize) -> (usize, usize) {
     (k.div_ceil(cols).max(1), cols)
 }
 
+/// Refuses what cannot be drawn: no panels at all, or a histogram that is not one (its edges
+/// checked as `HistJson::check` checks them; plotters would loop forever over a range whose width
+/// overflows float64). The commands check both earlier, naming the file; this keeps the
+/// renderers safe for any caller.
+fn drawable(panels: &[Panel]) -> Result<()> {
+    if panels.is_empty() {
+        bail!("no arrays to draw");
+    }
+    for p in panels {
+        p.hist.check().map_err(|why| anyhow!("{}: cannot draw this histogram: {why}", p.name))?;
+    }
+    Ok(())
+}
+
 pub fn svg(panels: &[Panel], o: &PlotOptions) -> Result<Vec<u8>> {
+    drawable(panels)?;
     register_font();
     let (w, h) = size(panels, o);
     let mut s = String::new();
@@ -56,6 +71,7 @@ pub fn svg(panels: &[Panel], o: &PlotOptions) -> Result<Vec<u8>> {
 }
 
 pub fn png(panels: &[Panel], o: &PlotOptions) -> Result<Vec<u8>> {
+    drawable(panels)?;
     register_font();
     let (w, h) = size(panels, o);
     let mut rgb = vec![0u8; w as usize * h as usize * 3];
@@ -103,8 +119,9 @@ fn panel<DB: DrawingBackend>(
     p: &Panel,
     log_y: bool,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let e = &p.hist.edges;
-    let (mut lo, hi) = (e[0], e[e.len() - 1]);
+    // checked by `drawable`; the fallback only keeps this from indexing
+    let (first, hi) = p.hist.span().unwrap_or((0.0, 1.0));
+    let mut lo = first;
     let dead = p.rates.map_or(0, |r| r.dead);
     // the active-rate view keeps a slot left of 0 for the dead units' bar
     let slot = (hi - lo) * 0.08;
@@ -114,7 +131,7 @@ fn panel<DB: DrawingBackend>(
     let top = p.hist.counts.iter().copied().chain([dead]).max().unwrap_or(0).max(1) as f64;
     let footer = format!(
         "below {}: {}   above {}: {}   nan: {}",
-        short(e[0]),
+        short(first),
         super::group(p.hist.underflow),
         short(hi),
         super::group(p.hist.overflow),
@@ -166,14 +183,13 @@ fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     slot: f64,
     height: &dyn Fn(u64, f64) -> f64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let e = &p.hist.edges;
+    let (lo, hi) = p.hist.span().unwrap_or((0.0, 1.0));
     let near = p.rates.map_or(f64::NEG_INFINITY, |r| r.threshold);
     if let Some(r) = &p.rates {
         // the near-dead band, then the dead units' own bar left of 0
-        chart
-            .draw_series([Rectangle::new([(e[0], base), (near.min(e[e.len() - 1]), ytop)], NEAR.mix(0.12).filled())])?;
-        let x0 = e[0] - slot * 0.85;
-        let x1 = e[0] - slot * 0.15;
+        chart.draw_series([Rectangle::new([(lo, base), (near.min(hi), ytop)], NEAR.mix(0.12).filled())])?;
+        let x0 = lo - slot * 0.85;
+        let x1 = lo - slot * 0.15;
         if r.dead > 0 {
             chart.draw_series([Rectangle::new([(x0, base), (x1, height(r.dead, base))], DEAD.filled())])?;
         }
@@ -181,12 +197,12 @@ fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
         chart.draw_series([Text::new(format!("dead: {}", r.dead), ((x0 + x1) / 2.0, height(r.dead, base)), style)])?;
         let style = (FONT, 12).into_font().color(&NEAR).pos(Pos::new(HPos::Left, VPos::Top));
         let label = format!("near dead (< {}%): {}", 100.0 * r.threshold, r.near_dead);
-        chart.draw_series([Text::new(label, (near.min(e[e.len() - 1]), ytop), style)])?;
+        chart.draw_series([Text::new(label, (near.min(hi), ytop), style)])?;
     }
-    chart.draw_series(p.hist.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| {
+    chart.draw_series(p.hist.counts.iter().zip(p.hist.edges.windows(2)).filter(|(&c, _)| c > 0).map(|(&c, e)| {
         // a bin wholly below the near-dead threshold is drawn in its colour
-        let colour = if e[i + 1] <= near { NEAR } else { BAR };
-        Rectangle::new([(e[i], base), (e[i + 1], height(c, base))], colour.mix(0.85).filled())
+        let colour = if e[1] <= near { NEAR } else { BAR };
+        Rectangle::new([(e[0], base), (e[1], height(c, base))], colour.mix(0.85).filled())
     }))?;
     Ok(())
 }
@@ -194,11 +210,12 @@ fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
 /// Stacked offset curves, the first input at the top, each labelled with its name and, when units
 /// were counted, its dead-unit fraction.
 fn ridge<DB: DrawingBackend>(root: &Area<DB>, panels: &[Panel]) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let k = panels.len().max(1);
-    let e = &panels[0].hist.edges;
-    let (lo, hi) = (e[0], e[e.len() - 1]);
+    // `drawable` refused no panels; the shared range is the first one's
+    let Some(first) = panels.first() else { return Ok(()) };
+    let k = panels.len();
+    let (lo, hi) = first.hist.span().unwrap_or((0.0, 1.0));
     let mut chart = ChartBuilder::on(root)
-        .caption(format!("{}  ·  ridgeline of {k} inputs", panels[0].about), (FONT, 16))
+        .caption(format!("{}  ·  ridgeline of {k} inputs", first.about), (FONT, 16))
         .margin(16)
         .x_label_area_size(36)
         .y_label_area_size(12)
@@ -218,10 +235,10 @@ fn ridge<DB: DrawingBackend>(root: &Area<DB>, panels: &[Panel]) -> Result<(), Dr
         let base = (k - 1 - i) as f64 + 0.15;
         let top = p.hist.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
         let mut pts = vec![(lo, base)];
-        for (j, &c) in p.hist.counts.iter().enumerate() {
+        for (&c, e) in p.hist.counts.iter().zip(p.hist.edges.windows(2)) {
             let y = base + 1.25 * c as f64 / top;
-            pts.push((p.hist.edges[j], y));
-            pts.push((p.hist.edges[j + 1], y));
+            pts.push((e[0], y));
+            pts.push((e[1], y));
         }
         pts.push((hi, base));
         let colour = Palette99::pick(i).to_rgba();
