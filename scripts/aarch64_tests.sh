@@ -13,4 +13,4 @@ export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 # the property tests' case count: qemu is some ten times slower than the machine
 export PROPTEST_CASES=${PROPTEST_CASES:-64}
 cargo test --release --no-fail-fast --target aarch64-unknown-linux-gnu --lib \
-    --test kernel_props --test cli --test csv_cli --test npz_cli --test stats_cli --test safetensors_cli "$@"
+    --test kernel_props --test cli --test csv_cli --test npz_cli --test stats_cli --test safetensors_cli --test hostile_input "$@"

@@ -161,8 +161,11 @@ fn merged_counts_that_overflow_are_an_error() {
 #[cfg(unix)]
 #[test]
 fn a_closed_stderr_is_not_a_panic() {
+    use assert_cmd::cargo::CommandCargoExt;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relu"))
+    // through assert_cmd, which runs the binary under the target's runner (qemu for aarch64)
+    let mut child = Command::cargo_bin("relu")
+        .unwrap()
         .args(["stats", "does-not-exist.npy"])
         .stderr(Stdio::piped())
         .spawn()
