@@ -27,32 +27,95 @@ impl Pending {
     }
 }
 
-/// Installs the handler that removes pending temporary files on SIGINT/SIGTERM, then exits 130.
+/// Installs the handlers: SIGINT, SIGTERM and SIGHUP remove pending temporary files, then the
+/// process dies by the same signal (see [`on_interrupt`]); SIGBUS on a truncated map likewise
+/// cleans up (see [`on_sigbus`]); SIGXFSZ is ignored.
 pub fn install_interrupt_cleanup() {
-    // A write past the file size limit (`ulimit -f`) then fails with EFBIG, like a full disk,
-    // and takes the error path that removes the temporary file, instead of killing the process.
-    #[cfg(unix)]
-    // SAFETY: SIG_IGN installs no handler; nothing runs in signal context.
-    unsafe {
-        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn);
-    }
-    let _ = ctrlc::set_handler(|| {
-        if let Ok(pending) = PENDING.lock() {
-            for p in pending.iter() {
-                let _ = std::fs::remove_file(&p.path);
-            }
-        }
-        std::process::exit(130);
-    });
     #[cfg(unix)]
     {
         use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+        // SAFETY: SIG_IGN installs no handler. A write past the file size limit (`ulimit -f`)
+        // then fails with EFBIG, like a full disk, and takes the error path that removes the
+        // temporary file, instead of killing the process.
+        unsafe {
+            let _ = nix::sys::signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn);
+        }
+        // The handler only writes the signal's number to a pipe; a thread does the rest.
+        if let Ok((reader, writer)) = std::io::pipe() {
+            use std::os::fd::IntoRawFd;
+            INTERRUPT_PIPE.store(writer.into_raw_fd(), std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || on_interrupt(reader));
+            let action = SigAction::new(SigHandler::Handler(note_interrupt), SaFlags::SA_RESTART, SigSet::empty());
+            for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+                // SAFETY: the handler only makes an async-signal-safe `write` (see `note_interrupt`).
+                // A signal ignored at startup stays ignored (`nohup`, a script's background job),
+                // as for any well-behaved command.
+                unsafe {
+                    if let Ok(old) = sigaction(sig, &action) {
+                        if matches!(old.handler(), SigHandler::SigIgn) {
+                            let _ = sigaction(sig, &old);
+                        }
+                    }
+                }
+            }
+        }
         let action = SigAction::new(SigHandler::Handler(on_sigbus), SaFlags::empty(), SigSet::empty());
         // SAFETY: the handler only makes async-signal-safe calls (see `on_sigbus`).
         unsafe {
             let _ = sigaction(Signal::SIGBUS, &action);
         }
     }
+    #[cfg(windows)]
+    let _ = ctrlc::set_handler(|| {
+        remove_pending();
+        std::process::exit(130);
+    });
+}
+
+fn remove_pending() {
+    if let Ok(pending) = PENDING.lock() {
+        for p in pending.iter() {
+            let _ = std::fs::remove_file(&p.path);
+        }
+    }
+}
+
+/// The write end of the interrupt pipe, for the signal handler (-1 before it exists).
+#[cfg(unix)]
+static INTERRUPT_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Signal context: hands the signal's number to [`on_interrupt`] (one byte, `write` only).
+#[cfg(unix)]
+extern "C" fn note_interrupt(sig: nix::libc::c_int) {
+    let fd = INTERRUPT_PIPE.load(std::sync::atomic::Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: the descriptor stays open for the life of the process.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = rustix::io::write(fd, &[sig as u8]);
+    }
+}
+
+/// Waits for an interrupt, removes the pending temporary files, then dies by the same signal
+/// (default action restored, signal raised again): a shell sees "killed by SIGINT", so a
+/// `for` loop around relu stops at Ctrl-C, as it does around `cp` or `rg`; an exit status of
+/// 130 would tell it that relu handled the signal and the loop should go on.
+#[cfg(unix)]
+fn on_interrupt(mut reader: std::io::PipeReader) {
+    use nix::sys::signal::{raise, signal, SigHandler, Signal};
+    use std::io::Read;
+    let mut b = [0u8; 1];
+    if reader.read_exact(&mut b).is_err() {
+        return;
+    }
+    remove_pending();
+    let sig = Signal::try_from(b[0] as i32).unwrap_or(Signal::SIGINT);
+    // SAFETY: restores the default action; nothing runs in signal context.
+    unsafe {
+        let _ = signal(sig, SigHandler::SigDfl);
+    }
+    let _ = raise(sig);
+    // not reached unless the signal is blocked in this thread
+    std::process::exit(128 + sig as i32);
 }
 
 /// A memory-mapped input (`RELU_READ=mmap`, a Fortran-order array written as CSV) that another

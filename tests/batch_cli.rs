@@ -305,15 +305,28 @@ fn ctrl_c_mid_run_leaves_no_partial_output_and_a_rerun_finishes() {
         save_f32(&root.join(format!("p{i}.npy")), &[4 << 20], &values(4 << 20, i + 7));
     }
     let out = d.path().join("out");
-    let child = Command::new(bin())
-        .args(["batch", "-j", "1", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(bin());
+    // the default action for SIGINT even when these tests run with it ignored (a background job)
+    // SAFETY: sigaction is async-signal-safe, fine between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl)
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child =
+        cmd.args(["batch", "-j", "1", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(60));
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let st = child.wait_with_output().unwrap().status;
-    assert_eq!(st.code(), Some(130), "interrupted");
+    // killed by SIGINT, after removing its temporary file (or before it began)
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(rustix::process::Signal::INT.as_raw()),
+        "{st:?}"
+    );
     let left = tree(&out);
     assert!(left.iter().all(|f| !f.contains("relu-tmp")), "temporary files removed: {left:?}");
     for f in &left {

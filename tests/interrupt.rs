@@ -1,9 +1,10 @@
 //! Ctrl-C (SIGINT) or SIGTERM while an output file is being written: the temporary file is
-//! removed, nothing appears at the target (an older file there stays as it was), and the exit
-//! code is 130.
+//! removed, nothing appears at the target (an older file there stays as it was), and relu dies
+//! by the same signal (so a shell loop around it stops, as around `cp`).
 #![cfg(unix)]
 
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,17 +18,69 @@ fn sigterm_removes_the_temporary_output() {
     interrupted_write(rustix::process::Signal::TERM);
 }
 
+#[test]
+fn sighup_removes_the_temporary_output() {
+    interrupted_write(rustix::process::Signal::HUP);
+}
+
+/// relu leaves a signal ignored if it starts ignored (`nohup`, a background job of a script,
+/// where CI may run these tests): give the child the default actions, as a terminal would.
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sigaction is async-signal-safe, fine between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            use nix::sys::signal::{signal, SigHandler, Signal};
+            for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+                signal(s, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Started with SIGINT ignored, relu keeps ignoring it (and still cleans up on SIGTERM).
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relu"));
+    default_signals(&mut cmd);
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(|| {
+            use nix::sys::signal::{signal, SigHandler, Signal};
+            signal(Signal::SIGINT, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child =
+        cmd.args(["apply", "-", "-o", "out.npy"]).current_dir(dir.path()).stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&relu::format::npy::write_header(relu::dtype::DType::F32, false, &[1 << 24])).unwrap();
+    stdin.write_all(&vec![0u8; 1 << 20]).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "SIGINT was ignored at start: relu must still run");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.signal(), Some(rustix::process::Signal::TERM.as_raw()), "{status:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 fn interrupted_write(signal: rustix::process::Signal) {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out.npy");
     std::fs::write(&target, b"the old output").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relu"))
-        .args(["apply", "-", "-o"])
-        .arg(&target)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relu"));
+    default_signals(&mut cmd);
+    let mut child =
+        cmd.args(["apply", "-", "-o"]).arg(&target).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A header for 16M float32 values and only part of the data: relu waits for the rest.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&relu::format::npy::write_header(relu::dtype::DType::F32, false, &[1 << 24])).unwrap();
@@ -47,7 +100,7 @@ fn interrupted_write(signal: rustix::process::Signal) {
     rustix::process::kill_process(pid, signal).unwrap();
     let status = child.wait().unwrap();
     drop(stdin);
-    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(status.signal(), Some(signal.as_raw()), "{status:?}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 1, "left behind: {left:?}");
     assert_eq!(std::fs::read(&target).unwrap(), b"the old output");
