@@ -475,22 +475,23 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
-/// `-j`: at most [`crate::options::MAX_THREADS`] (each thread holds its own buffers and counters).
-fn parse_threads(s: &str) -> Result<usize, String> {
+/// A count of at most `max` (each unit of it costs memory per thread).
+fn at_most(s: &str, max: usize, what: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if n > crate::options::MAX_THREADS {
-        return Err(format!("at most {} threads", crate::options::MAX_THREADS));
+    if n > max {
+        return Err(format!("at most {max} {what}"));
     }
     Ok(n)
 }
 
+/// `-j`: at most [`crate::options::MAX_THREADS`] (each thread holds its own buffers and counters).
+fn parse_threads(s: &str) -> Result<usize, String> {
+    at_most(s, crate::options::MAX_THREADS, "threads")
+}
+
 /// `--bins`: at most [`crate::hist::MAX_BINS`] (every thread counts into its own set).
 fn parse_bins(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if n > crate::hist::MAX_BINS {
-        return Err(format!("at most {} bins", crate::hist::MAX_BINS));
-    }
-    Ok(n)
+    at_most(s, crate::hist::MAX_BINS, "bins")
 }
 
 impl BinArgs {

@@ -340,6 +340,28 @@ fn add(a: u64, b: u64, key: &str) -> Result<u64> {
 }
 
 impl StatsJson {
+    /// Every object in a statistics JSON file (or `-` for stdin): one object, JSON Lines, or
+    /// objects separated by whitespace. A histogram is checked ([`HistJson::check`]) before
+    /// anything merges, indexes or draws it.
+    pub fn read_all(path: &std::path::Path) -> Result<Vec<StatsJson>> {
+        use std::io::Read;
+        let mut text = String::new();
+        if crate::options::is_dash(path) {
+            std::io::stdin().read_to_string(&mut text)?;
+        } else {
+            std::fs::File::open(path)?.read_to_string(&mut text)?;
+        }
+        let mut out = Vec::new();
+        for (k, item) in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>().enumerate() {
+            let s = item.context("not relu statistics JSON")?;
+            if let Some(h) = &s.hist {
+                h.check().map_err(|why| anyhow::anyhow!("object {} ({:?}): hist: {why}", k + 1, s.input))?;
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
     /// Combines two statistics objects exactly (SPEC §4): counts add, min/max combine, mean and
     /// std by Chan's formulas, `active_count` element-wise. Different activations or unit layouts
     /// are an error, never a silent mix.

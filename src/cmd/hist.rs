@@ -12,7 +12,7 @@ use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, Uni
 use crate::output::AtomicOutput;
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -249,21 +249,9 @@ fn about(r: &ArrayReport) -> String {
 /// Panels from statistics JSON that carry histograms (`stats --bins --range`, `merge-stats`).
 fn from_stats(path: &Path) -> Result<Vec<Panel>> {
     let name = path.display().to_string();
-    let mut text = String::new();
-    if is_dash(path) {
-        std::io::stdin().read_to_string(&mut text)?;
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| name.clone())?
-            .read_to_string(&mut text)
-            .with_context(|| name.clone())?;
-    }
     let mut panels = Vec::new();
-    for (k, item) in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>().enumerate() {
-        let s = item.with_context(|| format!("{name}: not relu statistics JSON"))?;
-        let Some(hist) = s.hist.clone() else { continue };
-        // checked before anything indexes the edges or draws them
-        hist.check().map_err(|why| anyhow!("{name}: object {} ({:?}): hist: {why}", k + 1, s.input))?;
+    for s in StatsJson::read_all(path).with_context(|| name.clone())? {
+        let Some(hist) = s.hist else { continue };
         let shards = s.merged.map_or(String::new(), |k| format!(" · {k} arrays merged"));
         let about = format!("{} · {}{shards}", s.dtype, s.activation.as_deref().unwrap_or("values as they are"));
         panels.push(Panel {
