@@ -206,7 +206,12 @@ fn a_killed_run_leaves_complete_outputs_and_a_rerun_finishes() {
         .args(["batch", "-j", "1", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(40));
+    // once the first output is being written
+    let start = std::time::Instant::now();
+    while tree(&out).is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "batch never began writing");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
     child.kill().unwrap(); // SIGKILL: no handler runs
     child.wait().unwrap();
     for f in tree(&out) {
@@ -317,7 +322,13 @@ fn ctrl_c_mid_run_leaves_no_partial_output_and_a_rerun_finishes() {
     }
     let child =
         cmd.args(["batch", "-j", "1", "--out-dir", out.to_str().unwrap(), root.to_str().unwrap()]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(60));
+    // interrupt once the first output is being written (not after a fixed time: a fast machine
+    // finishes all ten files in less than a sleep of tens of milliseconds)
+    let start = std::time::Instant::now();
+    while tree(&out).is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "batch never began writing");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let st = child.wait_with_output().unwrap().status;
