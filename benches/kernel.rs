@@ -70,6 +70,19 @@ fn f32_leaky(b: Bencher, level: &str) {
     b.counter(BytesCount::new(BYTES)).bench_local(|| k.float(Op::Leaky(Slope::All(0.01)), black_box(&x), None, &mut y));
 }
 
+/// relu with the fused statistics (`apply --stats`, `stats`), and the first pass of an
+/// auto-range histogram: the finite min and max alone.
+#[divan::bench(args = ["stats", "range"])]
+fn f32_relu_with(b: Bencher, what: &str) {
+    let x = random_f32(BYTES / 4);
+    let mut y = vec![0f32; x.len()];
+    let k = best();
+    b.counter(BytesCount::new(BYTES)).bench_local(|| match what {
+        "stats" => k.float_stats(Op::Relu, black_box(&x), None, &mut y, 0.0),
+        _ => k.float_range(Op::Relu, black_box(&x), None, &mut y),
+    });
+}
+
 #[divan::bench]
 fn f64_relu(b: Bencher) {
     let x: Vec<f64> = random_f32(BYTES / 8).into_iter().map(f64::from).collect();

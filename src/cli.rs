@@ -439,7 +439,7 @@ impl TableArgs {
 
 impl UnitArgs {
     pub fn options(&self) -> UnitOptions {
-        UnitOptions { axis: Some(self.unit_axis), threshold: self.dead_threshold }
+        UnitOptions { axis: Some(self.unit_axis), threshold: self.dead_threshold, range_only: false }
     }
 }
 

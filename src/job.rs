@@ -189,7 +189,11 @@ impl Job {
             plan.output = plan.work; // nothing is written: skip the output conversion
         }
         let stats = match &self.units {
-            Some(u) => Some(StatsAccumulator::new(layout(u)?)),
+            Some(u) => {
+                let mut acc = StatsAccumulator::new(layout(u)?);
+                acc.range_only = u.range_only;
+                Some(acc)
+            }
             None => None,
         };
         Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())).discarding(!writes))

@@ -213,6 +213,8 @@ pub struct UnitOptions {
     /// `None`: statistics without units.
     pub axis: Option<i64>,
     pub threshold: f64,
+    /// Only the finite min and max are wanted (see `StatsAccumulator::range_only`).
+    pub range_only: bool,
 }
 
 impl UnitOptions {

@@ -328,6 +328,18 @@ pub trait Compute: Element {
     }
     fn run_stats(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self], shift: f64)
         -> ChunkStats;
+    /// Only the finite min and max (and counts) of the output, where the type has a kernel for
+    /// that (`Kernel::float_range`); `y_unused`: nothing reads `y` afterwards.
+    fn run_range(
+        _k: &Kernel,
+        _op: Op<Self::S>,
+        _x: &[Self],
+        _g: Option<&[Self]>,
+        _y: &mut [Self],
+        _y_unused: bool,
+    ) -> Option<ChunkStats> {
+        None
+    }
 }
 
 macro_rules! float_compute {
@@ -343,10 +355,29 @@ macro_rules! float_compute {
             fn run_stats(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
                 k.float_stats(op, x, g, y, shift)
             }
+            fn run_range(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], _: bool) -> Option<ChunkStats> {
+                Some(k.float_range(op, x, g, y))
+            }
         }
     )*};
 }
 float_compute!(f32, f64);
+
+/// `Compute::run_range` for 16-bit floats: without the output where nothing reads it.
+fn half_range(
+    k: &Kernel,
+    bf16: bool,
+    op: Op<f32>,
+    x: &[u16],
+    g: Option<&[u16]>,
+    y: &mut [u16],
+    unused: bool,
+) -> Option<ChunkStats> {
+    match k.half_range(bf16, op, x, g, None).filter(|_| unused) {
+        Some(c) => Some(c),
+        None => k.half_range(bf16, op, x, g, Some(y)),
+    }
+}
 
 impl Compute for F16 {
     type S = f32;
@@ -358,6 +389,16 @@ impl Compute for F16 {
     }
     fn stats_only(k: &Kernel, op: Op<f32>, x: &[F16], shift: f64) -> Option<ChunkStats> {
         k.half_stats_only(false, op, cast_slice(x), shift)
+    }
+    fn run_range(
+        k: &Kernel,
+        op: Op<f32>,
+        x: &[F16],
+        g: Option<&[F16]>,
+        y: &mut [F16],
+        unused: bool,
+    ) -> Option<ChunkStats> {
+        half_range(k, false, op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), unused)
     }
     fn run_stats(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16], shift: f64) -> ChunkStats {
         k.half_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
@@ -374,6 +415,16 @@ impl Compute for BF16 {
     }
     fn stats_only(k: &Kernel, op: Op<f32>, x: &[BF16], shift: f64) -> Option<ChunkStats> {
         k.half_stats_only(true, op, cast_slice(x), shift)
+    }
+    fn run_range(
+        k: &Kernel,
+        op: Op<f32>,
+        x: &[BF16],
+        g: Option<&[BF16]>,
+        y: &mut [BF16],
+        unused: bool,
+    ) -> Option<ChunkStats> {
+        half_range(k, true, op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), unused)
     }
     fn run_stats(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16], shift: f64) -> ChunkStats {
         k.bf16_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
@@ -426,9 +477,10 @@ fn run_kernel<T: Compute>(
         None => T::run(k, op, x, g, y),
         Some(acc) => {
             let shift = acc.shift(x.first().map_or(0.0, |&v| v.to_f64()));
+            let range = if acc.range_only { T::run_range(k, op, x, g, y, y_unused) } else { None };
             // nothing written and nothing observed: the output need not be made at all
-            let only = if y_unused && g.is_none() { T::stats_only(k, op, x, shift) } else { None };
-            acc.add_chunk(&match only {
+            let only = if range.is_none() && y_unused && g.is_none() { T::stats_only(k, op, x, shift) } else { None };
+            acc.add_chunk(&match range.or(only) {
                 Some(s) => s,
                 None => T::run_stats(k, op, x, g, y, shift),
             });

@@ -71,6 +71,9 @@ pub struct StatsAccumulator {
     pub active: Vec<u64>,
     /// Per-call u32 counters for the dense layout, allocated once.
     scratch: Vec<u32>,
+    /// Only the finite min and max are wanted (a histogram's first pass): the kernel gathers
+    /// nothing else where it can (`Kernel::float_range`), and the other moments stay unset.
+    pub range_only: bool,
 }
 
 impl StatsAccumulator {
@@ -92,6 +95,7 @@ impl StatsAccumulator {
             units,
             active: vec![0; n],
             scratch: Vec::new(),
+            range_only: false,
         }
     }
 
@@ -100,12 +104,12 @@ impl StatsAccumulator {
         let units = self.units.take();
         let (mut active, scratch) = (std::mem::take(&mut self.active), std::mem::take(&mut self.scratch));
         active.fill(0);
-        *self = StatsAccumulator { units, active, scratch, ..StatsAccumulator::new(None) };
+        *self = StatsAccumulator { units, active, scratch, range_only: self.range_only, ..StatsAccumulator::new(None) };
     }
 
     /// An empty accumulator with the same unit layout.
     pub fn fresh(&self) -> StatsAccumulator {
-        StatsAccumulator::new(self.units.clone())
+        StatsAccumulator { range_only: self.range_only, ..StatsAccumulator::new(self.units.clone()) }
     }
 
     /// Adds another accumulator's statistics (of disjoint elements of the same array).

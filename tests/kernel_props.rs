@@ -401,12 +401,94 @@ fn fused_statistics_f16_and_int_match_their_outputs() {
     }
 }
 
+/// The min/max-only pass (`float_range`, `half_range`): the finite min and max and the counts of
+/// the full statistics, every level bit-identical to the portable one, the output as written.
+fn check_range_f32(x: &[f32]) {
+    let scalar = Kernel::at(Level::Scalar).unwrap();
+    for c in [Case::Relu, Case::Leaky(0.1), Case::GradRelu] {
+        let mut y0 = vec![0f32; x.len()];
+        let full = scalar.float_stats(op(c, |a| a as f32, x), x, None, &mut y0, 0.0);
+        let mut y1 = vec![0f32; x.len()];
+        let r0 = scalar.float_range(op(c, |a| a as f32, x), x, None, &mut y1);
+        assert_eq!(
+            y0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            y1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let counts = |s: &relu::kernel::ChunkStats| (s.elements, s.nan, s.posinf, s.neginf, s.finite);
+        assert_eq!(counts(&r0), counts(&full), "{c:?}");
+        // equal as numbers (a zero's sign may come from another element of equal value)
+        assert_eq!(r0.min, full.min, "{c:?}");
+        assert_eq!(r0.max, full.max, "{c:?}");
+        for k in kernels() {
+            let mut y = vec![0f32; x.len()];
+            let r = k.float_range(op(c, |a| a as f32, x), x, None, &mut y);
+            assert_eq!(format!("{r:?}"), format!("{r0:?}"), "{:?} {c:?}", k.level());
+            assert_eq!(
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                y0.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn range_pass_every_length() {
+    let mut r = Rng(777);
+    for n in 0..=300 {
+        let x: Vec<f32> = (0..n).map(|_| r.f32()).collect();
+        check_range_f32(&x);
+    }
+    // a lone NaN or infinity in a block, and nothing finite at all
+    check_range_f32(&[1.0, f32::NAN, -3.0, 2.0, 0.5, 0.25, 7.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -2.0]);
+    check_range_f32(&[f32::INFINITY; 40]);
+    check_range_f32(&[f32::NAN; 17]);
+}
+
+#[test]
+fn range_pass_f16_and_bf16_match_the_full_statistics() {
+    let mut r = Rng(31);
+    for n in [0usize, 1, 7, 16, 33, 1000] {
+        let x: Vec<u16> = (0..n).map(|_| r.f16()).collect();
+        for bf16 in [false, true] {
+            for o in [Op::Identity, Op::Relu, Op::Leaky(Slope::All(0.1))] {
+                let mut base = None;
+                for k in kernels() {
+                    let mut y = vec![0u16; n];
+                    let full = if bf16 {
+                        k.bf16_stats(o, &x, None, &mut y, 0.0)
+                    } else {
+                        k.half_stats(o, &x, None, &mut y, 0.0)
+                    };
+                    let mut y2 = vec![0u16; n];
+                    let with_y = k.half_range(bf16, o, &x, None, Some(&mut y2)).unwrap();
+                    assert_eq!(y, y2, "{:?} {o:?}", k.level());
+                    // without an output only where the results are exact (identity, relu)
+                    let without = k.half_range(bf16, o, &x, None, None);
+                    assert_eq!(without.is_some(), !matches!(o, Op::Leaky(_)));
+                    for s in [Some(with_y), without].into_iter().flatten() {
+                        let counts = (s.elements, s.nan, s.posinf, s.neginf, s.finite);
+                        assert_eq!(counts, (full.elements, full.nan, full.posinf, full.neginf, full.finite));
+                        assert_eq!((s.min, s.max), (full.min, full.max), "{:?} {o:?} bf16={bf16}", k.level());
+                    }
+                    let key = format!("{with_y:?} {without:?}");
+                    assert_eq!(base.get_or_insert(key.clone()), &key, "{:?} {o:?} bf16={bf16}", k.level());
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn simd_statistics_equal_scalar(v in proptest::collection::vec(f32_bits(), 0..400), shift in -2.0f64..2.0) {
         check_stats_f32(&v, shift);
+    }
+
+    #[test]
+    fn simd_range_pass_equals_scalar(v in proptest::collection::vec(f32_bits(), 0..400)) {
+        check_range_f32(&v);
     }
 }
 

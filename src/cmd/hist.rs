@@ -102,6 +102,16 @@ fn format_of(p: &Path) -> Option<HistFormatArg> {
     }
 }
 
+/// The statistics a pass over the inputs gathers besides its observer.
+#[derive(Clone, Copy)]
+enum Gather {
+    Nothing,
+    /// The finite min and max alone (the auto range's first pass).
+    Range,
+    /// Everything, with the dead units (ridgelines and active rates).
+    Units,
+}
+
 /// The inputs, with stdin spooled to a temporary file (it is read once per pass).
 struct Inputs {
     list: Vec<(PathBuf, Option<Format>)>,
@@ -148,9 +158,14 @@ impl Inputs {
         })
     }
 
-    /// Runs every input with `observer` and statistics (`units`: with units, `Some(false)`:
-    /// without): one report per array, named as the user named the input.
-    fn run(&self, observer: Option<MakeObserver>, units: Option<bool>) -> Result<Vec<ArrayReport>> {
+    /// Runs every input with `observer` and the statistics `gather` asks for: one report per
+    /// array, named as the user named the input.
+    fn run(&self, observer: Option<MakeObserver>, gather: Gather) -> Result<Vec<ArrayReport>> {
+        let units = match gather {
+            Gather::Nothing => None,
+            Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
+            Gather::Units => Some(UnitOptions { range_only: false, ..self.units }),
+        };
         let mut reports = Vec::new();
         for (path, format) in &self.list {
             let job = Job {
@@ -158,7 +173,7 @@ impl Inputs {
                 read: ReadOptions { format: format.or(self.read.format), ..self.read.clone() },
                 dest: Dest::Discard,
                 act: self.act.clone(),
-                units: units.map(|u| UnitOptions { axis: self.units.axis.filter(|_| u), ..self.units }),
+                units,
                 threads: self.threads,
                 observer: observer.clone(),
             };
@@ -186,10 +201,10 @@ impl Inputs {
         let bins = match args.bins.fixed(n)? {
             Some(b) => b,
             None => {
-                // First pass: the finite min and max of every input's values, which the kernel's
-                // fused statistics find at the speed of reading.
+                // First pass: the finite min and max of every input's values, which the kernel
+                // finds as it reads (`Kernel::float_range`).
                 let mut range = MinMax::default();
-                for r in self.run(None, Some(false))? {
+                for r in self.run(None, Gather::Range)? {
                     if let Some(s) = &r.stats {
                         range.merge(&MinMax {
                             min: s.min.unwrap_or(f64::INFINITY),
@@ -202,7 +217,8 @@ impl Inputs {
             }
         };
         let mut panels = Vec::new();
-        for mut r in self.run(Some(hist::observer(bins)), args.ridge.then_some(true))? {
+        let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
+        for mut r in self.run(Some(hist::observer(bins)), gather)? {
             let Some(mut h) = r.observed::<Histogram>() else { continue };
             let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
@@ -214,7 +230,7 @@ impl Inputs {
     fn active_rates(&self, n: usize) -> Result<Vec<Panel>> {
         let bins = Arc::new(Bins::new(0.0, 1.0, n).map_err(anyhow::Error::msg)?);
         let mut panels = Vec::new();
-        for r in self.run(None, Some(true))? {
+        for r in self.run(None, Gather::Units)? {
             let Some(u) = r.stats.as_ref().and_then(|s| s.units.clone()) else {
                 bail!("{}: --active-rate needs units: a 2-D or larger array (see --unit-axis)", r.name);
             };

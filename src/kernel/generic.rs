@@ -211,6 +211,84 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     }
 }
 
+/// The finite min and max alone (a histogram's first pass), at a fraction of [`FloatStats`]'s
+/// work: one lane per position of a block, so each accumulator takes one `min`/`max` per block
+/// (FloatStats pairs a block's halves first, a longer chain). Among equal values (±0) the first
+/// in its lane wins; the lanes fold in order. `y · 0` is NaN for NaN and ±inf: kept in a probe
+/// lane, it poisons the block path, and the call is observed again with `lane`, as in
+/// `FloatStats`. The counts of elements and of non-finite values are exact; zeros, negatives and
+/// the sums are not gathered (zero).
+pub struct RangeStats<T> {
+    shift: f64,
+    elements: u64,
+    nan: u64,
+    posinf: u64,
+    neginf: u64,
+    probe: [T; L],
+    min: [T; L],
+    max: [T; L],
+}
+
+impl<T: Float> Observe<T> for RangeStats<T> {
+    #[inline(always)]
+    fn new(shift: f64) -> Self {
+        RangeStats {
+            shift,
+            elements: 0,
+            nan: 0,
+            posinf: 0,
+            neginf: 0,
+            probe: [T::ZERO; L],
+            min: [T::INFINITY; L],
+            max: [T::NEG_INFINITY; L],
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // lane j of four arrays: one vector op each
+    fn block(&mut self, _: &[T; L], ys: &[T; L]) {
+        self.elements += L as u64;
+        for j in 0..L {
+            let y = ys[j];
+            self.probe[j] = self.probe[j] - y * T::ZERO;
+            self.min[j] = act::select(y < self.min[j], y, self.min[j]);
+            self.max[j] = act::select(y > self.max[j], y, self.max[j]);
+        }
+    }
+
+    #[inline(always)]
+    fn poisoned(&self) -> bool {
+        !self.probe.iter().all(|v| v.is_finite())
+    }
+
+    #[inline(always)]
+    fn lane(&mut self, j: usize, _: T, y: T) {
+        self.elements += 1;
+        let finite = y.is_finite();
+        if !finite {
+            self.nan += y.is_nan() as u64;
+            self.posinf += (y == T::INFINITY) as u64;
+            self.neginf += (y == T::NEG_INFINITY) as u64;
+        }
+        self.min[j] = act::select(finite && y < self.min[j], y, self.min[j]);
+        self.max[j] = act::select(finite && y > self.max[j], y, self.max[j]);
+    }
+
+    fn finish(self) -> ChunkStats {
+        ChunkStats {
+            elements: self.elements,
+            nan: self.nan,
+            posinf: self.posinf,
+            neginf: self.neginf,
+            finite: self.elements - self.nan - self.posinf - self.neginf,
+            shift: self.shift,
+            min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
+            max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
+            ..ChunkStats::default()
+        }
+    }
+}
+
 /// Lane accumulators for integer values (all finite).
 pub struct IntStats<T> {
     shift: f64,

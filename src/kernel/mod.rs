@@ -12,7 +12,7 @@ mod generic;
 mod x86;
 
 use crate::act::{Float, Int};
-use generic::{FloatStats, IntStats, NoStats};
+use generic::{FloatStats, IntStats, NoStats, RangeStats};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level the kernel can run at.
@@ -332,6 +332,16 @@ impl Kernel {
         }
     }
 
+    /// [`Kernel::float`] with only the finite min and max of `y` (and the counts of elements and
+    /// of non-finite values) gathered: a histogram's first pass. The min and max are those
+    /// [`Kernel::float_stats`] finds, bit for bit.
+    pub fn float_range<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T]) -> ChunkStats {
+        let n = x.len();
+        assert_eq!(y.len(), n);
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        dispatch!(self.level, float::<T, RangeStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0))
+    }
+
     pub fn float_in_place<T: Float>(&self, op: Op<T>, xy: &mut [T], g: Option<&[T]>) {
         let n = xy.len();
         let (op, g) = (op.raw(n), opt_ptr(g, n));
@@ -391,6 +401,34 @@ impl Kernel {
             dispatch!(self.level, bhalf::<FloatStats<f32>>(op, x.as_ptr(), std::ptr::null(), y, n, shift))
         } else {
             dispatch!(self.level, half::<FloatStats<f32>>(op, x.as_ptr(), std::ptr::null(), y, n, shift))
+        })
+    }
+
+    /// [`Kernel::float_range`] for f16 (`bf16`: bfloat16) bits: with `y`, as
+    /// [`Kernel::half_stats`] writes it; without, as [`Kernel::half_stats_only`] (then `None` for
+    /// ops other than `Op::Identity` and `Op::Relu`).
+    pub fn half_range(
+        &self,
+        bf16: bool,
+        op: Op<f32>,
+        x: &[u16],
+        g: Option<&[u16]>,
+        y: Option<&mut [u16]>,
+    ) -> Option<ChunkStats> {
+        let n = x.len();
+        let y = match y {
+            Some(y) => {
+                assert_eq!(y.len(), n);
+                y.as_mut_ptr()
+            }
+            None if matches!(op, Op::Identity | Op::Relu) && g.is_none() => std::ptr::null_mut(),
+            None => return None,
+        };
+        let (op, g) = (op.raw(n), opt_ptr(g, n));
+        Some(if bf16 {
+            dispatch!(self.level, bhalf::<RangeStats<f32>>(op, x.as_ptr(), g, y, n, 0.0))
+        } else {
+            dispatch!(self.level, half::<RangeStats<f32>>(op, x.as_ptr(), g, y, n, 0.0))
         })
     }
 
