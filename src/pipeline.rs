@@ -373,7 +373,7 @@ fn half_range(
     y: &mut [u16],
     unused: bool,
 ) -> Option<ChunkStats> {
-    match k.half_range(bf16, op, x, g, None).filter(|_| unused) {
+    match if unused { k.half_range(bf16, op, x, g, None) } else { None } {
         Some(c) => Some(c),
         None => k.half_range(bf16, op, x, g, Some(y)),
     }
