@@ -373,10 +373,8 @@ fn half_range(
     y: &mut [u16],
     unused: bool,
 ) -> Option<ChunkStats> {
-    match if unused { k.half_range(bf16, op, x, g, None) } else { None } {
-        Some(c) => Some(c),
-        None => k.half_range(bf16, op, x, g, Some(y)),
-    }
+    let without_output = if unused { k.half_range(bf16, op, x, g, None) } else { None };
+    without_output.or_else(|| k.half_range(bf16, op, x, g, Some(y)))
 }
 
 impl Compute for F16 {

@@ -164,7 +164,7 @@ impl Inputs {
         let units = match gather {
             Gather::Nothing => None,
             Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
-            Gather::Units => Some(UnitOptions { range_only: false, ..self.units }),
+            Gather::Units => Some(self.units),
         };
         let mut reports = Vec::new();
         for (path, format) in &self.list {

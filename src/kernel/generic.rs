@@ -93,16 +93,47 @@ impl<T: Copy> Observe<T> for NoStats {
     }
 }
 
+/// The element count and the non-finite classes of a float observer, and its chunk result.
+#[derive(Default)]
+struct Counts {
+    elements: u64,
+    nan: u64,
+    posinf: u64,
+    neginf: u64,
+}
+
+impl Counts {
+    #[inline(always)]
+    fn nonfinite<T: Float>(&mut self, y: T) {
+        self.nan += y.is_nan() as u64;
+        self.posinf += (y == T::INFINITY) as u64;
+        self.neginf += (y == T::NEG_INFINITY) as u64;
+    }
+
+    /// The chunk's counts and its finite min and max, the lanes folded in order; the moments are
+    /// the caller's.
+    fn stats<T: Float>(&self, shift: f64, min: &[T], max: &[T]) -> ChunkStats {
+        ChunkStats {
+            elements: self.elements,
+            nan: self.nan,
+            posinf: self.posinf,
+            neginf: self.neginf,
+            finite: self.elements - self.nan - self.posinf - self.neginf,
+            shift,
+            min: min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
+            max: max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
+            ..ChunkStats::default()
+        }
+    }
+}
+
 /// Accumulators for float values, eight lanes wide so they fit in vector registers: zero and
 /// negative counters as u32 lanes (a call covers at most a chunk, far below 2^32 per lane), sums of
 /// `y − shift` and its square in f64 lanes, min/max in the value type. NaN and ±inf are rare: a block
 /// that has any is counted element by element, off the hot path.
 pub struct FloatStats<T> {
     shift: f64,
-    elements: u64,
-    nan: u64,
-    posinf: u64,
-    neginf: u64,
+    counts: Counts,
     zeros: [u32; W],
     negative: [u32; W],
     s1: [f64; W],
@@ -115,13 +146,6 @@ pub struct FloatStats<T> {
 const W: usize = 8;
 
 impl<T: Float> FloatStats<T> {
-    #[inline(always)]
-    fn nonfinite(&mut self, y: T) {
-        self.nan += y.is_nan() as u64;
-        self.posinf += (y == T::INFINITY) as u64;
-        self.neginf += (y == T::NEG_INFINITY) as u64;
-    }
-
     /// A block's sixteen pairs into the eight lanes, with no branches and no selects on the sums
     /// (so the accumulators stay in registers). The block's two halves combine lane-wise first,
     /// so each accumulator takes one dependent operation per block, not two. A NaN or infinity
@@ -150,10 +174,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     fn new(shift: f64) -> Self {
         FloatStats {
             shift,
-            elements: 0,
-            nan: 0,
-            posinf: 0,
-            neginf: 0,
+            counts: Counts::default(),
             zeros: [0; W],
             negative: [0; W],
             s1: [0.0; W],
@@ -165,7 +186,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
 
     #[inline(always)]
     fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
-        self.elements += L as u64;
+        self.counts.elements += L as u64;
         self.sixteen(xs, ys);
     }
 
@@ -177,12 +198,12 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     #[inline(always)]
     fn lane(&mut self, j: usize, x: T, y: T) {
         let j = j % W;
-        self.elements += 1;
+        self.counts.elements += 1;
         self.zeros[j] += (y == T::ZERO) as u32;
         self.negative[j] += (x < T::ZERO) as u32;
         let finite = y.is_finite();
         if !finite {
-            self.nonfinite(y);
+            self.counts.nonfinite(y);
         }
         let d = act::select(finite, y.to_f64() - self.shift, 0.0);
         self.s1[j] += d;
@@ -194,19 +215,11 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     fn finish(self) -> ChunkStats {
         let sum = |a: [u32; W]| a.iter().map(|&v| v as u64).sum::<u64>();
         ChunkStats {
-            elements: self.elements,
             zeros: sum(self.zeros),
             negative: sum(self.negative),
-            nan: self.nan,
-            posinf: self.posinf,
-            neginf: self.neginf,
-            finite: self.elements - self.nan - self.posinf - self.neginf,
-            shift: self.shift,
             s1: pairwise(&self.s1),
             s2: pairwise(&self.s2),
-            min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
-            max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
-            exp: 0,
+            ..self.counts.stats(self.shift, &self.min, &self.max)
         }
     }
 }
@@ -220,10 +233,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
 /// the sums are not gathered (zero).
 pub struct RangeStats<T> {
     shift: f64,
-    elements: u64,
-    nan: u64,
-    posinf: u64,
-    neginf: u64,
+    counts: Counts,
     probe: [T; L],
     min: [T; L],
     max: [T; L],
@@ -234,10 +244,7 @@ impl<T: Float> Observe<T> for RangeStats<T> {
     fn new(shift: f64) -> Self {
         RangeStats {
             shift,
-            elements: 0,
-            nan: 0,
-            posinf: 0,
-            neginf: 0,
+            counts: Counts::default(),
             probe: [T::ZERO; L],
             min: [T::INFINITY; L],
             max: [T::NEG_INFINITY; L],
@@ -247,7 +254,7 @@ impl<T: Float> Observe<T> for RangeStats<T> {
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // lane j of four arrays: one vector op each
     fn block(&mut self, _: &[T; L], ys: &[T; L]) {
-        self.elements += L as u64;
+        self.counts.elements += L as u64;
         for j in 0..L {
             let y = ys[j];
             self.probe[j] = self.probe[j] - y * T::ZERO;
@@ -263,29 +270,17 @@ impl<T: Float> Observe<T> for RangeStats<T> {
 
     #[inline(always)]
     fn lane(&mut self, j: usize, _: T, y: T) {
-        self.elements += 1;
+        self.counts.elements += 1;
         let finite = y.is_finite();
         if !finite {
-            self.nan += y.is_nan() as u64;
-            self.posinf += (y == T::INFINITY) as u64;
-            self.neginf += (y == T::NEG_INFINITY) as u64;
+            self.counts.nonfinite(y);
         }
         self.min[j] = act::select(finite && y < self.min[j], y, self.min[j]);
         self.max[j] = act::select(finite && y > self.max[j], y, self.max[j]);
     }
 
     fn finish(self) -> ChunkStats {
-        ChunkStats {
-            elements: self.elements,
-            nan: self.nan,
-            posinf: self.posinf,
-            neginf: self.neginf,
-            finite: self.elements - self.nan - self.posinf - self.neginf,
-            shift: self.shift,
-            min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
-            max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
-            ..ChunkStats::default()
-        }
+        self.counts.stats(self.shift, &self.min, &self.max)
     }
 }
 

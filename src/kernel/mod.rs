@@ -333,8 +333,8 @@ impl Kernel {
     }
 
     /// [`Kernel::float`] with only the finite min and max of `y` (and the counts of elements and
-    /// of non-finite values) gathered: a histogram's first pass. The min and max are those
-    /// [`Kernel::float_stats`] finds, bit for bit.
+    /// of non-finite values) gathered: a histogram's first pass. The min and max equal those
+    /// [`Kernel::float_stats`] finds (where both signs of zero tie, either may be reported).
     pub fn float_range<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T]) -> ChunkStats {
         let n = x.len();
         assert_eq!(y.len(), n);
