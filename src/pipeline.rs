@@ -474,7 +474,16 @@ fn run_kernel<T: Compute>(
     match stats {
         None => T::run(k, op, x, g, y),
         Some(acc) => {
-            let shift = acc.shift(x.first().map_or(0.0, |&v| v.to_f64()));
+            // Before any finite value the shift is the chunk's first *output*: the input's first value
+            // may lie far from the outputs (a grad's are on the upstream's scale; relu of -1e20 is 0),
+            // and a shift far from the values cancels the sums of squares catastrophically.
+            let first = if acc.finite > 0 || x.is_empty() {
+                0.0
+            } else {
+                T::run(k, op, &x[..1], g.map(|g| &g[..1]), &mut y[..1]);
+                y[0].to_f64()
+            };
+            let shift = acc.shift(first);
             let range = if acc.range_only { T::run_range(k, op, x, g, y, y_unused) } else { None };
             // nothing written and nothing observed: the output need not be made at all
             let only = if range.is_none() && y_unused && g.is_none() { T::stats_only(k, op, x, shift) } else { None };

@@ -501,6 +501,30 @@ fn relu_counts_moments_and_units_of_a_small_array() {
     assert_eq!(j["units"]["dead_indices"], serde_json::json!([2]));
 }
 
+/// The sums are shifted by the first *output*, not the first input: relu of a large negative
+/// first value is 0, and a grad's outputs follow the upstream, so a shift taken from the input
+/// (-1e20 here) cancelled every digit of the sums (mean 0.0 and std 0.0 for [0, 1, 2, 3]).
+#[test]
+fn the_sums_are_shifted_by_an_output_not_an_input() {
+    let tmp = tmpdir();
+    let x = tmp.path().join("x.npy");
+    write_npy(&x, Ty::F64, false, &[4], &[-1e20, 1.0, 2.0, 3.0]);
+    let j = stats_json(&x, &["--act", "relu"]);
+    assert_eq!(opt_f64(&j, "mean"), Some(1.5), "{j}");
+    assert!(close(opt_f64(&j, "std").unwrap(), 1.25f64.sqrt(), REL), "{j}");
+    // grad of relu: the outputs are the upstream's [0, 1, 2, 3], the input is 1e3 times larger
+    let (xg, g) = (tmp.path().join("xg.npy"), tmp.path().join("g.npy"));
+    write_npy(&xg, Ty::F64, false, &[4], &[-3e3, 1e3, 2e3, 3e3]);
+    write_npy(&g, Ty::F64, false, &[4], &[0.1, 1.0 / 3.0, 0.7, 0.9]);
+    let out = tmp.path().join("y.npy");
+    let r = relu(["apply", &p(&xg), "--act", "grad", "--upstream", &p(&g), "-o", &p(&out), "--stats", "-"]).json();
+    let want = [0.0, 1.0 / 3.0, 0.7, 0.9];
+    let mean = want.iter().sum::<f64>() / 4.0;
+    let std = (want.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 4.0).sqrt();
+    assert!(close(opt_f64(&r, "mean").unwrap(), mean, 1e-15), "{r}");
+    assert!(close(opt_f64(&r, "std").unwrap(), std, 1e-14), "{r}");
+}
+
 #[test]
 fn without_act_the_values_are_the_input() {
     let tmp = tmpdir();
