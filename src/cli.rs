@@ -100,7 +100,8 @@ pub struct ActArgs {
     #[arg(short = 'a', long, value_enum)]
     pub act: Option<ActKind>,
     /// leaky's negative slope [default: 0.01, PyTorch's]
-    #[arg(long, allow_negative_numbers = true, value_name = "S")]
+    // hyphen values, not just negative numbers: clap's number test misses exponents (`-1e-3`)
+    #[arg(long, allow_hyphen_values = true, value_name = "S")]
     pub slope: Option<f64>,
     /// prelu's slopes: one number, a comma list, or a 1-D .npy (or one-tensor .safetensors) file; one per channel
     #[arg(long, allow_hyphen_values = true, value_name = "A")]
