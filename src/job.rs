@@ -392,6 +392,11 @@ impl Job {
             shape: vec![0, cols as u64],
             fortran: false,
         };
+        // like units, channels are columns: the row count is not known until the end
+        let several = self.act.alpha.as_ref().is_some_and(|a| a.len() > 1);
+        if several && crate::options::normalize_axis(self.act.channel_axis, 2) == Some(0) {
+            return usage("CSV channels are its columns: --channel-axis 1 (or -1) with several slopes");
+        }
         let plan = self.act.plan(&info).with_context(|| name.clone())?;
         let mut proc = self.processor(plan, out.is_some(), |u| u.table_layout(cols))?;
         let threads = self.threads;
@@ -438,8 +443,9 @@ impl Job {
             (None, _) => members,
         };
         if self.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
-            let why = if to.is_none() { "extract the member first" } else { "give --member NAME" };
-            return usage(format!("--upstream with an .npz input of several arrays is not supported: {why}"));
+            // (--member with an .npz output is refused above: the way out is another format)
+            let why = if to.is_none() { "extract the member first" } else { "--member NAME -o OUT.npy" };
+            return usage(format!("--upstream with an .npz input works one member at a time: {why}"));
         }
         let mut reports = Vec::new();
         let pending = if to == Some(Format::Npz) {
