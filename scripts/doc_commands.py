@@ -8,9 +8,10 @@ continues it) and ```console (the lines after `$ `). Each Markdown file's blocks
 bash scripts with `set -euo pipefail`, in a scratch directory of their own (`~` too) whose `fixtures/`,
 `scripts/`, `docs/` and `target/` are the repository's (symlinks) and whose `../shared` is the
 repository's `../shared` when that exists, so commands on `fixtures/…` work as in the repository.
-The directory also holds stand-ins for the names the examples use (`x.npy`, `acts.npz`,
-`ckpt_1/layer3.npy`, `acts/`, …), made from the fixtures below. `relu` is the binary under test,
-first on `PATH`.
+For docs/*.md the directory also holds stand-ins for the names the examples use (`x.npy`,
+`acts.npz`, `ckpt_1/layer3.npy`, `acts/`, …), made from the fixtures below. README.md gets none:
+a new user runs its commands in a clone, where only the repository's files exist, so its
+commands must name those. `relu` is the binary under test, first on `PATH`.
 
 A command a ```console block shows output for must print exactly that output (stdout).
 
@@ -152,7 +153,7 @@ def main():
             if os.path.isdir(shared):
                 os.symlink(shared, os.path.join(top, "shared"))
             os.mkdir(os.path.join(top, "home"))  # `~` of the commands: nothing escapes the scratch
-            if not args.list:
+            if not args.list and rel != "README.md":  # README's commands run on the repository's files
                 stand_ins(play, relu)
             try:
                 for line, info, cmds, skip in blocks(doc):

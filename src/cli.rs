@@ -518,11 +518,11 @@ impl BinArgs {
     }
 }
 
-/// `--dead-threshold`: a fraction, finite and not negative.
+/// `--dead-threshold`: a fraction of a unit's elements, in [0, 1].
 fn parse_threshold(s: &str) -> Result<f64, String> {
     let t: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
-    if !t.is_finite() || t < 0.0 {
-        return Err(format!("{s} is not a fraction of elements (give a number >= 0, e.g. 0.01)"));
+    if !(0.0..=1.0).contains(&t) {
+        return Err(format!("{s} is not a fraction of elements (give a number from 0 to 1, e.g. 0.01)"));
     }
     Ok(t)
 }
@@ -564,19 +564,83 @@ fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `relu man`: the main page, then each subcommand's page, so that one page shows every flag.
+/// `relu man`: one page, as ripgrep's: what relu is, then a section per subcommand with its
+/// synopsis, every option and its examples (clap_mangen's own pages would point at
+/// `relu-apply(1)` and the like, which nothing installs).
 fn man() -> anyhow::Result<()> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command().version(version())).render(&mut out)?;
-    for sub in Cli::command().get_subcommands() {
-        if matches!(sub.get_name(), "completions" | "man" | "help") {
-            continue;
-        }
-        let page = sub.clone().name(format!("relu-{}", sub.get_name()));
-        clap_mangen::Man::new(page).render(&mut out)?;
+    let mut root = Cli::command().version(version());
+    root.build();
+    let top = clap_mangen::Man::new(root.clone());
+    let mut page = String::new();
+    page += &roff(|w| top.render_title(w))?;
+    page += &roff(|w| top.render_name_section(w))?;
+    page += &roff(|w| top.render_synopsis_section(w))?;
+    page += &roff(|w| top.render_description_section(w))?;
+    page.push_str(".PP\nEach command's options and examples are in its section below (COMMAND: RELU APPLY, ...).\n");
+    page += &roff(|w| top.render_options_section(w))?;
+    page.push_str(".SH COMMANDS\n");
+    let subs: Vec<&clap::Command> = root.get_subcommands().filter(|s| s.get_name() != "help").collect();
+    for sub in &subs {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        page.push_str(&format!(".TP\n\\fBrelu {}\\fR\n{}\n", roff_text(sub.get_name()), roff_text(&about)));
     }
-    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+    for sub in &subs {
+        let name = format!("relu {}", sub.get_name());
+        let man = clap_mangen::Man::new((*sub).clone().bin_name(name.clone()));
+        page.push_str(&format!(".SH \"COMMAND: {}\"\n", roff_text(&name.to_uppercase())));
+        page += &roff(|w| man.render_description_section(w))?.replace(".SH DESCRIPTION\n", "");
+        page += &roff(|w| man.render_synopsis_section(w))?.replace(".SH SYNOPSIS", ".SS Synopsis");
+        page += &roff(|w| man.render_options_section(w))?.replace(".SH OPTIONS", ".SS Options");
+        page += &examples(sub, ".SS Examples");
+    }
+    page += &examples(&root, ".SH EXAMPLES");
+    page.push_str(&format!(
+        ".SH ENVIRONMENT\n.TP\n\\fBRELU_MAX_RECORD\\fR\n{}\n.TP\n\\fBNO_COLOR\\fR, \\fBTERM\\fR=dumb, \\fBCOLUMNS\\fR\n{}\n",
+        roff_text(&format!(
+            "The longest CSV record read, in MiB (default {}, at most {}): a longer one is refused as an unterminated \
+             quote or a missing line end. Raise it for rows that wide; each block in flight may hold one record.",
+            crate::format::csv::MAX_RECORD >> 20,
+            crate::format::csv::MAX_RECORD_CEILING_MIB
+        )),
+        roff_text("hist's terminal bars: no colour under NO_COLOR or TERM=dumb; COLUMNS sets their width.")
+    ));
+    page += &roff(|w| top.render_version_section(w))?;
+    std::io::Write::write_all(&mut std::io::stdout(), page.as_bytes())?;
     Ok(())
+}
+
+/// One of clap_mangen's sections as text.
+fn roff(render: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    render(&mut out)?;
+    Ok(String::from_utf8(out)?)
+}
+
+/// Text for a roff line: backslashes and hyphens escaped, no line starting with a control character.
+fn roff_text(s: &str) -> String {
+    let t = s.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with(['.', '\'']) {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+/// The `Examples:` lines of a command's help, one a line (unfilled), under `heading`.
+fn examples(cmd: &clap::Command, heading: &str) -> String {
+    let Some(help) = cmd.get_after_help().map(|h| h.to_string()) else { return String::new() };
+    let lines: Vec<&str> =
+        help.lines().filter(|l| l.trim_start().starts_with("relu ") || l.contains("| relu")).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{heading}\n.nf\n");
+    for l in lines {
+        out.push_str(&roff_text(l.trim()));
+        out.push('\n');
+    }
+    out.push_str(".fi\n");
+    out
 }
 
 /// Parses the command line, runs it, reports an error once. Returns the exit code.
@@ -590,7 +654,7 @@ pub fn main() -> i32 {
         }
     };
     crate::output::install_interrupt_cleanup();
-    let result = match cli.command {
+    let result = crate::format::csv::set_max_record_from_env().and_then(|()| match cli.command {
         Command::Apply(a) => cmd::apply::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Hist(a) => cmd::hist::run(a),
@@ -599,7 +663,7 @@ pub fn main() -> i32 {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Completions(a) => completions(a.shell),
         Command::Man => man(),
-    };
+    });
     match result {
         Ok(()) => 0,
         Err(e) if crate::output::is_broken_pipe(&e) => 0,

@@ -455,6 +455,7 @@ impl Job {
             let mut zw = NpzWriter::new(file);
             for m in &chosen {
                 let name = ar.member_name(m);
+                ar.check_header(m)?;
                 let mut r = ar.reader(m)?;
                 let src = ArraySource::from_reader(&name, &mut r)?;
                 let p = self.prepare(&src)?;
@@ -476,6 +477,7 @@ impl Job {
             let mut sink = self.sink(to, false)?;
             for m in &chosen {
                 let name = ar.member_name(m);
+                ar.check_header(m)?;
                 let mut r = ar.reader(m)?;
                 let src = ArraySource::from_reader(&name, &mut r)?;
                 reports.push(self.array(src, sink.as_mut().zip(to))?);

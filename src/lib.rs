@@ -4,12 +4,13 @@
 //! files, `kernel` computes over slices, `pipeline` wires them chunk by chunk, `cmd` holds one
 //! module per subcommand.
 
-/// `eprintln!` that shrugs off a closed stderr (`relu … 2>&1 | head`) instead of panicking.
+/// `eprintln!` that shrugs off a closed stderr (`relu … 2>&1 | head`) instead of panicking, and
+/// escapes control characters (a message may quote an input's text: it stays one harmless line).
 #[macro_export]
 macro_rules! errln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::quote::one_line(&format!($($t)*)));
     }};
 }
 
@@ -28,6 +29,7 @@ pub mod par;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;
+pub mod quote;
 pub mod render;
 pub mod sink;
 pub mod source;

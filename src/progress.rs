@@ -82,6 +82,18 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// Runs `f` (which prints) with the bar cleared, then draws the bar again below what it
+    /// printed: a terminal shows stdout and stderr on one screen, and text written while the bar
+    /// is up would start on the bar's line.
+    pub fn suspend<R>(watch: Option<&Watch>, f: impl FnOnce() -> R) -> R {
+        match watch {
+            Some(w) => w.bar.suspend(f),
+            None => f(),
+        }
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

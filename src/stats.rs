@@ -359,7 +359,9 @@ impl StatsJson {
         for (k, item) in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>().enumerate() {
             let s = item.context("not relu statistics JSON")?;
             if let Some(h) = &s.hist {
-                h.check().map_err(|why| anyhow::anyhow!("object {} ({:?}): hist: {why}", k + 1, s.input))?;
+                h.check().map_err(|why| {
+                    anyhow::anyhow!("object {} ({}): hist: {why}", k + 1, crate::quote::text(&s.input))
+                })?;
             }
             out.push(s);
         }
@@ -372,12 +374,19 @@ impl StatsJson {
     pub fn merge(&self, b: &StatsJson) -> Result<StatsJson> {
         let a = self;
         if a.activation != b.activation {
-            bail!("cannot merge statistics of different activations ({:?} and {:?})", a.activation, b.activation);
+            // plain values: 'relu' and none, not Rust's Some("relu") and None
+            let act = |x: &Option<String>| x.as_deref().map_or("none".into(), crate::quote::text);
+            bail!(
+                "cannot merge statistics of different activations ({} and {})",
+                act(&a.activation),
+                act(&b.activation)
+            );
         }
         let units = match (&a.units, &b.units) {
             (None, None) => None,
             (Some(ua), Some(ub)) => {
-                if ua.count != ub.count || ua.axis != ub.axis || ua.active_count.len() != ub.active_count.len() {
+                // say what differs: the layout, or a count list that does not match its count
+                if ua.count != ub.count || ua.axis != ub.axis {
                     bail!(
                         "cannot merge statistics with different units: {} units on axis {} and {} units on axis {}",
                         ua.count,
@@ -385,6 +394,15 @@ impl StatsJson {
                         ub.count,
                         ub.axis
                     );
+                }
+                for (u, which) in [(ub, "this object"), (ua, "the objects before it")] {
+                    if u.active_count.len() as u64 != u.count {
+                        bail!(
+                            "{which}: 'units' has 'count' {} but 'active_count' holds {} values",
+                            u.count,
+                            u.active_count.len()
+                        );
+                    }
                 }
                 if ua.threshold != ub.threshold {
                     bail!(

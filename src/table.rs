@@ -191,8 +191,7 @@ fn parse_block(
         for (i, f) in w.sc.fields.iter().enumerate() {
             let text = &b[f.start..f.end];
             let Some(v) = parse_number(text) else {
-                let text = String::from_utf8_lossy(text).into_owned();
-                return Err(LineError { line: rec.line, field: i + 1, msg: format!("'{text}' is not a number") });
+                return Err(crate::format::csv::not_a_number(rec.line, i + 1, text));
             };
             let (s, e) = trim_range(b, f.start, f.end);
             if fast {

@@ -1423,7 +1423,8 @@ fn version_mentions_the_kernel_level() {
 }
 
 /// `completions` writes a script each shell accepts (bash checked with `bash -n` when bash is
-/// there), naming every subcommand; `man` is roff with a title and every subcommand's page.
+/// there), naming every subcommand; `man` is one roff page (one title), with a section per
+/// subcommand listing its options and examples, and no pointer to a page that is not installed.
 #[test]
 fn completions_and_man_page() {
     let subs = ["apply", "stats", "hist", "batch", "merge-stats", "inspect"];
@@ -1448,10 +1449,28 @@ fn completions_and_man_page() {
     r.ok();
     let page = String::from_utf8(r.stdout.clone()).unwrap();
     assert!(page.lines().take(5).any(|l| l.starts_with(".TH relu 1")), "{}", &page[..200]);
-    for s in subs {
-        assert!(page.contains(&format!(".TH relu-{s} ")), "no page for {s}");
+    assert_eq!(page.matches(".TH ").count(), 1, "one page");
+    assert!(!page.contains("(1)"), "no see-also to relu-apply(1) and the like: nothing installs them");
+    // each subcommand's section holds its own flags and examples
+    for (sub, flag, example) in [
+        ("apply", "\\-\\-in\\-place", "relu apply x.npy \\-\\-act leaky"),
+        ("stats", "\\-\\-dead\\-threshold", "relu stats \\-\\-act relu layer1.npy"),
+        ("hist", "\\-\\-log\\-y", "relu hist \\-\\-from\\-stats merged.json"),
+        ("batch", "\\-\\-out\\-dir", "relu batch \\-\\-out\\-dir out/ acts/"),
+        ("merge\\-stats", "\\-\\-output", "relu merge\\-stats shard\\-*.jsonl"),
+        ("inspect", "\\-\\-json", "relu inspect \\-\\-json *.npy"),
+    ] {
+        let head = format!(".SH \"COMMAND: RELU {}\"", sub.to_uppercase());
+        let at = page.find(&head).unwrap_or_else(|| panic!("no section {head}"));
+        let section = &page[at..];
+        let section = &section[..section[1..].find("\n.SH ").map_or(section.len(), |i| i + 1)];
+        assert!(section.contains(flag), "{sub}: no {flag}");
+        assert!(section.contains(example), "{sub}: no example {example}:\n{section}");
     }
-    assert!(page.contains("dead\\-threshold"), "flags listed");
+    for s in subs {
+        assert!(page.contains(&format!("\\fBrelu {}\\fR", s.replace('-', "\\-"))), "{s} listed");
+    }
+    assert!(page.contains("RELU_MAX_RECORD"), "the environment is documented");
 }
 
 /// Progress goes to stderr only: drawn with `--progress always` (bytes against the input's

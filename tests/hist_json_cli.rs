@@ -84,7 +84,7 @@ fn malformed_histograms_are_refused_in_every_format() {
             let out = format!("o_{name}.{format}");
             let r = relu_in(d.path(), &["hist", "--from-stats", &file, "--format", format, "-o", &out], &[]);
             let what = format!("{name} {format}");
-            assert_refused(&r, &file, &["object 1 (\"layer1\")", "hist", says], &what);
+            assert_refused(&r, &file, &["object 1 ('layer1')", "hist", says], &what);
             assert!(!d.path().join(&out).exists(), "{what}: {out} left behind");
             // to stdout (PNG refuses a terminal only; this is a pipe)
             let r = relu_in(d.path(), &["hist", "--from-stats", &file, "--format", format], &[]);
@@ -110,7 +110,7 @@ fn the_bad_object_is_named_among_good_ones() {
     fs::write(d.path().join("two.jsonl"), format!("{good}\n{bad}\n")).unwrap();
     let r = relu_in(d.path(), &["hist", "--from-stats", "two.jsonl", "-o", "o.svg"], &[]);
     // the input name is quoted, so even a newline in it keeps the message on one line
-    assert_refused(&r, "two.jsonl", &["object 2 (\"b\\nc\")", "2 edges for 2 counts"], "second object");
+    assert_refused(&r, "two.jsonl", &["object 2 ('b\\nc')", "2 edges for 2 counts"], "second object");
     assert!(!d.path().join("o.svg").exists());
     let r = relu_in(d.path(), &["merge-stats", "two.jsonl", "-o", "m.json"], &[]);
     assert_refused(&r, "two.jsonl", &["object 2", "2 edges for 2 counts"], "merge second object");
@@ -170,7 +170,7 @@ fn merge_stats_refuses_malformed_histograms() {
             &["merge-stats", &file, "ok.json", "-o", "m.json"],
         ] {
             let r = relu_in(d.path(), args, &[]);
-            assert_refused(&r, &file, &["object 1 (\"layer1\")", "hist", says], &format!("{args:?}"));
+            assert_refused(&r, &file, &["object 1 ('layer1')", "hist", says], &format!("{args:?}"));
             assert!(!d.path().join("m.json").exists(), "{args:?}: m.json left behind");
         }
         let r = relu_in(d.path(), &["merge-stats", "ok.json", &file], &[]);

@@ -8,7 +8,7 @@ use crate::cli::{ColorArg, HistArgs, HistFormatArg};
 use crate::format::Format;
 use crate::hist::{self, Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
-use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions};
+use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
 use crate::output::AtomicOutput;
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
@@ -19,7 +19,11 @@ use std::sync::Arc;
 
 pub fn run(args: HistArgs) -> Result<()> {
     let out_path = args.output.clone().filter(|p| !is_dash(p));
-    let format = args.format.or_else(|| out_path.as_deref().and_then(format_of)).unwrap_or(HistFormatArg::Text);
+    let format = match (args.format, out_path.as_deref()) {
+        (Some(f), _) => f,
+        (None, Some(p)) => format_of(p)?,
+        (None, None) => HistFormatArg::Text,
+    };
     if format == HistFormatArg::Png && out_path.is_none() && std::io::stdout().is_terminal() {
         return usage("refusing to write a PNG to a terminal: use -o FILE.png or a pipe");
     }
@@ -90,16 +94,25 @@ fn terminal_width(columns: Option<&str>) -> usize {
     w.min(render::MAX_WIDTH as u64) as usize
 }
 
-/// The histogram format an output path's extension names.
-fn format_of(p: &Path) -> Option<HistFormatArg> {
-    match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-        "svg" => Some(HistFormatArg::Svg),
-        "png" => Some(HistFormatArg::Png),
-        "csv" => Some(HistFormatArg::Csv),
-        "json" | "jsonl" => Some(HistFormatArg::Json),
-        "txt" => Some(HistFormatArg::Text),
-        _ => None,
-    }
+/// The histogram format an output path's extension names: text for no extension (`/dev/stdout`,
+/// `bars`); an extension relu does not write is a usage error, not text bars in `out.jpg`.
+fn format_of(p: &Path) -> Result<HistFormatArg> {
+    let Some(ext) = p.extension() else { return Ok(HistFormatArg::Text) };
+    Ok(match ext.to_string_lossy().to_ascii_lowercase().as_str() {
+        "svg" => HistFormatArg::Svg,
+        "png" => HistFormatArg::Png,
+        "csv" => HistFormatArg::Csv,
+        "json" | "jsonl" => HistFormatArg::Json,
+        "txt" => HistFormatArg::Text,
+        _ => {
+            return usage(format!(
+                "-o {}: relu hist does not write .{} files: name a .svg, .png, .csv, .json, .jsonl or .txt \
+                 file, or give --format",
+                p.display(),
+                ext.to_string_lossy()
+            ))
+        }
+    })
 }
 
 /// The statistics a pass over the inputs gathers besides its observer.
@@ -180,7 +193,15 @@ impl Inputs {
             let spooled = self.spool_path.as_ref().filter(|s| *s == path).map(|s| s.display().to_string());
             // errors too are named as the user named the input
             let mut done = job.run().map_err(|e| match &spooled {
-                Some(s) => anyhow::anyhow!(format!("{e:#}").replacen(s.as_str(), "<stdin>", 1)),
+                Some(s) => {
+                    let text = format!("{e:#}").replacen(s.as_str(), "<stdin>", 1);
+                    // a usage error stays one (exit 2), as it is for a file
+                    if e.chain().any(|c| c.is::<UsageError>()) {
+                        UsageError(text).into()
+                    } else {
+                        anyhow::anyhow!(text)
+                    }
+                }
                 None => e,
             })?;
             if let Some(s) = &spooled {

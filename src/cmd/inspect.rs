@@ -9,6 +9,9 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn run(args: InspectArgs) -> Result<()> {
+    if args.files.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {
+        return crate::options::usage("stdin (-) can be given once");
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0;
@@ -60,7 +63,7 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
             let mut out = Vec::new();
             for m in ar.members()? {
                 let member = ar.member_name(&m);
-                let h = npy::read_header(&mut ar.reader(&m)?).with_context(|| member.clone())?;
+                let h = ar.check_header(&m)?;
                 out.push((member, "npz", h));
             }
             Ok(out)

@@ -3,12 +3,16 @@
 use crate::cli::StatsArgs;
 use crate::job::Job;
 use crate::options::{threads, Dest, UsageError};
+use crate::progress::Watch;
 use crate::render::group;
 use crate::stats::StatsJson;
 use anyhow::Result;
 use std::io::Write;
 
 pub fn run(args: StatsArgs) -> Result<()> {
+    if args.inputs.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {
+        return crate::options::usage("stdin (-) can be given once");
+    }
     let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
     let hist = args.bins.for_stats()?.map(crate::hist::observer);
     let job = |input: &std::path::Path| Job {
@@ -21,7 +25,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
         observer: hist.clone(),
     };
     let total = crate::progress::input_bytes(&args.inputs, read.format);
-    let watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "stats");
+    let watch = Watch::start(args.progress.progress, args.progress.quiet, total, "stats");
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
@@ -29,26 +33,29 @@ pub fn run(args: StatsArgs) -> Result<()> {
         match job(path).run() {
             Ok(mut done) => {
                 crate::hist::attach_to_stats(&mut done.reports);
-                let mut out = stdout.lock();
-                for j in done.stats() {
-                    if args.json {
-                        writeln!(out, "{}", serde_json::to_string(&j)?)?;
-                    } else {
-                        if shown > 0 {
-                            writeln!(out)?;
+                // the bar is cleared while results print, so they start on a line of their own
+                Watch::suspend(watch.as_ref(), || -> Result<()> {
+                    let mut out = stdout.lock();
+                    for j in done.stats() {
+                        if args.json {
+                            writeln!(out, "{}", serde_json::to_string(&j)?)?;
+                        } else {
+                            if shown > 0 {
+                                writeln!(out)?;
+                            }
+                            out.write_all(render_table(&j).as_bytes())?;
                         }
-                        out.write_all(render_table(&j).as_bytes())?;
+                        shown += 1;
                     }
-                    shown += 1;
-                }
-                out.flush()?;
+                    Ok(out.flush()?)
+                })?;
             }
             Err(e) if crate::output::is_broken_pipe(&e) => return Err(e),
             Err(e) if args.inputs.len() == 1 => return Err(e),
             // A usage mistake is the same for every input: stop at once, exit 2.
             Err(e) if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) => return Err(e),
             Err(e) => {
-                crate::errln!("relu: {e:#}");
+                Watch::suspend(watch.as_ref(), || crate::errln!("relu: {e:#}"));
                 failed += 1;
             }
         }
@@ -81,7 +88,9 @@ pub fn render_table(j: &StatsJson) -> String {
         let more =
             if u.dead_indices.len() > 20 { format!(", … {} more", u.dead_indices.len() - 20) } else { String::new() };
         row("dead", if u.dead == 0 { "0".into() } else { format!("{}  [{}{more}]", u.dead, shown.join(", ")) });
-        row("near dead", format!("{}  (active < {}% of the time)", u.near_dead, u.threshold * 100.0));
+        // near dead counts the dead too (their rate, 0, is under any threshold): say how many
+        let of_them = if u.dead > 0 && u.near_dead > 0 { format!("{} of them dead; ", u.dead) } else { String::new() };
+        row("near dead", format!("{}  ({of_them}active < {}% of the time)", u.near_dead, u.threshold * 100.0));
         row("active rate", rate_strip(&u.active_count, u.elements_per_unit));
     }
     t

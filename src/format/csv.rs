@@ -222,9 +222,9 @@ impl<R: Read> CsvTable<R> {
             (HeaderMode::Yes, _) => true,
             (HeaderMode::No, Some(i)) => {
                 let f = sc.fields[i];
-                let text = String::from_utf8_lossy(&first[f.start..f.end]).into_owned();
-                let msg = format!("'{text}' is not a number (--no-header)");
-                return Err(anyhow::Error::from(LineError { line: rec.line, field: i + 1, msg })).with_context(ctx);
+                let mut e = not_a_number(rec.line, i + 1, &first[f.start..f.end]);
+                e.msg.push_str(" (--no-header)");
+                return Err(anyhow::Error::from(e)).with_context(ctx);
             }
             (HeaderMode::No, None) => false,
             (HeaderMode::Auto, n) => n.is_some(),
@@ -359,21 +359,62 @@ pub struct BlockReader<R> {
     eof: bool,
     sc: Scanner,
     pub block: usize,
-    /// The last block returned is empty in place of a record longer than [`MAX_RECORD`].
+    /// The last block returned is empty in place of a record longer than [`max_record`].
     pub too_long: bool,
 }
 
-/// The longest record relu reads (an unterminated quote, or a file with no line end, would
-/// otherwise be buffered whole). A block holds whole records, so this bounds a block too.
+/// The longest record relu reads by default (an unterminated quote, or a file with no line end,
+/// would otherwise be buffered whole). A block holds whole records, so this bounds a block too.
+/// `RELU_MAX_RECORD` (MiB) raises it for tables whose rows are that wide ([`max_record`]).
 pub const MAX_RECORD: usize = 16 << 20;
 
-/// The error for a record past [`MAX_RECORD`], on its first line (0 = the block's first).
+/// The most `RELU_MAX_RECORD` may ask for, in MiB: blocks in flight each hold up to a record, so
+/// memory grows with the limit (about the limit times the threads plus two).
+pub const MAX_RECORD_CEILING_MIB: usize = 1024;
+
+/// The record limit in force, in bytes ([`MAX_RECORD`] until [`set_max_record_from_env`] says otherwise).
+static RECORD_LIMIT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_RECORD);
+
+/// The longest record relu reads now, in bytes.
+pub fn max_record() -> usize {
+    RECORD_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Reads `RELU_MAX_RECORD` (a whole number of MiB, 1 to [`MAX_RECORD_CEILING_MIB`]) into the
+/// record limit; a value that is not one is a usage error.
+pub fn set_max_record_from_env() -> Result<()> {
+    let Some(v) = std::env::var_os("RELU_MAX_RECORD") else { return Ok(()) };
+    let text = v.to_string_lossy();
+    match text.trim().parse::<usize>() {
+        Ok(mib) if (1..=MAX_RECORD_CEILING_MIB).contains(&mib) => {
+            RECORD_LIMIT.store(mib << 20, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        _ => crate::options::usage(format!(
+            "RELU_MAX_RECORD={}: give the longest CSV record in MiB, a whole number from 1 to {MAX_RECORD_CEILING_MIB}",
+            crate::quote::text(&text)
+        )),
+    }
+}
+
+/// The error for a record past [`max_record`], on its first line (0 = the block's first). A
+/// legitimate wide row gets here as well as a broken file, so it says how to raise the limit.
 pub fn too_long(line: u64) -> LineError {
+    let mib = max_record() >> 20;
     LineError {
         line,
         field: 0,
-        msg: format!("a record longer than {} MiB (an unterminated quote, or no line end): refused", MAX_RECORD >> 20),
+        msg: format!(
+            "a record longer than {mib} MiB, the limit: refused (an unterminated quote, or no line end? \
+             if rows are this wide, raise the limit with RELU_MAX_RECORD=MIB, e.g. RELU_MAX_RECORD={})",
+            (mib * 4).min(MAX_RECORD_CEILING_MIB)
+        ),
     }
+}
+
+/// The error for a field that is not a number, quoting (the start of) its text.
+pub fn not_a_number(line: u64, field: usize, text: &[u8]) -> LineError {
+    LineError { line, field, msg: format!("{} is not a number", crate::quote::field(text)) }
 }
 
 impl<R: Read> BlockReader<R> {
@@ -408,7 +449,7 @@ impl<R: Read> BlockReader<R> {
                     return Ok(true);
                 }
                 // one record longer than a block: read more, up to the limit
-                None if buf.len() < MAX_RECORD => want = (buf.len() * 2).min(MAX_RECORD),
+                None if buf.len() < max_record() => want = (buf.len() * 2).min(max_record()),
                 None => {
                     // nothing after this is read: memory stays at the limit
                     buf.clear();

@@ -127,7 +127,7 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
         Err(e) => bail!("cannot parse the header: {e}"),
     };
     let Value::Dict(items) = value else {
-        bail!("header is not a dictionary: {:?}", text.trim());
+        bail!("header is not a dictionary: {}", crate::quote::text(text.trim()));
     };
     let mut descr = None;
     let mut fortran = None;
@@ -618,7 +618,7 @@ impl Lexer<'_> {
         }
         let name = &self.s[start..self.i];
         if !name.is_ascii() {
-            return Err(format!("{name:?} is not a literal"));
+            return Err(format!("{} is not a literal", crate::quote::text(name)));
         }
         Ok(Tok::Name(name.to_string()))
     }
@@ -724,8 +724,8 @@ impl Lexer<'_> {
     fn end_of_number(&self) -> Result<(), String> {
         match self.cur() {
             Some(c) if c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii() => Err(format!(
-                "invalid number literal {:?}",
-                &self.s[..self.i].rsplit([' ', '(', ',']).next().unwrap_or("")
+                "invalid number literal {}",
+                crate::quote::text(self.s[..self.i].rsplit([' ', '(', ',']).next().unwrap_or(""))
             )),
             _ => Ok(()),
         }
@@ -972,7 +972,7 @@ fn unexpected(t: &Tok) -> String {
         Tok::End => "unexpected end of header".into(),
         Tok::Op(c) => format!("unexpected '{}'", *c as char),
         Tok::Ellipsis => "unexpected '...'".into(),
-        Tok::Name(n) => format!("'{n}' is not a literal"),
+        Tok::Name(n) => format!("{} is not a literal", crate::quote::text(n)),
         Tok::Int(_) | Tok::Float | Tok::Imaginary => "unexpected number".into(),
         Tok::Str(_) => "unexpected string".into(),
         Tok::FString => "f-strings are not literals".into(),
@@ -1095,7 +1095,7 @@ impl Parser<'_> {
                 "False" => (Value::Bool(false), Node::Other),
                 "None" => (Value::None, Node::Other),
                 "set" if self.eat(b'(')? && self.eat(b')')? => (Value::Set(Vec::new()), Node::Other),
-                _ => return Err(format!("'{n}' is not a literal")),
+                _ => return Err(format!("{} is not a literal", crate::quote::text(&n))),
             },
             t => return Err(unexpected(&t)),
         })

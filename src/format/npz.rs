@@ -83,7 +83,7 @@ impl NpzArchive {
             Some(m) => Ok(m.clone()),
             None => {
                 let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
-                bail!("{}: no member '{name}' (members: {})", self.name, keys.join(", "))
+                bail!("{}: no member {} (members: {})", self.name, crate::quote::text(name), keys.join(", "))
             }
         }
     }
@@ -98,6 +98,26 @@ impl NpzArchive {
         }
         let r = self.zip.by_index(m.index).with_context(|| name.clone())?;
         Ok(Checked { r, left: m.size })
+    }
+
+    /// A member's `.npy` header. When it cannot be read and the member is corrupt (its deflate
+    /// stream or CRC-32 is bad, found by reading the member to its end), the corruption is the
+    /// error, as NumPy reports it, not the garbled header it produced.
+    pub fn check_header(&mut self, m: &MemberInfo) -> Result<crate::format::npy::Header> {
+        let name = self.member_name(m);
+        let e = match crate::format::npy::read_header(&mut self.reader(m)?) {
+            Ok(h) => return Ok(h),
+            Err(e) => e,
+        };
+        let corrupt =
+            |io: &dyn std::fmt::Display| anyhow::anyhow!("{name}: corrupt member (bad deflate data or CRC-32): {io}");
+        if let Some(io) = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
+            return Err(corrupt(io));
+        }
+        match std::io::copy(&mut self.reader(m)?, &mut std::io::sink()) {
+            Err(io) => Err(corrupt(&io)),
+            Ok(_) => Err(e.context(name)),
+        }
     }
 }
 
