@@ -373,3 +373,25 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn a_socket_is_written_into_and_a_directory_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    save_f32(&d.path().join("x.npy"), &X);
+    let listener = std::os::unix::net::UnixListener::bind(d.path().join("sock")).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        listener.accept().unwrap().0.read_to_end(&mut v).unwrap();
+        v
+    });
+    let (code, _, err) = run(d.path(), &["apply", "x.npy", "-o", "sock"]);
+    assert_eq!(code, 0, "{err}");
+    let kind = fs::symlink_metadata(d.path().join("sock")).unwrap().file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&kind), "the socket was replaced");
+    assert_eq!(reader.join().unwrap(), expected());
+    fs::create_dir(d.path().join("dir")).unwrap();
+    let (code, _, err) = run(d.path(), &["apply", "x.npy", "-o", "dir"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("dir") && err.contains("directory") && err.lines().count() == 1, "{err}");
+    assert!(d.path().join("dir").is_dir() && temporaries(d.path()).is_empty());
+}
