@@ -417,6 +417,7 @@ impl ActArgs {
             alpha,
             channel_axis: self.channel_axis,
             upstream: self.upstream.clone(),
+            alpha_file: self.alpha.as_deref().and_then(options::alpha_file),
             dtype: dtype.dtype(),
         })
     }

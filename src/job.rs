@@ -159,7 +159,7 @@ impl Job {
                 }
                 Some(Sink::stdout(seekable)?)
             }
-            Dest::File(p, _) => Some(Sink::file(p)?),
+            Dest::File(p, _) => Some(Sink::file(p, seekable)?),
             Dest::InPlace | Dest::Discard => None,
         })
     }
@@ -341,7 +341,7 @@ impl Job {
         fail: impl Fn(anyhow::Error) -> anyhow::Error,
     ) -> Result<()> {
         sink.write(header)?;
-        if sink.is_stdout() || src.region.is_none() {
+        if sink.is_stream() || src.region.is_none() {
             let mut write = |b: &[u8]| sink.write(b);
             stream(proc, src, upstream.take(), self.threads, &mut write).map_err(fail)
         } else {

@@ -50,6 +50,8 @@ pub struct ActOptions {
     pub alpha: Option<Vec<f64>>,
     pub channel_axis: i64,
     pub upstream: Option<PathBuf>,
+    /// The file `--alpha` was read from, if any (an input, like `upstream`).
+    pub alpha_file: Option<PathBuf>,
     /// `--dtype`; `None` is `same`.
     pub dtype: Option<DType>,
 }
@@ -136,7 +138,7 @@ fn round_to(dt: DType, v: f64) -> f64 {
 /// `--alpha`: a number, a comma list, or a `.npy` file of slopes.
 pub fn read_alpha(spec: &str) -> Result<Vec<f64>> {
     let path = Path::new(spec);
-    let alphas = if spec.ends_with(".npy") || spec.ends_with(".safetensors") || path.is_file() {
+    let alphas = if alpha_file(spec).is_some() {
         read_small_array(path).with_context(|| format!("--alpha {spec}"))?
     } else {
         let mut v = Vec::new();
@@ -157,6 +159,25 @@ pub fn read_alpha(spec: &str) -> Result<Vec<f64>> {
         return usage("--alpha has no slopes");
     }
     Ok(alphas)
+}
+
+/// The file an `--alpha` value names, when it names one rather than listing numbers.
+pub fn alpha_file(spec: &str) -> Option<PathBuf> {
+    let file = spec.ends_with(".npy") || spec.ends_with(".safetensors") || Path::new(spec).is_file();
+    file.then(|| PathBuf::from(spec))
+}
+
+impl ActOptions {
+    /// Records the files these settings read (`--upstream`, an `--alpha` file), for
+    /// [`crate::output::RunFiles`].
+    pub fn inputs(&self, files: &mut crate::output::RunFiles) {
+        if let Some(p) = &self.upstream {
+            files.input("--upstream", p);
+        }
+        if let Some(p) = &self.alpha_file {
+            files.input("--alpha", p);
+        }
+    }
 }
 
 /// The most PReLU slopes (channels) a file may hold: every worker keeps them laid out in its

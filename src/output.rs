@@ -1,5 +1,7 @@
 //! Where results go: atomic output files (a temporary file beside the target, renamed into place
-//! after the last byte, removed on error and on Ctrl-C) and standard output.
+//! after the last byte, removed on error and on Ctrl-C), streams (standard output, and what an
+//! output path names when it is not a regular file: a device, a FIFO, a socket), and the check
+//! that no output is the same file as an input or as another output.
 
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -154,17 +156,31 @@ pub struct AtomicOutput {
 }
 
 impl AtomicOutput {
-    pub fn create(target: &Path) -> Result<Self> {
+    /// A new file for `path`, or for the file its symlinks lead to (the temporary file is made
+    /// beside that target, so the rename replaces the target and keeps the links).
+    pub fn create(path: &Path) -> Result<Self> {
+        let target = &follow(path).with_context(|| format!("cannot create {}", path.display()))?;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        if std::fs::metadata(target).is_ok_and(|m| m.is_dir()) {
+            anyhow::bail!("cannot create {}: it is a directory", path.display());
+        }
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let prefix = format!(".{name}.");
         let mut b = tempfile::Builder::new();
         b.prefix(&prefix).suffix(".relu-tmp");
         crate::platform::new_file_options(&mut b);
-        let tmp = b.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let tmp = b.tempfile_in(dir).map_err(|e| {
+            // tempfile's message names its own random file: name the target the user gave
+            if e.kind() == io::ErrorKind::NotFound && std::fs::metadata(dir).is_err() {
+                return anyhow::anyhow!("cannot create {}: no directory {}", path.display(), dir.display());
+            }
+            let text = e.to_string();
+            let why = text.split_once(" at path ").map_or(text.as_str(), |(why, _)| why);
+            anyhow::anyhow!("cannot create {}: {why}", path.display())
+        })?;
         if let Ok(mut p) = PENDING.lock() {
             p.push(Pending::new(tmp.path()));
         }
@@ -174,7 +190,7 @@ impl AtomicOutput {
                 let _ = tmp.as_file().set_permissions(m.permissions());
             }
         }
-        Ok(AtomicOutput { tmp: Some(tmp), target: target.to_path_buf(), written: 0, reserved: 0 })
+        Ok(AtomicOutput { tmp: Some(tmp), target: target.clone(), written: 0, reserved: 0 })
     }
 
     /// Reserves `len` bytes for the file up front when the size is known. This fails early on a
@@ -249,7 +265,7 @@ pub fn write_stats(path: &Path, objects: &[crate::stats::StatsJson]) -> Result<(
         out.write_all(text.as_bytes())?;
         return Ok(out.flush()?);
     }
-    let mut out = AtomicOutput::create(path)?;
+    let mut out = Output::create(path)?;
     out.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     out.commit()
 }
@@ -257,4 +273,245 @@ pub fn write_stats(path: &Path, objects: &[crate::stats::StatsJson]) -> Result<(
 /// True when an error is a write to a closed pipe: the reader went away, which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// The most symlinks followed for one output path (Linux's own limit).
+const MAX_LINKS: usize = 40;
+
+/// The file `path` leads to once its symlinks are followed (it may not exist yet: a dangling
+/// link is followed to where its target would be, as shell redirection and `numpy.save` do).
+/// A relative link is read from the link's own directory, left unresolved so that the system
+/// resolves it exactly as it would the link.
+pub fn follow(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) => dir.join(to), // `to` replaces `dir` when absolute
+                    None => to,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io::Error::other(format!("more than {MAX_LINKS} levels of symbolic links")))
+}
+
+/// An output written in order into something that is not replaced: standard output, or a
+/// device, FIFO or socket named by an output path. Complete-or-absent cannot hold there.
+pub struct Stream {
+    w: Box<dyn Write + Send>,
+}
+
+impl Stream {
+    pub fn stdout() -> Stream {
+        Stream { w: Box::new(io::stdout()) }
+    }
+
+    /// The stream an output path names, or `None` when it names a regular file or nothing (to be
+    /// replaced atomically), following symlinks; an open or connect failure names the path.
+    pub fn open(path: &Path) -> Result<Option<Stream>> {
+        let name = || format!("cannot write {}", path.display());
+        #[cfg(unix)]
+        if let Some(fd) = own_descriptor(path) {
+            // this process's own descriptor (`/dev/stdout`, `/dev/fd/2`): written as it stands,
+            // at its offset and in its mode (`>>` appends), even when a regular file is behind it
+            let w: Box<dyn Write + Send> = if fd == 1 { Box::new(io::stdout()) } else { Box::new(io::stderr()) };
+            return Ok(Some(Stream { w }));
+        }
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(None) };
+        let kind = meta.file_type();
+        if kind.is_file() || kind.is_dir() {
+            return Ok(None);
+        }
+        #[cfg(unix)]
+        if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
+            let s = std::os::unix::net::UnixStream::connect(path).with_context(name)?;
+            return Ok(Some(Stream { w: Box::new(s) }));
+        }
+        // a device or a FIFO: opened for writing (a FIFO waits here for its reader)
+        let f = std::fs::OpenOptions::new().write(true).open(path).with_context(name)?;
+        Ok(Some(Stream { w: Box::new(f) }))
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.w.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Standard output or error named by a path through this process's descriptors
+/// (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`, directly or through
+/// symlinks): 1 or 2. Other descriptors are opened by their path like any device.
+#[cfg(unix)]
+fn own_descriptor(path: &Path) -> Option<i32> {
+    let fd_of = |p: &Path| -> Option<i32> {
+        let s = p.to_str()?;
+        match s {
+            "/dev/stdout" => return Some(1),
+            "/dev/stderr" => return Some(2),
+            _ => {}
+        }
+        let n = s.strip_prefix("/dev/fd/").or_else(|| s.strip_prefix("/proc/self/fd/"))?;
+        n.parse().ok().filter(|n| matches!(n, 1 | 2))
+    };
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        if let Some(fd) = fd_of(&p) {
+            return Some(fd);
+        }
+        let to = std::fs::read_link(&p).ok()?;
+        p = match p.parent() {
+            Some(dir) => dir.join(to),
+            None => to,
+        };
+    }
+    None
+}
+
+/// Where an output path's bytes go: a regular file (or a new one) replaced atomically, or a
+/// stream written into (see [`Stream`]).
+pub enum Output {
+    File(AtomicOutput),
+    Stream(Stream),
+}
+
+impl Output {
+    pub fn create(path: &Path) -> Result<Output> {
+        Ok(match Stream::open(path)? {
+            Some(s) => Output::Stream(s),
+            None => Output::File(AtomicOutput::create(path)?),
+        })
+    }
+
+    /// Puts a file in place; flushes a stream.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::File(f) => f.commit(),
+            Output::Stream(mut s) => Ok(s.flush()?),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::File(f) => f.write(buf),
+            Output::Stream(s) => s.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Output::File(f) => f.write_all(buf),
+            Output::Stream(s) => s.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::File(f) => f.flush(),
+            Output::Stream(s) => s.flush(),
+        }
+    }
+}
+
+/// Which file a path names, whether or not it exists yet, for telling two spellings of one file
+/// apart by what they lead to: the device and inode of the deepest existing directory or file
+/// on the way (symlinks followed), and the names below it that do not exist yet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    #[cfg(unix)]
+    base: (u64, u64),
+    #[cfg(not(unix))]
+    base: PathBuf,
+    rest: PathBuf,
+}
+
+impl FileId {
+    /// `None` for stdin/stdout (`-`), for what is neither a regular file nor a directory (a
+    /// device, a FIFO: writing there destroys nothing), and for paths that cannot be resolved
+    /// (their open fails later, with its own message).
+    pub fn of(path: &Path) -> Option<FileId> {
+        if path.as_os_str() == "-" {
+            return None;
+        }
+        let path = follow(path).ok()?;
+        let path = if path.as_os_str().is_empty() { Path::new(".") } else { &path };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() || m.is_dir() => Some(FileId { base: base(&m, path)?, rest: PathBuf::new() }),
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let name = path.file_name()?;
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let mut id = FileId::of(parent)?;
+                id.rest.push(name);
+                Some(id)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Whether this is an existing directory or file (not a name still to be made).
+    pub fn exists(&self) -> bool {
+        self.rest.as_os_str().is_empty()
+    }
+}
+
+#[cfg(unix)]
+fn base(m: &std::fs::Metadata, _: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn base(_: &std::fs::Metadata, p: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(p).ok()
+}
+
+/// The files one run reads and writes, each with how the command line names it (`the input`,
+/// `--stats`), checked before any work.
+#[derive(Default)]
+pub struct RunFiles {
+    inputs: std::collections::HashMap<FileId, String>,
+    outputs: std::collections::HashMap<FileId, String>,
+}
+
+impl RunFiles {
+    /// `what` (a flag, or "the input") names `path`, which is read.
+    pub fn input(&mut self, what: &str, path: &Path) {
+        if let Some(id) = FileId::of(path).filter(|id| id.exists()) {
+            self.inputs.entry(id).or_insert_with(|| format!("{what} {}", path.display()));
+        }
+    }
+
+    /// `what` names `path`, which is written: a usage error when it is the same regular file as
+    /// an input (other than `may_replace`, the one input it may replace) or an output already
+    /// named. Devices and FIFOs are never the same file (`-o /dev/null --stats /dev/null`).
+    pub fn output(&mut self, what: &str, path: &Path, may_replace: Option<&Path>) -> Result<()> {
+        let Some(id) = FileId::of(path) else { return Ok(()) };
+        let this = format!("{what} {}", path.display());
+        if let Some(input) = self.inputs.get(&id) {
+            let allowed = may_replace.and_then(FileId::of).is_some_and(|own| own == id);
+            if !allowed {
+                return crate::options::usage(format!(
+                    "{this} is the same file as {input}: writing it would destroy what is read; give another path"
+                ));
+            }
+        }
+        if let Some(other) = self.outputs.get(&id) {
+            return crate::options::usage(format!(
+                "{this} and {other} are the same file: one would overwrite the other; give another path"
+            ));
+        }
+        self.outputs.insert(id, this);
+        Ok(())
+    }
 }

@@ -1,10 +1,11 @@
-//! Where a job's output bytes go, in order: an atomic output file, standard output (through a
-//! temporary spool when the bytes must be patched after the last one, as a `.npy` of unknown
-//! length or a zip's directory), or an `.npz` member being written. Small writes (CSV lines) are
+//! Where a job's output bytes go, in order: an atomic output file, a stream (standard output, or
+//! a device, FIFO or socket named by `-o`; through a temporary spool when the bytes must be
+//! patched after the last one, as a `.npy` of unknown length or a zip's directory), or an `.npz`
+//! member being written. Small writes (CSV lines) are
 //! gathered into 64 KiB; a file target also takes positional writes from parallel workers.
 
 use crate::format::npy::GrowingHeader;
-use crate::output::AtomicOutput;
+use crate::output::{AtomicOutput, Output, Stream};
 use anyhow::{Context, Result};
 use std::fs::File;
 use std::io::{Seek, Write};
@@ -14,9 +15,9 @@ const GATHER: usize = 1 << 16;
 
 enum Target<'a> {
     File(AtomicOutput, PathBuf),
-    Stdout,
-    /// stdout, through a temporary file copied out at the end.
-    Spool(File),
+    Stream(Stream),
+    /// A stream, through a temporary file copied out at the end.
+    Spool(File, Stream),
     Writer(&'a mut (dyn Write + Send)),
 }
 
@@ -27,19 +28,28 @@ pub struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    /// A file that appears complete at `path` on [`Sink::finish`] + commit, or not at all.
-    pub fn file(path: &Path) -> Result<Sink<'static>> {
-        Ok(Sink::new(Target::File(AtomicOutput::create(path)?, path.to_path_buf())))
+    /// A file that appears complete at `path` on [`Sink::finish`] + commit, or not at all; or,
+    /// when `path` names a device, FIFO or socket, a stream into it (see [`Sink::stream`]).
+    pub fn file(path: &Path, seekable: bool) -> Result<Sink<'static>> {
+        match Output::create(path)? {
+            Output::File(f) => Ok(Sink::new(Target::File(f, path.to_path_buf()))),
+            Output::Stream(s) => Sink::stream(s, seekable),
+        }
     }
 
-    /// Standard output; `seekable` spools it through a temporary file, for outputs patched after
-    /// their last byte.
+    /// Standard output; see [`Sink::stream`].
     pub fn stdout(seekable: bool) -> Result<Sink<'static>> {
+        Sink::stream(Stream::stdout(), seekable)
+    }
+
+    /// A stream; `seekable` spools it through a temporary file, for outputs patched after their
+    /// last byte.
+    fn stream(s: Stream, seekable: bool) -> Result<Sink<'static>> {
         if seekable {
             let spool = tempfile::tempfile().context("cannot create a temporary file to spool the output")?;
-            return Ok(Sink::new(Target::Spool(spool)));
+            return Ok(Sink::new(Target::Spool(spool, s)));
         }
-        Ok(Sink::new(Target::Stdout))
+        Ok(Sink::new(Target::Stream(s)))
     }
 
     /// Any writer (an `.npz` member).
@@ -76,8 +86,8 @@ impl<'a> Sink<'a> {
     fn raw(&mut self, b: &[u8]) -> Result<()> {
         match &mut self.target {
             Target::File(f, path) => f.write_all(b).with_context(|| format!("cannot write {}", path.display())),
-            Target::Stdout => Ok(std::io::stdout().write_all(b)?),
-            Target::Spool(f) => Ok(f.write_all(b)?),
+            Target::Stream(s) => Ok(s.write_all(b)?),
+            Target::Spool(f, _) => Ok(f.write_all(b)?),
             Target::Writer(w) => Ok(w.write_all(b)?),
         }
     }
@@ -96,14 +106,15 @@ impl<'a> Sink<'a> {
         self.drain()?;
         Ok(match &mut self.target {
             Target::File(f, _) => Some(f.file()),
-            Target::Spool(f) => Some(f),
+            Target::Spool(f, _) => Some(f),
             _ => None,
         })
     }
 
-    /// Whether writes go to a pipe or terminal (the writer thread helps there), not a file.
-    pub fn is_stdout(&self) -> bool {
-        matches!(self.target, Target::Stdout)
+    /// Whether writes go to a stream (a pipe, a terminal, a device: the writer thread helps
+    /// there), not a file.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.target, Target::Stream(_))
     }
 
     /// Rewrites a growing `.npy` header for its final row count (a file or spool target).
@@ -114,21 +125,20 @@ impl<'a> Sink<'a> {
         Ok(())
     }
 
-    /// Everything written out: a spool is copied to stdout, stdout flushed. A file target comes
-    /// back still uncommitted, so the caller decides (after writing statistics, say).
+    /// Everything written out: a spool is copied to its stream, a stream flushed. A file target
+    /// comes back still uncommitted, so the caller decides (after writing statistics, say).
     pub fn finish(mut self) -> Result<Option<AtomicOutput>> {
         self.drain()?;
         match self.target {
             Target::File(f, _) => Ok(Some(f)),
-            Target::Stdout => {
-                std::io::stdout().flush()?;
+            Target::Stream(mut s) => {
+                s.flush()?;
                 Ok(None)
             }
-            Target::Spool(mut f) => {
+            Target::Spool(mut f, mut s) => {
                 f.rewind()?;
-                let mut out = std::io::stdout().lock();
-                std::io::copy(&mut f, &mut out)?;
-                out.flush()?;
+                std::io::copy(&mut f, &mut s)?;
+                s.flush()?;
                 Ok(None)
             }
             Target::Writer(w) => {

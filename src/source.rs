@@ -25,10 +25,25 @@ pub struct Input {
     sniffed: Option<Box<dyn Read + Send>>,
 }
 
+/// A FIFO or device input, opened: its format is `from`, else its extension's, else sniffed.
+fn named_stream(path: &Path, from: Option<Format>, name: &str) -> Result<(Format, Option<Box<dyn Read + Send>>)> {
+    let mut f = File::open(path).with_context(|| name.to_string())?;
+    if let Some(f0) = from {
+        return Ok((f0, Some(Box::new(f))));
+    }
+    let mut head = Vec::with_capacity(crate::format::SNIFF);
+    (&mut f).take(crate::format::SNIFF as u64).read_to_end(&mut head).with_context(|| name.to_string())?;
+    let format = if path.extension().is_some() { Format::of_path(path) } else { Format::sniff(&head) };
+    Ok((format, Some(Box::new(std::io::Cursor::new(head).chain(f)))))
+}
+
 impl Input {
     pub fn resolve(path: &Path, from: Option<Format>) -> Result<Input> {
         let name = if is_dash(path) { "<stdin>".to_string() } else { path.display().to_string() };
+        // a FIFO or device named as an input (`<(cmd)`, `/dev/stdin`) is read once, as stdin is
+        let stream = !is_dash(path) && std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let (format, sniffed) = match from {
+            _ if stream => named_stream(path, from, &name)?,
             Some(f) => (f, None),
             None if is_dash(path) => {
                 let mut head = Vec::with_capacity(crate::format::SNIFF);

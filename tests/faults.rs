@@ -74,11 +74,16 @@ fn a_missing_or_read_only_output_directory_is_one_clear_error() {
     save(&d.path().join("x.npy"), 1000, 1);
     let x = d.path().join("x.npy");
     for (out, says) in [(d.path().join("no/such/dir/y.npy"), "no/such/dir"), ("/proc/relu-y.npy".into(), "/proc")] {
-        let o = Command::new(bin()).arg("apply").arg(&x).arg("-o").arg(&out).output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{err}");
-        assert!(err.contains(says) && err.lines().count() == 1, "{err}");
-        assert!(!out.exists());
+        // the message names the target given, not the temporary file made beside it
+        let name = out.display().to_string();
+        for flag in ["-o", "--stats"] {
+            let o = Command::new(bin()).arg("apply").arg(&x).arg(flag).arg(&out).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(err.contains(says) && err.lines().count() == 1, "{err}");
+            assert!(err.contains(&name) && !err.contains("relu-tmp"), "{flag}: {err}");
+            assert!(!out.exists());
+        }
     }
     assert!(temporaries(d.path()).is_empty());
 }

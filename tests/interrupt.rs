@@ -60,17 +60,35 @@ fn a_signal_ignored_at_start_stays_ignored() {
     stdin.write_all(&relu::format::npy::write_header(relu::dtype::DType::F32, false, &[1 << 24])).unwrap();
     stdin.write_all(&vec![0u8; 1 << 20]).unwrap();
     stdin.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_temporary(dir.path());
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    // time for a SIGINT that was not ignored to end it (its handler removes the file and dies)
     std::thread::sleep(Duration::from_millis(300));
     assert!(child.try_wait().unwrap().is_none(), "SIGINT was ignored at start: relu must still run");
+    assert!(!temporaries(dir.path()).is_empty(), "the temporary file stays while relu runs");
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = child.wait().unwrap();
     drop(stdin);
     assert_eq!(status.signal(), Some(rustix::process::Signal::TERM.as_raw()), "{status:?}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The temporary output files in `dir`.
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.ends_with(".relu-tmp")).collect()
+}
+
+/// Waits (at most 20 s) until relu has made its temporary output in `dir`: a signal sent before
+/// that tests nothing about the cleanup, however long a fixed sleep would have been.
+fn wait_for_temporary(dir: &std::path::Path) {
+    let start = Instant::now();
+    while temporaries(dir).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no temporary file appeared in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn interrupted_write(signal: rustix::process::Signal) {
@@ -86,21 +104,13 @@ fn interrupted_write(signal: rustix::process::Signal) {
     stdin.write_all(&relu::format::npy::write_header(relu::dtype::DType::F32, false, &[1 << 24])).unwrap();
     stdin.write_all(&vec![0u8; 4 << 20]).unwrap();
     stdin.flush().unwrap();
-    // Wait until the temporary file exists beside the target.
-    let start = Instant::now();
-    loop {
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        if names.iter().any(|n| n.to_string_lossy().ends_with(".relu-tmp")) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "no temporary file appeared: {names:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_temporary(dir.path());
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
     let status = child.wait().unwrap();
     drop(stdin);
     assert_eq!(status.signal(), Some(signal.as_raw()), "{status:?}");
+    assert!(temporaries(dir.path()).is_empty(), "the temporary file is removed");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 1, "left behind: {left:?}");
     assert_eq!(std::fs::read(&target).unwrap(), b"the old output");

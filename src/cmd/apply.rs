@@ -4,7 +4,7 @@ use crate::cli::{ActKind, ApplyArgs};
 use crate::format::Format;
 use crate::job::Job;
 use crate::options::{is_dash, threads, usage, Dest};
-use crate::output::write_stats;
+use crate::output::{write_stats, RunFiles};
 use anyhow::Result;
 
 pub fn run(args: ApplyArgs) -> Result<()> {
@@ -34,6 +34,16 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             }
         }
     };
+    // before any work: no output may destroy an input or another output (SPEC §5)
+    let mut files = RunFiles::default();
+    files.input("the input", &args.input);
+    act.inputs(&mut files);
+    if let Dest::File(p, _) = &dest {
+        files.output("-o", p, Some(&args.input))?; // -o may name its own input (SPEC §5)
+    }
+    if let Some(p) = &args.stats {
+        files.output("--stats", p, None)?;
+    }
     let job = Job {
         input: args.input,
         read,

@@ -1,5 +1,5 @@
 //! `relu batch`: `apply` (and statistics) over whole datasets. Inputs are files and directories
-//! (searched recursively for `.npy`, `.npz`, `.safetensors`, `.csv`, `.tsv`); the list is sorted byte-wise and
+//! (searched recursively, see `discover.rs`); the list is sorted byte-wise and
 //! `--shard I/N` takes every N-th from the I-th, so N machines split a dataset with no
 //! coordination. Each file is one `Job` on a pool of `-j` workers (a file gets the threads left
 //! over when there are fewer files than threads); outputs mirror the input tree under `--out-dir`
@@ -7,12 +7,14 @@
 //! listed at the end, and the exit code is 1 (`--fail-fast` stops at the first).
 
 use crate::cli::{ActKind, BatchArgs};
+use crate::cmd::discover::discover;
 use crate::format::Format;
 use crate::job::Job;
 use crate::options::{threads, usage, Dest};
-use crate::output::write_stats;
+use crate::output::{write_stats, FileId, RunFiles};
 use crate::stats::StatsJson;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -51,7 +53,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
     if observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
-    let mut items = discover(&args.inputs, &args.out_dir)?;
+    let mut items = plan(&args, &act)?;
     if let Some((i, n)) = args.shard {
         items = items.into_iter().skip(i - 1).step_by(n).collect();
     }
@@ -178,44 +180,70 @@ fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
     Ok(Outcome::Done(stats, it.bytes))
 }
 
-/// The files to process, sorted byte-wise by path, each with its output path: a directory's
-/// files keep their path below it, a file given by name goes to the top of `out`.
-fn discover(inputs: &[PathBuf], out: &Path) -> Result<Vec<Item>> {
-    let mut items = Vec::new();
-    for root in inputs {
-        let meta = std::fs::metadata(root).with_context(|| root.display().to_string())?;
-        if meta.is_dir() {
-            let mut stack = vec![root.clone()];
-            while let Some(dir) = stack.pop() {
-                let entries = std::fs::read_dir(&dir).with_context(|| dir.display().to_string())?;
-                for e in entries {
-                    let p = e.with_context(|| dir.display().to_string())?.path();
-                    if p.is_dir() {
-                        stack.push(p);
-                    } else if is_array_file(&p) {
-                        let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
-                        let bytes = file_len(&p);
-                        items.push(Item { output: out.join(rel), input: p, bytes });
-                    }
-                }
+/// The files to process, sorted byte-wise by path, each with its output path (a directory's
+/// files keep their path below it, a file given by name goes to the top of `--out-dir`), checked
+/// before any work: no two inputs written to one output, no output over an input (SPEC §5, §6).
+fn plan(args: &BatchArgs, act: &crate::options::ActOptions) -> Result<Vec<Item>> {
+    let out = &args.out_dir;
+    check_out_dir(&args.inputs, out)?;
+    let found = discover(&args.inputs, Some(out), &mut |w| crate::errln!("relu: warning: {w}"))?;
+    let mut items: Vec<Item> =
+        found.into_iter().map(|f| Item { output: out.join(&f.rel), input: f.path, bytes: f.len }).collect();
+    // Two inputs, one output: refused, unless they are one file by two names (`in ./in`).
+    let mut seen: HashMap<&Path, usize> = HashMap::new();
+    let mut twice = vec![false; items.len()];
+    for (k, it) in items.iter().enumerate() {
+        if let Some(&first) = seen.get(it.output.as_path()) {
+            let a = &items[first].input;
+            if FileId::of(a).is_some() && FileId::of(a) == FileId::of(&it.input) {
+                twice[k] = true;
+                continue;
             }
-        } else {
-            let name = root.file_name().map(PathBuf::from).unwrap_or_else(|| root.clone());
-            items.push(Item { output: out.join(name), input: root.clone(), bytes: meta.len() });
+            return usage(format!(
+                "{} and {} would both be written to {}: give them separate runs (one --out-dir each)",
+                a.display(),
+                it.input.display(),
+                it.output.display()
+            ));
         }
+        seen.insert(&it.output, k);
     }
-    items.sort_by(|a, b| a.input.as_os_str().as_encoded_bytes().cmp(b.input.as_os_str().as_encoded_bytes()));
-    items.dedup_by(|a, b| a.input == b.input);
+    let mut k = 0;
+    items.retain(|_| {
+        k += 1;
+        !twice[k - 1]
+    });
+    let mut files = RunFiles::default();
+    for it in &items {
+        files.input("the input", &it.input);
+    }
+    act.inputs(&mut files);
+    if let Some(p) = &args.stats {
+        files.output("--stats", p, None)?;
+    }
+    for it in &items {
+        files.output("output", &it.output, None)?;
+    }
     Ok(items)
 }
 
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-/// `.npy`, `.npz`, `.safetensors`, `.csv` or `.tsv` (not a temporary file of a run in progress or killed).
-fn is_array_file(p: &Path) -> bool {
-    let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
-    let temp = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".relu-tmp"));
-    !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "safetensors" | "csv" | "tsv"))
+/// An `--out-dir` that is an input directory, or holds one, is a usage error (SPEC §6): its
+/// outputs would land among the inputs, or replace them. One inside an input directory is
+/// skipped by the walk instead.
+fn check_out_dir(inputs: &[PathBuf], out: &Path) -> Result<()> {
+    let Some(out_id) = FileId::of(out).filter(FileId::exists) else { return Ok(()) };
+    for root in inputs.iter().filter(|r| r.is_dir()) {
+        let Ok(real) = std::fs::canonicalize(root) else { continue };
+        for (up, dir) in real.ancestors().enumerate() {
+            if FileId::of(dir).as_ref() == Some(&out_id) {
+                let what = if up == 0 { "is" } else { "holds" };
+                return usage(format!(
+                    "--out-dir {} {what} the input directory {}: write the outputs elsewhere",
+                    out.display(),
+                    root.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use crate::format::Format;
 use crate::hist::{self, Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
 use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
-use crate::output::AtomicOutput;
+use crate::output::{Output, RunFiles};
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
 use anyhow::{bail, Context, Result};
@@ -19,6 +19,20 @@ use std::sync::Arc;
 
 pub fn run(args: HistArgs) -> Result<()> {
     let out_path = args.output.clone().filter(|p| !is_dash(p));
+    if let Some(p) = &out_path {
+        // before any work: the output may not destroy an input (SPEC §5)
+        let mut files = RunFiles::default();
+        for input in args.inputs.iter().chain(&args.from_stats) {
+            files.input("the input", input);
+        }
+        if let Some(up) = &args.act.upstream {
+            files.input("--upstream", up);
+        }
+        if let Some(alpha) = args.act.alpha.as_deref().and_then(crate::options::alpha_file) {
+            files.input("--alpha", &alpha);
+        }
+        files.output("-o", p, None)?;
+    }
     let format = match (args.format, out_path.as_deref()) {
         (Some(f), _) => f,
         (None, Some(p)) => format_of(p)?,
@@ -69,7 +83,7 @@ pub fn run(args: HistArgs) -> Result<()> {
     }
     match out_path {
         Some(p) => {
-            let mut out = AtomicOutput::create(&p)?;
+            let mut out = Output::create(&p)?;
             out.write_all(&bytes).with_context(|| format!("cannot write {}", p.display()))?;
             out.commit()
         }

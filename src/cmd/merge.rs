@@ -1,12 +1,19 @@
 //! `relu merge-stats`: combine statistics of shards exactly into one object.
 
 use crate::cli::MergeArgs;
-use crate::output::write_stats;
+use crate::output::{write_stats, RunFiles};
 use crate::stats::StatsJson;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 pub fn run(args: MergeArgs) -> Result<()> {
+    let mut files = RunFiles::default();
+    for path in &args.files {
+        files.input("the input", path);
+    }
+    if let Some(p) = &args.output {
+        files.output("-o", p, None)?;
+    }
     let mut merged: Option<StatsJson> = None;
     for path in &args.files {
         let name = path.display().to_string();

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod discover;
 pub mod hist;
 pub mod inspect;
 pub mod merge;
