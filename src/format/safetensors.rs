@@ -153,8 +153,12 @@ impl SafetensorsFile {
         let name = self.member_name(t);
         let header = self.header(t);
         header.dtype().with_context(|| name.clone())?;
-        let region =
-            FileRegion { file: self.file.try_clone()?, start: self.data_start + t.start, len: t.end - t.start };
+        let region = FileRegion {
+            file: self.file.try_clone()?,
+            start: self.data_start + t.start,
+            len: t.end - t.start,
+            mappable: true,
+        };
         let data = region.range(0, region.len)?;
         Ok(ArraySource { name, header, data, region: Some(region) })
     }
