@@ -564,7 +564,7 @@ impl Job {
         }
         let name = path.display().to_string();
         let file = OpenOptions::new().read(true).write(true).open(path).with_context(|| name.clone())?;
-        let mut src = ArraySource::open(path)?;
+        let mut src = ArraySource::open_for_rewrite(path)?;
         let header = src.header.clone();
         let func = self.act.act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
         if !header.dtype()?.is_float() && func != crate::act::Func::Relu {

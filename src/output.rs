@@ -9,23 +9,16 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Temporary files not yet committed, for the Ctrl-C and SIGBUS handlers to remove.
+/// Temporary files not yet committed, for the Ctrl-C and SIGBUS cleanup (in normal context) to remove.
 static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
 
 struct Pending {
     path: PathBuf,
-    /// The path as the SIGBUS handler needs it: made beforehand, as a handler must not allocate.
-    #[cfg(unix)]
-    c_path: Option<std::ffi::CString>,
 }
 
 impl Pending {
     fn new(path: &Path) -> Pending {
-        Pending {
-            path: path.to_path_buf(),
-            #[cfg(unix)]
-            c_path: std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).ok(),
-        }
+        Pending { path: path.to_path_buf() }
     }
 }
 
@@ -109,8 +102,15 @@ fn on_interrupt(mut reader: std::io::PipeReader) {
     if reader.read_exact(&mut b).is_err() {
         return;
     }
-    remove_pending();
     let sig = Signal::try_from(b[0] as i32).unwrap_or(Signal::SIGINT);
+    if sig == Signal::SIGBUS {
+        // a thread waits in `on_sigbus`: clean up, one line, exit 1 (nothing else runs)
+        let _ = std::io::stderr().write_all(SIGBUS_MSG);
+        remove_pending();
+        // SAFETY: `_exit` ends the process without running anything else.
+        unsafe { nix::libc::_exit(1) }
+    }
+    remove_pending();
     // SAFETY: restores the default action; nothing runs in signal context.
     unsafe {
         let _ = signal(sig, SigHandler::SigDfl);
@@ -120,23 +120,34 @@ fn on_interrupt(mut reader: std::io::PipeReader) {
     std::process::exit(128 + sig as i32);
 }
 
+/// What SIGBUS (see [`on_sigbus`]) prints.
+#[cfg(unix)]
+const SIGBUS_MSG: &[u8] = b"relu: an input file shrank while it was mapped (SIGBUS): no output written\n";
+
 /// A memory-mapped input (`RELU_READ=mmap`, a Fortran-order array written as CSV) that another
 /// process truncates faults on the pages it lost. Instead of dying with a core dump and leaving
-/// the temporary output behind: the same cleanup as Ctrl-C, one line, exit 1. Only
-/// async-signal-safe calls: `write`, `unlink` on paths made beforehand, `_exit`; the list is
-/// only tried, never waited for (if another thread holds it, the temporary file stays, as
-/// after SIGKILL).
+/// the temporary output behind: the same cleanup as Ctrl-C, one line, exit 1. In signal context
+/// only `write`, `pause` and `_exit` run (all async-signal-safe): the handler hands the signal to
+/// the [`on_interrupt`] thread through the pipe, as the Ctrl-C handler does, and waits there for
+/// that thread to remove the temporary files (taking the list's lock in normal context) and end
+/// the process. It must not return: the faulting read would run again. The faulting thread
+/// cannot hold the list's lock (nothing under it touches a map), so the cleanup never waits on it.
 #[cfg(unix)]
-extern "C" fn on_sigbus(_: nix::libc::c_int) {
-    let msg: &[u8] = b"relu: an input file shrank while it was mapped (SIGBUS): no output written\n";
-    let _ = rustix::io::write(std::io::stderr(), msg);
-    if let Ok(pending) = PENDING.try_lock() {
-        for c in pending.iter().filter_map(|p| p.c_path.as_deref()) {
-            let _ = rustix::fs::unlink(c);
+extern "C" fn on_sigbus(sig: nix::libc::c_int) {
+    let fd = INTERRUPT_PIPE.load(std::sync::atomic::Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: the descriptor stays open for the life of the process.
+        let pipe = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if rustix::io::write(pipe, &[sig as u8]) == Ok(1) {
+            loop {
+                // SAFETY: `pause` only waits for a signal.
+                unsafe { nix::libc::pause() };
+            }
         }
     }
-    // SAFETY: `_exit` ends the process without running anything else (no wrapper in nix or
-    // rustix's stable API).
+    // no cleanup thread: the temporary file stays, as after SIGKILL
+    let _ = rustix::io::write(std::io::stderr(), SIGBUS_MSG);
+    // SAFETY: `_exit` ends the process without running anything else.
     unsafe { nix::libc::_exit(1) }
 }
 

@@ -3,27 +3,76 @@
 //!
 //! Job and result buffers circulate through a fixed pool of `depth` slots, so nothing is
 //! allocated per job once the buffers have grown to size, and at most `depth` jobs are in flight
-//! whatever the input size. The first error in job order wins: a worker's error is reported when
-//! its job's turn comes, after every earlier result was consumed.
+//! whatever the input size. Jobs that can be large are bounded by bytes too (a [`Budget`]). The
+//! first error in job order wins: a worker's error is reported when its job's turn comes, after
+//! every earlier result was consumed.
 
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, sync_channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// A bound on the bytes of jobs in flight: `cost(job)` (0 for ordinary jobs, which `depth`
+/// bounds) is taken from `bytes` when the job is read and given back when it is written; the
+/// reader waits while the job would not fit, unless nothing else is in flight (one job always
+/// goes through).
+pub struct Budget<'a, J> {
+    pub bytes: usize,
+    pub cost: &'a (dyn Fn(&J) -> usize + Sync),
+}
+
+impl<J> Budget<'_, J> {
+    /// No bound beyond `depth`.
+    pub fn none() -> Self {
+        Budget { bytes: usize::MAX, cost: &|_| 0 }
+    }
+}
+
+/// The bytes in flight and whether the consumer has stopped (then nobody waits).
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(usize, bool)>,
+    cv: Condvar,
+}
+
+impl Gate {
+    /// Takes `cost` of `limit`, waiting for room; false once the consumer has stopped.
+    fn take(&self, cost: usize, limit: usize) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !s.1 && s.0 > 0 && s.0.saturating_add(cost) > limit {
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        s.0 += cost;
+        !s.1
+    }
+
+    fn give(&self, cost: usize) {
+        if cost > 0 {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).0 -= cost;
+            self.cv.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.cv.notify_all();
+    }
+}
 
 /// Runs `read` → `work` (on `states.len()` threads, each with its own state) → `write` in order.
 ///
 /// * `read(job)` fills the next job in place and returns false at the end of the input.
 /// * `work(state, job, out)` turns a job into a result in place.
-/// * `write(out)` consumes results in job order; its error stops everything.
+/// * `write(job, out)` consumes results in job order; its error stops everything.
 ///
 /// Returns the worker states (for merging what they gathered).
 pub fn ordered_map<J, O, S>(
     states: Vec<S>,
     depth: usize,
+    budget: Budget<J>,
     read: impl FnMut(&mut J) -> Result<bool> + Send,
     work: impl Fn(&mut S, &J, &mut O) -> Result<()> + Sync,
-    mut write: impl FnMut(&mut O) -> Result<()>,
+    mut write: impl FnMut(&mut J, &mut O) -> Result<()>,
 ) -> Result<Vec<S>>
 where
     J: Default + Send,
@@ -39,8 +88,10 @@ where
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = channel::<(u64, J, O, Result<()>)>();
     let work = &work;
+    let gate = &Gate::default();
+    let budget = &budget;
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_loop(read, free_rx, job_tx));
+        let reader = s.spawn(move || read_loop(read, budget, gate, free_rx, job_tx));
         let workers: Vec<_> = states
             .into_iter()
             .map(|mut st| {
@@ -66,8 +117,9 @@ where
             .collect();
         drop(done_tx);
         drop(job_rx); // the workers hold the only receivers: when they stop, the reader's send fails
-        let written = write_loop(&mut write, done_rx, free_tx);
-        // Dropping the receivers above (on return from write_loop) unblocks the reader and workers.
+        let written = write_loop(&mut write, budget, gate, done_rx, free_tx);
+        gate.close(); // a reader waiting for room stops
+                      // Dropping the receivers above (on return from write_loop) unblocks the reader and workers.
         let states: Vec<S> = workers
             .into_iter()
             .map(|w| w.join().map_err(|_| anyhow!("a worker thread panicked")))
@@ -85,6 +137,8 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 
 fn read_loop<J, O>(
     mut read: impl FnMut(&mut J) -> Result<bool>,
+    budget: &Budget<J>,
+    gate: &Gate,
     free: Receiver<(J, O)>,
     jobs: std::sync::mpsc::SyncSender<(u64, J, O)>,
 ) -> Result<()> {
@@ -93,7 +147,7 @@ fn read_loop<J, O>(
         let Ok((mut job, out)) = free.recv() else {
             return Ok(()); // the consumer stopped: its error is the one to report
         };
-        if !read(&mut job)? {
+        if !read(&mut job)? || !gate.take((budget.cost)(&job), budget.bytes) {
             return Ok(());
         }
         if jobs.send((seq, job, out)).is_err() {
@@ -104,7 +158,9 @@ fn read_loop<J, O>(
 }
 
 fn write_loop<J, O>(
-    write: &mut impl FnMut(&mut O) -> Result<()>,
+    write: &mut impl FnMut(&mut J, &mut O) -> Result<()>,
+    budget: &Budget<J>,
+    gate: &Gate,
     done: Receiver<(u64, J, O, Result<()>)>,
     free: std::sync::mpsc::Sender<(J, O)>,
 ) -> Result<()> {
@@ -112,9 +168,11 @@ fn write_loop<J, O>(
     let mut waiting: BTreeMap<u64, (J, O, Result<()>)> = BTreeMap::new();
     for (seq, job, out, r) in done {
         waiting.insert(seq, (job, out, r));
-        while let Some((job, mut out, r)) = waiting.remove(&next) {
+        while let Some((mut job, mut out, r)) = waiting.remove(&next) {
             r?;
-            write(&mut out)?;
+            let cost = (budget.cost)(&job); // before `write`, which may free the job's memory
+            write(&mut job, &mut out)?;
+            gate.give(cost);
             next += 1;
             let _ = free.send((job, out));
         }
@@ -137,6 +195,7 @@ mod tests {
             ordered_map(
                 vec![(); threads],
                 3,
+                Budget::none(),
                 |j: &mut u32| {
                     n += 1;
                     *j = n;
@@ -149,7 +208,7 @@ mod tests {
                     *o = j * 2;
                     Ok(())
                 },
-                |o| {
+                |_, o| {
                     got.push(*o);
                     Ok(())
                 },
@@ -162,13 +221,14 @@ mod tests {
             let e = ordered_map(
                 vec![(); threads],
                 4,
+                Budget::none(),
                 |j: &mut u32| {
                     n += 1;
                     *j = n;
                     Ok(true) // endless: the error must stop the reader
                 },
                 |_, j, _o: &mut u32| if *j == 50 || *j == 60 { Err(anyhow!("bad {j}")) } else { Ok(()) },
-                |_| {
+                |_, _| {
                     written += 1;
                     Ok(())
                 },
@@ -192,6 +252,7 @@ mod tests {
                 let r = ordered_map(
                     vec![(); threads],
                     3,
+                    Budget::none(),
                     |j: &mut u32| {
                         n += 1;
                         *j = n;
@@ -201,7 +262,7 @@ mod tests {
                         assert!(*j != 77, "worker bug at job {j}");
                         Ok(())
                     },
-                    |_| {
+                    |_, _| {
                         written += 1;
                         Ok(())
                     },
@@ -218,14 +279,53 @@ mod tests {
         std::panic::set_hook(hook);
     }
 
+    /// Costly jobs are admitted by bytes: with room for two, no more than two are ever read
+    /// and not yet written, whatever the depth and thread count; without a budget, more are.
+    #[test]
+    fn a_budget_bounds_the_bytes_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        for (bytes, bound) in [(25, 2), (usize::MAX, 8)] {
+            let (read, written, most) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+            let cost = |_: &u32| 10;
+            ordered_map(
+                vec![(); 4],
+                8,
+                Budget { bytes, cost: &cost },
+                |j: &mut u32| {
+                    // every job read before this one has been admitted
+                    let n = read.fetch_add(1, SeqCst);
+                    most.fetch_max(n - written.load(SeqCst), SeqCst);
+                    *j = n as u32;
+                    Ok(n < 200)
+                },
+                |_, _, _: &mut u32| {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    Ok(())
+                },
+                |_, _| {
+                    written.fetch_add(1, SeqCst);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let most = most.load(SeqCst);
+            if bytes == 25 {
+                assert!(most <= bound, "{most} jobs of 10 bytes in flight with room for 25");
+            } else {
+                assert!(most > 2, "without a budget the depth bounds it ({most})");
+            }
+        }
+    }
+
     #[test]
     fn a_write_error_stops_everything() {
         let e = ordered_map(
             vec![(), ()],
             2,
+            Budget::none(),
             |_: &mut u8| Ok(true),
             |_, _, _: &mut u8| Ok(()),
-            |_| Err(anyhow!("disk full")),
+            |_, _| Err(anyhow!("disk full")),
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "disk full");

@@ -122,11 +122,22 @@ impl<'a> ArraySource<'a> {
 
     /// A `.npy` file, checked to hold the data its header promises.
     pub fn open(path: &Path) -> Result<ArraySource<'static>> {
+        Self::open_with(path, true)
+    }
+
+    /// [`ArraySource::open`] for `--in-place`, which writes the bytes it reads: never through a
+    /// memory map (`RELU_READ=mmap`), as writing the file under a live `&[u8]` of its map would
+    /// change memory Rust assumes immutable (undefined behaviour). Reads copy into a buffer.
+    pub fn open_for_rewrite(path: &Path) -> Result<ArraySource<'static>> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, mappable: bool) -> Result<ArraySource<'static>> {
         let name = path.display().to_string();
         let mut file = File::open(path).with_context(|| name.clone())?;
         let header = npy::read_header(&mut file).with_context(|| name.clone())?;
         let len = npy::check_length(&file, &header).with_context(|| name.clone())?;
-        let region = FileRegion { file, start: header.data_offset, len };
+        let region = FileRegion { file, start: header.data_offset, len, mappable };
         let data = region.range(0, len)?;
         Ok(ArraySource { name, header, data, region: Some(region) })
     }
@@ -158,12 +169,15 @@ pub struct FileRegion {
     /// The region's first byte in the file, and its length.
     pub start: u64,
     pub len: u64,
+    /// Whether `RELU_READ=mmap` may map it (not when the same file is being written).
+    pub mappable: bool,
 }
 
 impl FileRegion {
     /// A source for the bytes `[a, b)` of the region.
     pub fn range(&self, a: u64, b: u64) -> Result<Box<dyn ChunkSource>> {
-        Ok(file_source(self.file.try_clone()?, self.start + a, self.start + b))
+        let (file, a, b) = (self.file.try_clone()?, self.start + a, self.start + b);
+        Ok(if self.mappable { file_source(file, a, b) } else { Box::new(PreadSource::new(file, a, b)) })
     }
 }
 
@@ -171,6 +185,11 @@ impl FileRegion {
 pub trait ChunkSource {
     /// The next `len` bytes. An error if the input ends first.
     fn next_chunk(&mut self, len: usize) -> Result<&[u8]>;
+
+    /// Whether the chunks are views of a memory map.
+    fn is_mapped(&self) -> bool {
+        false
+    }
 }
 
 /// A file's data region, read through a sliding memory map: no copy into a buffer, and only a
@@ -192,6 +211,10 @@ impl MmapSource {
 }
 
 impl ChunkSource for MmapSource {
+    fn is_mapped(&self) -> bool {
+        true
+    }
+
     fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
         let (pos, len64) = (self.pos, len as u64);
         if pos + len64 > self.end {
@@ -372,5 +395,30 @@ impl ChunkSource for FortranAsC {
             }
         }
         Ok(&self.buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--in-place` writes the file it reads: its source is never a memory map, even with
+    /// `RELU_READ=mmap` (which `open` follows, so this test sees the variable take effect).
+    #[test]
+    fn a_source_for_rewriting_is_never_mapped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.npy");
+        let mut bytes = npy::write_header(crate::dtype::DType::F64, false, &[4096]);
+        bytes.resize(bytes.len() + 4096 * 8, 0);
+        std::fs::write(&p, bytes).unwrap();
+        // SAFETY (set_var): no other test of this binary reads RELU_READ.
+        std::env::set_var("RELU_READ", "mmap");
+        let mapped = ArraySource::open(&p).unwrap();
+        let rewrite = ArraySource::open_for_rewrite(&p).unwrap();
+        std::env::remove_var("RELU_READ");
+        assert!(mapped.data.is_mapped(), "RELU_READ=mmap maps a plain read");
+        assert!(!rewrite.data.is_mapped());
+        let r = rewrite.region.as_ref().unwrap();
+        assert!(!r.range(0, 8).unwrap().is_mapped(), "the workers' ranges are not mapped either");
     }
 }

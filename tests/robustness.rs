@@ -42,6 +42,45 @@ proptest! {
     }
 }
 
+/// Random bytes almost never pass the magic check, so they exercise one branch. Flips inside
+/// the header dict of valid files (past the magic, the version and the length) reach the dict
+/// parser, the dtype and shape checks: some still parse, and the refusals are of many kinds.
+#[test]
+fn header_flips_reach_the_parsers_behind_the_magic() {
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut ok, mut kinds) = (0, std::collections::BTreeSet::new());
+    for f in valid_files() {
+        let orig = std::fs::read(&f).unwrap();
+        let Ok(h) = relu::format::npy::read_header(&mut &orig[..]) else { continue };
+        let dict = 10..(h.data_offset as usize).min(orig.len());
+        for _ in 0..40 {
+            let mut bytes = orig.clone();
+            for _ in 0..1 + next() % 2 {
+                let i = dict.start + (next() as usize) % dict.len();
+                bytes[i] = b"'\",:()[]{}<>|01248fiubcVOTrueFalse -"[(next() % 36) as usize];
+            }
+            match relu::format::npy::read_header(&mut &bytes[..]) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    kinds.insert(
+                        e.split(|c: char| c.is_ascii_digit() || c == '\'' || c == '"').next().unwrap().to_string(),
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("{ok} parsed, {} kinds of refusal", kinds.len());
+    assert!(ok > 20, "{ok} flipped headers still parsed");
+    assert!(kinds.len() >= 8, "only {} kinds of refusal: {kinds:#?}", kinds.len());
+}
+
 #[test]
 fn binary_survives_mutated_and_truncated_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +148,12 @@ fn binary_survives_mutated_csv_and_npz() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .chain([root.join("npz/savez.npz"), root.join("npz/savez_compressed.npz")])
+        .chain(std::fs::read_dir(root.join("safetensors/valid")).unwrap().map(|e| e.unwrap().path()))
         .collect();
+    // the refusals seen, by what they say past the file's name: mutations of valid files must
+    // reach the parsers behind the magic check, not stop at it
+    let mut said = std::collections::BTreeSet::new();
+    let mut passed = 0;
     inputs.sort();
     let dir = tempfile::tempdir().unwrap();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -124,6 +168,12 @@ fn binary_survives_mutated_csv_and_npz() {
         let orig = std::fs::read(f).unwrap();
         for t in 0..12 {
             let mut bytes = orig.clone();
+            if ext == "safetensors" && t % 4 != 0 {
+                // mostly inside the JSON header, where the library's checks are
+                let n = (u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize).min(bytes.len() - 8);
+                let i = 8 + (next() as usize) % n.max(1);
+                bytes[i] = [b'"', b',', b'{', b'}', b'[', b']', b'1', b'9', b'x', b' '][(next() % 10) as usize];
+            }
             match t % 4 {
                 0 => bytes.truncate((next() as usize) % bytes.len().max(1)),
                 1 => {
@@ -146,7 +196,11 @@ fn binary_survives_mutated_csv_and_npz() {
             std::fs::write(&input, &bytes).unwrap();
             let outdir = dir.path().join(format!("out{k}_{t}"));
             std::fs::create_dir(&outdir).unwrap();
-            let outs = if ext == "npz" { ["o.npz", "o.csv"] } else { ["o.csv", "o.npy"] };
+            let outs = match ext.as_str() {
+                "npz" => ["o.npz", "o.csv"],
+                "safetensors" => ["o.safetensors", "o2.safetensors"],
+                _ => ["o.csv", "o.npy"],
+            };
             let mut runs: Vec<Vec<String>> =
                 outs.iter().map(|o| vec!["apply".into(), "-o".into(), outdir.join(o).display().to_string()]).collect();
             runs.push(vec!["stats".into(), "--json".into()]);
@@ -163,9 +217,20 @@ fn binary_survives_mutated_csv_and_npz() {
                 let code = o.status.code();
                 let inspect = args[0] == "inspect"; // one line per file, then a summary
                 assert!(matches!(code, Some(0) | Some(1)), "{args:?} {name}: exit {code:?} {err}");
+                if code == Some(0) {
+                    passed += 1;
+                }
                 if code == Some(1) {
                     assert!(err.contains(&name), "{args:?}: the message names the file: {err}");
                     assert!(inspect || err.trim().lines().count() == 1, "{args:?} {name}: one line: {err}");
+                    let what = err.split(&name).nth(1).unwrap_or("").trim_start_matches([':', ' ']);
+                    // the kind of refusal: its words before any number or quoted text
+                    said.insert(
+                        what.split(|c: char| c.is_ascii_digit() || c == '\'' || c == '"')
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                    );
                     let left: Vec<_> = std::fs::read_dir(&outdir).unwrap().collect();
                     assert!(left.is_empty(), "{args:?} {name}: files left behind: {left:?}");
                 }
@@ -175,4 +240,7 @@ fn binary_survives_mutated_csv_and_npz() {
             }
         }
     }
+    eprintln!("{passed} runs passed, {} kinds of refusal", said.len());
+    assert!(passed > 20, "only {passed} runs of mutated valid files succeeded: the mutations break too much");
+    assert!(said.len() >= 15, "only {} kinds of refusal: the deeper parsers are not reached: {said:#?}", said.len());
 }

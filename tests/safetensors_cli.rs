@@ -316,3 +316,87 @@ fn batch_picks_up_safetensors() {
     let lines = std::fs::read_to_string(&stats).unwrap().lines().count();
     assert_eq!(lines, w.len());
 }
+
+/// relu on stdin fed `head` then up to 256 MiB of zeros: its exit code, stderr, and how many
+/// bytes it took before it stopped reading.
+fn endless(args: &[&str], head: Vec<u8>) -> (i32, String, u64) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relu"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        if w.write_all(&head).is_err() {
+            return sent;
+        }
+        sent += head.len() as u64;
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            if w.write_all(&zeros).is_err() {
+                break;
+            }
+            sent += zeros.len() as u64;
+        }
+        sent
+    });
+    let o = child.wait_with_output().unwrap();
+    let sent = feeder.join().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned(), sent)
+}
+
+/// A stream is checked as its bytes arrive: an endless one is refused at once, not spooled
+/// until the disk is full; a valid file with bytes after it is refused at the first extra byte,
+/// as the library refuses a file with trailing bytes.
+#[test]
+fn an_endless_stream_is_refused_without_spooling_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.safetensors");
+    let valid = std::fs::read(fixture("valid/multi_dtypes.safetensors")).unwrap();
+    for (from, head, says) in [
+        ("safetensors", vec![], "invalid JSON"),
+        ("safetensors", valid.clone(), "not fully covered"),
+        ("npz", vec![], "does not start with a zip header"),
+    ] {
+        let (code, err, sent) = endless(&["apply", "--from", from, "-", "-o", s(&out)], head);
+        assert_eq!(code, 1, "{from}: {err}");
+        assert!(err.starts_with("relu: <stdin>: ") && err.contains(says), "{from}: {err}");
+        assert!(sent < 64 << 20, "{from}: {sent} bytes read before the refusal");
+        assert!(!out.exists());
+    }
+    // the library's verdict on the same file with one byte more, or one less
+    let mut more = valid.clone();
+    more.push(0);
+    assert!(SafeTensors::deserialize(&more).is_err());
+    let (code, _, err) = relu(&["apply", "-", "--to", "safetensors"], Some(more));
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = relu(&["apply", "-", "--to", "safetensors"], Some(valid[..valid.len() - 1].to_vec()));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not fully covered"), "{err}");
+}
+
+/// SPEC §1: a safetensors header is the 8-byte length, then optional spaces and `{`. Sniffed as
+/// such on stdin (it was taken for CSV).
+#[test]
+fn a_header_starting_with_spaces_is_sniffed_as_safetensors() {
+    let valid = std::fs::read(fixture("valid/multi_dtypes.safetensors")).unwrap();
+    let n = u64::from_le_bytes(valid[..8].try_into().unwrap()) as usize;
+    let json = std::str::from_utf8(&valid[8..8 + n]).unwrap().trim_end();
+    let mut text = format!("    {json}").into_bytes();
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut spaced = (text.len() as u64).to_le_bytes().to_vec();
+    spaced.extend_from_slice(&text);
+    spaced.extend_from_slice(&valid[8 + n..]);
+    let st = SafeTensors::deserialize(&spaced).expect("the library reads it");
+    let (code, so, err) = relu(&["apply", "-", "--to", "safetensors"], Some(spaced.clone()));
+    assert_eq!(code, 0, "{err}");
+    let o = SafeTensors::deserialize(&so).unwrap();
+    for (name, t) in st.tensors() {
+        assert_eq!(o.tensor(&name).unwrap().data(), relu_ref(t.dtype(), t.data()), "{name}");
+    }
+}

@@ -37,15 +37,39 @@ pub struct Record {
 }
 
 /// Finds records in a byte slice. Holds the current record's fields, so scanning allocates
-/// nothing per record once the field list has grown to the widest record.
+/// nothing per record once the field list has grown to the widest record, up to [`FIELD_CAP`]:
+/// a wider record is scanned whole (its end, its field count and its syntax errors are known)
+/// but only its first fields are kept, and [`Scanner::more_fields`] hands out the rest a cap at
+/// a time, so memory does not grow with a record's width (16 MiB of commas is 16 M fields).
 pub struct Scanner {
     pub delim: u8,
+    /// The current record's fields (its first `cap`, then each later group).
     pub fields: Vec<Field>,
+    /// How many fields the current record has.
+    pub count: usize,
+    cap: usize,
+    /// Where the first field not in `fields` starts, and its line.
+    resume: Option<(usize, u64)>,
 }
+
+/// The most fields a [`Scanner`] holds at once.
+pub const FIELD_CAP: usize = 1 << 16;
 
 impl Scanner {
     pub fn new(delim: u8) -> Self {
-        Scanner { delim, fields: Vec::new() }
+        Scanner { delim, fields: Vec::new(), count: 0, cap: FIELD_CAP, resume: None }
+    }
+
+    /// The next group of the current record's fields after those in `fields` (the record was
+    /// scanned whole by [`Scanner::record`] on the same `b`): false when there are no more.
+    pub fn more_fields(&mut self, b: &[u8]) -> bool {
+        let Some((i, ln)) = self.resume.take() else { return false };
+        self.fields.clear();
+        let (count, mut line) = (self.count, ln);
+        // The record scanned without error the first time: so does any part of it.
+        let _ = self.scan(b, i, i, ln, true, true, &mut line);
+        self.count = count;
+        true
     }
 
     #[inline]
@@ -85,10 +109,35 @@ impl Scanner {
             ln += 1;
         }
         self.fields.clear();
+        (self.count, self.resume) = (0, None);
+        self.scan(b, pos, pos, ln, at_eof, false, line)
+    }
+
+    /// Scans a record's fields from `i` (a field's start, on line `ln`) for [`Scanner::record`]
+    /// (the record starts at `start`); with `group`, stops once `fields` is full, for
+    /// [`Scanner::more_fields`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn scan(
+        &mut self,
+        b: &[u8],
+        start: usize,
+        mut i: usize,
+        mut ln: u64,
+        at_eof: bool,
+        group: bool,
+        line: &mut u64,
+    ) -> Result<Option<Record>, LineError> {
         let rec_line = ln;
-        let start = pos;
-        let mut i = pos;
         loop {
+            if self.fields.len() == self.cap {
+                if self.resume.is_none() {
+                    self.resume = Some((i, ln));
+                }
+                if group {
+                    return Ok(None);
+                }
+            }
             let mut j = i;
             while j < b.len() && self.is_space(b[j]) {
                 j += 1;
@@ -103,7 +152,7 @@ impl Scanner {
                         if at_eof {
                             return Err(LineError {
                                 line: open_line,
-                                field: self.fields.len() + 1,
+                                field: self.count + 1,
                                 msg: "a quote opened here is never closed".into(),
                             });
                         }
@@ -122,18 +171,14 @@ impl Scanner {
                 if k + 1 >= b.len() && !at_eof {
                     return Ok(None); // cannot tell a `""` escape from the closing quote yet
                 }
-                self.fields.push(Field { start: fstart, end: k, quoted: true });
+                self.push(Field { start: fstart, end: k, quoted: true });
                 field_end = k + 1;
                 j = k + 1;
                 while j < b.len() && self.is_space(b[j]) {
                     j += 1;
                 }
                 if j < b.len() && b[j] != self.delim && b[j] != b'\n' && b[j] != b'\r' {
-                    return Err(LineError {
-                        line: ln,
-                        field: self.fields.len(),
-                        msg: "text after a closing quote".into(),
-                    });
+                    return Err(LineError { line: ln, field: self.count, msg: "text after a closing quote".into() });
                 }
             } else {
                 let d = self.delim;
@@ -142,7 +187,7 @@ impl Scanner {
                     None if at_eof => b.len(),
                     None => return Ok(None),
                 };
-                self.fields.push(Field { start: i, end: k, quoted: false });
+                self.push(Field { start: i, end: k, quoted: false });
                 field_end = k;
                 j = k;
             }
@@ -170,6 +215,14 @@ impl Scanner {
             return Ok(Some(Record { start, end: field_end, next, line: rec_line }));
         }
     }
+
+    #[inline(always)]
+    fn push(&mut self, f: Field) {
+        self.count += 1;
+        if self.fields.len() < self.cap {
+            self.fields.push(f);
+        }
+    }
 }
 
 /// How the first record of a table is treated.
@@ -189,7 +242,6 @@ pub struct CsvTable<R> {
     pub delim: u8,
     /// The header record's raw text, when there is one, and its fields as written (quoted or not).
     pub header: Option<Vec<u8>>,
-    header_fields: Vec<(Vec<u8>, bool)>,
     pub cols: usize,
     pub reader: BlockReader<R>,
     /// The first block, and where its data starts (after a BOM and the header).
@@ -217,11 +269,23 @@ impl<R: Read> CsvTable<R> {
             bail!("{name}: empty input: no records");
         };
         check_text(&first[rec.start..rec.end], rec.line).with_context(ctx)?;
-        let not_number = sc.fields.iter().position(|f| parse_number(&first[f.start..f.end]).is_none());
+        let cols = sc.count;
+        // the first field that is not a number, over every group of a wide record
+        let mut not_number = None;
+        let mut seen = 0;
+        loop {
+            if let Some(i) = sc.fields.iter().position(|f| parse_number(&first[f.start..f.end]).is_none()) {
+                not_number = Some((seen + i, sc.fields[i]));
+                break;
+            }
+            seen += sc.fields.len();
+            if !sc.more_fields(&first) {
+                break;
+            }
+        }
         let is_header = match (mode, not_number) {
             (HeaderMode::Yes, _) => true,
-            (HeaderMode::No, Some(i)) => {
-                let f = sc.fields[i];
+            (HeaderMode::No, Some((i, f))) => {
                 let mut e = not_a_number(rec.line, i + 1, &first[f.start..f.end]);
                 e.msg.push_str(" (--no-header)");
                 return Err(anyhow::Error::from(e)).with_context(ctx);
@@ -229,25 +293,9 @@ impl<R: Read> CsvTable<R> {
             (HeaderMode::No, None) => false,
             (HeaderMode::Auto, n) => n.is_some(),
         };
-        let cols = sc.fields.len();
-        let header_fields = if is_header {
-            sc.fields.iter().map(|f| (first[f.start..f.end].to_vec(), f.quoted)).collect()
-        } else {
-            vec![]
-        };
         let (header, first_start, header_lines) =
             if is_header { (Some(first[rec.start..rec.end].to_vec()), rec.next, line - 1) } else { (None, bom, 0) };
-        Ok(CsvTable {
-            name: name.to_string(),
-            delim,
-            header,
-            header_fields,
-            cols,
-            reader,
-            first,
-            first_start,
-            header_lines,
-        })
+        Ok(CsvTable { name: name.to_string(), delim, header, cols, reader, first, first_start, header_lines })
     }
 
     /// The header line for an output with `out_delim`: as it was, or re-joined (and quoted where
@@ -257,31 +305,41 @@ impl<R: Read> CsvTable<R> {
         if out_delim == self.delim {
             return Some(raw.clone());
         }
+        // its fields scanned again, a group at a time (a header may be as wide as a record)
+        let mut sc = Scanner::new(self.delim);
+        sc.record(raw, 0, true, &mut 0).ok()??;
         let mut line = Vec::new();
-        for (i, (text, quoted)) in self.header_fields.iter().enumerate() {
-            if i > 0 {
-                line.push(out_delim);
-            }
-            let needs = text.iter().any(|&c| c == out_delim || c == b'"' || c == b'\n' || c == b'\r');
-            if *quoted {
-                // still escaped as it was read: `""` inside
-                line.push(b'"');
-                line.extend_from_slice(text);
-                line.push(b'"');
-            } else if needs {
-                line.push(b'"');
-                for &c in text {
-                    if c == b'"' {
-                        line.push(b'"');
-                    }
-                    line.push(c);
+        let mut i = 0;
+        loop {
+            for f in &sc.fields {
+                let (text, quoted) = (&raw[f.start..f.end], &f.quoted);
+                if i > 0 {
+                    line.push(out_delim);
                 }
-                line.push(b'"');
-            } else {
-                line.extend_from_slice(text);
+                i += 1;
+                let needs = text.iter().any(|&c| c == out_delim || c == b'"' || c == b'\n' || c == b'\r');
+                if *quoted {
+                    // still escaped as it was read: `""` inside
+                    line.push(b'"');
+                    line.extend_from_slice(text);
+                    line.push(b'"');
+                } else if needs {
+                    line.push(b'"');
+                    for &c in text {
+                        if c == b'"' {
+                            line.push(b'"');
+                        }
+                        line.push(c);
+                    }
+                    line.push(b'"');
+                } else {
+                    line.extend_from_slice(text);
+                }
+            }
+            if !sc.more_fields(raw) {
+                return Some(line);
             }
         }
-        Some(line)
     }
 }
 
@@ -463,6 +521,8 @@ impl<R: Read> BlockReader<R> {
 
 /// Appends up to `n` bytes from `r` to `buf`; fewer only at the end of the input.
 fn read_up_to(r: &mut impl Read, buf: &mut Vec<u8>, n: u64) -> Result<u64> {
+    // exactly: a block grown for a long record holds no doubled capacity
+    buf.reserve_exact(n as usize);
     let mut got = 0;
     while got < n {
         match r.by_ref().take(n - got).read_to_end(buf) {
@@ -706,6 +766,41 @@ pub fn trim_range(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record wider than the field cap is scanned whole (its count, its end) and handed out a
+    /// group at a time, quoted fields with newlines included, with the same fields in order.
+    #[test]
+    fn a_wide_record_comes_in_groups() {
+        let n = 2 * FIELD_CAP + 5;
+        let mut b = Vec::new();
+        for i in 0..n {
+            if i > 0 {
+                b.push(b',');
+            }
+            if i % 1000 == 7 {
+                b.extend_from_slice(format!("\"{i}\n\"").as_bytes());
+            } else {
+                b.extend_from_slice(i.to_string().as_bytes());
+            }
+        }
+        b.extend_from_slice(b"\n1\n");
+        let mut sc = Scanner::new(b',');
+        let mut line = 1;
+        let rec = sc.record(&b, 0, true, &mut line).unwrap().unwrap();
+        assert_eq!(sc.count, n);
+        assert_eq!(line, 2 + (0..n).filter(|i| i % 1000 == 7).count() as u64);
+        let mut got = Vec::new();
+        loop {
+            assert!(sc.fields.len() <= FIELD_CAP);
+            got.extend(sc.fields.iter().map(|f| String::from_utf8_lossy(&b[f.start..f.end]).trim().to_string()));
+            if !sc.more_fields(&b) {
+                break;
+            }
+        }
+        assert_eq!(got, (0..n).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert_eq!(sc.count, n, "the count stays the record's");
+        assert_eq!(&b[rec.next..], b"1\n");
+    }
     use crate::dtype::Element;
 
     /// (line, fields) of every record, scanning all of `text` at once.

@@ -7,8 +7,8 @@ pub mod safetensors;
 
 use std::path::Path;
 
-/// How many bytes [`Format::sniff`] looks at.
-pub const SNIFF: usize = 9;
+/// How many bytes [`Format::sniff`] looks at (a safetensors header may start with spaces).
+pub const SNIFF: usize = 64;
 
 /// A format relu reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,16 +38,31 @@ impl Format {
     }
 
     /// What the first bytes of a stream (up to [`SNIFF`]) say it is: `\x93NUMPY`, `PK\x03\x04`,
-    /// a safetensors header (an 8-byte little-endian length, then `{`), else text.
+    /// a safetensors header (an 8-byte little-endian length, then optional spaces and `{`, as
+    /// SPEC §1 says and the JSON parser allows), else text.
     pub fn sniff(head: &[u8]) -> Format {
         if head.starts_with(npy::MAGIC) {
             Format::Npy
         } else if head.starts_with(b"PK\x03\x04") {
             Format::Npz
-        } else if head.len() >= 9 && head[8] == b'{' {
+        } else if head.len() >= 9 && head[8..].iter().find(|&&c| c != b' ') == Some(&b'{') {
             Format::Safetensors
         } else {
             Format::Csv
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_safetensors_header_may_start_with_spaces() {
+        let mut h = 40u64.to_le_bytes().to_vec();
+        h.extend_from_slice(b"   {\"a\":");
+        assert_eq!(Format::sniff(&h), Format::Safetensors);
+        assert_eq!(Format::sniff(&h[..11]), Format::Csv, "spaces alone are not a header");
+        assert_eq!(Format::sniff(b"1.5,2.5,3.5\n4,5,6\n"), Format::Csv);
     }
 }

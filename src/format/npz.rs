@@ -9,6 +9,10 @@ use std::io::{Read, Seek, Write};
 use std::path::Path;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
+/// The most bytes of an `.npz` stream spooled to disk (its directory is at its end, so the whole
+/// archive is needed before any member can be found).
+pub const MAX_SPOOL: u64 = 64 << 30;
+
 pub struct NpzArchive {
     /// The archive's name for messages (`<stdin>` for stdin).
     pub name: String,
@@ -39,10 +43,27 @@ impl NpzArchive {
         Self::from_file(name, file)
     }
 
-    /// An archive from a stream (stdin), spooled to an anonymous temporary file.
-    pub fn from_reader(name: &str, mut r: impl Read) -> Result<NpzArchive> {
+    /// An archive from a stream (stdin), spooled to an anonymous temporary file: a zip's
+    /// directory is at its end. The stream must start as a zip does (a member's local header,
+    /// or the end record of an empty archive), checked before anything is spooled, and the spool
+    /// stops at [`MAX_SPOOL`] with a message, so an endless stream cannot fill the disk.
+    pub fn from_reader(name: &str, r: impl Read) -> Result<NpzArchive> {
+        let mut r = r;
+        let mut head = Vec::with_capacity(4);
+        (&mut r).take(4).read_to_end(&mut head).with_context(|| name.to_string())?;
+        if head != b"PK\x03\x04" && head != b"PK\x05\x06" {
+            bail!("{name}: not a readable .npz (zip) archive: it does not start with a zip header");
+        }
         let mut spool = tempfile::tempfile().context("cannot create a temporary file to spool the .npz")?;
-        std::io::copy(&mut r, &mut spool).with_context(|| name.to_string())?;
+        spool.write_all(&head).with_context(|| name.to_string())?;
+        let got = std::io::copy(&mut (&mut r).take(MAX_SPOOL - 4), &mut spool).with_context(|| name.to_string())?;
+        if got == MAX_SPOOL - 4 && r.read(&mut [0u8; 1]).with_context(|| name.to_string())? > 0 {
+            bail!(
+                "{name}: an .npz on stdin is spooled to a temporary file up to {} GiB, and this one is longer: \
+                 pass it as a file",
+                MAX_SPOOL >> 30
+            );
+        }
         spool.rewind()?;
         Self::from_file(name.to_string(), spool)
     }

@@ -5,7 +5,8 @@
 //! The header is parsed and validated by the `safetensors` crate, the code the Python library
 //! runs, over a memory map of the file: only the header's pages are touched. The tensors are then
 //! read by position like a `.npy` file's data. A stream (stdin) is spooled to an unnamed
-//! temporary file first.
+//! temporary file first, its header checked before anything is spooled and the spool bounded by
+//! what the header declares.
 
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::Header;
@@ -55,10 +56,45 @@ impl SafetensorsFile {
         Self::from_file(name, file)
     }
 
-    /// A stream, spooled to an unnamed temporary file (bounded memory, removed on exit).
-    pub fn from_reader(name: &str, mut r: impl Read) -> Result<SafetensorsFile> {
+    /// A stream, spooled to an unnamed temporary file (bounded memory, removed on exit). The
+    /// header is checked as soon as its bytes arrive (the 8-byte length, at most 100 MB, then the
+    /// JSON parsed and validated), and only the data it declares is spooled: a stream that ends
+    /// early, or goes on after it (the library refuses a file with bytes past the tensors), is
+    /// refused without reading further, so `cat /dev/zero` costs nothing.
+    pub fn from_reader(name: &str, r: impl Read) -> Result<SafetensorsFile> {
+        use safetensors::SafeTensorError as E;
+        use std::io::Write;
+        let mut r = r;
+        let invalid = |e: E| anyhow::anyhow!("{name}: not a valid .safetensors file: {e}{}", hint(&e));
+        let mut head = Vec::with_capacity(8);
+        (&mut r).take(8).read_to_end(&mut head).with_context(|| name.to_string())?;
+        if head.len() < 8 {
+            bail!("{name}: not a .safetensors file: {} bytes, shorter than the 8-byte header length", head.len());
+        }
+        let n = u64::from_le_bytes(head[..8].try_into().expect("eight bytes"));
+        if n > MAX_HEADER {
+            return Err(invalid(E::HeaderTooLarge));
+        }
+        (&mut r).take(n).read_to_end(&mut head).with_context(|| name.to_string())?;
+        if (head.len() as u64) < 8 + n {
+            return Err(invalid(E::InvalidHeaderLength));
+        }
+        let (_, meta) = metadata(&head).map_err(invalid)?;
+        let data = meta.data_len() as u64;
         let mut spool = tempfile::tempfile().context("a temporary file for the stream")?;
-        std::io::copy(&mut r, &mut spool).with_context(|| name.to_string())?;
+        spool.write_all(&head).with_context(|| name.to_string())?;
+        let got = std::io::copy(&mut (&mut r).take(data), &mut spool).with_context(|| name.to_string())?;
+        let mut one = [0u8; 1];
+        let more = loop {
+            match r.read(&mut one) {
+                Ok(k) => break k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(anyhow::Error::from(e).context(name.to_string())),
+            }
+        };
+        if got < data || more > 0 {
+            return Err(invalid(E::MetadataIncompleteBuffer));
+        }
         Self::from_file(name.to_string(), spool)
     }
 
@@ -83,16 +119,7 @@ impl SafetensorsFile {
         } else {
             len8.to_vec()
         };
-        let (n, meta) = match SafeTensors::read_metadata(&head) {
-            Ok(r) => r,
-            // a valid header whose tensors hold data: the library's own parse, then the length
-            Err(E::MetadataIncompleteBuffer) if head.len() > 8 => {
-                let meta = serde_json::from_slice::<safetensors::tensor::Metadata>(&head[8..])
-                    .map_err(|e| invalid(E::InvalidHeaderDeserialization(e)))?;
-                (head.len() - 8, meta)
-            }
-            Err(e) => return Err(invalid(e)),
-        };
+        let (n, meta) = metadata(&head).map_err(invalid)?;
         if (meta.data_len() as u64).checked_add(8 + n as u64) != Some(len) {
             return Err(invalid(E::MetadataIncompleteBuffer));
         }
@@ -153,10 +180,31 @@ impl SafetensorsFile {
         let name = self.member_name(t);
         let header = self.header(t);
         header.dtype().with_context(|| name.clone())?;
-        let region =
-            FileRegion { file: self.file.try_clone()?, start: self.data_start + t.start, len: t.end - t.start };
+        let region = FileRegion {
+            file: self.file.try_clone()?,
+            start: self.data_start + t.start,
+            len: t.end - t.start,
+            mappable: true,
+        };
         let data = region.range(0, region.len)?;
         Ok(ArraySource { name, header, data, region: Some(region) })
+    }
+}
+
+/// The header's length and its validated metadata, from the length field and the header
+/// alone (`head`: exactly those bytes, or just the 8 of the length when it is out of bounds).
+/// `read_metadata` decides everything but the data section's length, which the callers check.
+fn metadata(head: &[u8]) -> Result<(usize, safetensors::tensor::Metadata), safetensors::SafeTensorError> {
+    use safetensors::SafeTensorError as E;
+    match SafeTensors::read_metadata(head) {
+        Ok(r) => Ok(r),
+        // a valid header whose tensors hold data: the library's own parse, then the length
+        Err(E::MetadataIncompleteBuffer) if head.len() > 8 => {
+            let meta = serde_json::from_slice::<safetensors::tensor::Metadata>(&head[8..])
+                .map_err(E::InvalidHeaderDeserialization)?;
+            Ok((head.len() - 8, meta))
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -351,6 +351,10 @@ fn pairwise(v: &[f64]) -> f64 {
 }
 
 /// `y[i] = f(x[i], g[i], a[i])` for `i < n`, in blocks of `L` lanes; `O` observes each pair.
+///
+/// # Safety
+/// `x` readable and `y` writable for `n` elements, the same buffer or disjoint; `g` and `a`
+/// readable at every index below `n`.
 #[inline(always)]
 pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     x: *const T,
@@ -418,6 +422,9 @@ unsafe fn recount<T: Copy, O: Observe<T>>(x: *const T, y: *const T, n: usize, sh
 }
 
 /// `y[i] = f(x[i])` between element types (conversions, byte swaps).
+///
+/// # Safety
+/// `x` readable and `y` writable for `n` elements, the same buffer or disjoint.
 #[inline(always)]
 pub unsafe fn convert<A: Copy, B: Copy + Default>(x: *const A, y: *mut B, n: usize, f: impl Fn(A) -> B) {
     let mut i = 0;
@@ -437,6 +444,10 @@ pub unsafe fn convert<A: Copy, B: Copy + Default>(x: *const A, y: *mut B, n: usi
     }
 }
 
+///
+/// # Safety
+/// `x` readable and `y` writable for `n` elements, the same buffer or disjoint; `g` null or
+/// readable for `n` elements; the per-element slopes of `op` hold `n` values.
 #[inline(always)]
 pub unsafe fn float<T: Float, O: Observe<T>>(
     op: RawOp<T>,
@@ -471,6 +482,9 @@ pub unsafe fn float<T: Float, O: Observe<T>>(
     }
 }
 
+///
+/// # Safety
+/// as [`float`].
 #[inline(always)]
 pub unsafe fn int<T: Int, O: Observe<T>>(
     op: RawOp<()>,
@@ -576,6 +590,10 @@ impl HalfCvt for SoftHalf {
 
 /// f16 activations: relu directly on the bits (without statistics); the rest, and anything
 /// observed, in f32 with one rounding back to f16.
+///
+/// # Safety
+/// as [`float`], except that `y` may be null where nothing is written: `Identity` or `Relu`
+/// with an observer (`O` not zero-sized). Anything else with a null `y` panics (checked).
 #[inline(always)]
 pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
     op: RawOp<f32>,
@@ -585,6 +603,11 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
     n: usize,
     shift: f64,
 ) -> ChunkStats {
+    // A real check, once a chunk: a null `y` reaching a path that writes would be a wild write.
+    assert!(
+        !y.is_null() || (matches!(op, RawOp::Identity | RawOp::Relu) && std::mem::size_of::<O>() != 0),
+        "internal error: a null output for an f16 op that writes"
+    );
     let g = (!g.is_null()).then_some(g);
     let s = shift;
     match op {
@@ -666,7 +689,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
             }
         }
     }
-    debug_assert!(EXACT || !y.is_null());
+    // `half` checked: a null `y` comes only with `EXACT`, whose results are never read back.
     let out = |i: usize| if y.is_null() { y } else { y.add(i) };
     let mut i = 0;
     while i + L <= n {
@@ -703,6 +726,9 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
 }
 
 /// f16 → f32 and f32 → f16 in bulk, through the level's converter.
+///
+/// # Safety
+/// `x` readable and `y` writable for `n` elements, disjoint.
 #[inline(always)]
 pub unsafe fn half_to_f32<C: HalfCvt>(x: *const u16, y: *mut f32, n: usize) {
     let mut i = 0;
@@ -716,6 +742,9 @@ pub unsafe fn half_to_f32<C: HalfCvt>(x: *const u16, y: *mut f32, n: usize) {
     }
 }
 
+///
+/// # Safety
+/// `x` readable and `y` writable for `n` elements, disjoint.
 #[inline(always)]
 pub unsafe fn f32_to_half<C: HalfCvt>(x: *const f32, y: *mut u16, n: usize) {
     let mut i = 0;
@@ -730,6 +759,9 @@ pub unsafe fn f32_to_half<C: HalfCvt>(x: *const f32, y: *mut u16, n: usize) {
 }
 
 /// `c[i] += f(x[i])`: per-unit counters along a row.
+///
+/// # Safety
+/// `x` readable and `c` writable for `n` elements, disjoint.
 #[inline(always)]
 pub unsafe fn count_into<T: Copy>(x: *const T, c: *mut u32, n: usize, f: impl Fn(T) -> bool) {
     let (x, c) = (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts_mut(c, n));
@@ -739,6 +771,9 @@ pub unsafe fn count_into<T: Copy>(x: *const T, c: *mut u32, n: usize, f: impl Fn
 }
 
 /// How many `x[i]` satisfy `f`.
+///
+/// # Safety
+/// `x` readable for `n` elements.
 #[inline(always)]
 pub unsafe fn count<T: Copy>(x: *const T, n: usize, f: impl Fn(T) -> bool) -> u32 {
     std::slice::from_raw_parts(x, n).iter().map(|&v| f(v) as u32).sum()
@@ -747,6 +782,9 @@ pub unsafe fn count<T: Copy>(x: *const T, n: usize, f: impl Fn(T) -> bool) -> u3
 macro_rules! bin_index_body {
     ($name:ident, $F:ty) => {
         /// See `Kernel::bin_index`: branch-free per lane, so the lanes vectorize.
+        ///
+        /// # Safety
+        /// `x` readable and `out` writable for `n` elements, disjoint.
         #[inline(always)]
         pub unsafe fn $name<T: Copy>(x: *const T, out: *mut u32, n: usize, b: super::BinSpec<$F>, f: impl Fn(T) -> $F) {
             #[inline(always)]

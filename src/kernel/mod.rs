@@ -35,6 +35,9 @@ impl Level {
         }
     }
 
+    /// Whether this CPU has every feature that any function of the level enables (the
+    /// `target_feature` lists in `x86.rs`, `aarch64.rs`; a test checks they match): calling a
+    /// function compiled for a feature the CPU lacks is undefined behaviour.
     fn supported(self) -> bool {
         match self {
             Level::Scalar => true,
@@ -51,6 +54,7 @@ impl Level {
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx2")
                     && is_x86_feature_detected!("f16c")
+                    && is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "aarch64")]
             Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
@@ -198,54 +202,106 @@ macro_rules! level_module {
             use crate::kernel::{ChunkStats, RawOp};
             use crate::act::{Float, Int};
 
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn float<T: Float, O: Observe<T>>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
                 generic::float::<T, O>(op, x, g, y, n, shift)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn half<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
                 generic::half::<$cvt, O>(op, x, g, y, n, shift)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn bhalf<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
                 generic::half::<$bcvt, O>(op, x, g, y, n, shift)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn bf16_to_f32(x: *const u16, y: *mut f32, n: usize) {
                 generic::half_to_f32::<$bcvt>(x, y, n)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn f32_to_bf16(x: *const f32, y: *mut u16, n: usize) {
                 generic::f32_to_half::<$bcvt>(x, y, n)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn int<T: Int, O: Observe<T>>(op: RawOp<()>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
                 generic::int::<T, O>(op, x, g, y, n, shift)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(x: *const A, y: *mut B, n: usize, f: F) {
                 generic::convert(x, y, n, f)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
                 generic::half_to_f32::<$cvt>(x, y, n)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
                 generic::f32_to_half::<$cvt>(x, y, n)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn count_into<T: Copy, F: Fn(T) -> bool>(x: *const T, c: *mut u32, n: usize, f: F) {
                 generic::count_into(x, c, n, f)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
                 generic::count(x, n, f)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn bin_index<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f64>, f: F) {
                 generic::bin_index(x, out, n, b, f)
             }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
             $(#[$attr])*
             pub unsafe fn bin_index32<T: Copy, F: Fn(T) -> f32>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f32>, f: F) {
                 generic::bin_index32(x, out, n, b, f)
@@ -507,7 +563,7 @@ impl Kernel {
     pub fn compress_nonzero_f32(&self, x: &[f32], out: &mut [f32]) -> Option<(usize, u64)> {
         match self.level {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the level is only chosen where the CPU has AVX-512F (and so POPCNT).
+            // SAFETY: the level is only chosen where the CPU has AVX-512F and POPCNT.
             Level::Avx512 => Some(unsafe { x86::compress_nonzero_f32_avx512(x, out) }),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the level is only chosen where the CPU has AVX2 and POPCNT.
@@ -537,7 +593,7 @@ impl Kernel {
     ) -> Option<(usize, usize, u64)> {
         match self.level {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the level is only chosen where the CPU has AVX-512F (and so POPCNT).
+            // SAFETY: the level is only chosen where the CPU has AVX-512F and POPCNT.
             Level::Avx512 => Some(unsafe { x86::split_codes_avx512(codes, limit, zero, sure, rest) }),
             _ => None,
         }
@@ -551,5 +607,69 @@ impl Kernel {
     pub fn f32_to_half(&self, x: &[f32], y: &mut [u16]) {
         assert_eq!(x.len(), y.len());
         dispatch!(self.level, f32_to_half(x.as_ptr(), y.as_mut_ptr(), x.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every feature a level's functions enable is one `Level::supported` checks: the kernel's
+    /// x86 code is read as text, each `target_feature` list assigned to its level by the module
+    /// (`level_module!(avx2, …)`) or the function's name suffix (`…_avx512`).
+    #[test]
+    fn each_level_checks_every_feature_its_code_enables() {
+        let x86 = include_str!("x86.rs");
+        let this = include_str!("mod.rs");
+        let arm = |level: &str| -> &str {
+            let from = this.find(&format!("Level::{level} => {{\n")).expect("the level's arm in supported()");
+            let rest = &this[from..];
+            &rest[..rest.find('}').expect("the arm ends")]
+        };
+        let lines: Vec<&str> = x86.lines().collect();
+        let mut checked = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let Some(at) = line.find("target_feature(enable = \"") else { continue };
+            let list = &line[at + 25..];
+            let list = &list[..list.find('"').unwrap()];
+            let level = if line.contains("level_module!(avx512,") {
+                "Avx512"
+            } else if line.contains("level_module!(avx2,") {
+                "Avx2"
+            } else {
+                let f = lines[i + 1..].iter().find(|l| l.contains("fn ")).expect("a function follows");
+                let name = f[f.find("fn ").unwrap() + 3..].split('(').next().unwrap();
+                if name.ends_with("_avx512") {
+                    "Avx512"
+                } else if name.ends_with("_avx2") {
+                    "Avx2"
+                } else {
+                    panic!("which level runs {name}? name it _avx2 or _avx512")
+                }
+            };
+            for feature in list.split(',') {
+                assert!(
+                    arm(level).contains(&format!("is_x86_feature_detected!(\"{feature}\")")),
+                    "Level::{level} runs code compiled for {feature} (x86.rs line {}) but does not check it",
+                    i + 1
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "{checked} features found: the test no longer reads x86.rs");
+    }
+}
+
+#[cfg(test)]
+mod null_output {
+    use super::{generic::NoStats, scalar, RawOp};
+
+    /// A null output where the op writes is refused by a real check, not a debug assertion.
+    #[test]
+    #[should_panic(expected = "null output")]
+    fn a_null_output_for_an_op_that_writes_panics() {
+        let x = [0x3c00u16; 40]; // 1.0 in f16
+                                 // SAFETY: `x` holds 40 elements; the null `y` is what the check under test refuses.
+        unsafe {
+            scalar::half::<NoStats>(RawOp::Leaky(0.5), x.as_ptr(), std::ptr::null(), std::ptr::null_mut(), 40, 0.0);
+        }
     }
 }

@@ -73,6 +73,9 @@ super::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512
 
 /// See [`super::Kernel::compress_nonzero_f32`]: `vcompressps` 16 values a step. NaN is not
 /// zero (unordered compare), -0 is.
+///
+/// # Safety
+/// The CPU has AVX512F and POPCNT (slice lengths are checked here).
 #[target_feature(enable = "avx512f,popcnt")]
 pub unsafe fn compress_nonzero_f32_avx512(x: &[f32], out: &mut [f32]) -> (usize, u64) {
     assert!(out.len() >= x.len() + 16);
@@ -109,6 +112,9 @@ static LEFT_PACK: [u64; 256] = {
 };
 
 /// [`compress_nonzero_f32_avx512`] with AVX2: 8 values a step, packed by a table permutation.
+///
+/// # Safety
+/// The CPU has AVX2 and POPCNT (slice lengths are checked here).
 #[target_feature(enable = "avx2,popcnt")]
 pub unsafe fn compress_nonzero_f32_avx2(x: &[f32], out: &mut [f32]) -> (usize, u64) {
     assert!(out.len() >= x.len() + 16);
@@ -137,6 +143,9 @@ pub unsafe fn compress_nonzero_f32_avx2(x: &[f32], out: &mut [f32]) -> (usize, u
 
 /// See [`super::Kernel::split_codes`]: 16 codes a step, `vpcompressd` packing the certain bins
 /// and the positions of the rest, the zeros only counted.
+///
+/// # Safety
+/// The CPU has AVX512F and POPCNT (slice lengths are checked here).
 #[target_feature(enable = "avx512f,popcnt")]
 pub unsafe fn split_codes_avx512(
     codes: &[u32],
