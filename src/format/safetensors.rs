@@ -156,7 +156,7 @@ impl SafetensorsFile {
         let region =
             FileRegion { file: self.file.try_clone()?, start: self.data_start + t.start, len: t.end - t.start };
         let data = region.range(0, region.len)?;
-        Ok(ArraySource { name, header, data, region: Some(region) })
+        Ok(ArraySource { name, header, data, region: Some(region), transposed: false })
     }
 }
 
