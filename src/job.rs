@@ -87,11 +87,12 @@ impl Finished {
 /// The message for an `.npz` output of anything but an `.npz`.
 const NPZ_NEEDS_NPZ: &str = "an .npz output is written from an .npz input (its members keep their names)";
 
-/// NumPy has no bfloat16.
-fn bf16_into_numpy<T>(name: &str, to: Format) -> Result<T> {
+/// NumPy has no bfloat16 (SPEC §3). `from_table`: a CSV input, which cannot go to `.safetensors`.
+fn bf16_into_numpy<T>(name: &str, to: Format, from_table: bool) -> Result<T> {
     let ext = if to == Format::Npz { ".npz" } else { ".npy" };
+    let other = if from_table { "CSV" } else { ".safetensors or CSV" };
     usage(format!(
-        "{name}: bfloat16 cannot be written to {ext} (NumPy has no bfloat16 type): add --dtype f32 (exact), f16 or f64, or write .safetensors or CSV"
+        "{name}: bfloat16 cannot be written to {ext} (NumPy has no bfloat16 type): add --dtype f32 (exact), f16 or f64, or write {other}"
     ))
 }
 
@@ -296,7 +297,7 @@ impl Job {
         match out {
             None => self.drive(&mut proc, &mut src, upstream.as_mut(), None).map_err(fail)?,
             Some((_, Format::Npy)) if proc.plan().output == crate::dtype::DType::BF16 => {
-                return bf16_into_numpy(&name, Format::Npy);
+                return bf16_into_numpy(&name, Format::Npy, false);
             }
             Some((sink, Format::Safetensors)) => {
                 // one tensor, named after the file, in C order (the input and the upstream are
@@ -419,6 +420,9 @@ impl Job {
                 }
                 table::run(t, &mut proc, TableOut::Csv(d), threads, |b| sink.write(b))?
             }
+            Some((_, Format::Npy)) if proc.plan().output == crate::dtype::DType::BF16 => {
+                return bf16_into_numpy(&name, Format::Npy, true);
+            }
             Some((sink, Format::Npy)) => {
                 let (grow, h) = GrowingHeader::start(proc.plan().output, &[cols as u64]);
                 sink.write(&h)?;
@@ -467,7 +471,7 @@ impl Job {
                 let src = ArraySource::from_reader(&name, &mut r)?;
                 let p = self.prepare(&src)?;
                 if p.plan.output == crate::dtype::DType::BF16 {
-                    return bf16_into_numpy(&name, Format::Npz);
+                    return bf16_into_numpy(&name, Format::Npz, false);
                 }
                 let osz = p.plan.output.size() as u64;
                 let header = npy::write_header(p.plan.output, p.info.fortran, &p.info.shape);
