@@ -87,3 +87,54 @@ fn bf16_is_refused_on_every_road_into_npy_and_npz() {
     let (code, out, err) = relu(&["apply", s(&d.join("t.csv")), "--dtype", "bf16", "--to", "csv"], None);
     assert_eq!((code, String::from_utf8_lossy(&out).into_owned()), (0, "a,b\n1.0,0.0\n3.0,4.0\n".into()), "{err}");
 }
+
+#[test]
+fn merge_stats_refuses_objects_that_contradict_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = d.join("x.npy");
+    std::fs::write(&x, npy("<f4", "(2, 3)", &f32s(&[1.0, -2.0, 0.0, 4.0, f32::NAN, -1.0]))).unwrap();
+    let (code, out, err) = relu(&["stats", "--json", s(&x)], None);
+    assert_eq!(code, 0, "{err}");
+    let good: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let good_line = serde_json::to_string(&good).unwrap();
+    // the good object merges with itself
+    let ok = d.join("ok.jsonl");
+    std::fs::write(&ok, format!("{good_line}\n{good_line}\n")).unwrap();
+    let (code, _, err) = relu(&["merge-stats", s(&ok)], None);
+    assert_eq!(code, 0, "{err}");
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(&str, Edit)> = vec![
+        ("'zeros'", |v| v["zeros"] = 100.into()),
+        ("'std'", |v| v["std"] = (-1.0).into()),
+        ("'mean'", |v| v["mean"] = serde_json::Value::Null),
+        ("'min'", |v| v["min"] = 1e9.into()),
+        ("'finite'", |v| v["finite"] = 2.into()),
+        ("'nan'", |v| v["nan"] = 0.into()),
+        ("'negative_inputs'", |v| v["negative_inputs"] = 7.into()),
+        ("'min' is -2.0 but 'finite' is 0", |v| {
+            v["finite"] = 0.into();
+            v["nan"] = 6.into();
+            v["zeros"] = 0.into();
+        }),
+        ("'active_count'", |v| v["units"]["active_count"] = serde_json::json!([1, 1])),
+        ("'active_count'", |v| v["units"]["active_count"] = serde_json::json!([1, 1, 9])),
+        ("'elements_per_unit'", |v| v["units"]["elements_per_unit"] = 5.into()),
+        ("'dead'", |v| v["units"]["dead"] = 3.into()),
+        ("'merged'", |v| v["merged"] = 0.into()),
+    ];
+    for (key, edit) in cases {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        let f = d.join("bad.jsonl");
+        // the bad object second, on line 3 (after a blank line)
+        std::fs::write(&f, format!("{good_line}\n\n{}\n", serde_json::to_string(&bad).unwrap())).unwrap();
+        let (code, out, err) = relu(&["merge-stats", s(&ok), s(&f)], None);
+        assert_eq!(code, 1, "{key}: accepted: {}", String::from_utf8_lossy(&out));
+        assert!(out.is_empty());
+        assert!(err.contains(s(&f)) && err.contains("object 2") && err.contains("line 3"), "{key}: {err}");
+        assert!(err.contains(&format!("{:?}", s(&x))), "{key}: the object's input: {err}");
+        assert!(err.contains(key), "{key}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
