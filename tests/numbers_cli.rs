@@ -138,3 +138,95 @@ fn merge_stats_refuses_objects_that_contradict_themselves() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+/// An `.npz` of `members` (name, bytes), stored or deflated.
+fn npz(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let method = if deflate { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+    for (name, bytes) in members {
+        z.start_file(*name, zip::write::SimpleFileOptions::default().compression_method(method)).unwrap();
+        std::io::Write::write_all(&mut z, bytes).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+#[test]
+fn inspect_refuses_what_numpy_load_refuses_for_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arrays = [
+        npy("<f4", "()", &f32s(&[1.5])),
+        npy("<f4", "(3,)", &f32s(&[1.0, 2.0, 3.0])),
+        npy("<i8", "(2, 2)", &[7u8; 32]),
+        npy("|u1", "(5,)", &[1, 2, 3, 4, 5]),
+        npy(">f8", "(1, 1)", &[0x40, 0, 0, 0, 0, 0, 0, 0]),
+    ];
+    for (k, a) in arrays.iter().enumerate() {
+        let f = d.join(format!("a{k}.npy"));
+        let data_start = a.len()
+            - a.len().min(match k {
+                0 => 4,
+                1 => 12,
+                2 => 32,
+                3 => 5,
+                _ => 8,
+            });
+        // whole, and with bytes after the data (NumPy ignores them): fine
+        for extra in [0usize, 3] {
+            let mut b = a.clone();
+            b.extend(std::iter::repeat_n(0, extra));
+            std::fs::write(&f, &b).unwrap();
+            let (code, _, err) = relu(&["inspect", s(&f)], None);
+            assert_eq!(code, 0, "{k} +{extra}: {err}");
+        }
+        // every truncation inside the data: refused, naming the file, from a file and from stdin
+        for cut in data_start..a.len() {
+            std::fs::write(&f, &a[..cut]).unwrap();
+            let (code, out, err) = relu(&["inspect", s(&f)], None);
+            assert_eq!(code, 1, "{k} cut at {cut}: {}", String::from_utf8_lossy(&out));
+            assert!(err.contains(&format!("{}: truncated", s(&f))), "{err}");
+            let (code, _, err) = relu(&["inspect", "-"], Some(a[..cut].to_vec()));
+            assert_eq!(code, 1, "stdin {k} cut at {cut}: {err}");
+            assert!(err.contains("<stdin>: truncated"), "{err}");
+            // a member of an .npz, stored and deflated: its size in the zip directory is too small
+            for deflate in [false, true] {
+                let z = d.join("z.npz");
+                std::fs::write(&z, npz(&[("ok.npy", a.clone()), ("cut.npy", a[..cut].to_vec())], deflate)).unwrap();
+                let (code, _, err) = relu(&["inspect", s(&z)], None);
+                assert_eq!(code, 1, "npz {k} cut at {cut}: {err}");
+                assert!(err.contains(&format!("{}:cut: truncated", s(&z))), "{err}");
+            }
+        }
+    }
+    // a header promising 8 TB over no data
+    let huge = d.join("huge.npy");
+    std::fs::write(&huge, npy("<f8", "(1000000000000,)", &[])).unwrap();
+    let (code, _, err) = relu(&["inspect", s(&huge)], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("8000000000000 data bytes"), "{err}");
+    // .safetensors: every truncation, and bytes after the data, refused (as the library does)
+    let mut head = br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#.to_vec();
+    while head.len() % 8 != 0 {
+        head.push(b' ');
+    }
+    let mut st = (head.len() as u64).to_le_bytes().to_vec();
+    st.extend(&head);
+    st.extend(f32s(&[1.0, -1.0]));
+    let f = d.join("t.safetensors");
+    std::fs::write(&f, &st).unwrap();
+    assert_eq!(relu(&["inspect", s(&f)], None).0, 0);
+    for cut in (0..st.len()).chain([st.len() + 1]) {
+        let mut b = st.clone();
+        b.resize(cut, 0);
+        std::fs::write(&f, &b).unwrap();
+        let (code, _, err) = relu(&["inspect", s(&f)], None);
+        assert_eq!(code, 1, "safetensors cut at {cut}: {err}");
+        assert!(err.contains(s(&f)), "{err}");
+    }
+    // one bad file among good ones: the good ones are still listed, the run fails
+    let good = d.join("a1.npy");
+    std::fs::write(&good, &arrays[1]).unwrap();
+    let (code, out, err) = relu(&["inspect", s(&good), s(&huge)], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("a1.npy"));
+}
