@@ -87,11 +87,12 @@ impl Finished {
 /// The message for an `.npz` output of anything but an `.npz`.
 const NPZ_NEEDS_NPZ: &str = "an .npz output is written from an .npz input (its members keep their names)";
 
-/// NumPy has no bfloat16.
-fn bf16_into_numpy<T>(name: &str, to: Format) -> Result<T> {
+/// NumPy has no bfloat16 (SPEC §3). `from_table`: a CSV input, which cannot go to `.safetensors`.
+fn bf16_into_numpy<T>(name: &str, to: Format, from_table: bool) -> Result<T> {
     let ext = if to == Format::Npz { ".npz" } else { ".npy" };
+    let other = if from_table { "CSV" } else { ".safetensors or CSV" };
     usage(format!(
-        "{name}: bfloat16 cannot be written to {ext} (NumPy has no bfloat16 type): add --dtype f32 (exact), f16 or f64, or write .safetensors or CSV"
+        "{name}: bfloat16 cannot be written to {ext} (NumPy has no bfloat16 type): add --dtype f32 (exact), f16 or f64, or write {other}"
     ))
 }
 
@@ -248,18 +249,30 @@ impl Job {
             );
         }
         let significant = ih.shape.iter().filter(|&&d| d > 1).count();
-        if h.fortran_order != ih.fortran_order && significant > 1 {
+        let input_fortran = ih.fortran_order || input.transposed;
+        if h.fortran_order != input_fortran && significant > 1 {
             anyhow::bail!(
                 "--upstream {} and the input {} differ in memory order (C vs Fortran): save both the same way",
                 up.name,
                 input.name
             );
         }
+        // the upstream element for element with the input: seen in C order when the input is
+        let up = if input.transposed { up.into_c_order().context("--upstream")? } else { up };
         Ok(Some(up))
     }
 
     /// One `.npy` array (a file, a stream, an `.npz` member) into `out` (or nowhere).
     fn array(&self, src: ArraySource, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
+        // Outputs written in C order see a Fortran array transposed; the plan (channels, units)
+        // must be made from the order the elements will stream in, so the view comes first.
+        let src = match out.as_ref().map(|(_, f)| *f) {
+            Some(f) if writes_c_order(f) => {
+                let name = src.name.clone();
+                src.into_c_order().with_context(|| name)?
+            }
+            _ => src,
+        };
         let p = self.prepare(&src)?;
         self.array_prepared(src, p, out)
     }
@@ -276,16 +289,19 @@ impl Job {
         let mut proc = self.processor(plan, out.is_some(), layout).with_context(|| name.clone())?;
         let fail = |e: anyhow::Error| if crate::output::is_broken_pipe(&e) { e } else { e.context(name.clone()) };
         let elements = src.header.elements;
+        if out.as_ref().is_some_and(|(_, f)| writes_c_order(*f)) && src.header.fortran_order && !src.transposed {
+            // a plan made for Fortran order would place channels and units wrongly in C order
+            let significant = src.header.shape.iter().filter(|&&d| d > 1).count();
+            anyhow::ensure!(significant <= 1, "internal error: {name}: a Fortran-ordered array planned for C order");
+        }
         match out {
             None => self.drive(&mut proc, &mut src, upstream.as_mut(), None).map_err(fail)?,
             Some((_, Format::Npy)) if proc.plan().output == crate::dtype::DType::BF16 => {
-                return bf16_into_numpy(&name, Format::Npy);
+                return bf16_into_numpy(&name, Format::Npy, false);
             }
             Some((sink, Format::Safetensors)) => {
-                // one tensor, named after the file, in C order
-                let mut src = src.into_c_order().with_context(|| name.clone())?;
-                // the upstream in the same order as the input, element for element
-                let mut upstream = upstream.map(|u| u.into_c_order()).transpose().context("--upstream")?;
+                // one tensor, named after the file, in C order (the input and the upstream are
+                // already seen in C order: see `Job::array`)
                 let tensor = match self.input.file_stem() {
                     Some(stem) if !is_dash(&self.input) => stem.to_string_lossy().into_owned(),
                     _ => "data".to_string(),
@@ -306,7 +322,6 @@ impl Job {
                 if upstream.is_some() {
                     return usage("--upstream with CSV output is not supported: write .npy, then convert");
                 }
-                let mut src = src.into_c_order().with_context(|| name.clone())?;
                 // saturating: only an empty array's other axes can overflow (then no row is written)
                 let cols = if info.shape.len() <= 1 {
                     1
@@ -410,6 +425,9 @@ impl Job {
                 }
                 table::run(t, &mut proc, TableOut::Csv(d), threads, |b| sink.write(b))?
             }
+            Some((_, Format::Npy)) if proc.plan().output == crate::dtype::DType::BF16 => {
+                return bf16_into_numpy(&name, Format::Npy, true);
+            }
             Some((sink, Format::Npy)) => {
                 let (grow, h) = GrowingHeader::start(proc.plan().output, &[cols as u64]);
                 sink.write(&h)?;
@@ -460,7 +478,7 @@ impl Job {
                 let src = ArraySource::from_reader(&name, &mut r)?;
                 let p = self.prepare(&src)?;
                 if p.plan.output == crate::dtype::DType::BF16 {
-                    return bf16_into_numpy(&name, Format::Npz);
+                    return bf16_into_numpy(&name, Format::Npz, false);
                 }
                 let osz = p.plan.output.size() as u64;
                 let header = npy::write_header(p.plan.output, p.info.fortran, &p.info.shape);
@@ -588,6 +606,11 @@ impl Job {
         self.drive(&mut proc, &mut src, p.upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
         Ok(Finished { reports: vec![self.report(&name, proc, &header.shape)], pending: None })
     }
+}
+
+/// Output formats whose elements are written in C order whatever the input's order.
+fn writes_c_order(f: Format) -> bool {
+    f.is_text() || f == Format::Safetensors
 }
 
 /// In order: `threads` ≥ 2 puts the writes on a second thread.

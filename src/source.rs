@@ -108,6 +108,9 @@ pub struct ArraySource<'a> {
     pub data: Box<dyn ChunkSource + 'a>,
     /// The data's place in a file, for workers that read their own ranges (`None` for streams).
     pub region: Option<FileRegion>,
+    /// The data was Fortran-ordered and is handed out in C order ([`ArraySource::into_c_order`]):
+    /// the header now describes the order the elements stream in.
+    pub transposed: bool,
 }
 
 impl<'a> ArraySource<'a> {
@@ -117,7 +120,7 @@ impl<'a> ArraySource<'a> {
         let header = npy::read_header(&mut r).with_context(|| name.clone())?;
         header.dtype().with_context(|| name.clone())?;
         let total = header.data_bytes.unwrap_or(0);
-        Ok(ArraySource { name, header, data: Box::new(ReadSource::new(r, total)), region: None })
+        Ok(ArraySource { name, header, data: Box::new(ReadSource::new(r, total)), region: None, transposed: false })
     }
 
     /// A `.npy` file, checked to hold the data its header promises.
@@ -139,7 +142,7 @@ impl<'a> ArraySource<'a> {
         let len = npy::check_length(&file, &header).with_context(|| name.clone())?;
         let region = FileRegion { file, start: header.data_offset, len, mappable };
         let data = region.range(0, len)?;
-        Ok(ArraySource { name, header, data, region: Some(region) })
+        Ok(ArraySource { name, header, data, region: Some(region), transposed: false })
     }
 
     /// What the plan needs to know of the array.
@@ -148,8 +151,10 @@ impl<'a> ArraySource<'a> {
         Ok(ArrayInfo { dtype: h.dtype()?, order: h.order, shape: h.shape.clone(), fortran: h.fortran_order })
     }
 
-    /// The same array with its data handed out in C order (for CSV rows): a Fortran-ordered
-    /// array with more than one dimension longer than 1 is read through a transposing view.
+    /// The same array with its data handed out in C order (for CSV rows, `.safetensors`): a
+    /// Fortran-ordered array with more than one dimension longer than 1 is read through a
+    /// transposing view. Its header then says C order, so that everything planned from it
+    /// (PReLU channels, statistics units) places elements as they now stream: plan after this.
     pub fn into_c_order(mut self) -> Result<ArraySource<'a>> {
         let h = &self.header;
         if !h.fortran_order || h.shape.iter().filter(|&&d| d > 1).count() <= 1 {
@@ -159,6 +164,7 @@ impl<'a> ArraySource<'a> {
         self.data = Box::new(view);
         self.header.fortran_order = false;
         self.region = None;
+        self.transposed = true;
         Ok(self)
     }
 }

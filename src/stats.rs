@@ -319,6 +319,33 @@ pub struct UnitsJson {
 }
 
 impl UnitsJson {
+    /// The invariants of a `units` object of an array of `elements` values.
+    fn check(&self, elements: u64) -> Result<(), String> {
+        let (count, m) = (self.count, self.elements_per_unit);
+        if self.active_count.len() as u64 != count {
+            return Err(format!("'active_count' has {} entries but 'count' is {count}", self.active_count.len()));
+        }
+        if count > 0 && count.checked_mul(m) != Some(elements) {
+            return Err(format!("'count' × 'elements_per_unit' is {count} × {m}, not 'elements' ({elements})"));
+        }
+        if let Some((i, c)) = self.active_count.iter().enumerate().find(|(_, &c)| c > m) {
+            return Err(format!("'active_count'[{i}] is {c}, more than 'elements_per_unit' ({m})"));
+        }
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            return Err(format!("'threshold' is {:?}: it must be a finite number >= 0", self.threshold));
+        }
+        let want = UnitsJson::from_counts(self.axis, m, self.active_count.clone(), self.threshold);
+        for (key, got, want) in [("dead", self.dead, want.dead), ("near_dead", self.near_dead, want.near_dead)] {
+            if got != want {
+                return Err(format!("'{key}' is {got} but 'active_count' gives {want}"));
+            }
+        }
+        if self.dead_indices != want.dead_indices {
+            return Err("'dead_indices' do not list the units whose 'active_count' is 0".into());
+        }
+        Ok(())
+    }
+
     /// Dead and near-dead units from the counts; with no elements per unit (an empty array) there
     /// is no evidence, and no unit is called dead.
     pub fn from_counts(axis: usize, m: u64, active_count: Vec<u64>, threshold: f64) -> UnitsJson {
@@ -356,16 +383,76 @@ impl StatsJson {
             std::fs::File::open(path)?.read_to_string(&mut text)?;
         }
         let mut out = Vec::new();
-        for (k, item) in serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>().enumerate() {
+        let mut objects = serde_json::Deserializer::from_str(&text).into_iter::<StatsJson>();
+        for k in 1.. {
+            // the line the object starts on, for messages
+            let at = objects.byte_offset();
+            let start = at + text[at..].len() - text[at..].trim_start().len();
+            let line = text[..start].matches('\n').count() + 1;
+            let Some(item) = objects.next() else { break };
             let s = item.context("not relu statistics JSON")?;
+            let what = || format!("object {k} ({}) on line {line}", crate::quote::text(&s.input));
             if let Some(h) = &s.hist {
-                h.check().map_err(|why| {
-                    anyhow::anyhow!("object {} ({}): hist: {why}", k + 1, crate::quote::text(&s.input))
-                })?;
+                h.check().map_err(|why| anyhow::anyhow!("{}: hist: {why}", what()))?;
             }
+            s.check().map_err(|why| anyhow::anyhow!("{}: {why}", what()))?;
             out.push(s);
         }
         Ok(out)
+    }
+
+    /// The invariants every object relu writes holds (SPEC §4): counts that add up, moments
+    /// present exactly when there are finite values, `min <= max`, `std >= 0`, units that agree
+    /// with the counts. An object that breaks one is refused before it merges: taken as it is,
+    /// it would move the merged numbers silently (a null mean read as 0 halves the merged mean).
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.elements;
+        let sum = [self.nan, self.posinf, self.neginf].iter().try_fold(self.finite, |a, &b| a.checked_add(b));
+        if sum != Some(n) {
+            return Err(format!(
+                "'finite' + 'nan' + 'posinf' + 'neginf' is {} + {} + {} + {}, not 'elements' ({n})",
+                self.finite, self.nan, self.posinf, self.neginf
+            ));
+        }
+        if self.zeros > self.finite {
+            return Err(format!("'zeros' is {} but only {} values are finite ('finite')", self.zeros, self.finite));
+        }
+        if self.negative_inputs > n {
+            return Err(format!("'negative_inputs' is {} but 'elements' is {n}", self.negative_inputs));
+        }
+        match self.sparsity {
+            None if n > 0 => return Err(format!("'sparsity' is null but 'elements' is {n}")),
+            Some(x) if !(0.0..=1.0).contains(&x) => return Err(format!("'sparsity' is {x:?}: not in [0, 1]")),
+            _ => {}
+        }
+        let moments = [("min", self.min), ("max", self.max), ("mean", self.mean), ("std", self.std)];
+        for (key, v) in moments {
+            match v {
+                None if self.finite > 0 => {
+                    return Err(format!("'{key}' is null but 'finite' is {}: it must be a number", self.finite))
+                }
+                Some(v) if self.finite == 0 => {
+                    return Err(format!("'{key}' is {v:?} but 'finite' is 0: it must be null"));
+                }
+                Some(v) if !v.is_finite() => return Err(format!("'{key}' is {v:?}: it must be finite")),
+                _ => {}
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max) {
+            if lo > hi {
+                return Err(format!("'min' ({lo:?}) is greater than 'max' ({hi:?})"));
+            }
+        }
+        if let Some(sd) = self.std.filter(|&sd| sd < 0.0) {
+            return Err(format!("'std' is {sd:?}: a standard deviation is >= 0"));
+        }
+        if self.merged == Some(0) {
+            return Err("'merged' is 0: a merge counts at least one object".into());
+        }
+        if let Some(u) = &self.units {
+            u.check(n).map_err(|why| format!("units: {why}"))?;
+        }
+        Ok(())
     }
 
     /// Combines two statistics objects exactly (SPEC §4): counts add, min/max combine, mean and

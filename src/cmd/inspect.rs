@@ -3,6 +3,7 @@
 use crate::cli::InspectArgs;
 use crate::format::npy::{self, Header};
 use crate::format::Format;
+use crate::options::is_dash;
 use crate::source::Input;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -64,6 +65,8 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
             for m in ar.members()? {
                 let member = ar.member_name(&m);
                 let h = ar.check_header(&m)?;
+                // the member's inflated size, from the zip's directory, must hold the data
+                npy::check_size(&h, m.size, "member").with_context(|| member.clone())?;
                 out.push((member, "npz", h));
             }
             Ok(out)
@@ -74,7 +77,15 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
         }
         Format::Csv | Format::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
         Format::Npy => {
-            let h = npy::read_header(&mut input.reader()?).with_context(|| name.clone())?;
+            // the data's length too: `numpy.load` refuses a file shorter than its header says
+            let mut r = input.reader()?;
+            let h = npy::read_header(&mut r).with_context(|| name.clone())?;
+            let len = if is_dash(path) {
+                h.data_offset + std::io::copy(&mut r, &mut std::io::sink()).with_context(|| name.clone())?
+            } else {
+                std::fs::metadata(path).with_context(|| name.clone())?.len()
+            };
+            npy::check_size(&h, len, "file").with_context(|| name.clone())?;
             Ok(vec![(name, "npy", h)])
         }
     }

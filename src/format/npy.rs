@@ -235,6 +235,8 @@ pub fn parse_header_text(text: &str, version: (u8, u8), data_offset: u64) -> Res
 /// The header bytes `numpy.save` writes for a native little-endian array (format 1.0 unless the
 /// header needs more than 65535 bytes), padded so the data starts on a 64-byte boundary.
 pub fn write_header(dtype: DType, fortran_order: bool, shape: &[u64]) -> Vec<u8> {
+    // NumPy has no bfloat16: every job refuses it before it makes a header
+    debug_assert_ne!(dtype, DType::BF16, "a bfloat16 .npy header");
     let mut dict = format!(
         "{{'descr': '{}', 'fortran_order': {}, 'shape': {}, }}",
         dtype.descr(),
@@ -269,18 +271,28 @@ pub fn write_header(dtype: DType, fortran_order: bool, shape: &[u64]) -> Vec<u8>
 /// Returns the data's byte count.
 pub fn check_length(file: &std::fs::File, header: &Header) -> Result<u64> {
     header.dtype()?;
-    let data_bytes = header.data_bytes.unwrap_or(0);
-    let len = file.metadata()?.len();
+    check_size(header, file.metadata()?.len(), "file")
+}
+
+/// Checks that `len` bytes (header included) of a file or `.npz` member (`what`) hold the data
+/// the header promises, as `numpy.load` does (bytes after the data are ignored, as NumPy ignores
+/// them). Returns the data's length.
+pub fn check_size(header: &Header, len: u64, what: &str) -> Result<u64> {
     let have = len.saturating_sub(header.data_offset);
-    if have < data_bytes {
-        bail!(
-            "truncated: the header says {} data bytes ({} × {}), the file has {have}",
+    match header.data_bytes {
+        Some(data_bytes) if have >= data_bytes => Ok(data_bytes),
+        Some(data_bytes) => bail!(
+            "truncated: the header says {} data bytes ({} × {}), the {what} has {have}",
             data_bytes,
             shape_repr(&header.shape),
             header.dtype_name()
-        );
+        ),
+        None => bail!(
+            "the header's shape {} × {} is more than 2^64 bytes, the {what} has {have}",
+            shape_repr(&header.shape),
+            header.dtype_name()
+        ),
     }
-    Ok(data_bytes)
 }
 
 /// A C-order `.npy` whose first dimension (rows) is known only at the end, as a CSV table's:
