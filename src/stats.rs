@@ -323,7 +323,7 @@ impl UnitsJson {
     fn check(&self, elements: u64) -> Result<(), String> {
         let (count, m) = (self.count, self.elements_per_unit);
         if self.active_count.len() as u64 != count {
-            return Err(format!("'active_count' has {} entries but 'count' is {count}", self.active_count.len()));
+            return Err(format!("'count' {count} but 'active_count' holds {} values", self.active_count.len()));
         }
         if count > 0 && count.checked_mul(m) != Some(elements) {
             return Err(format!("'count' × 'elements_per_unit' is {count} × {m}, not 'elements' ({elements})"));
@@ -391,7 +391,7 @@ impl StatsJson {
             let line = text[..start].matches('\n').count() + 1;
             let Some(item) = objects.next() else { break };
             let s = item.context("not relu statistics JSON")?;
-            let what = || format!("object {k} ({}) on line {line}", crate::quote::text(&s.input));
+            let what = || format!("object {k} ('{}') on line {line}", crate::quote::one_line(&s.input));
             if let Some(h) = &s.hist {
                 h.check().map_err(|why| anyhow::anyhow!("{}: hist: {why}", what()))?;
             }

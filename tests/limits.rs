@@ -17,6 +17,11 @@ type Feed = Box<dyn FnOnce(&mut dyn Write) + Send>;
 fn limited(args: &[&str], dir: &Path, stdin: Option<Feed>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_relu"));
     c.args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // RLIMIT_AS counts address space, and glibc reserves 64 MiB of it for each thread's malloc
+    // arena (up to 8 per core) whether used or not: with -j 8 that reservation alone can pass the
+    // limit depending on which threads happen to allocate at once. Two arenas make the limit
+    // measure what relu allocates.
+    c.env("MALLOC_ARENA_MAX", "2");
     c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     // SAFETY: setrlimit is a plain syscall, safe between fork and exec.
     unsafe {

@@ -133,7 +133,7 @@ fn merge_stats_refuses_objects_that_contradict_themselves() {
         assert_eq!(code, 1, "{key}: accepted: {}", String::from_utf8_lossy(&out));
         assert!(out.is_empty());
         assert!(err.contains(s(&f)) && err.contains("object 2") && err.contains("line 3"), "{key}: {err}");
-        assert!(err.contains(&format!("{:?}", s(&x))), "{key}: the object's input: {err}");
+        assert!(err.contains(&format!("'{}'", s(&x))), "{key}: the object's input: {err}");
         assert!(err.contains(key), "{key}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }

@@ -63,13 +63,6 @@ BIG_CSV_SHAPE = (24001, 5)  # over 1 MiB of text: several blocks for the paralle
 # issue 20: fixed on branch i20-num. Delete this block (and its uses) once that branch is merged.
 def KNOWN(c, why):
     """A failure that another branch fixes; `why` is the failure's text."""
-    fortran_to_c = c["order"] == "F" and c["out_fmt"] in ("csv", "tsv", "safetensors")
-    # Fortran .npy into CSV/TSV/.safetensors: prelu channels and unit counts at C positions
-    if fortran_to_c and ("prelu" in c["act"] or why.startswith("stats units")):
-        return "fortran-channels"
-    # CSV -> .npy with --dtype bf16 writes '<V2' instead of refusing
-    if c["in_fmt"] in ("csv", "tsv") and c["dtype_out"] == "bf16" and c["out_fmt"] == "npy":
-        return "csv-bf16-npy"
     # the mean (and std) overflow when huge values cancel
     if why.startswith("stats mean") or why.startswith("stats std"):
         if c.get("huge"):
