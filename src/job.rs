@@ -248,17 +248,11 @@ impl Job {
                 if plan.work != plan.input { format!(" (computed as {})", plan.work) } else { String::new() }
             );
         }
-        let significant = ih.shape.iter().filter(|&&d| d > 1).count();
-        let input_fortran = ih.fortran_order || input.transposed;
-        if h.fortran_order != input_fortran && significant > 1 {
-            anyhow::bail!(
-                "--upstream {} and the input {} differ in memory order (C vs Fortran): save both the same way",
-                up.name,
-                input.name
-            );
-        }
-        // the upstream element for element with the input: seen in C order when the input is
-        let up = if input.transposed { up.into_c_order().context("--upstream")? } else { up };
+        // the upstream element for element with the input, whatever order each was saved in: in C
+        // order when the input streams so (C, or a Fortran array seen transposed), else in the
+        // input's own Fortran order
+        let up = if ih.fortran_order && !input.transposed { up.into_fortran_order() } else { up.into_c_order() };
+        let up = up.context("--upstream")?;
         Ok(Some(up))
     }
 
@@ -302,8 +296,10 @@ impl Job {
             Some((sink, Format::Safetensors)) => {
                 // one tensor, named after the file, in C order (the input and the upstream are
                 // already seen in C order: see `Job::array`)
-                let tensor = match self.input.file_stem() {
-                    Some(stem) if !is_dash(&self.input) => stem.to_string_lossy().into_owned(),
+                // named after the .npz member it came from, else after the file
+                let tensor = match (&src.member, self.input.file_stem()) {
+                    (Some(key), _) => key.clone(),
+                    (None, Some(stem)) if !is_dash(&self.input) => stem.to_string_lossy().into_owned(),
                     _ => "data".to_string(),
                 };
                 let (header, _) = safetensors::write_header(None, &[(tensor, proc.plan().output, info.shape.clone())]);
@@ -497,7 +493,8 @@ impl Job {
                 let name = ar.member_name(m);
                 ar.check_header(m)?;
                 let mut r = ar.reader(m)?;
-                let src = ArraySource::from_reader(&name, &mut r)?;
+                let mut src = ArraySource::from_reader(&name, &mut r)?;
+                src.member = Some(m.key.clone());
                 reports.push(self.array(src, sink.as_mut().zip(to))?);
                 finish_member(&mut r, &name)?;
             }

@@ -111,6 +111,8 @@ pub struct ArraySource<'a> {
     /// The data was Fortran-ordered and is handed out in C order ([`ArraySource::into_c_order`]):
     /// the header now describes the order the elements stream in.
     pub transposed: bool,
+    /// The member's key when the array is a member of an `.npz` (names a tensor written from it).
+    pub member: Option<String>,
 }
 
 impl<'a> ArraySource<'a> {
@@ -120,7 +122,7 @@ impl<'a> ArraySource<'a> {
         let header = npy::read_header(&mut r).with_context(|| name.clone())?;
         header.dtype().with_context(|| name.clone())?;
         let total = header.data_bytes.unwrap_or(0);
-        Ok(ArraySource { name, header, data: Box::new(ReadSource::new(r, total)), region: None, transposed: false })
+        Ok(ArraySource { name, header, data: Box::new(ReadSource::new(r, total)), region: None, transposed: false, member: None })
     }
 
     /// A `.npy` file, checked to hold the data its header promises.
@@ -142,7 +144,7 @@ impl<'a> ArraySource<'a> {
         let len = npy::check_length(&file, &header).with_context(|| name.clone())?;
         let region = FileRegion { file, start: header.data_offset, len, mappable };
         let data = region.range(0, len)?;
-        Ok(ArraySource { name, header, data, region: Some(region), transposed: false })
+        Ok(ArraySource { name, header, data, region: Some(region), transposed: false, member: None })
     }
 
     /// What the plan needs to know of the array.
@@ -166,6 +168,26 @@ impl<'a> ArraySource<'a> {
         self.region = None;
         self.transposed = true;
         Ok(self)
+    }
+}
+
+impl<'a> ArraySource<'a> {
+    /// The elements in Fortran order (first index fastest), for an upstream that must follow a
+    /// Fortran-order input as it streams. A C-order array of shape S holds the bytes of a
+    /// Fortran-order array of S reversed, whose C-order view is S's Fortran order.
+    pub fn into_fortran_order(mut self) -> Result<ArraySource<'a>> {
+        let h = &self.header;
+        if h.fortran_order || h.shape.iter().filter(|&&d| d > 1).count() <= 1 {
+            return Ok(self);
+        }
+        let shape = h.shape.clone();
+        self.header.shape.reverse();
+        self.header.fortran_order = true;
+        let mut s = self.into_c_order()?;
+        s.header.shape = shape;
+        s.header.fortran_order = true;
+        s.transposed = false;
+        Ok(s)
     }
 }
 

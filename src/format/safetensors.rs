@@ -187,7 +187,7 @@ impl SafetensorsFile {
             mappable: true,
         };
         let data = region.range(0, region.len)?;
-        Ok(ArraySource { name, header, data, region: Some(region), transposed: false })
+        Ok(ArraySource { name, header, data, region: Some(region), transposed: false, member: None })
     }
 }
 

@@ -72,14 +72,6 @@ def KNOWN(c, why):
 
 def KNOWN_OPEN(c, why):
     """Real bugs found by this matrix and not fixed yet (described in docs/reliability.md)."""
-    # an --upstream in the other memory order is refused (exit 1) instead of being read as the
-    # same logical array: `relu apply x.npy --act grad --upstream g_fortran.npy`
-    if "differ in memory order" in why:
-        return "upstream-order"
-    # an .npz member into .safetensors is named after the archive's stem ("in"), not the member
-    # ("x"): `relu apply in.npz --member x -o y.safetensors`; from stdin it is "data"
-    if c["in_fmt"] == "npz" and c["out_fmt"] == "safetensors" and why.startswith(".safetensors tensors"):
-        return "npz-member-name"
     return None
 # ---------------------------------------------------------------------------------------------
 
