@@ -484,13 +484,19 @@ fn run_kernel<T: Compute>(
                 y[0].to_f64()
             };
             let shift = acc.shift(first);
+            // integers: an integral shift keeps every difference, and so the sums, exact
+            let ints = !plan.work.is_float();
+            let shift = if ints { shift.round() } else { shift };
             let range = if acc.range_only { T::run_range(k, op, x, g, y, y_unused) } else { None };
             // nothing written and nothing observed: the output need not be made at all
             let only = if range.is_none() && y_unused && g.is_none() { T::stats_only(k, op, x, shift) } else { None };
-            acc.add_chunk(&match range.or(only) {
-                Some(s) => s,
-                None => T::run_stats(k, op, x, g, y, shift),
-            });
+            match range.or(only) {
+                Some(s) => acc.add_chunk(&s),
+                None => {
+                    let c = T::run_stats(k, op, x, g, y, shift);
+                    acc.add_chunk_of(&c, y, ints);
+                }
+            }
             acc.count_active(k, x, start, T::is_active);
         }
     }

@@ -51,6 +51,131 @@ pub fn ldexp(x: f64, k: i32) -> f64 {
     x * f64::from_bits(((1023 + k) as u64) << 52)
 }
 
+/// Limbs of [`ExactSum`]: bit 0 is 2^-1074 (the least subnormal), 32 bits a limb, up to 2^1024
+/// times 2^64 summands (2162 bits) and room for a scale of 2^±128.
+const LIMBS: usize = 76;
+/// Bit 0 of limb 0 is `2^-BIAS`; [`ExactSum::add_scaled`] may move a value down by 2^128.
+const BIAS: i32 = 1074 + 128;
+
+/// The exact sum of any number of f64 values: fixed point over f64's whole range (a
+/// "superaccumulator"), each limb holding 32 bits and gathering carries in its upper half until
+/// [`ExactSum::normalize`] passes them on. No rounding happens until the sum is read, so chunks,
+/// threads and shards add up to the same sum in any order, and huge values that cancel leave the
+/// small ones intact (NumPy's `[1e300, -1e300, 1.7e308, -1.7e308, 3]` sums to exactly 3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExactSum {
+    limbs: [i64; LIMBS],
+    /// Additions since the last normalization: each moves a limb by less than 2^32, so 2^30 of
+    /// them cannot overflow an i64.
+    pending: u32,
+}
+
+impl Default for ExactSum {
+    fn default() -> Self {
+        ExactSum { limbs: [0; LIMBS], pending: 0 }
+    }
+}
+
+impl ExactSum {
+    /// Adds a finite `x` (others are ignored: statistics sum finite values only).
+    pub fn add(&mut self, x: f64) {
+        self.add_scaled(x, 0)
+    }
+
+    /// Adds `x · 2^k`, exactly (`k` within ±128).
+    pub fn add_scaled(&mut self, x: f64, k: i32) {
+        if x == 0.0 || !x.is_finite() {
+            return;
+        }
+        let bits = x.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        let frac = bits & ((1u64 << 52) - 1);
+        // x = m · 2^(e - 1074) with m < 2^53
+        let (m, e) = if biased == 0 { (frac, 0) } else { (frac | 1 << 52, biased - 1) };
+        let p = (e + k + 128) as usize; // the bit of m's lowest bit, counted from 2^-BIAS
+        let v = (m as u128) << (p % 32);
+        let neg = bits >> 63 == 1;
+        for i in 0..3 {
+            let piece = ((v >> (32 * i)) & 0xffff_ffff) as i64;
+            self.limbs[p / 32 + i] += if neg { -piece } else { piece };
+        }
+        self.pending += 1;
+        if self.pending >= 1 << 30 {
+            self.normalize();
+        }
+    }
+
+    /// Adds `a · b` exactly (both finite): the product and its rounding error (an FMA), scaled
+    /// where the product would overflow or lose bits to underflow.
+    pub fn add_product(&mut self, a: f64, b: f64) {
+        let k = if (a * b).abs() > 2f64.powi(900) {
+            -128
+        } else if (a * b).abs() < 2f64.powi(-900) {
+            128
+        } else {
+            0
+        };
+        let b = ldexp(b, k);
+        let p = a * b;
+        let e = a.mul_add(b, -p);
+        self.add_scaled(p, -k);
+        self.add_scaled(e, -k);
+    }
+
+    pub fn merge(&mut self, o: &ExactSum) {
+        let mut o = o.clone();
+        o.normalize();
+        self.normalize();
+        for (a, b) in self.limbs.iter_mut().zip(&o.limbs) {
+            *a += b;
+        }
+        self.pending = 1;
+    }
+
+    /// Passes every limb's carry up: limbs below the top end in [0, 2^32), the top one signed.
+    fn normalize(&mut self) {
+        for i in 0..LIMBS - 1 {
+            let c = self.limbs[i] >> 32;
+            self.limbs[i] -= c << 32;
+            self.limbs[i + 1] += c;
+        }
+        self.pending = 0;
+    }
+
+    /// The sum divided by `n` (> 0), rounded to f64 (to within an ulp: the top 160 bits of the
+    /// sum as a double-double, then one division with its remainder).
+    pub fn mean(&self, n: u64) -> f64 {
+        let mut s = self.clone();
+        s.normalize();
+        let neg = s.limbs[LIMBS - 1] < 0;
+        if neg {
+            s.limbs.iter_mut().for_each(|l| *l = -*l);
+            s.normalize();
+        }
+        let Some(top) = s.limbs.iter().rposition(|&l| l != 0) else { return 0.0 };
+        // Σ limbs[i] · 2^(32(i - top)), top limb first, as hi + lo
+        let (mut hi, mut lo) = (0.0f64, 0.0f64);
+        for i in (top.saturating_sub(5)..=top).rev() {
+            let t = ldexp(s.limbs[i] as f64, 32 * (i as i32 - top as i32));
+            // Knuth's two-sum: sum + err == hi + t exactly
+            let sum = hi + t;
+            let bb = sum - hi;
+            let err = (hi - (sum - bb)) + (t - bb);
+            (hi, lo) = (sum, lo + err);
+        }
+        let nf = n as f64;
+        let q = hi / nf;
+        let r = (-q).mul_add(nf, hi);
+        let q = q + (r + lo) / nf;
+        let m = ldexp(q, 32 * top as i32 - BIAS);
+        if neg {
+            -m
+        } else {
+            m
+        }
+    }
+}
+
 /// Running statistics of one array.
 #[derive(Clone, Debug)]
 pub struct StatsAccumulator {
@@ -61,6 +186,8 @@ pub struct StatsAccumulator {
     pub posinf: u64,
     pub neginf: u64,
     pub finite: u64,
+    /// The exact sum of the finite values; `mean` is it divided by `finite`.
+    sum: ExactSum,
     mean: f64,
     /// The sum of squared deviations is `m2 · 4^exp`: scaled when it would overflow.
     m2: f64,
@@ -87,6 +214,7 @@ impl StatsAccumulator {
             posinf: 0,
             neginf: 0,
             finite: 0,
+            sum: ExactSum::default(),
             mean: 0.0,
             m2: 0.0,
             exp: 0,
@@ -121,7 +249,7 @@ impl StatsAccumulator {
         self.posinf += o.posinf;
         self.neginf += o.neginf;
         if o.finite > 0 {
-            self.merge_moments(o.finite, o.mean, o.m2, o.exp);
+            self.absorb(o.finite, o.mean, o.m2, o.exp, &o.sum);
             self.min = self.min.min(o.min);
             self.max = self.max.max(o.max);
         }
@@ -141,7 +269,7 @@ impl StatsAccumulator {
         }
     }
 
-    pub fn add_chunk(&mut self, c: &ChunkStats) {
+    fn add_counts(&mut self, c: &ChunkStats) {
         self.elements += c.elements;
         self.zeros += c.zeros;
         self.negative += c.negative;
@@ -149,14 +277,90 @@ impl StatsAccumulator {
         self.posinf += c.posinf;
         self.neginf += c.neginf;
         if c.finite > 0 {
+            self.min = self.min.min(c.min);
+            self.max = self.max.max(c.max);
+        }
+    }
+
+    /// Adds a chunk's statistics as the kernel's pass summed them.
+    pub fn add_chunk(&mut self, c: &ChunkStats) {
+        self.add_counts(c);
+        if c.finite > 0 {
             let n = c.finite as f64;
             // in the scaled domain first: shift + delta may overflow where the mean does not
             let mean = ldexp(ldexp(c.shift, -c.exp) + c.s1 / n, c.exp);
             let m2 = (c.s2 - c.s1 * (c.s1 / n)).max(0.0);
-            self.merge_moments(c.finite, mean, m2, c.exp);
-            self.min = self.min.min(c.min);
-            self.max = self.max.max(c.max);
+            // the chunk's sum, n · shift + Σ(y − shift): exact but for the rounding in Σ
+            let mut sum = ExactSum::default();
+            sum.add_product(n, c.shift);
+            sum.add(ldexp(c.s1, c.exp));
+            self.absorb(c.finite, mean, m2, c.exp, &sum);
         }
+    }
+
+    /// Adds the statistics `c` the kernel gathered over the values `y` (`ints`: integer
+    /// values): as summed, or, where those sums may be off ([`StatsAccumulator::needs_exact`]:
+    /// rare), summed again exactly.
+    pub fn add_chunk_of<T: crate::dtype::Element>(&mut self, c: &ChunkStats, y: &[T], ints: bool) {
+        if self.needs_exact(c, ints) {
+            self.add_chunk_exact(c, y.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()));
+        } else {
+            self.add_chunk(c);
+        }
+    }
+
+    /// Whether the kernel's sums of a chunk may be off (`ints`: integer values), so that
+    /// [`StatsAccumulator::add_chunk_exact`] should sum it again. For integers the lane sums of
+    /// `y − shift` (an integral shift) are exact while every partial sum stays below 2^53. For
+    /// floats, when the rounding error the lanes can carry (γ·Σ|y − shift|, at most
+    /// `n·(n/8+2)·2^-53·max|y − shift|`) may exceed 2^-24 of the chunk's sum: huge values that
+    /// cancel, or sums that overflowed. Typical data (even centred on 0) stays far below this.
+    pub fn needs_exact(&self, c: &ChunkStats, ints: bool) -> bool {
+        if c.finite == 0 || self.range_only {
+            return false;
+        }
+        if c.exp != 0 || !(c.s1.is_finite() && c.s2.is_finite()) {
+            return true;
+        }
+        let n = c.finite as f64;
+        let spread = (c.max - c.shift).abs().max((c.min - c.shift).abs());
+        if ints {
+            // (a NaN spread, from differences that overflowed, is not below: summed again)
+            let exact = n * spread < 2f64.powi(53);
+            return !exact;
+        }
+        let bound = spread * n * (n / 8.0 + 2.0) * 2f64.powi(-53);
+        let sum = n.mul_add(c.shift, c.s1).abs();
+        let close_enough = bound <= sum * 2f64.powi(-24);
+        !close_enough
+    }
+
+    /// Adds a chunk whose counts, min and max are `c` and whose values are `values`, summing
+    /// them exactly (the mean) and then their squared deviations from that mean (the std), off
+    /// the kernel's fast path.
+    #[cold]
+    pub fn add_chunk_exact(&mut self, c: &ChunkStats, values: impl Iterator<Item = f64> + Clone) {
+        self.add_counts(c);
+        if c.finite == 0 {
+            return;
+        }
+        let mut sum = ExactSum::default();
+        values.clone().for_each(|v| sum.add(v));
+        let mean = sum.mean(c.finite);
+        // scaled by a power of two where deviations or their squares could overflow
+        let big = c.min.abs().max(c.max.abs());
+        let exp = if big > 1e150 { big.log2().ceil() as i32 + 1 } else { 0 };
+        let m = ldexp(mean, -exp);
+        let m2 = values.filter(|v| v.is_finite()).map(|v| (ldexp(v, -exp) - m) * (ldexp(v, -exp) - m)).sum::<f64>();
+        self.absorb(c.finite, mean, m2, exp, &sum);
+    }
+
+    /// Adds `nb` finite values of mean `mean_b`, squared deviations `m2_b · 4^exp_b` and exact
+    /// sum `sum_b`: the mean comes from the exact sum, M2 from Chan's formula.
+    fn absorb(&mut self, nb: u64, mean_b: f64, m2_b: f64, exp_b: i32, sum_b: &ExactSum) {
+        self.merge_moments(nb, mean_b, m2_b, exp_b);
+        self.sum.merge(sum_b);
+        self.mean = self.sum.mean(self.finite);
     }
 
     /// Chan et al.: combine (count, mean, M2) of two disjoint sets, the second's M2 being
@@ -275,6 +479,7 @@ impl StatsAccumulator {
             units,
             hist: None,
             merged: None,
+            sum: None,
         }
     }
 }
@@ -304,6 +509,11 @@ pub struct StatsJson {
     pub hist: Option<HistJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<u64>,
+    /// A merge's exact sum of the finite values, so that merging many objects one after another
+    /// rounds the mean once, not once per merge (never written: a file's objects give
+    /// `finite × mean`, exactly).
+    #[serde(skip)]
+    pub sum: Option<ExactSum>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -513,12 +723,19 @@ impl StatsJson {
         let elements = add(a.elements, b.elements, "elements")?;
         let zeros = add(a.zeros, b.zeros, "zeros")?;
         let finite = add(a.finite, b.finite, "finite")?;
-        let moments =
-            |s: &StatsJson| StatsAccumulator::moments_of(s.finite, s.mean.unwrap_or(0.0), s.std.unwrap_or(0.0));
+        // the shards' sums are finite × mean, exactly: the merged mean is their exact sum over
+        // the count, rounded once (`check` made sure both are present when finite > 0)
         let mut acc = StatsAccumulator::new(None);
-        for (n, mean, m2, exp) in [moments(a), moments(b)] {
+        for s in [a, b] {
+            let (n, mean, m2, exp) =
+                StatsAccumulator::moments_of(s.finite, s.mean.unwrap_or(0.0), s.std.unwrap_or(0.0));
             if n > 0 {
-                acc.merge_moments(n, mean, m2, exp);
+                let sum = s.sum.clone().unwrap_or_else(|| {
+                    let mut sum = ExactSum::default();
+                    sum.add_product(n as f64, mean);
+                    sum
+                });
+                acc.absorb(n, mean, m2, exp, &sum);
             }
         }
         let opt = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
@@ -551,6 +768,7 @@ impl StatsJson {
             units,
             hist,
             merged: Some(add(a.merged.unwrap_or(1), b.merged.unwrap_or(1), "merged")?),
+            sum: Some(acc.sum),
         })
     }
 }
@@ -653,9 +871,10 @@ mod tests {
                         &mut y,
                         acc.shift(part.first().copied().unwrap_or(0.0)),
                     );
-                    acc.add_chunk(&c);
+                    acc.add_chunk_of(&c, &y, false);
                     let mut one = StatsAccumulator::new(None);
-                    one.add_chunk(&k.float_stats(Op::Identity, part, None, &mut y, 0.0));
+                    let c = k.float_stats(Op::Identity, part, None, &mut y, 0.0);
+                    one.add_chunk_of(&c, &y, false);
                     parts.push(one.to_json("p", None, "float64", &[part.len() as u64], 0.01));
                 }
                 let (m, s) = (acc.mean().unwrap(), acc.std().unwrap());
@@ -673,6 +892,65 @@ mod tests {
         assert_eq!(ldexp(1.0, -1074), f64::from_bits(1));
         assert_eq!(ldexp(f64::from_bits(1), 1074 + 1023), 2f64.powi(1023));
         assert_eq!(ldexp(f64::MIN_POSITIVE, -1), f64::MIN_POSITIVE / 2.0);
+    }
+
+    proptest::proptest! {
+        /// The exact sum against i128 arithmetic: values m · 2^e with |m| < 2^40 and e in
+        /// [-20, 40], summed in i128 units of 2^-20; the mean equals that sum's mean to an ulp,
+        /// and is the same bit for bit however the values are split and merged.
+        #[test]
+        fn exact_sums_agree_with_integers_and_ignore_the_split(
+            parts in proptest::collection::vec((-(1i64 << 40)..(1i64 << 40), -20i32..40), 1..200),
+            split in 0usize..200,
+        ) {
+            let vals: Vec<f64> = parts.iter().map(|&(m, e)| ldexp(m as f64, e)).collect();
+            let units: i128 = parts.iter().map(|&(m, e)| (m as i128) << (e + 20)).sum();
+            let n = vals.len() as u64;
+            let want = units as f64 / n as f64 / 2f64.powi(20);
+            let mut all = ExactSum::default();
+            vals.iter().for_each(|&v| all.add(v));
+            let got = all.mean(n);
+            proptest::prop_assert!((got - want).abs() <= 2.0 * f64::EPSILON * want.abs(), "{got} vs {want}");
+            let (a, b) = vals.split_at(split.min(vals.len()));
+            let (mut sa, mut sb) = (ExactSum::default(), ExactSum::default());
+            a.iter().for_each(|&v| sa.add(v));
+            b.iter().rev().for_each(|&v| sb.add(v));
+            sb.merge(&sa);
+            proptest::prop_assert_eq!(sb.mean(n).to_bits(), got.to_bits());
+            // huge values that cancel leave the sum untouched
+            sb.add(f64::MAX);
+            sb.add_product(3.0, 1e300);
+            sb.add(-f64::MAX);
+            sb.add_product(-1.5, 2e300);
+            proptest::prop_assert_eq!(sb.mean(n).to_bits(), got.to_bits());
+        }
+    }
+
+    #[test]
+    fn the_issues_means_are_numpys() {
+        let k = Kernel::default();
+        let x = [1e300, -1e300, 1.7e308, -1.7e308, 3.0];
+        for split in 0..=x.len() {
+            let mut acc = StatsAccumulator::new(None);
+            for part in [&x[..split], &x[split..]] {
+                let mut y = vec![0.0; part.len()];
+                let c =
+                    k.float_stats(Op::Identity, part, None, &mut y, acc.shift(part.first().copied().unwrap_or(0.0)));
+                acc.add_chunk_of(&c, &y, false);
+            }
+            assert_eq!(acc.mean(), Some(0.6), "split {split}");
+        }
+        let x: [i64; 4] = [i64::MIN, i64::MAX, 0, -1];
+        for split in 0..=x.len() {
+            let mut acc = StatsAccumulator::new(None);
+            for part in [&x[..split], &x[split..]] {
+                let mut y = vec![0; part.len()];
+                let shift = acc.shift(part.first().map_or(0.0, |&v| v as f64)).round();
+                let c = k.int_stats(Op::Identity, part, None, &mut y, shift);
+                acc.add_chunk_of(&c, &y, true);
+            }
+            assert_eq!(acc.mean(), Some(-0.25), "split {split}");
+        }
     }
 
     #[test]

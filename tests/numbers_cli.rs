@@ -14,7 +14,7 @@ fn s(p: &Path) -> &str {
 /// A little-endian `.npy` of `descr` with `shape`, then `data`.
 fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
     let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
         dict.push(' ');
     }
     dict.push('\n');
@@ -206,7 +206,7 @@ fn inspect_refuses_what_numpy_load_refuses_for_its_length() {
     assert!(err.contains("8000000000000 data bytes"), "{err}");
     // .safetensors: every truncation, and bytes after the data, refused (as the library does)
     let mut head = br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#.to_vec();
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut st = (head.len() as u64).to_le_bytes().to_vec();
