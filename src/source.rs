@@ -122,7 +122,14 @@ impl<'a> ArraySource<'a> {
         let header = npy::read_header(&mut r).with_context(|| name.clone())?;
         header.dtype().with_context(|| name.clone())?;
         let total = header.data_bytes.unwrap_or(0);
-        Ok(ArraySource { name, header, data: Box::new(ReadSource::new(r, total)), region: None, transposed: false, member: None })
+        Ok(ArraySource {
+            name,
+            header,
+            data: Box::new(ReadSource::new(r, total)),
+            region: None,
+            transposed: false,
+            member: None,
+        })
     }
 
     /// A `.npy` file, checked to hold the data its header promises.
