@@ -322,7 +322,9 @@ fn batch_picks_up_safetensors() {
 fn endless(args: &[&str], head: Vec<u8>) -> (i32, String, u64) {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relu"))
+    // through assert_cmd, which runs the binary under the target's runner (qemu for aarch64)
+    let mut child = <Command as assert_cmd::cargo::CommandCargoExt>::cargo_bin("relu")
+        .unwrap()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
