@@ -288,12 +288,13 @@ impl StatsAccumulator {
         if c.finite > 0 {
             let n = c.finite as f64;
             // in the scaled domain first: shift + delta may overflow where the mean does not
-            let mean = ldexp(ldexp(c.shift, -c.exp) + c.s1 / n, c.exp);
+            let mean = ldexp(ldexp(c.shift, -c.exp) + (c.s1 + c.s1_lo) / n, c.exp);
             let m2 = (c.s2 - c.s1 * (c.s1 / n)).max(0.0);
             // the chunk's sum, n · shift + Σ(y − shift): exact but for the rounding in Σ
             let mut sum = ExactSum::default();
             sum.add_product(n, c.shift);
             sum.add(ldexp(c.s1, c.exp));
+            sum.add(ldexp(c.s1_lo, c.exp));
             self.absorb(c.finite, mean, m2, c.exp, &sum);
         }
     }
@@ -312,9 +313,9 @@ impl StatsAccumulator {
     /// Whether the kernel's sums of a chunk may be off (`ints`: integer values), so that
     /// [`StatsAccumulator::add_chunk_exact`] should sum it again. For integers the lane sums of
     /// `y − shift` (an integral shift) are exact while every partial sum stays below 2^53. For
-    /// floats, when the rounding error the lanes typically carry (`n·(√(n/8)+2)·2^-53·max|y −
-    /// shift|`) may exceed 2^-24 of the chunk's sum: huge values that cancel, or sums that
-    /// overflowed. Typical data (even centred on 0) stays far below this.
+    /// floats, when the rounding error the kernel's sums typically carry may exceed 2^-24 of the
+    /// chunk's sum: huge values that cancel, or sums that overflowed. Typical data (even
+    /// centred on 0) stays far below this.
     pub fn needs_exact(&self, c: &ChunkStats, ints: bool) -> bool {
         if c.finite == 0 || self.range_only {
             return false;
@@ -329,11 +330,14 @@ impl StatsAccumulator {
             let exact = n * spread < 2f64.powi(53);
             return !exact;
         }
-        // Rounding errors that add like a random walk (Higham, "Accuracy and Stability", §4.2):
-        // √(n/8) steps in each lane, not the worst case n/8, which is reached only by adversarial
-        // orderings and would send every chunk of zero-centred data through the exact path
-        // (+40% CPU for `stats`).
-        let bound = spread * n * ((n / 8.0).sqrt() + 2.0) * 2f64.powi(-53);
+        // The kernel rounds each of the 16 additions of a lane's run of y (≤ 16·max|y|·2^-53
+        // each); the runs' sums are gathered without error, and n·shift taken off exactly.
+        // Rounding errors add like a random walk (Higham, "Accuracy and Stability", §4.2), so
+        // the typical total is 16·√n·max|y|·2^-53, not the worst case 16·n·max|y|·2^-53 that
+        // only adversarial orderings reach and that would send every chunk of zero-centred data
+        // down the exact path.
+        let big = c.max.abs().max(c.min.abs());
+        let bound = big * (16.0 * n.sqrt() + 32.0) * 2f64.powi(-53);
         let sum = n.mul_add(c.shift, c.s1).abs();
         let close_enough = bound <= sum * 2f64.powi(-24);
         !close_enough
@@ -794,6 +798,7 @@ mod tests {
             finite: fin.len() as u64,
             shift,
             s1: fin.iter().map(|v| v - shift).sum(),
+            s1_lo: 0.0,
             s2: fin.iter().map(|v| (v - shift) * (v - shift)).sum(),
             min: fin.iter().copied().fold(f64::INFINITY, f64::min),
             max: fin.iter().copied().fold(f64::NEG_INFINITY, f64::max),

@@ -24,7 +24,7 @@ def ulp(x):
 def stats(path, *extra):
     return json.loads(run("stats", "--json", path, *extra))
 
-def check_mean(name, a, want=None, of_std=0.0, sd=None):
+def check_mean(name, a, want=None, of_std=0.0, sd=None, agree=True):
     """relu's mean within an ulp of the exact mean, or as close as NumPy's; `of_std`: or within
     that fraction of the std (ordinary float data, summed on the kernel's fast path)"""
     path = f"{D}/{name}.npy"
@@ -42,7 +42,7 @@ def check_mean(name, a, want=None, of_std=0.0, sd=None):
         check(f"{name} -j{j}: mean {m!r}, exact {ex!r}, numpy {npm!r}", abs(m - ex) <= allowed)
         if want is not None:
             check(f"{name} -j{j}: mean {m!r} is NumPy's {want!r}", m == want)
-    if of_std == 0.0:
+    if of_std == 0.0 and agree:
         check(f"{name}: -j1 and -j3 agree ({means})", means[0] == means[1])
     # shards, merged
     parts = np.array_split(a.ravel(), 3)
@@ -87,11 +87,20 @@ check_mean("int64_small", rng.integers(-1000, 1000, n, dtype=np.int64))
 for dt in (np.int8, np.uint8, np.int16, np.int32, np.uint32):
     info = np.iinfo(dt)
     check_mean(f"{np.dtype(dt).name}_full", rng.integers(info.min, info.max, n, dtype=dt, endpoint=True))
-# ordinary floats: offset data (NumPy loses digits there, the shift keeps them) and centred data
-check_mean("f64_offset", 1e8 + rng.standard_normal(n), of_std=1e-15)
-check_mean("f64_centred", rng.standard_normal(n), of_std=1e-15)
-check_mean("f32_centred", rng.standard_normal(n).astype(np.float32), of_std=1e-15)
-check_mean("f16", rng.standard_normal(n).astype(np.float16), of_std=1e-15)
+# ordinary floats, summed on the kernel's fast path: offset data (NumPy loses digits there, the
+# shift keeps them), centred data, and a relu's output (a third zeros), each as exact as NumPy's
+# mean or within an ulp of the exact one (threads may round a last bit apart: the shift of a
+# chunk is the mean of those before it)
+check_mean("f64_offset", 1e8 + rng.standard_normal(n), agree=False)
+check_mean("f64_centred", rng.standard_normal(n), agree=False)
+check_mean("f32_centred", rng.standard_normal(n).astype(np.float32), agree=False)
+check_mean("f32_offset", (1e3 + rng.standard_normal(n)).astype(np.float32), agree=False)
+check_mean("f32_relu", np.maximum(rng.standard_normal(n) * 0.5 + 0.2, 0).astype(np.float32), agree=False)
+check_mean("f16", rng.standard_normal(n).astype(np.float16), agree=False)
+check_mean("f64_wide", rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n), agree=False)
+# the README's fixture after relu: NumPy's mean and the exact one agree there
+fx = np.maximum(np.load(os.path.join(os.environ["CARGO_MANIFEST_DIR"], "fixtures/oracle/mlp_healthy_layer1_pre.npy")), 0)
+check_mean("readme_fixture", fx, want=exact(fx), agree=False)
 "#;
 
 #[test]

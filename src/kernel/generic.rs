@@ -66,6 +66,12 @@ pub trait Observe<T: Copy> {
     fn poisoned(&self) -> bool {
         false
     }
+    /// Blocks the caller passes between two [`Observe::end_run`]s (`usize::MAX`: one run).
+    const RUN: usize = usize::MAX;
+    /// The end of a run of [`Observe::RUN`] blocks (or fewer, at the end of a call): a branch
+    /// outside the loop over a run's blocks, so the accumulators stay in registers inside it.
+    #[inline(always)]
+    fn end_run(&mut self) {}
     /// A whole block; the default observes lane by lane.
     #[inline(always)]
     fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
@@ -136,7 +142,16 @@ pub struct FloatStats<T> {
     counts: Counts,
     zeros: [u32; W],
     negative: [u32; W],
+    /// Σy (not shifted: no rounding in a difference) of the current run of at most [`FLUSH`]
+    /// elements per call, lane-wise; then moved into the compensated pair `hi + lo` without
+    /// rounding error (TwoSum), so a chunk's sum carries only the rounding of those short runs
+    /// (NumPy's pairwise sum carries theirs and a tree's on top). `finish` subtracts n·shift.
     s1: [f64; W],
+    hi: [f64; W],
+    lo: [f64; W],
+    /// Elements observed by `lane` since the last move into `hi + lo` (blocks come in runs).
+    fill: u32,
+    /// Σ(y − shift)², lane-wise (the std need not be exact: its sums are not compensated).
     s2: [f64; W],
     min: [T; W],
     max: [T; W],
@@ -144,6 +159,19 @@ pub struct FloatStats<T> {
 
 /// Accumulator lanes.
 const W: usize = 8;
+
+/// Elements summed in plain lanes before a compensated flush: 16 per lane, as NumPy's
+/// unrolled blocks of 128.
+const FLUSH: u32 = 128;
+
+/// `a + b` as the rounded sum and its exact error (Knuth's TwoSum: no condition on the order of
+/// magnitudes; six operations the vectorizer keeps in lanes).
+#[inline(always)]
+pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
 
 impl<T: Float> FloatStats<T> {
     /// A block's sixteen pairs into the eight lanes, with no branches and no selects on the sums
@@ -158,8 +186,9 @@ impl<T: Float> FloatStats<T> {
             let (xa, xb, ya, yb) = (xs[j], xs[j + W], ys[j], ys[j + W]);
             self.zeros[j] += (ya == T::ZERO) as u32 + (yb == T::ZERO) as u32;
             self.negative[j] += (xa < T::ZERO) as u32 + (xb < T::ZERO) as u32;
-            let (da, db) = (ya.to_f64() - self.shift, yb.to_f64() - self.shift);
-            self.s1[j] += da + db;
+            let (fa, fb) = (ya.to_f64(), yb.to_f64());
+            let (da, db) = (fa - self.shift, fb - self.shift);
+            self.s1[j] += fa + fb;
             self.s2[j] += da * da + db * db;
             let lo = act::select(yb < ya, yb, ya);
             let hi = act::select(yb > ya, yb, ya);
@@ -178,10 +207,20 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             zeros: [0; W],
             negative: [0; W],
             s1: [0.0; W],
+            hi: [0.0; W],
+            lo: [0.0; W],
+            fill: 0,
             s2: [0.0; W],
             min: [T::INFINITY; W],
             max: [T::NEG_INFINITY; W],
         }
+    }
+
+    const RUN: usize = FLUSH as usize / L;
+
+    #[inline(always)]
+    fn end_run(&mut self) {
+        self.flush();
     }
 
     #[inline(always)]
@@ -192,7 +231,9 @@ impl<T: Float> Observe<T> for FloatStats<T> {
 
     #[inline(always)]
     fn poisoned(&self) -> bool {
-        !self.s1.iter().chain(&self.s2).all(|v| v.is_finite())
+        // a non-finite run sum reaches `hi` at the next flush (and makes `lo` NaN)
+        let sums = [&self.s1, &self.hi, &self.lo, &self.s2];
+        !sums.iter().all(|a| a.iter().all(|v| v.is_finite()))
     }
 
     #[inline(always)]
@@ -206,22 +247,62 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             self.counts.nonfinite(y);
         }
         let d = act::select(finite, y.to_f64() - self.shift, 0.0);
-        self.s1[j] += d;
+        self.s1[j] += act::select(finite, y.to_f64(), 0.0);
         self.s2[j] += d * d;
         self.min[j] = act::select(finite && y < self.min[j], y, self.min[j]);
         self.max[j] = act::select(finite && y > self.max[j], y, self.max[j]);
+        self.fill += 1;
+        if self.fill >= FLUSH {
+            self.flush();
+        }
     }
 
-    fn finish(self) -> ChunkStats {
+    fn finish(mut self) -> ChunkStats {
+        self.flush();
         let sum = |a: [u32; W]| a.iter().map(|&v| v as u64).sum::<u64>();
+        // the lanes' pairs folded without rounding but in `lo`, whose own error is ~2^-106 |Σ|
+        let (raw, raw_lo) = fold(&self.hi, &self.lo);
+        // Σ(y − shift) = Σy − n·shift, the product split exactly (an FMA gives its error)
+        let n = (self.counts.elements - self.counts.nan - self.counts.posinf - self.counts.neginf) as f64;
+        let p = n * self.shift;
+        let p_lo = n.mul_add(self.shift, -p);
+        let (s1, e) = two_sum(raw, -p);
+        let (s1, s1_lo) = two_sum(s1, e + (raw_lo - p_lo));
         ChunkStats {
             zeros: sum(self.zeros),
             negative: sum(self.negative),
-            s1: pairwise(&self.s1),
+            s1,
+            s1_lo,
             s2: pairwise(&self.s2),
             ..self.counts.stats(self.shift, &self.min, &self.max)
         }
     }
+}
+
+impl<T: Float> FloatStats<T> {
+    /// Moves the run sums into the compensated pairs, exactly.
+    #[inline(always)]
+    fn flush(&mut self) {
+        for j in 0..W {
+            let (s, e) = two_sum(self.hi[j], self.s1[j]);
+            self.hi[j] = s;
+            self.lo[j] += e;
+            self.s1[j] = 0.0;
+        }
+        self.fill = 0;
+    }
+}
+
+/// The lanes' compensated pairs `hi[j] + lo[j]` as one, `(sum, what it lost to rounding)`: the
+/// lanes fold without rounding but in the low part, whose own error is ~2^-106 of the sum.
+fn fold(hi: &[f64; W], lo: &[f64; W]) -> (f64, f64) {
+    let (mut s, mut err) = (0.0, 0.0);
+    for j in 0..W {
+        let (t, e) = two_sum(s, hi[j]);
+        s = t;
+        err += e + lo[j];
+    }
+    two_sum(s, err)
 }
 
 /// The finite min and max alone (a histogram's first pass), at a fraction of [`FloatStats`]'s
@@ -368,15 +449,19 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     let mut obs = O::new(shift);
     let mut i = 0;
     while i + L <= n {
-        let xs: [T; L] = ptr::read(x.add(i) as *const [T; L]);
-        let mut ys = xs;
-        for j in 0..L {
-            ys[j] = f(xs[j], g.get(i + j), a.get(i + j));
+        let end = i + ((n - i) / L).min(O::RUN) * L;
+        while i < end {
+            let xs: [T; L] = ptr::read(x.add(i) as *const [T; L]);
+            let mut ys = xs;
+            for j in 0..L {
+                ys[j] = f(xs[j], g.get(i + j), a.get(i + j));
+            }
+            obs.block(&xs, &ys);
+            ptr::write(y.add(i) as *mut [T; L], ys);
+            end_of_block();
+            i += L;
         }
-        obs.block(&xs, &ys);
-        ptr::write(y.add(i) as *mut [T; L], ys);
-        end_of_block();
-        i += L;
+        obs.end_run();
     }
     while i < n {
         let (xv, yv) = (*x.add(i), f(*x.add(i), g.get(i), a.get(i)));
@@ -406,7 +491,7 @@ pub fn scaled_sums<T: Float>(mut c: ChunkStats, y: &[T]) -> ChunkStats {
         s1 += d;
         s2 += d * d;
     }
-    (c.s1, c.s2, c.exp) = (s1, s2, exp);
+    (c.s1, c.s1_lo, c.s2, c.exp) = (s1, 0.0, s2, exp);
     c
 }
 
@@ -693,9 +778,13 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
     let out = |i: usize| if y.is_null() { y } else { y.add(i) };
     let mut i = 0;
     while i + L <= n {
-        let avs = std::array::from_fn(|j| a.get(i + j));
-        block::<C, O, EXACT>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), out(i), L, avs);
-        i += L;
+        let end = i + ((n - i) / L).min(O::RUN) * L;
+        while i < end {
+            let avs = std::array::from_fn(|j| a.get(i + j));
+            block::<C, O, EXACT>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), out(i), L, avs);
+            i += L;
+        }
+        obs.end_run();
     }
     if i < n {
         // The tail goes through the same conversion, padded to a full block.

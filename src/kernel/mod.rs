@@ -138,7 +138,7 @@ impl<W: Copy> Op<'_, W> {
 }
 
 /// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
-/// output values (`s1 = Σ(y − shift)`, `s2 = Σ(y − shift)²`, pairwise over the lanes), and the
+/// output values (`s1 + s1_lo = Σ(y − shift)`, `s2 = Σ(y − shift)²`), and the
 /// finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
 /// overflow, they are of the values scaled by `2^-exp` (shift included), else `exp` is 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -152,6 +152,9 @@ pub struct ChunkStats {
     pub finite: u64,
     pub shift: f64,
     pub s1: f64,
+    /// What `s1` lost to rounding, where the observer kept it (float statistics): the sum is
+    /// `s1 + s1_lo`.
+    pub s1_lo: f64,
     pub s2: f64,
     pub min: f64,
     pub max: f64,
