@@ -235,6 +235,16 @@ pub enum ProgressArg {
     Never,
 }
 
+impl From<ProgressArg> for crate::progress::When {
+    fn from(p: ProgressArg) -> Self {
+        match p {
+            ProgressArg::Auto => Self::Auto,
+            ProgressArg::Always => Self::Always,
+            ProgressArg::Never => Self::Never,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorArg {
     Auto,
@@ -406,7 +416,7 @@ impl ActArgs {
             return usage("--slope goes with --act leaky (or --act grad --of leaky)");
         }
         let alpha = match (&self.alpha, func) {
-            (Some(spec), Some(Func::Prelu)) => Some(options::read_alpha(spec)?),
+            (Some(spec), Some(Func::Prelu)) => Some(crate::source::read_alpha(spec)?),
             (None, Some(Func::Prelu)) => return usage("--act prelu (and --of prelu) needs --alpha"),
             (Some(_), _) => return usage("--alpha goes with --act prelu or --of prelu"),
             (None, _) => None,
@@ -417,7 +427,7 @@ impl ActArgs {
             alpha,
             channel_axis: self.channel_axis,
             upstream: self.upstream.clone(),
-            alpha_file: self.alpha.as_deref().and_then(options::alpha_file),
+            alpha_file: self.alpha.as_deref().and_then(crate::source::alpha_file),
             dtype: dtype.dtype(),
         })
     }

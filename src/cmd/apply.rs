@@ -51,16 +51,16 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         act,
         units: args.stats.is_some().then(|| args.units.options()),
         threads: threads(args.threads),
-        observer: args.bins.for_stats()?.map(crate::hist::observer),
+        observer: args.bins.for_stats()?.map(crate::report::observer),
     };
     if job.observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
     let total = crate::progress::input_bytes(std::slice::from_ref(&job.input), job.read.format);
-    let watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "apply");
+    let watch = crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "apply");
     let mut done = job.run()?;
     drop(watch);
-    crate::hist::attach_to_stats(&mut done.reports);
+    crate::report::attach_to_stats(&mut done.reports);
     // The statistics first: a run that fails there leaves no output array either.
     if let Some(path) = &args.stats {
         write_stats(path, &done.stats())?;

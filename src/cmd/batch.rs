@@ -30,7 +30,7 @@ struct Item {
 /// The progress bar: bytes, throughput and ETA, files done and failed so far; drawn on stderr
 /// only when it is a terminal (`--progress auto`), never with `-q`.
 fn progress(args: &BatchArgs, items: &[Item]) -> indicatif::ProgressBar {
-    let bar = crate::progress::bar(args.progress, args.quiet, items.iter().map(|i| i.bytes).sum());
+    let bar = crate::progress::bar(args.progress.into(), args.quiet, items.iter().map(|i| i.bytes).sum());
     bar.set_message(format!("files 0/{}", items.len()));
     bar
 }
@@ -49,7 +49,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
     if read.member.is_some() {
         return usage("--member picks one array of one .npz: batch processes every member");
     }
-    let observer = args.bins.for_stats()?.map(crate::hist::observer);
+    let observer = args.bins.for_stats()?.map(crate::report::observer);
     if observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
@@ -165,7 +165,7 @@ fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut done = job.run()?;
-    crate::hist::attach_to_stats(&mut done.reports);
+    crate::report::attach_to_stats(&mut done.reports);
     let stats = done.stats();
     if sync {
         done.sync()?;

@@ -6,7 +6,7 @@
 
 use crate::cli::{ColorArg, HistArgs, HistFormatArg};
 use crate::format::Format;
-use crate::hist::{self, Bins, HistJson, Histogram, MinMax};
+use crate::hist::{Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
 use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
@@ -28,7 +28,7 @@ pub fn run(args: HistArgs) -> Result<()> {
         if let Some(up) = &args.act.upstream {
             files.input("--upstream", up);
         }
-        if let Some(alpha) = args.act.alpha.as_deref().and_then(crate::options::alpha_file) {
+        if let Some(alpha) = args.act.alpha.as_deref().and_then(crate::source::alpha_file) {
             files.input("--alpha", &alpha);
         }
         files.output("-o", p, None)?;
@@ -47,7 +47,8 @@ pub fn run(args: HistArgs) -> Result<()> {
             // the auto range reads the data twice
             let passes = if args.active_rate || args.bins.range.is_some() { 1 } else { 2 };
             let total = passes * crate::progress::input_bytes(&args.inputs, args.from.map(|f| f.format()));
-            let _watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "hist");
+            let _watch =
+                crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "hist");
             Inputs::new(&args)?.panels(&args)?
         }
     };
@@ -253,7 +254,7 @@ impl Inputs {
         };
         let mut panels = Vec::new();
         let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
-        for mut r in self.run(Some(hist::observer(bins)), gather)? {
+        for mut r in self.run(Some(crate::report::observer(bins)), gather)? {
             let Some(mut h) = r.observed::<Histogram>() else { continue };
             let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });

@@ -14,7 +14,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
         return crate::options::usage("stdin (-) can be given once");
     }
     let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
-    let hist = args.bins.for_stats()?.map(crate::hist::observer);
+    let hist = args.bins.for_stats()?.map(crate::report::observer);
     let job = |input: &std::path::Path| Job {
         input: input.to_path_buf(),
         read: read.clone(),
@@ -25,14 +25,14 @@ pub fn run(args: StatsArgs) -> Result<()> {
         observer: hist.clone(),
     };
     let total = crate::progress::input_bytes(&args.inputs, read.format);
-    let watch = Watch::start(args.progress.progress, args.progress.quiet, total, "stats");
+    let watch = Watch::start(args.progress.progress.into(), args.progress.quiet, total, "stats");
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
     for path in &args.inputs {
         match job(path).run() {
             Ok(mut done) => {
-                crate::hist::attach_to_stats(&mut done.reports);
+                crate::report::attach_to_stats(&mut done.reports);
                 // the bar is cleared while results print, so they start on a line of their own
                 Watch::suspend(watch.as_ref(), || -> Result<()> {
                     let mut out = stdout.lock();

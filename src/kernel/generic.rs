@@ -398,7 +398,7 @@ pub fn scaled_sums<T: Float>(mut c: ChunkStats, y: &[T]) -> ChunkStats {
     let big = c.min.abs().max(c.max.abs()).max(c.shift.abs());
     // 2^exp >= big, so every scaled value and the scaled shift lie in [-1, 1]
     let exp = if big > 0.0 && big.is_finite() { (big.log2().ceil() as i32).max(0) } else { 0 };
-    let down = crate::stats::ldexp(1.0, -exp);
+    let down = act::ldexp(1.0, -exp);
     let shift = c.shift * down;
     let (mut s1, mut s2) = (0.0, 0.0);
     for v in y.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()) {
