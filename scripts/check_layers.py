@@ -85,8 +85,8 @@ def module_files():
 
 
 def expand(tree):
-    """`a::{b, c::{d, e}}` → ['a::b', 'a::c::d', 'a::c::e']."""
-    tree = re.sub(r"\s+", "", tree)
+    """`a::{b, c::{d as f, e}}` → ['a::b', 'a::c::d@f', 'a::c::e'] (`@`: renamed)."""
+    tree = re.sub(r"\s+", "", re.sub(r"\s+as\s+", "@", tree))
     i = tree.find("{")
     if i < 0:
         return [tree]
@@ -145,12 +145,20 @@ def main():
                 cur = s
             return cur
 
-        paths = []
+        paths, aliases = [], {}
         for m in re.finditer(r"\buse\s+([^;]+);", code):
             for p in expand(m.group(1)):
-                paths.append((m.start(), re.sub(r"\bas\b.*$", "", p)))
+                p, _, name = p.partition("@")
+                p = re.sub(r"::self$", "", p)
+                paths.append((m.start(), p))
+                segs = p.split("::")
+                if segs[0] in ("crate", "super", "self") or segs[0] in children:
+                    aliases[name or segs[-1]] = p
         for m in re.finditer(r"(?<![\w:])(\$?crate|super|self|\w+)((?:::\w+)+)", code):
-            paths.append((m.start(), m.group(1) + m.group(2)))
+            head = m.group(1)
+            if head in aliases and head not in ("crate", "super", "self"):
+                head = aliases[head]
+            paths.append((m.start(), head + m.group(2)))
         for m in re.finditer(r"(?<![\w:])(\w+)!", code):
             if m.group(1) in macros:
                 paths.append((m.start(), "crate::" + m.group(1)))

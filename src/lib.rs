@@ -15,6 +15,7 @@ macro_rules! errln {
 }
 
 pub mod act;
+pub mod args;
 pub mod chunks;
 pub mod cli;
 pub mod cmd;

@@ -1,13 +1,47 @@
 //! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
 
-use crate::cli::StatsArgs;
+use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::job::Job;
 use crate::options::{threads, Dest, UsageError};
 use crate::progress::Watch;
 use crate::render::group;
 use crate::stats::StatsJson;
 use anyhow::Result;
+use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu stats --act relu layer1.npy\n  relu stats --act relu --unit-axis 1 --dead-threshold 0.05 conv.npy\n  relu stats --json --act relu dump.safetensors\n  relu stats --json --bins 100 --range=-4:4 shard1.npy > s1.json"
+)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub act: ActArgs,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+    /// JSON (one object per array, JSON Lines) instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Element type to compute in (integer input with leaky/prelu needs a float type)
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Input files: .npy, .npz (one object per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
 
 pub fn run(args: StatsArgs) -> Result<()> {
     if args.inputs.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {
