@@ -114,8 +114,10 @@ def main():
         for name in re.findall(r"#\[macro_export\]\s*macro_rules!\s*(\w+)", code):
             macros[name] = f
 
-    edges = {f: {} for f in files}
+    edges = {f: {} for f in files if f != "lib.rs"}
     for f, mod in files.items():
+        if f == "lib.rs":
+            continue
         code = strip(open(os.path.join(ROOT, f), encoding="utf-8").read())
         if f == "main.rs":
             code = re.sub(r"\b" + CRATE + r"::", "crate::", code)
@@ -174,7 +176,7 @@ def main():
                 target = segs[1:]
                 if len(target) == 1 and target[0] in macros:
                     to = macros[target[0]]
-                    if to != f:
+                    if to != f and to != "lib.rs":
                         edges[f].setdefault(to, p)
                     continue
             elif head in ("super", "self"):

@@ -6,7 +6,7 @@
 //! All bodies take raw pointers so that `x` and `y` may be the same buffer (in-place use); a block
 //! of `x` is always read completely before the matching block of `y` is written.
 
-use super::{ChunkStats, RawOp};
+use super::ops::{ChunkStats, RawOp};
 use crate::act::{self, Float, Int};
 
 use std::ptr;
@@ -786,9 +786,15 @@ macro_rules! bin_index_body {
         /// # Safety
         /// `x` readable and `out` writable for `n` elements, disjoint.
         #[inline(always)]
-        pub unsafe fn $name<T: Copy>(x: *const T, out: *mut u32, n: usize, b: super::BinSpec<$F>, f: impl Fn(T) -> $F) {
+        pub unsafe fn $name<T: Copy>(
+            x: *const T,
+            out: *mut u32,
+            n: usize,
+            b: crate::kernel::ops::BinSpec<$F>,
+            f: impl Fn(T) -> $F,
+        ) {
             #[inline(always)]
-            unsafe fn one(v: $F, b: super::BinSpec<$F>) -> u32 {
+            unsafe fn one(v: $F, b: crate::kernel::ops::BinSpec<$F>) -> u32 {
                 let t = (v - b.lo) * b.c;
                 // In [0, n) (NaN and the rest to 0, failing the tests below), so the conversion is
                 // exact and needs none of `as`'s saturation, which would keep it from vectorizing.
@@ -805,12 +811,12 @@ macro_rules! bin_index_body {
                 // by the half and which often sit on an edge, have their bin ready.
                 let near = inside & !sure & (b.tau < 0.5);
                 let e = (k + (fr >= 0.5) as i32).min(b.n - 1) as u32;
-                let code = act::select(near, e | super::NEAR, super::EXACT);
+                let code = act::select(near, e | crate::kernel::ops::NEAR, crate::kernel::ops::EXACT);
                 act::select(v == 0.0, b.zero, act::select(sure, k as u32, code))
             }
             /// A bin moves to the counter set of its position (`L` is 16, the sets' count).
             #[inline(always)]
-            fn set<F>(code: u32, j: usize, b: super::BinSpec<F>) -> u32 {
+            fn set<F>(code: u32, j: usize, b: crate::kernel::ops::BinSpec<F>) -> u32 {
                 act::select(code < b.n as u32, code.wrapping_add(j as u32 * b.stride), code)
             }
             let mut i = 0;
