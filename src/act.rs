@@ -369,6 +369,21 @@ macro_rules! int_impl {
 }
 int_impl!(i8: true, i16: true, i32: true, i64: true, u8: false, u16: false, u32: false, u64: false);
 
+/// `x · 2^k`, exact unless the result leaves f64's range (then 0 or ±inf, as multiplying gives).
+pub fn ldexp(x: f64, k: i32) -> f64 {
+    let (mut x, mut k) = (x, k);
+    // 2^±1000 in steps: the factor itself must stay representable
+    while k > 1000 {
+        x *= f64::from_bits(((1023 + 1000) as u64) << 52);
+        k -= 1000;
+    }
+    while k < -1000 {
+        x *= f64::from_bits(((1023 - 1000) as u64) << 52);
+        k += 1000;
+    }
+    x * f64::from_bits(((1023 + k) as u64) << 52)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

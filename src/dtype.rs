@@ -1,6 +1,6 @@
 //! Element types relu understands, with NumPy's names and type strings.
 
-use crate::format::npy::Value;
+use crate::format::npy::literal::{parse_literal, Value};
 use std::fmt;
 
 /// A numeric element type. Byte order is kept apart (see [`ByteOrder`]): the kernel only ever sees
@@ -474,11 +474,7 @@ fn commastring(s: &str) -> Option<NpDtype> {
     let mut dtypes = Vec::with_capacity(items.len());
     for (spec, repeats) in items {
         let base = dtype_from_str(&spec)?;
-        dtypes.push(if repeats.is_empty() {
-            base
-        } else {
-            with_shape(base, &crate::format::npy::parse_literal(repeats).ok()?)?
-        });
+        dtypes.push(if repeats.is_empty() { base } else { with_shape(base, &parse_literal(repeats).ok()?)? });
     }
     if islist {
         (!dtypes.is_empty()).then(|| structured_of(dtypes, 0))

@@ -9,10 +9,7 @@
 
 use crate::dtype::{DType, Element};
 use crate::kernel::{BinSpec, Kernel, EXACT, NEAR, ZERO};
-use crate::pipeline::Observer;
-use crate::with_element;
 use serde::{Deserialize, Serialize};
-use std::any::Any;
 use std::sync::Arc;
 
 /// Equal-width bins over `[lo, hi]`, with their edges as NumPy computes them.
@@ -391,23 +388,6 @@ impl Histogram {
     }
 }
 
-impl Observer for Histogram {
-    fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
-        with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
-    }
-    fn fresh(&self) -> Box<dyn Observer> {
-        Box::new(Histogram::new(self.bins.clone()))
-    }
-    fn merge(&mut self, other: Box<dyn Observer>) {
-        if let Ok(o) = other.into_any().downcast::<Histogram>() {
-            Histogram::merge(self, &o);
-        }
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
-    }
-}
-
 /// The finite minimum and maximum of the values: the range of the first pass.
 #[derive(Clone, Copy, Debug)]
 pub struct MinMax {
@@ -435,23 +415,6 @@ impl MinMax {
             (0.0, 1.0)
         }
     }
-}
-
-/// Puts each array's histogram (its observer, when that is a [`Histogram`]) into its statistics.
-pub fn attach_to_stats(reports: &mut [crate::job::ArrayReport]) {
-    for r in reports {
-        if let (Some(s), Some(o)) = (&mut r.stats, r.observer.take()) {
-            if let Ok(mut h) = o.into_any().downcast::<Histogram>() {
-                s.hist = Some(h.to_json());
-            }
-        }
-    }
-}
-
-/// An observer factory for a job: a fresh histogram of `bins` for every array.
-pub fn observer(bins: Bins) -> crate::job::MakeObserver {
-    let bins = Arc::new(bins);
-    Arc::new(move || Box::new(Histogram::new(bins.clone())) as Box<dyn Observer>)
 }
 
 /// The histogram's JSON (SPEC §1, hist; also the `hist` key of the statistics object).

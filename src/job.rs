@@ -174,7 +174,7 @@ impl Job {
     fn prepare_member(&self, src: &ArraySource, member: Option<&str>) -> Result<Prepared> {
         let name = &src.name;
         let info = src.info().with_context(|| name.clone())?;
-        let mut plan = self.act.plan(&info).with_context(|| name.clone())?;
+        let mut plan = Plan::new(&self.act, &info).with_context(|| name.clone())?;
         let upstream = self.upstream(src, &plan, member)?;
         plan.upstream = upstream.as_ref().map(|u| u.header.order);
         Ok(Prepared { plan, upstream, info })
@@ -408,7 +408,7 @@ impl Job {
         if several && crate::options::normalize_axis(self.act.channel_axis, 2) == Some(0) {
             return usage("CSV channels are its columns: --channel-axis 1 (or -1) with several slopes");
         }
-        let plan = self.act.plan(&info).with_context(|| name.clone())?;
+        let plan = Plan::new(&self.act, &info).with_context(|| name.clone())?;
         let mut proc = self.processor(plan, out.is_some(), |u| u.table_layout(cols))?;
         let threads = self.threads;
         let rows = match out {

@@ -15,6 +15,8 @@ macro_rules! errln {
 }
 
 pub mod act;
+pub mod args;
+pub mod chunks;
 pub mod cli;
 pub mod cmd;
 pub mod dtype;
@@ -31,7 +33,9 @@ pub mod platform;
 pub mod progress;
 pub mod quote;
 pub mod render;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod stats;
 pub mod table;
+pub mod usage;

@@ -512,13 +512,13 @@ impl RunFiles {
         if let Some(input) = self.inputs.get(&id) {
             let allowed = may_replace.and_then(FileId::of).is_some_and(|own| own == id);
             if !allowed {
-                return crate::options::usage(format!(
+                return crate::usage::usage(format!(
                     "{this} is the same file as {input}: writing it would destroy what is read; give another path"
                 ));
             }
         }
         if let Some(other) = self.outputs.get(&id) {
-            return crate::options::usage(format!(
+            return crate::usage::usage(format!(
                 "{this} and {other} are the same file: one would overwrite the other; give another path"
             ));
         }

@@ -7,33 +7,17 @@
 //! ranges of a file. Nothing here knows a file format: sources hand out bytes (`source.rs`),
 //! sinks take them (`sink.rs`).
 
-use crate::act::{Activation, Func};
+use crate::act::{self, Activation, Func};
+use crate::chunks::{AlignedBuf, ChunkSource, FileRegion, CHUNK_BYTES};
 use crate::dtype::{ByteOrder, DType, Element, BF16, F16};
+use crate::format::npy;
 use crate::kernel::{ChunkStats, Kernel, Op, Slope};
-use crate::source::{ChunkSource, FileRegion};
+use crate::options::{normalize_axis, usage, ActOptions, ArrayInfo};
 use crate::stats::StatsAccumulator;
 use crate::with_element;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bytemuck::{cast_slice, cast_slice_mut, Pod};
 use std::any::Any;
-
-/// Bytes of input per chunk: small enough to stay in L2, large enough to amortize syscalls.
-pub const CHUNK_BYTES: usize = 256 * 1024;
-
-/// An 8-byte-aligned scratch buffer, allocated once.
-pub struct AlignedBuf(Vec<u64>);
-
-impl AlignedBuf {
-    pub fn new(bytes: usize) -> Self {
-        AlignedBuf(vec![0; bytes.div_ceil(8)])
-    }
-    pub fn bytes(&self) -> &[u8] {
-        cast_slice(&self.0)
-    }
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        cast_slice_mut(&mut self.0)
-    }
-}
 
 /// PReLU's slopes, one per channel, and where the channel index sits in the flat element order.
 #[derive(Clone, Debug)]
@@ -61,6 +45,79 @@ pub struct Plan {
     pub channels: Option<Channels>,
     /// The upstream gradient's byte order, when there is one (its type is `work`).
     pub upstream: Option<ByteOrder>,
+}
+
+impl Plan {
+    /// Types and parameters for one array (SPEC §2), from what to compute (`act`).
+    pub fn new(act: &ActOptions, a: &ArrayInfo) -> Result<Plan> {
+        let this = act;
+        let input = a.dtype;
+        let (work, output) = match (input.is_float(), this.dtype) {
+            (true, d) => (input, d.unwrap_or(input)),
+            (false, Some(d)) => (d, d),
+            (false, None) => {
+                if let Some(act) = this.act.filter(|a| a.func() != Func::Relu) {
+                    return usage(format!(
+                        "{} on {input} input needs a float type: add --dtype f16, f32 or f64",
+                        act.name()
+                    ));
+                }
+                (input, input)
+            }
+        };
+        let mut slope = this.slope.unwrap_or(0.01);
+        let mut channels = None;
+        if let Some(alpha) = &this.alpha {
+            let alphas: Vec<f64> = alpha.iter().map(|&v| round_to(work, v)).collect();
+            let ndim = a.shape.len();
+            // The axis must make sense even for one slope (0-d and 1-D inputs have no channel axis).
+            let axis = match normalize_axis(this.channel_axis, ndim) {
+                Some(axis) => Some(axis),
+                None if ndim < 2 => None,
+                None => {
+                    return usage(format!("--channel-axis {} is out of range for a {ndim}-D array", this.channel_axis))
+                }
+            };
+            if alphas.len() == 1 {
+                slope = alphas[0];
+            } else {
+                let Some(axis) = axis.filter(|_| ndim >= 2) else {
+                    bail!("a {ndim}-D input takes exactly one slope, --alpha has {}", alphas.len());
+                };
+                if a.shape[axis] != alphas.len() as u64 {
+                    bail!(
+                        "--alpha has {} slopes but axis {axis} of shape {} has {} channels",
+                        alphas.len(),
+                        npy::shape_repr(&a.shape),
+                        a.shape[axis]
+                    );
+                }
+                let inner = crate::stats::inner_size(&a.shape, a.fortran, axis);
+                channels = Some(Channels { slopes: alphas, inner: inner.max(1) });
+            }
+        }
+        Ok(Plan {
+            input,
+            input_order: a.order,
+            work,
+            output,
+            output_order: ByteOrder::Little,
+            act: this.act,
+            slope,
+            channels,
+            upstream: None,
+        })
+    }
+}
+
+/// A PReLU weight rounded to the working float type, as PyTorch's weight tensor holds it.
+fn round_to(dt: DType, v: f64) -> f64 {
+    match dt {
+        DType::F16 => act::f16_to_f32(act::f64_to_f16(v)) as f64,
+        DType::BF16 => act::bf16_to_f32(act::f64_to_bf16(v)) as f64,
+        DType::F32 => v as f32 as f64,
+        _ => v,
+    }
 }
 
 /// Watches the values an array's activation produces (a histogram, say) as they stream by:
@@ -707,7 +764,7 @@ pub fn stream_overlapped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::ReadSource;
+    use crate::chunks::ReadSource;
 
     /// Counts the values it sees and remembers where each chunk started.
     struct Count {

@@ -3,10 +3,18 @@
 //! Single-file commands count the data bytes the pipeline takes in: one relaxed atomic add per
 //! 256 KiB chunk, polled by a drawing thread ten times a second.
 
-use crate::cli::ProgressArg;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// When to draw a bar (`--progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// On a terminal that is not `TERM=dumb`.
+    Auto,
+    Always,
+    Never,
+}
 
 /// Data bytes the pipeline has taken in, process-wide.
 static BYTES: AtomicU64 = AtomicU64::new(0);
@@ -21,20 +29,18 @@ pub fn add(n: usize) {
 pub const AUTO_MIN_BYTES: u64 = 256 << 20;
 
 /// Whether to draw at all.
-pub fn wanted(progress: ProgressArg, quiet: bool) -> bool {
+pub fn wanted(progress: When, quiet: bool) -> bool {
     !quiet
         && match progress {
-            ProgressArg::Always => true,
-            ProgressArg::Never => false,
+            When::Always => true,
+            When::Never => false,
             // a dumb terminal cannot redraw a line
-            ProgressArg::Auto => {
-                std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
-            }
+            When::Auto => std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
         }
 }
 
 /// A bar over `total` bytes on stderr; hidden unless [`wanted`].
-pub fn bar(progress: ProgressArg, quiet: bool, total: u64) -> indicatif::ProgressBar {
+pub fn bar(progress: When, quiet: bool, total: u64) -> indicatif::ProgressBar {
     if !wanted(progress, quiet) {
         return indicatif::ProgressBar::hidden();
     }
@@ -63,8 +69,8 @@ pub struct Watch {
 impl Watch {
     /// Watches the pipeline's bytes for a job of `total` input bytes; `None` when no bar is
     /// wanted (or, under `auto`, the input is small).
-    pub fn start(progress: ProgressArg, quiet: bool, total: u64, what: &str) -> Option<Watch> {
-        if !wanted(progress, quiet) || (progress == ProgressArg::Auto && total < AUTO_MIN_BYTES) {
+    pub fn start(progress: When, quiet: bool, total: u64, what: &str) -> Option<Watch> {
+        if !wanted(progress, quiet) || (progress == When::Auto && total < AUTO_MIN_BYTES) {
             return None;
         }
         let bar = bar(progress, quiet, total);

@@ -6,6 +6,7 @@
 //! < 0. Mean and std are over finite values; std is the population std. Chunks and shards combine
 //! with Chan et al.'s parallel formulas, so merging N shards equals one pass over all of them.
 
+use crate::act::ldexp;
 use crate::hist::HistJson;
 use crate::kernel::{ChunkStats, Kernel};
 use anyhow::{bail, Context, Result};
@@ -34,21 +35,6 @@ impl UnitLayout {
 pub fn inner_size(shape: &[u64], fortran: bool, axis: usize) -> u64 {
     let axes = if fortran { &shape[..axis] } else { &shape[axis + 1..] };
     axes.iter().fold(1u64, |a, &d| a.saturating_mul(d))
-}
-
-/// `x · 2^k`, exact unless the result leaves f64's range (then 0 or ±inf, as multiplying gives).
-pub fn ldexp(x: f64, k: i32) -> f64 {
-    let (mut x, mut k) = (x, k);
-    // 2^±1000 in steps: the factor itself must stay representable
-    while k > 1000 {
-        x *= f64::from_bits(((1023 + 1000) as u64) << 52);
-        k -= 1000;
-    }
-    while k < -1000 {
-        x *= f64::from_bits(((1023 - 1000) as u64) << 52);
-        k += 1000;
-    }
-    x * f64::from_bits(((1023 + k) as u64) << 52)
 }
 
 /// Limbs of [`ExactSum`]: bit 0 is 2^-1074 (the least subnormal), 32 bits a limb, up to 2^1024
@@ -595,7 +581,7 @@ impl StatsJson {
     pub fn read_all(path: &std::path::Path) -> Result<Vec<StatsJson>> {
         use std::io::Read;
         let mut text = String::new();
-        if crate::options::is_dash(path) {
+        if crate::usage::is_dash(path) {
             std::io::stdin().read_to_string(&mut text)?;
         } else {
             std::fs::File::open(path)?.read_to_string(&mut text)?;

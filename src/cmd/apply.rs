@@ -1,11 +1,54 @@
 //! `relu apply`: one input (an array, a table, or every member of an `.npz`) through an activation.
 
-use crate::cli::{ActKind, ApplyArgs};
+use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
 use crate::job::Job;
 use crate::options::{is_dash, threads, usage, Dest};
 use crate::output::{write_stats, RunFiles};
 use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 -o y.npy\n  relu apply x.npy --act grad --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply x.npy -o y.npy --stats y.json --bins 100 --range=-4:4\n  cat x.npy | relu apply --act leaky > y.npy"
+)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub act: ActArgs,
+    /// Input .npy, .npz, .safetensors, CSV or TSV file, or - for stdin
+    #[arg(default_value = "-")]
+    pub input: PathBuf,
+    /// Output file, or - for stdout (the default)
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    /// Output format (default: by -o's extension, else the input's)
+    #[arg(long, value_enum)]
+    pub to: Option<FormatArg>,
+    /// Output element type; the activation runs in the input's float type, then rounds once
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Overwrite the data of a .npy INPUT in place (fast; not atomic; no dtype change)
+    #[arg(long)]
+    pub in_place: bool,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Also write statistics (JSON) of the output, from the same pass, to PATH (- for stdout)
+    #[arg(long, value_name = "PATH")]
+    pub stats: Option<PathBuf>,
+    /// Threads: a .npy file is processed in this many ranges, CSV parsed on this many workers [default: all cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+}
 
 pub fn run(args: ApplyArgs) -> Result<()> {
     let act = args.act.options(Some(ActKind::Relu), args.dtype)?;
@@ -51,16 +94,16 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         act,
         units: args.stats.is_some().then(|| args.units.options()),
         threads: threads(args.threads),
-        observer: args.bins.for_stats()?.map(crate::hist::observer),
+        observer: args.bins.for_stats()?.map(crate::report::observer),
     };
     if job.observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
     let total = crate::progress::input_bytes(std::slice::from_ref(&job.input), job.read.format);
-    let watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "apply");
+    let watch = crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "apply");
     let mut done = job.run()?;
     drop(watch);
-    crate::hist::attach_to_stats(&mut done.reports);
+    crate::report::attach_to_stats(&mut done.reports);
     // The statistics first: a run that fails there leaves no output array either.
     if let Some(path) = &args.stats {
         write_stats(path, &done.stats())?;

@@ -6,7 +6,7 @@
 //! and appear complete or not at all. A failing file fails alone: the others finish, failures are
 //! listed at the end, and the exit code is 1 (`--fail-fast` stops at the first).
 
-use crate::cli::{ActKind, BatchArgs};
+use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
 use crate::cmd::discover::discover;
 use crate::format::Format;
 use crate::job::Job;
@@ -14,11 +14,71 @@ use crate::options::{threads, usage, Dest};
 use crate::output::{write_stats, FileId, RunFiles};
 use crate::stats::StatsJson;
 use anyhow::{Context, Result};
+use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu batch --out-dir out/ acts/\n  relu batch --out-dir out/ --stats stats.jsonl --act leaky --slope 0.1 acts/ more.npz\n  relu batch --out-dir out/ --shard 2/8 --stats shard-2.jsonl acts/   # machine 2 of 8\n  relu merge-stats shard-*.jsonl"
+)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    /// Where the outputs go, mirroring the input tree
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Output element type; the activation runs in the input's float type, then rounds once
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Also write statistics: one JSON object per array (JSON Lines), in input order
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+    /// Take every N-th input (sorted byte-wise) from the I-th: machine I of N (1-based)
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Skip inputs whose output exists (outputs are complete or absent)
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Stop at the first failure (otherwise failures are listed at the end)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Make each output survive power loss: fsync it before the rename, and its directory after
+    #[arg(long)]
+    pub sync: bool,
+    /// Progress bar on stderr: auto draws it only when stderr is a terminal
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+    /// No progress and no summary line (failures are still reported)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    /// Files and directories (searched recursively for .npy, .npz, .safetensors, .csv, .tsv)
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// `--shard I/N`, 1-based.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not a shard: give I/N with 1 <= I <= N, e.g. --shard 2/8");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
 
 /// One input file and where its output goes.
 struct Item {
@@ -30,7 +90,7 @@ struct Item {
 /// The progress bar: bytes, throughput and ETA, files done and failed so far; drawn on stderr
 /// only when it is a terminal (`--progress auto`), never with `-q`.
 fn progress(args: &BatchArgs, items: &[Item]) -> indicatif::ProgressBar {
-    let bar = crate::progress::bar(args.progress, args.quiet, items.iter().map(|i| i.bytes).sum());
+    let bar = crate::progress::bar(args.progress.into(), args.quiet, items.iter().map(|i| i.bytes).sum());
     bar.set_message(format!("files 0/{}", items.len()));
     bar
 }
@@ -49,7 +109,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
     if read.member.is_some() {
         return usage("--member picks one array of one .npz: batch processes every member");
     }
-    let observer = args.bins.for_stats()?.map(crate::hist::observer);
+    let observer = args.bins.for_stats()?.map(crate::report::observer);
     if observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
@@ -165,7 +225,7 @@ fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut done = job.run()?;
-    crate::hist::attach_to_stats(&mut done.reports);
+    crate::report::attach_to_stats(&mut done.reports);
     let stats = done.stats();
     if sync {
         done.sync()?;

@@ -4,18 +4,100 @@
 //! max of all of them, from a first pass (stdin is spooled for it). `--ridge` stacks checkpoints,
 //! `--active-rate` shows the per-unit active rates, `--from-stats` draws merged shards.
 
-use crate::cli::{ColorArg, HistArgs, HistFormatArg};
+use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
-use crate::hist::{self, Bins, HistJson, Histogram, MinMax};
+use crate::hist::{Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
 use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
 use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HistFormatArg {
+    Text,
+    Csv,
+    Json,
+    Svg,
+    Png,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu hist --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu hist --act relu --ridge ckpt_*/layer3.npy -o layer3.png\n  relu hist --active-rate --act relu layer1.npy\n  relu hist --bins 100 --range=-4:4 --format json x.npy\n  relu hist --from-stats merged.json -o all.svg"
+)]
+pub struct HistArgs {
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub act: ActArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+    /// Output format [default: from -o's extension, else text]
+    #[arg(long, value_enum)]
+    pub format: Option<HistFormatArg>,
+    /// Output file (.svg, .png, .csv, .json, .txt), or - for stdout
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// A logarithmic count axis (SVG and PNG)
+    #[arg(long)]
+    pub log_y: bool,
+    /// Coloured terminal bars: auto = on a terminal, unless NO_COLOR is set or TERM=dumb
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorArg,
+    /// Image size in pixels (SVG and PNG) [default: 900x500, more for several panels]
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub size: Option<(u32, u32)>,
+    /// The inputs, in the order given, as stacked offset curves (checkpoints over time)
+    #[arg(long, conflicts_with = "active_rate")]
+    pub ridge: bool,
+    /// The distribution of per-unit active rates (dead units in a bar of their own)
+    #[arg(long)]
+    pub active_rate: bool,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    /// Draw the histograms stored in statistics JSON (stats/merge-stats with --bins and --range)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["inputs", "active_rate"])]
+    pub from_stats: Option<PathBuf>,
+    /// Element type to compute in (integer input with leaky/prelu needs a float type)
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Input files: .npy, .npz (one histogram per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
+    #[arg(required_unless_present = "from_stats")]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// `--size WxH`.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("'{s}' is not a size: give WxH in pixels, e.g. 1200x800");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    // a PNG is drawn in memory, 3 bytes a pixel: 8192 x 8192 is 192 MiB
+    if !(100..=8192).contains(&w) || !(100..=8192).contains(&h) {
+        return Err(format!("--size {s}: each side must be 100 to 8192 pixels"));
+    }
+    Ok((w, h))
+}
 
 pub fn run(args: HistArgs) -> Result<()> {
     let out_path = args.output.clone().filter(|p| !is_dash(p));
@@ -28,7 +110,7 @@ pub fn run(args: HistArgs) -> Result<()> {
         if let Some(up) = &args.act.upstream {
             files.input("--upstream", up);
         }
-        if let Some(alpha) = args.act.alpha.as_deref().and_then(crate::options::alpha_file) {
+        if let Some(alpha) = args.act.alpha.as_deref().and_then(crate::source::alpha_file) {
             files.input("--alpha", &alpha);
         }
         files.output("-o", p, None)?;
@@ -47,7 +129,8 @@ pub fn run(args: HistArgs) -> Result<()> {
             // the auto range reads the data twice
             let passes = if args.active_rate || args.bins.range.is_some() { 1 } else { 2 };
             let total = passes * crate::progress::input_bytes(&args.inputs, args.from.map(|f| f.format()));
-            let _watch = crate::progress::Watch::start(args.progress.progress, args.progress.quiet, total, "hist");
+            let _watch =
+                crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "hist");
             Inputs::new(&args)?.panels(&args)?
         }
     };
@@ -253,7 +336,7 @@ impl Inputs {
         };
         let mut panels = Vec::new();
         let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
-        for mut r in self.run(Some(hist::observer(bins)), gather)? {
+        for mut r in self.run(Some(crate::report::observer(bins)), gather)? {
             let Some(mut h) = r.observed::<Histogram>() else { continue };
             let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });

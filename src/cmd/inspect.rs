@@ -1,13 +1,25 @@
 //! `relu inspect`: format, dtype, shape, order, elements and bytes, from the header only.
 
-use crate::cli::InspectArgs;
 use crate::format::npy::{self, Header};
 use crate::format::Format;
 use crate::options::is_dash;
 use crate::source::Input;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use std::io::Write;
 use std::path::Path;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  relu inspect x.npy acts.npz dump.safetensors\n  relu inspect --json *.npy")]
+pub struct InspectArgs {
+    /// JSON Lines: one object per array
+    #[arg(long)]
+    pub json: bool,
+    /// Files to inspect (- for stdin)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
 
 pub fn run(args: InspectArgs) -> Result<()> {
     if args.files.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {

@@ -1,10 +1,24 @@
 //! `relu merge-stats`: combine statistics of shards exactly into one object.
 
-use crate::cli::MergeArgs;
 use crate::output::{write_stats, RunFiles};
 use crate::stats::StatsJson;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use std::path::Path;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu merge-stats shard-*.jsonl > all.json\n  relu hist --from-stats all.json -o all.png"
+)]
+pub struct MergeArgs {
+    /// Where to write the merged object (default: stdout)
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Statistics files (JSON objects or JSON Lines; - for stdin)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
 
 pub fn run(args: MergeArgs) -> Result<()> {
     let mut files = RunFiles::default();

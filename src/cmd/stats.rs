@@ -1,20 +1,54 @@
 //! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
 
-use crate::cli::StatsArgs;
+use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::job::Job;
 use crate::options::{threads, Dest, UsageError};
 use crate::progress::Watch;
 use crate::render::group;
 use crate::stats::StatsJson;
 use anyhow::Result;
+use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  relu stats --act relu layer1.npy\n  relu stats --act relu --unit-axis 1 --dead-threshold 0.05 conv.npy\n  relu stats --json --act relu dump.safetensors\n  relu stats --json --bins 100 --range=-4:4 shard1.npy > s1.json"
+)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub act: ActArgs,
+    #[command(flatten)]
+    pub units: UnitArgs,
+    #[command(flatten)]
+    pub bins: BinArgs,
+    /// JSON (one object per array, JSON Lines) instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Element type to compute in (integer input with leaky/prelu needs a float type)
+    #[arg(long, value_enum, default_value = "same")]
+    pub dtype: DTypeArg,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    /// Input format (default: by extension, for stdin by content)
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Input files: .npy, .npz (one object per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
 
 pub fn run(args: StatsArgs) -> Result<()> {
     if args.inputs.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {
         return crate::options::usage("stdin (-) can be given once");
     }
     let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
-    let hist = args.bins.for_stats()?.map(crate::hist::observer);
+    let hist = args.bins.for_stats()?.map(crate::report::observer);
     let job = |input: &std::path::Path| Job {
         input: input.to_path_buf(),
         read: read.clone(),
@@ -25,14 +59,14 @@ pub fn run(args: StatsArgs) -> Result<()> {
         observer: hist.clone(),
     };
     let total = crate::progress::input_bytes(&args.inputs, read.format);
-    let watch = Watch::start(args.progress.progress, args.progress.quiet, total, "stats");
+    let watch = Watch::start(args.progress.progress.into(), args.progress.quiet, total, "stats");
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
     for path in &args.inputs {
         match job(path).run() {
             Ok(mut done) => {
-                crate::hist::attach_to_stats(&mut done.reports);
+                crate::report::attach_to_stats(&mut done.reports);
                 // the bar is cleared while results print, so they start on a line of their own
                 Watch::suspend(watch.as_ref(), || -> Result<()> {
                     let mut out = stdout.lock();

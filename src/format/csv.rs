@@ -448,7 +448,7 @@ pub fn set_max_record_from_env() -> Result<()> {
             RECORD_LIMIT.store(mib << 20, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         }
-        _ => crate::options::usage(format!(
+        _ => crate::usage::usage(format!(
             "RELU_MAX_RECORD={}: give the longest CSV record in MiB, a whole number from 1 to {MAX_RECORD_CEILING_MIB}",
             crate::quote::text(&text)
         )),

@@ -8,9 +8,9 @@
 //! temporary file first, its header checked before anything is spooled and the spool bounded by
 //! what the header declares.
 
+use crate::chunks::{ArraySource, FileRegion};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::Header;
-use crate::source::{ArraySource, FileRegion};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 //! All bodies take raw pointers so that `x` and `y` may be the same buffer (in-place use); a block
 //! of `x` is always read completely before the matching block of `y` is written.
 
-use super::{ChunkStats, RawOp};
+use super::ops::{ChunkStats, RawOp};
 use crate::act::{self, Float, Int};
 
 use std::ptr;
@@ -483,7 +483,7 @@ pub fn scaled_sums<T: Float>(mut c: ChunkStats, y: &[T]) -> ChunkStats {
     let big = c.min.abs().max(c.max.abs()).max(c.shift.abs());
     // 2^exp >= big, so every scaled value and the scaled shift lie in [-1, 1]
     let exp = if big > 0.0 && big.is_finite() { (big.log2().ceil() as i32).max(0) } else { 0 };
-    let down = crate::stats::ldexp(1.0, -exp);
+    let down = act::ldexp(1.0, -exp);
     let shift = c.shift * down;
     let (mut s1, mut s2) = (0.0, 0.0);
     for v in y.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()) {
@@ -875,9 +875,15 @@ macro_rules! bin_index_body {
         /// # Safety
         /// `x` readable and `out` writable for `n` elements, disjoint.
         #[inline(always)]
-        pub unsafe fn $name<T: Copy>(x: *const T, out: *mut u32, n: usize, b: super::BinSpec<$F>, f: impl Fn(T) -> $F) {
+        pub unsafe fn $name<T: Copy>(
+            x: *const T,
+            out: *mut u32,
+            n: usize,
+            b: crate::kernel::ops::BinSpec<$F>,
+            f: impl Fn(T) -> $F,
+        ) {
             #[inline(always)]
-            unsafe fn one(v: $F, b: super::BinSpec<$F>) -> u32 {
+            unsafe fn one(v: $F, b: crate::kernel::ops::BinSpec<$F>) -> u32 {
                 let t = (v - b.lo) * b.c;
                 // In [0, n) (NaN and the rest to 0, failing the tests below), so the conversion is
                 // exact and needs none of `as`'s saturation, which would keep it from vectorizing.
@@ -894,12 +900,12 @@ macro_rules! bin_index_body {
                 // by the half and which often sit on an edge, have their bin ready.
                 let near = inside & !sure & (b.tau < 0.5);
                 let e = (k + (fr >= 0.5) as i32).min(b.n - 1) as u32;
-                let code = act::select(near, e | super::NEAR, super::EXACT);
+                let code = act::select(near, e | crate::kernel::ops::NEAR, crate::kernel::ops::EXACT);
                 act::select(v == 0.0, b.zero, act::select(sure, k as u32, code))
             }
             /// A bin moves to the counter set of its position (`L` is 16, the sets' count).
             #[inline(always)]
-            fn set<F>(code: u32, j: usize, b: super::BinSpec<F>) -> u32 {
+            fn set<F>(code: u32, j: usize, b: crate::kernel::ops::BinSpec<F>) -> u32 {
                 act::select(code < b.n as u32, code.wrapping_add(j as u32 * b.stride), code)
             }
             let mut i = 0;

@@ -8,11 +8,14 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 mod generic;
+mod levels;
+mod ops;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 use crate::act::{Float, Int};
 use generic::{FloatStats, IntStats, NoStats, RangeStats};
+pub use ops::{BinSpec, ChunkStats, Op, Slope, EXACT, NEAR, ZERO};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level the kernel can run at.
@@ -89,233 +92,8 @@ impl Level {
     }
 }
 
-/// A slope for leaky/prelu: one for every element, or one per element (prelu's channels laid out).
-#[derive(Clone, Copy, Debug)]
-pub enum Slope<'a, W> {
-    All(W),
-    Each(&'a [W]),
-}
-
-/// One kernel call's function, with its parameters in the working type `W`.
-#[derive(Clone, Copy, Debug)]
-pub enum Op<'a, W> {
-    /// The values as they are (statistics without an activation).
-    Identity,
-    Relu,
-    Leaky(Slope<'a, W>),
-    GradRelu,
-    GradLeaky(Slope<'a, W>),
-}
-
-/// [`Op`] lowered to raw pointers for the bodies.
-#[derive(Clone, Copy)]
-pub(crate) enum RawOp<W> {
-    Identity,
-    Relu,
-    Leaky(W),
-    LeakyEach(*const W),
-    GradRelu,
-    GradLeaky(W),
-    GradLeakyEach(*const W),
-}
-
-impl<W: Copy> Op<'_, W> {
-    fn raw(self, n: usize) -> RawOp<W> {
-        let each = |s: &[W]| {
-            assert!(s.len() >= n, "slope buffer shorter than the data");
-            s.as_ptr()
-        };
-        match self {
-            Op::Identity => RawOp::Identity,
-            Op::Relu => RawOp::Relu,
-            Op::Leaky(Slope::All(a)) => RawOp::Leaky(a),
-            Op::Leaky(Slope::Each(s)) => RawOp::LeakyEach(each(s)),
-            Op::GradRelu => RawOp::GradRelu,
-            Op::GradLeaky(Slope::All(a)) => RawOp::GradLeaky(a),
-            Op::GradLeaky(Slope::Each(s)) => RawOp::GradLeakyEach(each(s)),
-        }
-    }
-}
-
-/// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
-/// output values (`s1 + s1_lo = Σ(y − shift)`, `s2 = Σ(y − shift)²`), and the
-/// finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
-/// overflow, they are of the values scaled by `2^-exp` (shift included), else `exp` is 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ChunkStats {
-    pub elements: u64,
-    pub zeros: u64,
-    pub negative: u64,
-    pub nan: u64,
-    pub posinf: u64,
-    pub neginf: u64,
-    pub finite: u64,
-    pub shift: f64,
-    pub s1: f64,
-    /// What `s1` lost to rounding, where the observer kept it (float statistics): the sum is
-    /// `s1 + s1_lo`.
-    pub s1_lo: f64,
-    pub s2: f64,
-    pub min: f64,
-    pub max: f64,
-    pub exp: i32,
-}
-
-/// Equal-width histogram bins as the kernel's fast path sees them, in float type `F`: a value `v`
-/// with `lo <= v <= hi` whose scaled position `t = (v - lo) * c` lies more than `tau` away from
-/// an integer is in bin `trunc(t)` for certain; one within `tau` of edge `e` is in bin `e` when
-/// `v >= edges[e]`, else `e - 1` (the caller compares). `lo` and `hi` must make their tests exact
-/// for the data (for f32 data: the f64 values rounded inward).
-#[derive(Clone, Copy, Debug)]
-pub struct BinSpec<F> {
-    pub lo: F,
-    pub hi: F,
-    pub c: F,
-    pub tau: F,
-    /// The bin count.
-    pub n: i32,
-    /// The code of ±0 (which a relu makes by the half): its bin, or [`EXACT`].
-    pub zero: u32,
-    /// The bin of the value at `i` comes out as `bin + (i % 16) * stride`: with `stride = n`,
-    /// an index into 16 counter sets, so that runs of one bin update different memory.
-    pub stride: u32,
-}
-
-impl<F> BinSpec<F> {
-    pub fn new(lo: F, hi: F, c: F, tau: F, n: i32) -> Self {
-        BinSpec { lo, hi, c, tau, n, zero: EXACT, stride: 0 }
-    }
-}
-
-/// `bin_index`'s answer where the exact (NumPy) path must decide.
-pub const EXACT: u32 = u32::MAX;
-/// `bin_index`'s answer `NEAR | e` for a value within `tau` of edge `e`: it is in bin `e` when
-/// `v >= edges[e]`, else `e - 1`.
-pub const NEAR: u32 = 1 << 31;
-/// A code [`Kernel::split_codes`] only counts: `BinSpec::zero` where the level can split.
-pub const ZERO: u32 = u32::MAX - 1;
-
-/// Stamps out one level: `generic`'s bodies compiled with the given attributes (the ISA's
-/// `target_feature`, or none for the portable level) and half-precision converter.
-macro_rules! level_module {
-    ($name:ident, [$(#[$attr:meta])*], $cvt:ty, $bcvt:ty) => {
-        pub(crate) mod $name {
-            #[allow(unused_imports)]
-            use crate::kernel::generic::{self, Observe, SoftHalf};
-            use crate::kernel::{ChunkStats, RawOp};
-            use crate::act::{Float, Int};
-
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn float<T: Float, O: Observe<T>>(op: RawOp<T>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
-                generic::float::<T, O>(op, x, g, y, n, shift)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn half<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
-                generic::half::<$cvt, O>(op, x, g, y, n, shift)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn bhalf<O: Observe<f32>>(op: RawOp<f32>, x: *const u16, g: *const u16, y: *mut u16, n: usize, shift: f64) -> ChunkStats {
-                generic::half::<$bcvt, O>(op, x, g, y, n, shift)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn bf16_to_f32(x: *const u16, y: *mut f32, n: usize) {
-                generic::half_to_f32::<$bcvt>(x, y, n)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn f32_to_bf16(x: *const f32, y: *mut u16, n: usize) {
-                generic::f32_to_half::<$bcvt>(x, y, n)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn int<T: Int, O: Observe<T>>(op: RawOp<()>, x: *const T, g: *const T, y: *mut T, n: usize, shift: f64) -> ChunkStats {
-                generic::int::<T, O>(op, x, g, y, n, shift)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn convert<A: Copy, B: Copy + Default, F: Fn(A) -> B>(x: *const A, y: *mut B, n: usize, f: F) {
-                generic::convert(x, y, n, f)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn half_to_f32(x: *const u16, y: *mut f32, n: usize) {
-                generic::half_to_f32::<$cvt>(x, y, n)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn f32_to_half(x: *const f32, y: *mut u16, n: usize) {
-                generic::f32_to_half::<$cvt>(x, y, n)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn count_into<T: Copy, F: Fn(T) -> bool>(x: *const T, c: *mut u32, n: usize, f: F) {
-                generic::count_into(x, c, n, f)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn count<T: Copy, F: Fn(T) -> bool>(x: *const T, n: usize, f: F) -> u32 {
-                generic::count(x, n, f)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn bin_index<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f64>, f: F) {
-                generic::bin_index(x, out, n, b, f)
-            }
-            /// # Safety
-            /// The CPU has the level's features (a `Kernel` is only built for a level
-            /// `Level::supported` here), and the pointers are as `generic`'s function of the
-            /// same name requires.
-            $(#[$attr])*
-            pub unsafe fn bin_index32<T: Copy, F: Fn(T) -> f32>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::BinSpec<f32>, f: F) {
-                generic::bin_index32(x, out, n, b, f)
-            }
-        }
-    };
-}
-pub(crate) use level_module;
-
 // The portable level: the same bodies with no extra features, software f16.
-level_module!(scalar, [], SoftHalf, generic::Bf16);
+levels::level_module!(scalar, [], crate::kernel::generic::SoftHalf, crate::kernel::generic::Bf16);
 
 /// Calls `$f` from the module of `$level`.
 macro_rules! dispatch {
@@ -663,7 +441,7 @@ mod tests {
 
 #[cfg(test)]
 mod null_output {
-    use super::{generic::NoStats, scalar, RawOp};
+    use super::{generic::NoStats, ops::RawOp, scalar};
 
     /// A null output where the op writes is refused by a real check, not a debug assertion.
     #[test]

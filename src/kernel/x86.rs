@@ -68,8 +68,8 @@ impl HalfCvt for Bf16Avx512 {
     super::generic::bf16_scalars!();
 }
 
-super::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], super::F16c, super::Bf16Avx2);
-super::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]], super::F16c, super::Bf16Avx512);
+super::levels::level_module!(avx2, [#[target_feature(enable = "avx2,f16c")]], crate::kernel::x86::F16c, crate::kernel::x86::Bf16Avx2);
+super::levels::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]], crate::kernel::x86::F16c, crate::kernel::x86::Bf16Avx512);
 
 /// See [`super::Kernel::compress_nonzero_f32`]: `vcompressps` 16 values a step. NaN is not
 /// zero (unordered compare), -0 is.

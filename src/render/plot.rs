@@ -2,7 +2,7 @@
 //! a ridgeline of checkpoints, or the active-rate view. Text uses DejaVu Sans shipped in
 //! `assets/fonts` (registered once), so PNGs render the same on a machine with no fonts.
 
-use super::{short, Panel, PlotOptions, View};
+use super::panel::{group, short, Panel, PlotOptions, View};
 use anyhow::{anyhow, bail, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
@@ -132,10 +132,10 @@ fn panel<DB: DrawingBackend>(
     let footer = format!(
         "below {}: {}   above {}: {}   nan: {}",
         short(first),
-        super::group(p.hist.underflow),
+        group(p.hist.underflow),
         short(hi),
-        super::group(p.hist.overflow),
-        super::group(p.hist.nan)
+        group(p.hist.overflow),
+        group(p.hist.nan)
     );
     let title = format!("{}  ·  {}", p.name, p.about);
     let (area, foot) = area.split_vertically(area.dim_in_pixel().1.saturating_sub(22));

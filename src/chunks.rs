@@ -1,0 +1,389 @@
+//! One array's bytes, wherever they lie: [`ArraySource`] (a header and a source positioned at
+//! the data), [`FileRegion`] (where parallel workers read their own ranges), and the chunk
+//! sources that hand the bytes out (positional reads of a file region, a sliding memory map, any
+//! reader, a Fortran-ordered array seen in C order), into [`AlignedBuf`]s of [`CHUNK_BYTES`].
+//! Below both the containers of `format/` (a `.safetensors` tensor is a region of its file) and
+//! `source.rs` (which opens inputs).
+
+use crate::format::npy::{self, Header};
+use crate::options::ArrayInfo;
+use anyhow::{bail, Context, Result};
+use bytemuck::{cast_slice, cast_slice_mut};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Bytes of input per chunk: small enough to stay in L2, large enough to amortize syscalls.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// An 8-byte-aligned scratch buffer, allocated once.
+pub struct AlignedBuf(Vec<u64>);
+
+impl AlignedBuf {
+    pub fn new(bytes: usize) -> Self {
+        AlignedBuf(vec![0; bytes.div_ceil(8)])
+    }
+    pub fn bytes(&self) -> &[u8] {
+        cast_slice(&self.0)
+    }
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        cast_slice_mut(&mut self.0)
+    }
+}
+
+/// One array's data: its header, and a source positioned at its first byte.
+pub struct ArraySource<'a> {
+    pub name: String,
+    pub header: Header,
+    pub data: Box<dyn ChunkSource + 'a>,
+    /// The data's place in a file, for workers that read their own ranges (`None` for streams).
+    pub region: Option<FileRegion>,
+    /// The data was Fortran-ordered and is handed out in C order ([`ArraySource::into_c_order`]):
+    /// the header now describes the order the elements stream in.
+    pub transposed: bool,
+    /// The member's key when the array is a member of an `.npz` (names a tensor written from it).
+    pub member: Option<String>,
+}
+
+impl<'a> ArraySource<'a> {
+    /// A `.npy` stream from any reader (stdin, an `.npz` member).
+    pub fn from_reader(name: &str, mut r: impl Read + 'a) -> Result<ArraySource<'a>> {
+        let name = name.to_string();
+        let header = npy::read_header(&mut r).with_context(|| name.clone())?;
+        header.dtype().with_context(|| name.clone())?;
+        let total = header.data_bytes.unwrap_or(0);
+        Ok(ArraySource {
+            name,
+            header,
+            data: Box::new(ReadSource::new(r, total)),
+            region: None,
+            transposed: false,
+            member: None,
+        })
+    }
+
+    /// A `.npy` file, checked to hold the data its header promises.
+    pub fn open(path: &Path) -> Result<ArraySource<'static>> {
+        Self::open_with(path, true)
+    }
+
+    /// [`ArraySource::open`] for `--in-place`, which writes the bytes it reads: never through a
+    /// memory map (`RELU_READ=mmap`), as writing the file under a live `&[u8]` of its map would
+    /// change memory Rust assumes immutable (undefined behaviour). Reads copy into a buffer.
+    pub fn open_for_rewrite(path: &Path) -> Result<ArraySource<'static>> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, mappable: bool) -> Result<ArraySource<'static>> {
+        let name = path.display().to_string();
+        let mut file = File::open(path).with_context(|| name.clone())?;
+        let header = npy::read_header(&mut file).with_context(|| name.clone())?;
+        let len = npy::check_length(&file, &header).with_context(|| name.clone())?;
+        let region = FileRegion { file, start: header.data_offset, len, mappable };
+        let data = region.range(0, len)?;
+        Ok(ArraySource { name, header, data, region: Some(region), transposed: false, member: None })
+    }
+
+    /// What the plan needs to know of the array.
+    pub fn info(&self) -> Result<ArrayInfo> {
+        let h = &self.header;
+        Ok(ArrayInfo { dtype: h.dtype()?, order: h.order, shape: h.shape.clone(), fortran: h.fortran_order })
+    }
+
+    /// The same array with its data handed out in C order (for CSV rows, `.safetensors`): a
+    /// Fortran-ordered array with more than one dimension longer than 1 is read through a
+    /// transposing view. Its header then says C order, so that everything planned from it
+    /// (PReLU channels, statistics units) places elements as they now stream: plan after this.
+    pub fn into_c_order(mut self) -> Result<ArraySource<'a>> {
+        let h = &self.header;
+        if !h.fortran_order || h.shape.iter().filter(|&&d| d > 1).count() <= 1 {
+            return Ok(self);
+        }
+        let view = FortranAsC::new(&mut self).with_context(|| self.name.clone())?;
+        self.data = Box::new(view);
+        self.header.fortran_order = false;
+        self.region = None;
+        self.transposed = true;
+        Ok(self)
+    }
+}
+
+impl<'a> ArraySource<'a> {
+    /// The elements in Fortran order (first index fastest), for an upstream that must follow a
+    /// Fortran-order input as it streams. A C-order array of shape S holds the bytes of a
+    /// Fortran-order array of S reversed, whose C-order view is S's Fortran order.
+    pub fn into_fortran_order(mut self) -> Result<ArraySource<'a>> {
+        let h = &self.header;
+        if h.fortran_order || h.shape.iter().filter(|&&d| d > 1).count() <= 1 {
+            return Ok(self);
+        }
+        let shape = h.shape.clone();
+        self.header.shape.reverse();
+        self.header.fortran_order = true;
+        let mut s = self.into_c_order()?;
+        s.header.shape = shape;
+        s.header.fortran_order = true;
+        s.transposed = false;
+        Ok(s)
+    }
+}
+
+/// A region of a file: where parallel workers read their own ranges from.
+pub struct FileRegion {
+    pub file: File,
+    /// The region's first byte in the file, and its length.
+    pub start: u64,
+    pub len: u64,
+    /// Whether `RELU_READ=mmap` may map it (not when the same file is being written).
+    pub mappable: bool,
+}
+
+impl FileRegion {
+    /// A source for the bytes `[a, b)` of the region.
+    pub fn range(&self, a: u64, b: u64) -> Result<Box<dyn ChunkSource>> {
+        let (file, a, b) = (self.file.try_clone()?, self.start + a, self.start + b);
+        Ok(if self.mappable { file_source(file, a, b) } else { Box::new(PreadSource::new(file, a, b)) })
+    }
+}
+
+/// Hands out the input's data bytes in chunks.
+pub trait ChunkSource {
+    /// The next `len` bytes. An error if the input ends first.
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]>;
+
+    /// Whether the chunks are views of a memory map.
+    fn is_mapped(&self) -> bool {
+        false
+    }
+}
+
+/// A file's data region, read through a sliding memory map: no copy into a buffer, and only a
+/// window of the file is mapped at a time, so resident memory stays bounded.
+pub struct MmapSource {
+    file: File,
+    pos: u64,
+    end: u64,
+    map: Option<(u64, memmap2::Mmap)>,
+}
+
+const WINDOW: u64 = 8 << 20;
+
+impl MmapSource {
+    /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
+    pub fn new(file: File, start: u64, end: u64) -> Self {
+        MmapSource { file, pos: start, end, map: None }
+    }
+}
+
+impl ChunkSource for MmapSource {
+    fn is_mapped(&self) -> bool {
+        true
+    }
+
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        let (pos, len64) = (self.pos, len as u64);
+        if pos + len64 > self.end {
+            bail!("data ends early: the file was truncated while being read");
+        }
+        let in_map = matches!(&self.map, Some((s, m)) if pos >= *s && pos + len64 <= *s + m.len() as u64);
+        if !in_map {
+            self.map = None; // unmap the old window first: bounded resident memory
+            let page = 4096u64;
+            let start = pos / page * page;
+            let map_len = (WINDOW.max(pos + len64 - start)).min(self.end - start);
+            if map_len == 0 {
+                self.pos += len64;
+                return Ok(&[]);
+            }
+            // SAFETY: the map is read-only and private to this process; if another process
+            // truncates the file meanwhile we may see SIGBUS, as any mmap reader would.
+            let m =
+                unsafe { memmap2::MmapOptions::new().offset(start).len(map_len as usize).populate().map(&self.file)? };
+            #[cfg(unix)]
+            let _ = m.advise(memmap2::Advice::Sequential);
+            self.map = Some((start, m));
+        }
+        let (s, m) = self.map.as_ref().expect("mapped above");
+        let off = (pos - s) as usize;
+        self.pos += len64;
+        Ok(&m[off..off + len])
+    }
+}
+
+/// A file's data region read with positional reads into one aligned buffer. The kernel copy from
+/// the page cache is cheaper than mapping: no page tables to populate and tear down, no TLB misses
+/// on 4 KiB user pages, and the buffer stays in L2 for the kernel pass.
+pub struct PreadSource {
+    file: File,
+    pos: u64,
+    end: u64,
+    buf: AlignedBuf,
+}
+
+impl PreadSource {
+    /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
+    pub fn new(file: File, start: u64, end: u64) -> Self {
+        PreadSource { file, pos: start, end, buf: AlignedBuf::new(CHUNK_BYTES) }
+    }
+}
+
+impl ChunkSource for PreadSource {
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        use crate::platform::FileAt;
+        if self.pos + len as u64 > self.end {
+            bail!("data ends early: the file was truncated while being read");
+        }
+        if self.buf.bytes().len() < len {
+            self.buf = AlignedBuf::new(len);
+        }
+        let buf = &mut self.buf.bytes_mut()[..len];
+        self.file.read_exact_at(buf, self.pos).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                anyhow::anyhow!("data ends early: the file was truncated while being read")
+            } else {
+                e.into()
+            }
+        })?;
+        self.pos += len as u64;
+        Ok(&self.buf.bytes()[..len])
+    }
+}
+
+/// Opens the right source for a file's data region (`RELU_READ=mmap` picks the memory map).
+pub fn file_source(file: File, start: u64, end: u64) -> Box<dyn ChunkSource> {
+    if std::env::var_os("RELU_READ").is_some_and(|v| v == "mmap") {
+        Box::new(MmapSource::new(file, start, end))
+    } else {
+        Box::new(PreadSource::new(file, start, end))
+    }
+}
+
+/// Any reader (stdin, a pipe), through one aligned buffer.
+pub struct ReadSource<R> {
+    r: R,
+    buf: AlignedBuf,
+    read: u64,
+    total: u64,
+}
+
+impl<R: Read> ReadSource<R> {
+    pub fn new(r: R, total: u64) -> Self {
+        ReadSource { r, buf: AlignedBuf::new(CHUNK_BYTES), read: 0, total }
+    }
+}
+
+impl<R: Read> ChunkSource for ReadSource<R> {
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        if self.buf.bytes().len() < len {
+            self.buf = AlignedBuf::new(len);
+        }
+        let buf = &mut self.buf.bytes_mut()[..len];
+        let mut got = 0;
+        while got < len {
+            match self.r.read(&mut buf[got..]) {
+                Ok(0) => bail!("truncated: the data ends after {} of {} bytes", self.read + got as u64, self.total),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.read += len as u64;
+        Ok(&self.buf.bytes()[..len])
+    }
+}
+
+/// A Fortran-ordered array's data handed out in C order, for CSV rows. The data is memory-mapped
+/// (a file's own data region, or a spool of a stream) and gathered element by element with an
+/// odometer over the shape, so no second copy of the array is held in memory.
+struct FortranAsC {
+    map: memmap2::Mmap,
+    base: usize,
+    size: usize,
+    shape: Vec<usize>,
+    /// Fortran strides in elements, per axis.
+    strides: Vec<usize>,
+    idx: Vec<usize>,
+    off: usize,
+    buf: Vec<u8>,
+}
+
+impl FortranAsC {
+    fn new(input: &mut ArraySource) -> Result<FortranAsC> {
+        let h = &input.header;
+        let size = h.dtype()?.size();
+        let bytes = h.elements as usize * size;
+        let (file, base) = match &input.region {
+            Some(r) => (r.file.try_clone()?, r.start as usize),
+            None => {
+                let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(CHUNK_BYTES);
+                    spool.write_all(input.data.next_chunk(n)?)?;
+                    left -= n;
+                }
+                (spool, 0)
+            }
+        };
+        // SAFETY: read-only private map; a file truncated meanwhile could raise SIGBUS, as any
+        // mmap reader would.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+        if map.len() < base + bytes {
+            bail!("data ends early: the file was truncated while being read");
+        }
+        let shape: Vec<usize> = h.shape.iter().map(|&d| d as usize).collect();
+        let mut strides = vec![1usize; shape.len()];
+        for a in 1..shape.len() {
+            strides[a] = strides[a - 1] * shape[a - 1];
+        }
+        let idx = vec![0; shape.len()];
+        Ok(FortranAsC { map, base, size, shape, strides, idx, off: 0, buf: Vec::new() })
+    }
+}
+
+impl ChunkSource for FortranAsC {
+    fn next_chunk(&mut self, len: usize) -> Result<&[u8]> {
+        let s = self.size;
+        self.buf.clear();
+        for _ in 0..len / s {
+            let at = self.base + self.off * s;
+            self.buf.extend_from_slice(&self.map[at..at + s]);
+            // next C-order index: the last axis runs fastest
+            for a in (0..self.shape.len()).rev() {
+                self.idx[a] += 1;
+                self.off += self.strides[a];
+                if self.idx[a] < self.shape[a] {
+                    break;
+                }
+                self.off -= self.strides[a] * self.shape[a];
+                self.idx[a] = 0;
+            }
+        }
+        Ok(&self.buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--in-place` writes the file it reads: its source is never a memory map, even with
+    /// `RELU_READ=mmap` (which `open` follows, so this test sees the variable take effect).
+    #[test]
+    fn a_source_for_rewriting_is_never_mapped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.npy");
+        let mut bytes = npy::write_header(crate::dtype::DType::F64, false, &[4096]);
+        bytes.resize(bytes.len() + 4096 * 8, 0);
+        std::fs::write(&p, bytes).unwrap();
+        // SAFETY (set_var): no other test of this binary reads RELU_READ.
+        std::env::set_var("RELU_READ", "mmap");
+        let mapped = ArraySource::open(&p).unwrap();
+        let rewrite = ArraySource::open_for_rewrite(&p).unwrap();
+        std::env::remove_var("RELU_READ");
+        assert!(mapped.data.is_mapped(), "RELU_READ=mmap maps a plain read");
+        assert!(!rewrite.data.is_mapped());
+        let r = rewrite.region.as_ref().unwrap();
+        assert!(!r.range(0, 8).unwrap().is_mapped(), "the workers' ranges are not mapped either");
+    }
+}
