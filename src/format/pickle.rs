@@ -731,7 +731,7 @@ fn same_key(nodes: &[Value], a: Id, b: Id, depth: usize) -> bool {
 }
 
 /// Writes a pickle, protocol 2, as `torch.save` would for the same tree (no memo: each value
-/// written where it appears). `BINBYTES` (protocol 3's) writes bytes: Python reads any opcode.
+/// written where it appears), in the opcodes `torch.load(weights_only=True)` reads.
 pub struct Writer {
     pub out: Vec<u8>,
 }
@@ -809,9 +809,12 @@ impl Writer {
             }
             Out::Str(s) => self.str(s),
             Out::Bytes(b) => {
-                self.out.push(b'B');
-                self.out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                self.out.extend_from_slice(b);
+                // as protocol 2 writes bytes, the only way torch's weights_only reader takes them
+                self.global("_codecs", "encode");
+                self.out.push(b'(');
+                self.str(&b.iter().map(|&c| c as char).collect::<String>());
+                self.str("latin1");
+                self.out.extend_from_slice(b"tR");
             }
             Out::List(items) => {
                 self.out.push(b']');
