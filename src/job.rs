@@ -118,7 +118,7 @@ impl Job {
             return self.pt(input.pt()?);
         }
         if self.to(input.format) == Some(Format::Pt) {
-            return self.into_pt(input);
+            return self.other_to_pt(input);
         }
         if input.format == Format::Npz {
             return self.archive(input.archive()?);

@@ -212,7 +212,8 @@ fn hostile_files_are_refused_and_run_nothing() {
         let src = root().join("invalid").join(format!("{case}.pt"));
         let work = tempfile::tempdir().unwrap();
         for args in [vec!["apply", src.to_str().unwrap(), "-o", "out.pt"], vec!["inspect", src.to_str().unwrap()]] {
-            let o = assert_cmd::Command::cargo_bin("relu").unwrap().current_dir(work.path()).args(&args).output().unwrap();
+            let o =
+                assert_cmd::Command::cargo_bin("relu").unwrap().current_dir(work.path()).args(&args).output().unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(!err.contains("panicked"), "{case}: {err}");
             assert_eq!(o.status.code(), Some(1), "{case} ({why}): {err}");

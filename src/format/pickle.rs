@@ -31,7 +31,11 @@ pub enum Value {
     Tuple(Vec<Id>),
     /// A dict in insertion order; `ordered`: a `collections.OrderedDict`, whose `BUILD` state
     /// (a state dict's `_metadata`) is kept in `state`.
-    Dict { items: Vec<(Id, Id)>, ordered: bool, state: Option<Id> },
+    Dict {
+        items: Vec<(Id, Id)>,
+        ordered: bool,
+        state: Option<Id>,
+    },
     Tensor(TensorRecord),
     /// A storage named by a persistent id.
     Storage(StorageRecord),
@@ -286,7 +290,7 @@ impl<'a> Reader<'a> {
 
     fn top(&self) -> R<Id> {
         match self.stack.last() {
-            Some(&id) if !self.marks.last().is_some_and(|&m| m >= self.stack.len()) => Ok(id),
+            Some(&id) if self.marks.last().is_none_or(|&m| m < self.stack.len()) => Ok(id),
             _ => refuse("malformed pickle: the stack is empty"),
         }
     }
@@ -361,7 +365,7 @@ impl<'a> Reader<'a> {
     }
 
     fn set_items(&mut self, dict: Id, kv: Vec<Id>) -> R<()> {
-        if kv.len() % 2 != 0 {
+        if !kv.len().is_multiple_of(2) {
             return refuse("malformed pickle: SETITEMS with an odd number of items");
         }
         for pair in kv.chunks(2) {
@@ -376,10 +380,12 @@ impl<'a> Reader<'a> {
         let keys: Vec<(Id, Id)> = kv.chunks(2).map(|p| (p[0], p[1])).collect();
         for (k, v) in keys {
             let existing = match &self.nodes[dict] {
-                Value::Dict { items, .. } => {
-                    items.iter().position(|&(k2, _)| same_key(&self.nodes, k2, k, 0))
+                Value::Dict { items, .. } => items.iter().position(|&(k2, _)| same_key(&self.nodes, k2, k, 0)),
+                _ => {
+                    return refuse(
+                        "the pickle sets items on an object that is not a dict (relu reads only plain containers)",
+                    )
                 }
-                _ => return refuse("the pickle sets items on an object that is not a dict (relu reads only plain containers)"),
             };
             if let Value::Dict { items, .. } = &mut self.nodes[dict] {
                 match existing {
@@ -394,14 +400,18 @@ impl<'a> Reader<'a> {
     /// `REDUCE`: only the allowed callables, each with the arguments it takes.
     fn reduce(&mut self, f: Id, args: Id) -> R<Value> {
         let Value::Global(g) = self.nodes[f].clone() else {
-            return refuse("the pickle calls something that is not an allowed function (relu runs no code from a pickle)");
+            return refuse(
+                "the pickle calls something that is not an allowed function (relu runs no code from a pickle)",
+            );
         };
         let Value::Tuple(a) = self.nodes[args].clone() else {
             return refuse("malformed pickle: REDUCE's arguments are not a tuple");
         };
         match g {
             Global::OrderedDict if a.is_empty() => Ok(Value::Dict { items: Vec::new(), ordered: true, state: None }),
-            Global::OrderedDict => refuse("OrderedDict called with arguments (torch.save writes it empty, then fills it)"),
+            Global::OrderedDict => {
+                refuse("OrderedDict called with arguments (torch.save writes it empty, then fills it)")
+            }
             Global::CodecsEncode => match a.as_slice() {
                 [s, enc] => match (&self.nodes[*s], &self.nodes[*enc]) {
                     (Value::Str(s), Value::Str(e)) if e == "latin1" || e == "latin-1" => {
@@ -452,15 +462,18 @@ impl<'a> Reader<'a> {
                 }
                 _ => refuse("malformed pickle: _rebuild_parameter of something that is not a tensor"),
             },
-            Global::Storage(k) => {
-                refuse(format!("the pickle calls torch.{} directly (torch.save names storages by persistent id)", k.name()))
-            }
+            Global::Storage(k) => refuse(format!(
+                "the pickle calls torch.{} directly (torch.save names storages by persistent id)",
+                k.name()
+            )),
         }
     }
 
     fn persistent(&mut self, pid: Id) -> R<Value> {
         let Value::Tuple(t) = self.nodes[pid].clone() else {
-            return refuse("a persistent id that is not a tuple (torch.save writes ('storage', type, key, location, numel))");
+            return refuse(
+                "a persistent id that is not a tuple (torch.save writes ('storage', type, key, location, numel))",
+            );
         };
         match t.iter().map(|&i| &self.nodes[i]).collect::<Vec<_>>().as_slice() {
             [Value::Str(tag), Value::Global(Global::Storage(kind)), key, _location, numel] if tag == "storage" => {
@@ -475,9 +488,9 @@ impl<'a> Reader<'a> {
                 };
                 Ok(Value::Storage(StorageRecord { kind: *kind, key, numel }))
             }
-            [Value::Str(tag), ..] if tag == "storage" => {
-                refuse("a storage persistent id of another shape than ('storage', torch.XStorage, key, location, numel)")
-            }
+            [Value::Str(tag), ..] if tag == "storage" => refuse(
+                "a storage persistent id of another shape than ('storage', torch.XStorage, key, location, numel)",
+            ),
             _ => refuse("a persistent id that is not a storage (torch.save names only storages)"),
         }
     }
@@ -687,14 +700,20 @@ impl<'a> Reader<'a> {
                         Value::Dict { ordered: true, .. } => {
                             return refuse("BUILD of an OrderedDict with a state that is not a dict")
                         }
-                        _ => return refuse("the pickle sets the state of an object (BUILD on anything but an OrderedDict is refused)"),
+                        _ => return refuse(
+                            "the pickle sets the state of an object (BUILD on anything but an OrderedDict is refused)",
+                        ),
                     }
                 }
                 0x81 | 0x92 => {
-                    return refuse("the pickle creates a class instance (NEWOBJ): relu reads only tensors and plain containers")
+                    return refuse(
+                        "the pickle creates a class instance (NEWOBJ): relu reads only tensors and plain containers",
+                    )
                 }
                 b'i' | b'o' => {
-                    return refuse("the pickle creates a class instance (INST/OBJ): relu reads only tensors and plain containers")
+                    return refuse(
+                        "the pickle creates a class instance (INST/OBJ): relu reads only tensors and plain containers",
+                    )
                 }
                 b'P' => return refuse("a text persistent id (PERSID): not a torch.save file"),
                 0x82..=0x84 => return refuse("the pickle uses the extension registry (EXT): refused"),

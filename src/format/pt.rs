@@ -84,7 +84,10 @@ impl PtFile {
         let mut spool = tempfile::tempfile().context("cannot create a temporary file to spool the .pt")?;
         let got = std::io::copy(&mut (&mut r).take(limit), &mut spool).with_context(|| name.to_string())?;
         if got == limit && r.read(&mut [0u8; 1]).with_context(|| name.to_string())? > 0 {
-            bail!("{name}: a .pt on stdin is spooled up to {} GiB, and this one is longer: pass it as a file", limit >> 30);
+            bail!(
+                "{name}: a .pt on stdin is spooled up to {} GiB, and this one is longer: pass it as a file",
+                limit >> 30
+            );
         }
         spool.rewind()?;
         Self::from_file(name.to_string(), spool)

@@ -120,7 +120,7 @@ impl Job {
 
     /// A `.npy` input (a bare tensor) or a `.safetensors` (a dict of its tensors, in order) into a
     /// `.pt`.
-    pub(super) fn into_pt(&self, input: crate::source::Input) -> Result<Finished> {
+    pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished> {
         match input.format {
             Format::Npy => {
                 let src = input.array()?;
