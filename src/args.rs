@@ -53,6 +53,7 @@ pub enum FormatArg {
     Npy,
     Npz,
     Safetensors,
+    Pt,
     Csv,
     Tsv,
 }
@@ -278,6 +279,7 @@ impl FormatArg {
             FormatArg::Npy => Format::Npy,
             FormatArg::Npz => Format::Npz,
             FormatArg::Safetensors => Format::Safetensors,
+            FormatArg::Pt => Format::Pt,
             FormatArg::Csv => Format::Csv,
             FormatArg::Tsv => Format::Tsv,
         }
