@@ -18,7 +18,7 @@
 use super::pickle::{self, Id, Out, Pickle, StorageKind, StorageRecord, TensorRecord, Value};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::Header;
-use crate::source::{ArraySource, ChunkSource, FileRegion};
+use crate::chunks::{ArraySource, ChunkSource, FileRegion};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
