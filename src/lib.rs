@@ -29,6 +29,7 @@ pub mod par;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;
+pub mod quantile;
 pub mod quote;
 pub mod render;
 pub mod sink;
