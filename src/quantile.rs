@@ -406,6 +406,9 @@ mod tests {
             quantiles_of(&[f64::NAN, 4.0f64, f64::NEG_INFINITY, 1.0, 3.0, 2.0, f64::INFINITY], &[0.5], 3),
             Some(vec![2.5])
         );
+        // at t = 0.5 NumPy interpolates from the upper neighbour: np.percentile([a, b], 50)
+        let (a, b) = (-4.898619485211566f64, 5.275492379532281f64);
+        assert_eq!(quantiles_of(&[b, a], &[0.5], 1), Some(vec![0.1884364471603579]));
         for xs in [vec![0.0f64, -0.0, 0.0], vec![1.0; 1000], vec![-2.0, 5.0, -2.0, 5.0, 5.0]] {
             assert!(same(&quantiles_of(&xs, &qs, 3), &reference(&xs, &qs)), "{xs:?}");
         }
