@@ -173,8 +173,9 @@ pub struct BinSpec<F> {
     pub n: i32,
     /// The code of ±0 (which a relu makes by the half): its bin, or [`EXACT`].
     pub zero: u32,
-    /// The bin of the value at `i` comes out as `bin + (i % 16) * stride`: with `stride = n`,
-    /// an index into 16 counter sets, so that runs of one bin update different memory.
+    /// The bin of the value at `i` comes out as `bin + (i % 16) * stride`: with `stride = n + 2`,
+    /// an index into 16 counter sets (each `n` bins and the two outside counters), so that runs
+    /// of one bin update different memory.
     pub stride: u32,
 }
 
@@ -184,6 +185,9 @@ impl<F> BinSpec<F> {
     }
 }
 
+/// `bin_index` gives a value below `lo` the code `n` and one above `hi` the code `n + 1` (in
+/// its counter set, as a bin), so that outside values are counted as cheaply as inside ones.
+///
 /// `bin_index`'s answer where the exact (NumPy) path must decide.
 pub const EXACT: u32 = u32::MAX;
 /// `bin_index`'s answer `NEAR | e` for a value within `tau` of edge `e`: it is in bin `e` when
@@ -543,17 +547,17 @@ impl Kernel {
         dispatch!(self.level, count(x.as_ptr(), x.len(), f))
     }
 
-    /// The bin of each value (see [`BinSpec`]), `NEAR | e` next to edge `e` (see [`NEAR`]), or
-    /// [`EXACT`] where the exact path must decide (outside the range, NaN, a range too narrow
-    /// for the fast path).
+    /// The bin of each value (see [`BinSpec`]), `n` below the range and `n + 1` above it,
+    /// `NEAR | e` next to edge `e` (see [`NEAR`]), or [`EXACT`] where the exact path must decide
+    /// (NaN, a range too narrow for the fast path).
     pub fn bin_index<T: Copy>(&self, x: &[T], out: &mut [u32], b: BinSpec<f64>, f: impl Fn(T) -> f64) {
-        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 - 1 + 15 * b.stride as u64 <= i32::MAX as u64);
+        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 + 1 + 15 * b.stride as u64 <= i32::MAX as u64);
         dispatch!(self.level, bin_index(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 
     /// [`Kernel::bin_index`] in f32 (for f32 and f16 data: twice the lanes).
     pub fn bin_index32<T: Copy>(&self, x: &[T], out: &mut [u32], b: BinSpec<f32>, f: impl Fn(T) -> f32) {
-        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 - 1 + 15 * b.stride as u64 <= i32::MAX as u64);
+        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 + 1 + 15 * b.stride as u64 <= i32::MAX as u64);
         dispatch!(self.level, bin_index32(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 
