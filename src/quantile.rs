@@ -306,9 +306,7 @@ pub fn quantiles(qs: &[f64], run: impl FnMut(Arc<Pass>) -> Result<PassCounter>) 
             })
             .collect()
     };
-    let Some((n, keys)) =
-        select_ranks(|n| positions(n).iter().flat_map(|&(a, b, _)| [a, b]).collect(), run)?
-    else {
+    let Some((n, keys)) = select_ranks(|n| positions(n).iter().flat_map(|&(a, b, _)| [a, b]).collect(), run)? else {
         return Ok(None);
     };
     Ok(Some(
@@ -363,11 +361,8 @@ mod tests {
             qs.iter()
                 .map(|&q| {
                     let vi = (n - 1) as f64 * q;
-                    let (p, t) = if vi >= (n - 1) as f64 {
-                        (n - 1, vi + 1.0)
-                    } else {
-                        (vi.floor() as usize, vi - vi.floor())
-                    };
+                    let (p, t) =
+                        if vi >= (n - 1) as f64 { (n - 1, vi + 1.0) } else { (vi.floor() as usize, vi - vi.floor()) };
                     lerp(v[p], v[(p + 1).min(n - 1)], t)
                 })
                 .collect(),
@@ -384,7 +379,19 @@ mod tests {
 
     #[test]
     fn keys_keep_the_order() {
-        let xs = [f64::NEG_INFINITY, -1e300, -1.5, -f64::MIN_POSITIVE, -5e-324, -0.0, 0.0, 5e-324, 1.0, 1e300, f64::INFINITY];
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            -5e-324,
+            -0.0,
+            0.0,
+            5e-324,
+            1.0,
+            1e300,
+            f64::INFINITY,
+        ];
         for w in xs.windows(2) {
             assert!(key(w[0]) < key(w[1]), "{} {}", w[0], w[1]);
         }
