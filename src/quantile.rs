@@ -150,7 +150,15 @@ impl PassCounter {
                 continue;
             }
             let k = key(v);
-            let Ok(i) = targets.binary_search_by_key(&(k >> shift), |t| t.prefix) else { continue };
+            let p = k >> shift;
+            // most values are in no wanted bucket: a scan of a few targets that finds nothing
+            // predicts well, where a binary search's branches would not
+            let found = if targets.len() <= 8 {
+                targets.iter().position(|t| t.prefix == p)
+            } else {
+                targets.binary_search_by_key(&p, |t| t.prefix).ok()
+            };
+            let Some(i) = found else { continue };
             let f = &mut self.found[i];
             f.n += 1;
             f.lo = f.lo.min(k);
