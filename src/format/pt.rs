@@ -16,9 +16,9 @@
 //! `torch.load(weights_only=True)` loads.
 
 use super::pickle::{self, Id, Out, Pickle, StorageKind, StorageRecord, TensorRecord, Value};
+use crate::chunks::{ArraySource, ChunkSource, FileRegion};
 use crate::dtype::{ByteOrder, DType};
 use crate::format::npy::Header;
-use crate::chunks::{ArraySource, ChunkSource, FileRegion};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
