@@ -66,6 +66,15 @@ impl ArrayReport {
 }
 
 impl Finished {
+    /// The job's reports, its sink (if any) finished: everything written, a file not yet in place.
+    fn done(reports: Vec<ArrayReport>, sink: Option<Sink>) -> Result<Finished> {
+        let pending = match sink {
+            Some(s) => s.finish()?,
+            None => None,
+        };
+        Ok(Finished { reports, pending })
+    }
+
     /// The statistics objects, one per array.
     pub fn stats(&self) -> Vec<StatsJson> {
         self.reports.iter().filter_map(|r| r.stats.clone()).collect()
@@ -141,11 +150,7 @@ impl Job {
         } else {
             self.array(input.array()?, out)?
         };
-        let pending = match sink {
-            Some(s) => s.finish()?,
-            None => None,
-        };
-        Ok(Finished { reports: vec![report], pending })
+        Finished::done(vec![report], sink)
     }
 
     /// The output format for an input in format `from`; `None` when nothing is written.
@@ -470,7 +475,7 @@ impl Job {
             return usage(format!("--upstream with an .npz input works one member at a time: {why}"));
         }
         let mut reports = Vec::new();
-        let pending = if to == Some(Format::Npz) {
+        let sink = if to == Some(Format::Npz) {
             // A zip's directory is written last, at offsets into the file: stdout goes through a spool.
             let mut sink = self.sink(to, true)?.context("internal error: an .npz output has a sink")?;
             let file = sink.file_mut()?.context("internal error: an .npz output has a file")?;
@@ -494,7 +499,7 @@ impl Job {
                 finish_member(&mut r, &name)?;
             }
             zw.finish()?;
-            sink.finish()?
+            Some(sink)
         } else {
             let mut sink = self.sink(to, false)?;
             for m in &chosen {
@@ -506,12 +511,9 @@ impl Job {
                 reports.push(self.array(src, sink.as_mut().zip(to))?);
                 finish_member(&mut r, &name)?;
             }
-            match sink {
-                Some(s) => s.finish()?,
-                None => None,
-            }
+            sink
         };
-        Ok(Finished { reports, pending })
+        Finished::done(reports, sink)
     }
 
     /// A `.safetensors` file: every tensor into a `.safetensors` with the same names, order and
@@ -544,11 +546,7 @@ impl Job {
                 let p = self.prepare_member(&src, Some(&t.name))?;
                 reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
             }
-            let pending = match sink {
-                Some(s) => s.finish()?,
-                None => None,
-            };
-            return Ok(Finished { reports, pending });
+            return Finished::done(reports, sink);
         }
         let mut arrays = Vec::new();
         for t in &chosen {
@@ -558,13 +556,26 @@ impl Job {
         }
         let tensors: Vec<_> =
             chosen.iter().zip(&arrays).map(|(t, (_, p))| (t.name.clone(), p.plan.output, t.shape.clone())).collect();
-        let (header, starts) = safetensors::write_header(st.metadata.as_ref(), &tensors);
+        self.write_safetensors(st.metadata.as_ref(), &tensors, arrays)
+    }
+
+    /// A `.safetensors` output of `tensors` (name, type, shape), each array's output at its
+    /// place after the header, on all workers.
+    fn write_safetensors(
+        &self,
+        metadata: Option<&std::collections::BTreeMap<String, String>>,
+        tensors: &[(String, crate::dtype::DType, Vec<u64>)],
+        arrays: Vec<(ArraySource<'static>, Prepared)>,
+    ) -> Result<Finished> {
+        let (header, starts) = safetensors::write_header(metadata, tensors);
         let total = header.len() as u64
             + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
         // written at positions: stdout goes through a spool
-        let mut sink = self.sink(to, true)?.context("internal error: a .safetensors output has a sink")?;
+        let mut sink =
+            self.sink(Some(Format::Safetensors), true)?.context("internal error: a .safetensors output has a sink")?;
         sink.preallocate(total);
         sink.write(&header)?;
+        let mut reports = Vec::new();
         for ((mut src, p), start) in arrays.into_iter().zip(starts) {
             let Prepared { plan, mut upstream, info } = p;
             let name = src.name.clone();
@@ -575,8 +586,7 @@ impl Job {
             self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
             reports.push(self.report(&name, proc, &info.shape));
         }
-        let pending = sink.finish()?;
-        Ok(Finished { reports, pending })
+        Finished::done(reports, Some(sink))
     }
 
     /// `--in-place`: rewrite the data region of the input file itself, in its own byte order.

@@ -6,10 +6,9 @@
 use super::{stream, Finished, Job, Prepared};
 use crate::format::pickle::Out;
 use crate::format::pt::{record_for, PtFile, PtWriter};
-use crate::format::safetensors::{self, SafetensorsFile};
+use crate::format::safetensors::SafetensorsFile;
 use crate::format::Format;
 use crate::options::{is_dash, usage, UnitOptions};
-use crate::pipeline::PositionalOut;
 use crate::sink::Sink;
 use crate::source::ArraySource;
 use anyhow::{Context, Result};
@@ -49,11 +48,7 @@ impl Job {
                     let p = self.prepare_member(&src, Some(&f.tensors[i].name))?;
                     reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
                 }
-                let pending = match sink {
-                    Some(s) => s.finish()?,
-                    None => None,
-                };
-                Ok(Finished { reports, pending })
+                Finished::done(reports, sink)
             }
         }
     }
@@ -97,25 +92,7 @@ impl Job {
             tensors.push((name, p.plan.output, p.info.shape.clone()));
             arrays.push((src, p));
         }
-        let (header, starts) = safetensors::write_header(None, &tensors);
-        let total = header.len() as u64
-            + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
-        let mut sink = self.sink(Some(Format::Safetensors), true)?.context("internal error: an output has a sink")?;
-        sink.preallocate(total);
-        sink.write(&header)?;
-        let mut reports = Vec::new();
-        for ((mut src, p), start) in arrays.into_iter().zip(starts) {
-            let Prepared { plan, mut upstream, info } = p;
-            let name = src.name.clone();
-            let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
-            let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
-            let file = sink.file_mut()?.context("internal error: a .safetensors output has a file")?;
-            let at = PositionalOut { file, offset: start };
-            self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
-            reports.push(self.report(&name, proc, &info.shape));
-        }
-        let pending = sink.finish()?;
-        Ok(Finished { reports, pending })
+        self.write_safetensors(None, &tensors, arrays)
     }
 
     /// A `.npy` input (a bare tensor) or a `.safetensors` (a dict of its tensors, in order) into a
@@ -177,8 +154,7 @@ impl Job {
             }
             w.finish()?;
         }
-        let pending = sink.finish()?;
-        Ok(Finished { reports, pending })
+        Finished::done(reports, Some(sink))
     }
 
     /// The input file's stem, a tensor's name when it has none of its own.
