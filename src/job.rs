@@ -11,7 +11,7 @@ use crate::format::safetensors::{self, SafetensorsFile};
 use crate::format::{csv::CsvEncoder, Format};
 use crate::options::{delimiter, is_dash, usage, ActOptions, ArrayInfo, Dest, ReadOptions, UnitOptions};
 use crate::output::AtomicOutput;
-use crate::pipeline::{self, ChunkProcessor, Observer, Plan, PositionalOut};
+use crate::pipeline::{self, ChunkProcessor, Observer, Plan, PositionalOut, Unwatched};
 use crate::sink::Sink;
 use crate::source::{ArraySource, ChunkSource, Input};
 use crate::stats::{StatsAccumulator, StatsJson};
@@ -25,11 +25,11 @@ use std::sync::Arc;
 mod pt;
 
 /// Makes a fresh observer for each array of a job.
-pub type MakeObserver = Arc<dyn Fn() -> Box<dyn Observer> + Send + Sync>;
+pub type MakeObserver<O> = Arc<dyn Fn() -> O + Send + Sync>;
 
-/// One input through the pipeline; see the module comment.
-#[derive(Clone)]
-pub struct Job {
+/// One input through the pipeline; see the module comment. `O`: the type of the observer each
+/// array gets (when `observer` is set), which comes back as that type in its report.
+pub struct Job<O: Observer = Unwatched> {
     pub input: PathBuf,
     pub read: ReadOptions,
     pub dest: Dest,
@@ -37,11 +37,25 @@ pub struct Job {
     /// Gather statistics, counting units this way.
     pub units: Option<UnitOptions>,
     pub threads: usize,
-    pub observer: Option<MakeObserver>,
+    pub observer: Option<MakeObserver<O>>,
+}
+
+impl<O: Observer> Clone for Job<O> {
+    fn clone(&self) -> Self {
+        Job {
+            input: self.input.clone(),
+            read: self.read.clone(),
+            dest: self.dest.clone(),
+            act: self.act.clone(),
+            units: self.units,
+            threads: self.threads,
+            observer: self.observer.clone(),
+        }
+    }
 }
 
 /// What a job found out about one array.
-pub struct ArrayReport {
+pub struct ArrayReport<O = Unwatched> {
     /// `path`, or `path:member`.
     pub name: String,
     /// The type computed in, the shape, and the activation's name.
@@ -49,25 +63,18 @@ pub struct ArrayReport {
     pub shape: Vec<u64>,
     pub activation: Option<String>,
     pub stats: Option<StatsJson>,
-    pub observer: Option<Box<dyn Observer>>,
+    pub observer: Option<O>,
 }
 
 /// A job done, its output file (if any) written but not yet in place.
-pub struct Finished {
-    pub reports: Vec<ArrayReport>,
+pub struct Finished<O = Unwatched> {
+    pub reports: Vec<ArrayReport<O>>,
     pending: Option<AtomicOutput>,
 }
 
-impl ArrayReport {
-    /// The array's observer as its concrete type, when it is one.
-    pub fn observed<T: 'static>(&mut self) -> Option<Box<T>> {
-        self.observer.take()?.into_any().downcast::<T>().ok()
-    }
-}
-
-impl Finished {
+impl<O> Finished<O> {
     /// The job's reports, its sink (if any) finished: everything written, a file not yet in place.
-    fn done(reports: Vec<ArrayReport>, sink: Option<Sink>) -> Result<Finished> {
+    fn done(reports: Vec<ArrayReport<O>>, sink: Option<Sink>) -> Result<Finished<O>> {
         let pending = match sink {
             Some(s) => s.finish()?,
             None => None,
@@ -114,8 +121,8 @@ struct Prepared {
     info: ArrayInfo,
 }
 
-impl Job {
-    pub fn run(&self) -> Result<Finished> {
+impl<O: Observer> Job<O> {
+    pub fn run(&self) -> Result<Finished<O>> {
         if let Dest::InPlace = self.dest {
             return self.in_place();
         }
@@ -198,7 +205,7 @@ impl Job {
         mut plan: Plan,
         writes: bool,
         layout: impl FnOnce(&UnitOptions) -> Result<Option<crate::stats::UnitLayout>>,
-    ) -> Result<ChunkProcessor> {
+    ) -> Result<ChunkProcessor<O>> {
         if !writes {
             plan.output = plan.work; // nothing is written: skip the output conversion
         }
@@ -213,7 +220,7 @@ impl Job {
         Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())).discarding(!writes))
     }
 
-    fn report(&self, name: &str, proc: ChunkProcessor, shape: &[u64]) -> ArrayReport {
+    fn report(&self, name: &str, proc: ChunkProcessor<O>, shape: &[u64]) -> ArrayReport<O> {
         let (act, work) = (proc.plan().act.map(|a| a.name()), proc.plan().work.name());
         let (stats, observer) = proc.into_results();
         let threshold = self.units.map_or(0.0, |u| u.threshold);
@@ -270,7 +277,7 @@ impl Job {
     }
 
     /// One `.npy` array (a file, a stream, an `.npz` member) into `out` (or nowhere).
-    fn array(&self, src: ArraySource, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
+    fn array(&self, src: ArraySource, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport<O>> {
         // Outputs written in C order see a Fortran array transposed; the plan (channels, units)
         // must be made from the order the elements will stream in, so the view comes first.
         let src = match out.as_ref().map(|(_, f)| *f) {
@@ -289,7 +296,7 @@ impl Job {
         mut src: ArraySource,
         p: Prepared,
         out: Option<(&mut Sink, Format)>,
-    ) -> Result<ArrayReport> {
+    ) -> Result<ArrayReport<O>> {
         let Prepared { plan, mut upstream, info } = p;
         let name = src.name.clone();
         let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
@@ -359,7 +366,7 @@ impl Job {
         &self,
         sink: &mut Sink,
         header: &[u8],
-        proc: &mut ChunkProcessor,
+        proc: &mut ChunkProcessor<O>,
         src: &mut ArraySource,
         mut upstream: Option<&mut ArraySource>,
         fail: impl Fn(anyhow::Error) -> anyhow::Error,
@@ -379,7 +386,7 @@ impl Job {
     /// ranges when the input and upstream are files, else in order.
     fn drive(
         &self,
-        proc: &mut ChunkProcessor,
+        proc: &mut ChunkProcessor<O>,
         src: &mut ArraySource,
         up: Option<&mut ArraySource>,
         out: Option<PositionalOut>,
@@ -405,7 +412,7 @@ impl Job {
     }
 
     /// A CSV/TSV table into `out` (or nowhere).
-    fn table(&self, t: CsvTable<Box<dyn Read + Send>>, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
+    fn table(&self, t: CsvTable<Box<dyn Read + Send>>, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport<O>> {
         if self.act.upstream.is_some() {
             return usage("--upstream with CSV input is not supported: convert the input to .npy first");
         }
@@ -451,7 +458,7 @@ impl Job {
 
     /// An `.npz`: every member into an `.npz` with the same names (and compression), or one
     /// member (`--member`, or the only one) to any format, or statistics of each.
-    fn archive(&self, mut ar: NpzArchive) -> Result<Finished> {
+    fn archive(&self, mut ar: NpzArchive) -> Result<Finished<O>> {
         let members = ar.members()?;
         let to = self.to(Format::Npz);
         let chosen = match (&self.read.member, to) {
@@ -520,7 +527,7 @@ impl Job {
     /// `__metadata__`, or one tensor (`--member`, or the only one) to any format, or statistics
     /// of each. The output's header is written first (every size is known from the plans), then
     /// each tensor at its place, on all workers.
-    fn safetensors(&self, st: SafetensorsFile) -> Result<Finished> {
+    fn safetensors(&self, st: SafetensorsFile) -> Result<Finished<O>> {
         let to = self.to(Format::Safetensors);
         let chosen: Vec<&safetensors::Tensor> = match (&self.read.member, to) {
             (Some(m), _) => vec![st.find(m)?],
@@ -566,7 +573,7 @@ impl Job {
         metadata: Option<&std::collections::BTreeMap<String, String>>,
         tensors: &[(String, crate::dtype::DType, Vec<u64>)],
         arrays: Vec<(ArraySource<'static>, Prepared)>,
-    ) -> Result<Finished> {
+    ) -> Result<Finished<O>> {
         let (header, starts) = safetensors::write_header(metadata, tensors);
         let total = header.len() as u64
             + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
@@ -590,7 +597,7 @@ impl Job {
     }
 
     /// `--in-place`: rewrite the data region of the input file itself, in its own byte order.
-    fn in_place(&self) -> Result<Finished> {
+    fn in_place(&self) -> Result<Finished<O>> {
         let path = &self.input;
         if is_dash(path) {
             return usage("--in-place needs a .npy file, not stdin");
@@ -629,8 +636,8 @@ fn writes_c_order(f: Format) -> bool {
 }
 
 /// In order: `threads` ≥ 2 puts the writes on a second thread.
-fn stream(
-    proc: &mut ChunkProcessor,
+fn stream<O: Observer>(
+    proc: &mut ChunkProcessor<O>,
     src: &mut ArraySource,
     up: Option<&mut ArraySource>,
     threads: usize,

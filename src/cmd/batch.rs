@@ -9,6 +9,7 @@
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
 use crate::cmd::discover::discover;
 use crate::format::Format;
+use crate::hist::Histogram;
 use crate::job::Job;
 use crate::options::{threads, usage, Dest};
 use crate::output::{write_stats, FileId, RunFiles};
@@ -220,7 +221,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
 }
 
 /// One input through its job into its output (the directories made as needed).
-fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
+fn one(job: &Job<Histogram>, it: &Item, sync: bool) -> Result<Outcome> {
     if let Some(dir) = it.output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

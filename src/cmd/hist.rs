@@ -10,7 +10,7 @@ use crate::hist::{Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
 use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
-use crate::pipeline::Observer;
+use crate::pipeline::{Observer, Unwatched};
 use crate::quantile::{self, PassCounter, RangeEnd};
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
@@ -272,7 +272,7 @@ impl Inputs {
 
     /// Runs every input with `observer` and the statistics `gather` asks for: one report per
     /// array, named as the user named the input.
-    fn run(&self, observer: Option<MakeObserver>, gather: Gather) -> Result<Vec<ArrayReport>> {
+    fn run<O: Observer>(&self, observer: Option<MakeObserver<O>>, gather: Gather) -> Result<Vec<ArrayReport<O>>> {
         let units = match gather {
             Gather::Nothing => None,
             Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
@@ -328,7 +328,7 @@ impl Inputs {
                 // First pass: the finite min and max of every input's values, which the kernel
                 // finds as it reads (`Kernel::float_range`).
                 let mut range = MinMax::default();
-                for r in self.run(None, Gather::Range)? {
+                for r in self.run::<Unwatched>(None, Gather::Range)? {
                     if let Some(s) = &r.stats {
                         range.merge(&MinMax {
                             min: s.min.unwrap_or(f64::INFINITY),
@@ -343,7 +343,7 @@ impl Inputs {
         let mut panels = Vec::new();
         let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
         for mut r in self.run(Some(crate::report::observer(bins)), gather)? {
-            let Some(mut h) = r.observed::<Histogram>() else { continue };
+            let Some(mut h) = r.observer.take() else { continue };
             let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
         }
@@ -363,9 +363,9 @@ impl Inputs {
             .collect();
         let found = quantile::quantiles(&qs, |pass| {
             let mut all = PassCounter::new(pass.clone());
-            let make: MakeObserver = Arc::new(move || Box::new(PassCounter::new(pass.clone())) as Box<dyn Observer>);
-            for mut r in self.run(Some(make), Gather::Nothing)? {
-                if let Some(c) = r.observed::<PassCounter>() {
+            let make: MakeObserver<PassCounter> = Arc::new(move || PassCounter::new(pass.clone()));
+            for r in self.run(Some(make), Gather::Nothing)? {
+                if let Some(c) = r.observer {
                     all.merge_from(&c);
                 }
             }
@@ -384,7 +384,7 @@ impl Inputs {
     fn active_rates(&self, n: usize) -> Result<Vec<Panel>> {
         let bins = Arc::new(Bins::new(0.0, 1.0, n).map_err(anyhow::Error::msg)?);
         let mut panels = Vec::new();
-        for r in self.run(None, Gather::Units)? {
+        for r in self.run::<Unwatched>(None, Gather::Units)? {
             let Some(u) = r.stats.as_ref().and_then(|s| s.units.clone()) else {
                 bail!("{}: --active-rate needs units: a 2-D or larger array (see --unit-axis)", r.name);
             };
@@ -407,7 +407,7 @@ impl Inputs {
 }
 
 /// `float32 (1000, 256) · relu`
-fn about(r: &ArrayReport) -> String {
+fn about<O>(r: &ArrayReport<O>) -> String {
     format!(
         "{} {} · {}",
         r.dtype,

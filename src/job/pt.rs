@@ -9,13 +9,14 @@ use crate::format::pt::{record_for, PtFile, PtWriter};
 use crate::format::safetensors::SafetensorsFile;
 use crate::format::Format;
 use crate::options::{is_dash, usage, UnitOptions};
+use crate::pipeline::Observer;
 use crate::sink::Sink;
 use crate::source::ArraySource;
 use anyhow::{Context, Result};
 
-impl Job {
+impl<O: Observer> Job<O> {
     /// A `.pt` input (see the module comment). `--member` picks one tensor by its path.
-    pub(super) fn pt(&self, f: PtFile) -> Result<Finished> {
+    pub(super) fn pt(&self, f: PtFile) -> Result<Finished<O>> {
         let to = self.to(Format::Pt);
         let chosen: Vec<usize> = match &self.read.member {
             Some(m) => {
@@ -64,7 +65,7 @@ impl Job {
     }
 
     /// Every chosen tensor into a `.pt` of the same container (only those tensors in it).
-    fn pt_to_pt(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished> {
+    fn pt_to_pt(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished<O>> {
         let mut arrays = Vec::new();
         let mut picked = vec![None; f.tensors.len()];
         for (k, &i) in chosen.iter().enumerate() {
@@ -81,7 +82,7 @@ impl Job {
 
     /// Every chosen tensor into a `.safetensors`, named by its path (a bare tensor by the file's
     /// stem), in the container's order.
-    fn pt_to_safetensors(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished> {
+    fn pt_to_safetensors(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished<O>> {
         let mut arrays = Vec::new();
         let mut tensors = Vec::new();
         for &i in chosen {
@@ -97,7 +98,7 @@ impl Job {
 
     /// A `.npy` input (a bare tensor) or a `.safetensors` (a dict of its tensors, in order) into a
     /// `.pt`.
-    pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished> {
+    pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished<O>> {
         match input.format {
             Format::Npy => {
                 let src = input.array()?;
@@ -131,7 +132,7 @@ impl Job {
     }
 
     /// Writes `tree` as a `.pt` and each array's output, in order, as its storages `0`, `1`, …
-    fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished> {
+    fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished<O>> {
         // a zip's directory is written last, at offsets into the file: stdout goes through a spool
         let mut sink = self.sink(Some(Format::Pt), true)?.context("internal error: a .pt output has a sink")?;
         let mut reports = Vec::new();
