@@ -15,7 +15,7 @@ mod x86;
 
 use crate::act::{Float, Int};
 use generic::{FloatStats, IntStats, NoStats, RangeStats};
-pub use ops::{BinSpec, ChunkStats, Op, Slope, EXACT, NEAR, ZERO};
+pub use ops::{BinSpec, ChunkStats, Counts, Op, Slope, EXACT, NEAR, ZERO};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level the kernel can run at.
