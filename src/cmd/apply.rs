@@ -56,7 +56,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let out_path = args.output.clone().filter(|p| !is_dash(p));
     let to = args.to.map(|f| f.format());
     let dest = if args.in_place {
-        if read.format.unwrap_or_else(|| Format::of_path(&args.input)) != Format::Npy {
+        if Format::of_input(&args.input, read.format) != Format::Npy {
             return usage("--in-place works on .npy files only");
         }
         if args.output.is_some() {
