@@ -775,13 +775,15 @@ mod tests {
     fn chunk(values: &[f64], shift: f64) -> ChunkStats {
         let fin: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         ChunkStats {
-            elements: values.len() as u64,
-            zeros: values.iter().filter(|&&v| v == 0.0).count() as u64,
-            negative: 0,
-            nan: values.iter().filter(|v| v.is_nan()).count() as u64,
-            posinf: values.iter().filter(|&&v| v == f64::INFINITY).count() as u64,
-            neginf: values.iter().filter(|&&v| v == f64::NEG_INFINITY).count() as u64,
-            finite: fin.len() as u64,
+            counts: Counts {
+                elements: values.len() as u64,
+                zeros: values.iter().filter(|&&v| v == 0.0).count() as u64,
+                negative: 0,
+                nan: values.iter().filter(|v| v.is_nan()).count() as u64,
+                posinf: values.iter().filter(|&&v| v == f64::INFINITY).count() as u64,
+                neginf: values.iter().filter(|&&v| v == f64::NEG_INFINITY).count() as u64,
+                finite: fin.len() as u64,
+            },
             shift,
             s1: fin.iter().map(|v| v - shift).sum(),
             s1_lo: 0.0,
