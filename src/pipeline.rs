@@ -435,71 +435,40 @@ macro_rules! float_compute {
 }
 float_compute!(f32, f64);
 
-/// `Compute::run_range` for 16-bit floats: without the output where nothing reads it.
-fn half_range(
-    k: &Kernel,
-    bf16: bool,
-    op: Op<f32>,
-    x: &[u16],
-    g: Option<&[u16]>,
-    y: &mut [u16],
-    unused: bool,
-) -> Option<ChunkStats> {
-    let without_output = if unused { k.half_range(bf16, op, x, g, None) } else { None };
-    without_output.or_else(|| k.half_range(bf16, op, x, g, Some(y)))
+/// The 16-bit floats, f16 and (`bf16`) bfloat16: computed in f32, with f32 slopes. `run_range`
+/// goes without the output where nothing reads it.
+macro_rules! half_compute {
+    ($($t:ty: $bf16:expr, $run:ident, $stats:ident);*) => {$(
+        impl Compute for $t {
+            type S = f32;
+            fn slope(v: f64) -> f32 {
+                v as f32
+            }
+            fn run(k: &Kernel, op: Op<f32>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
+                k.$run(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+            }
+            fn stats_only(k: &Kernel, op: Op<f32>, x: &[$t], shift: f64) -> Option<ChunkStats> {
+                k.half_stats_only($bf16, op, cast_slice(x), shift)
+            }
+            fn run_range(
+                k: &Kernel,
+                op: Op<f32>,
+                x: &[$t],
+                g: Option<&[$t]>,
+                y: &mut [$t],
+                unused: bool,
+            ) -> Option<ChunkStats> {
+                let (x, g) = (cast_slice(x), g.map(cast_slice));
+                let without_output = if unused { k.half_range($bf16, op, x, g, None) } else { None };
+                without_output.or_else(|| k.half_range($bf16, op, x, g, Some(cast_slice_mut(y))))
+            }
+            fn run_stats(k: &Kernel, op: Op<f32>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+                k.$stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
+            }
+        }
+    )*};
 }
-
-impl Compute for F16 {
-    type S = f32;
-    fn slope(v: f64) -> f32 {
-        v as f32
-    }
-    fn run(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16]) {
-        k.half(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-    }
-    fn stats_only(k: &Kernel, op: Op<f32>, x: &[F16], shift: f64) -> Option<ChunkStats> {
-        k.half_stats_only(false, op, cast_slice(x), shift)
-    }
-    fn run_range(
-        k: &Kernel,
-        op: Op<f32>,
-        x: &[F16],
-        g: Option<&[F16]>,
-        y: &mut [F16],
-        unused: bool,
-    ) -> Option<ChunkStats> {
-        half_range(k, false, op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), unused)
-    }
-    fn run_stats(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16], shift: f64) -> ChunkStats {
-        k.half_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
-    }
-}
-
-impl Compute for BF16 {
-    type S = f32;
-    fn slope(v: f64) -> f32 {
-        v as f32
-    }
-    fn run(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16]) {
-        k.bf16(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-    }
-    fn stats_only(k: &Kernel, op: Op<f32>, x: &[BF16], shift: f64) -> Option<ChunkStats> {
-        k.half_stats_only(true, op, cast_slice(x), shift)
-    }
-    fn run_range(
-        k: &Kernel,
-        op: Op<f32>,
-        x: &[BF16],
-        g: Option<&[BF16]>,
-        y: &mut [BF16],
-        unused: bool,
-    ) -> Option<ChunkStats> {
-        half_range(k, true, op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), unused)
-    }
-    fn run_stats(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16], shift: f64) -> ChunkStats {
-        k.bf16_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
-    }
-}
+half_compute!(F16: false, half, half_stats; BF16: true, bf16, bf16_stats);
 
 macro_rules! int_compute {
     ($($t:ty),*) => {$(
