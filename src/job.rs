@@ -27,12 +27,11 @@ mod pt;
 /// Makes a fresh observer for each array of a job.
 pub type MakeObserver<O> = Arc<dyn Fn() -> O + Send + Sync>;
 
-/// One input through the pipeline; see the module comment. `O`: the type of the observer each
-/// array gets (when `observer` is set), which comes back as that type in its report.
-pub struct Job<O: Observer = Unwatched> {
-    pub input: PathBuf,
+/// What a command's flags say for every one of its inputs (ripgrep's `HiArgs`): made once at
+/// the door, each input's [`Job`] cut from it ([`Settings::job`]). `O`: the type of the observer
+/// each array gets (when `observer` is set), which comes back as that type in its report.
+pub struct Settings<O: Observer = Unwatched> {
     pub read: ReadOptions,
-    pub dest: Dest,
     pub act: ActOptions,
     /// Gather statistics, counting units this way.
     pub units: Option<UnitOptions>,
@@ -40,18 +39,23 @@ pub struct Job<O: Observer = Unwatched> {
     pub observer: Option<MakeObserver<O>>,
 }
 
-impl<O: Observer> Clone for Job<O> {
-    fn clone(&self) -> Self {
-        Job {
-            input: self.input.clone(),
-            read: self.read.clone(),
-            dest: self.dest.clone(),
-            act: self.act.clone(),
-            units: self.units,
-            threads: self.threads,
-            observer: self.observer.clone(),
-        }
+impl<O: Observer> Settings<O> {
+    /// The job of one input.
+    pub fn job(&self, input: PathBuf, dest: Dest) -> Job<O> {
+        Job { input, dest, settings: self.observing(self.observer.clone()) }
     }
+
+    /// The same settings with another observer (or none).
+    pub fn observing<P: Observer>(&self, observer: Option<MakeObserver<P>>) -> Settings<P> {
+        Settings { read: self.read.clone(), act: self.act.clone(), units: self.units, threads: self.threads, observer }
+    }
+}
+
+/// One input through the pipeline, into `dest`; see the module comment.
+pub struct Job<O: Observer = Unwatched> {
+    pub input: PathBuf,
+    pub dest: Dest,
+    pub settings: Settings<O>,
 }
 
 /// What a job found out about one array.
@@ -126,8 +130,10 @@ impl<O: Observer> Job<O> {
         if let Dest::InPlace = self.dest {
             return self.in_place();
         }
-        let input = Input::resolve(&self.input, self.read.format)?;
-        if self.read.member.is_some() && !matches!(input.format, Format::Npz | Format::Safetensors | Format::Pt) {
+        let input = Input::resolve(&self.input, self.settings.read.format)?;
+        if self.settings.read.member.is_some()
+            && !matches!(input.format, Format::Npz | Format::Safetensors | Format::Pt)
+        {
             return usage("--member picks an array of an .npz or a tensor of a .safetensors or .pt input");
         }
         if input.format == Format::Pt {
@@ -153,7 +159,7 @@ impl<O: Observer> Job<O> {
         let mut sink = self.sink(to, input.format.is_text() && to == Some(Format::Npy))?;
         let out = sink.as_mut().zip(to);
         let report = if input.format.is_text() {
-            self.table(input.table(&self.read)?, out)?
+            self.table(input.table(&self.settings.read)?, out)?
         } else {
             self.array(input.array()?, out)?
         };
@@ -194,7 +200,7 @@ impl<O: Observer> Job<O> {
     fn prepare_member(&self, src: &ArraySource, member: Option<&str>) -> Result<Prepared> {
         let name = &src.name;
         let info = src.info().with_context(|| name.clone())?;
-        let mut plan = Plan::new(&self.act, &info).with_context(|| name.clone())?;
+        let mut plan = Plan::new(&self.settings.act, &info).with_context(|| name.clone())?;
         let upstream = self.upstream(src, &plan, member)?;
         plan.upstream = upstream.as_ref().map(|u| u.header.order);
         Ok(Prepared { plan, upstream, info })
@@ -209,7 +215,7 @@ impl<O: Observer> Job<O> {
         if !writes {
             plan.output = plan.work; // nothing is written: skip the output conversion
         }
-        let stats = match &self.units {
+        let stats = match &self.settings.units {
             Some(u) => {
                 let mut acc = StatsAccumulator::new(layout(u)?);
                 acc.range_only = u.range_only;
@@ -217,20 +223,22 @@ impl<O: Observer> Job<O> {
             }
             None => None,
         };
-        Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())).discarding(!writes))
+        Ok(ChunkProcessor::new(plan, stats)
+            .with_observer(self.settings.observer.as_ref().map(|f| f()))
+            .discarding(!writes))
     }
 
     fn report(&self, name: &str, proc: ChunkProcessor<O>, shape: &[u64]) -> ArrayReport<O> {
         let (act, work) = (proc.plan().act.map(|a| a.name()), proc.plan().work.name());
         let (stats, observer) = proc.into_results();
-        let threshold = self.units.map_or(0.0, |u| u.threshold);
+        let threshold = self.settings.units.map_or(0.0, |u| u.threshold);
         let stats = stats.map(|s| s.to_json(name, act.clone(), work, shape, threshold));
         ArrayReport { name: name.to_string(), dtype: work, shape: shape.to_vec(), activation: act, stats, observer }
     }
 
     /// Opens `--upstream` and checks it against the input.
     fn upstream(&self, input: &ArraySource, plan: &Plan, member: Option<&str>) -> Result<Option<ArraySource<'static>>> {
-        let Some(path) = &self.act.upstream else {
+        let Some(path) = &self.settings.act.upstream else {
             return Ok(None);
         };
         let up = if is_dash(path) {
@@ -344,7 +352,7 @@ impl<O: Observer> Job<O> {
                 } else {
                     info.shape[1..].iter().fold(1u64, |a, &d| a.saturating_mul(d)).max(1)
                 };
-                let mut enc = CsvEncoder::new(delimiter(self.read.delimiter, f), cols as usize);
+                let mut enc = CsvEncoder::new(delimiter(self.settings.read.delimiter, f), cols as usize);
                 let dt = proc.plan().output;
                 let mut line = Vec::new();
                 let mut write = |b: &[u8]| {
@@ -374,7 +382,7 @@ impl<O: Observer> Job<O> {
         sink.write(header)?;
         if sink.is_stream() || src.region.is_none() {
             let mut write = |b: &[u8]| sink.write(b);
-            stream(proc, src, upstream.take(), self.threads, &mut write).map_err(fail)
+            stream(proc, src, upstream.take(), self.settings.threads, &mut write).map_err(fail)
         } else {
             let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
             let at = PositionalOut { file, offset: header.len() as u64 };
@@ -397,7 +405,7 @@ impl<O: Observer> Job<O> {
             None => Some(None),
         };
         if let (Some(region), Some(up_region)) = (&src.region, up_region) {
-            return pipeline::ranges(proc, elements, region, up_region, out, self.threads);
+            return pipeline::ranges(proc, elements, region, up_region, out, self.settings.threads);
         }
         let mut at = out.map(|o| o.offset);
         let mut write = |b: &[u8]| -> Result<()> {
@@ -413,7 +421,7 @@ impl<O: Observer> Job<O> {
 
     /// A CSV/TSV table into `out` (or nowhere).
     fn table(&self, t: CsvTable<Box<dyn Read + Send>>, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport<O>> {
-        if self.act.upstream.is_some() {
+        if self.settings.act.upstream.is_some() {
             return usage("--upstream with CSV input is not supported: convert the input to .npy first");
         }
         let (name, cols) = (t.name.clone(), t.cols);
@@ -424,17 +432,17 @@ impl<O: Observer> Job<O> {
             fortran: false,
         };
         // like units, channels are columns: the row count is not known until the end
-        let several = self.act.alpha.as_ref().is_some_and(|a| a.len() > 1);
-        if several && crate::options::normalize_axis(self.act.channel_axis, 2) == Some(0) {
+        let several = self.settings.act.alpha.as_ref().is_some_and(|a| a.len() > 1);
+        if several && crate::options::normalize_axis(self.settings.act.channel_axis, 2) == Some(0) {
             return usage("CSV channels are its columns: --channel-axis 1 (or -1) with several slopes");
         }
-        let plan = Plan::new(&self.act, &info).with_context(|| name.clone())?;
+        let plan = Plan::new(&self.settings.act, &info).with_context(|| name.clone())?;
         let mut proc = self.processor(plan, out.is_some(), |u| u.table_layout(cols))?;
-        let threads = self.threads;
+        let threads = self.settings.threads;
         let rows = match out {
             None => table::run(t, &mut proc, TableOut::Nothing, threads, |_| Ok(()))?,
             Some((sink, f)) if f.is_text() => {
-                let d = delimiter(self.read.delimiter, f);
+                let d = delimiter(self.settings.read.delimiter, f);
                 if let Some(h) = t.header_line(d) {
                     sink.write(&h)?;
                     sink.write(b"\n")?;
@@ -461,7 +469,7 @@ impl<O: Observer> Job<O> {
     fn archive(&self, mut ar: NpzArchive) -> Result<Finished<O>> {
         let members = ar.members()?;
         let to = self.to(Format::Npz);
-        let chosen = match (&self.read.member, to) {
+        let chosen = match (&self.settings.read.member, to) {
             (Some(_), Some(Format::Npz)) => return usage(NPZ_NEEDS_NPZ),
             (Some(m), _) => vec![ar.find(m)?],
             (None, Some(f)) if f != Format::Npz && members.len() == 1 => members,
@@ -476,7 +484,7 @@ impl<O: Observer> Job<O> {
             }
             (None, _) => members,
         };
-        if self.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
+        if self.settings.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
             // (--member with an .npz output is refused above: the way out is another format)
             let why = if to.is_none() { "extract the member first" } else { "--member NAME -o OUT.npy" };
             return usage(format!("--upstream with an .npz input works one member at a time: {why}"));
@@ -529,7 +537,7 @@ impl<O: Observer> Job<O> {
     /// each tensor at its place, on all workers.
     fn safetensors(&self, st: SafetensorsFile) -> Result<Finished<O>> {
         let to = self.to(Format::Safetensors);
-        let chosen: Vec<&safetensors::Tensor> = match (&self.read.member, to) {
+        let chosen: Vec<&safetensors::Tensor> = match (&self.settings.read.member, to) {
             (Some(m), _) => vec![st.find(m)?],
             (None, Some(f)) if f != Format::Safetensors && st.tensors.len() != 1 => {
                 let names: Vec<&str> = st.tensors.iter().map(|t| t.name.as_str()).collect();
@@ -542,7 +550,7 @@ impl<O: Observer> Job<O> {
             }
             (None, _) => st.tensors.iter().collect(),
         };
-        if self.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
+        if self.settings.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
         let mut reports = Vec::new();
@@ -606,7 +614,7 @@ impl<O: Observer> Job<O> {
         let file = OpenOptions::new().read(true).write(true).open(path).with_context(|| name.clone())?;
         let mut src = ArraySource::open_for_rewrite(path)?;
         let header = src.header.clone();
-        let func = self.act.act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
+        let func = self.settings.act.act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
         if !header.dtype()?.is_float() && func != crate::act::Func::Relu {
             return usage(format!(
                 "{} on {} cannot run in place (it needs a float type): write a new file with --dtype f32 -o OUT",

@@ -7,8 +7,8 @@
 use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
 use crate::hist::{Bins, HistJson, Histogram, MinMax};
-use crate::job::{ArrayReport, Job, MakeObserver};
-use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
+use crate::job::{ArrayReport, MakeObserver, Settings};
+use crate::options::{is_dash, threads, usage, Dest, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
 use crate::pipeline::{Observer, Unwatched};
 use crate::quantile::{self, PassCounter, RangeEnd};
@@ -227,10 +227,9 @@ enum Gather {
 /// The inputs, with stdin spooled to a temporary file (it is read once per pass).
 struct Inputs {
     list: Vec<(PathBuf, Option<Format>)>,
-    act: ActOptions,
-    read: ReadOptions,
+    /// Every pass's settings but its observer and statistics.
+    settings: Settings,
     units: UnitOptions,
-    threads: usize,
     /// The spool of stdin, and its path (shown as `<stdin>`).
     _spool: Option<tempfile::NamedTempFile>,
     spool_path: Option<PathBuf>,
@@ -261,10 +260,8 @@ impl Inputs {
         let spool_path = spool.as_ref().map(|s| s.path().to_path_buf());
         Ok(Inputs {
             list,
-            act,
-            read,
+            settings: Settings { read, act, units: None, threads: threads(args.threads), observer: None },
             units: args.units.options(),
-            threads: threads(args.threads),
             _spool: spool,
             spool_path,
         })
@@ -279,16 +276,11 @@ impl Inputs {
             Gather::Units => Some(self.units),
         };
         let mut reports = Vec::new();
+        let mut settings = self.settings.observing(observer);
+        settings.units = units;
         for (path, format) in &self.list {
-            let job = Job {
-                input: path.clone(),
-                read: ReadOptions { format: format.or(self.read.format), ..self.read.clone() },
-                dest: Dest::Discard,
-                act: self.act.clone(),
-                units,
-                threads: self.threads,
-                observer: observer.clone(),
-            };
+            let mut job = settings.job(path.clone(), Dest::Discard);
+            job.settings.read.format = format.or(self.settings.read.format);
             let spooled = self.spool_path.as_ref().filter(|s| *s == path).map(|s| s.display().to_string());
             // errors too are named as the user named the input
             let mut done = job.run().map_err(|e| match &spooled {

@@ -18,7 +18,7 @@ impl<O: Observer> Job<O> {
     /// A `.pt` input (see the module comment). `--member` picks one tensor by its path.
     pub(super) fn pt(&self, f: PtFile) -> Result<Finished<O>> {
         let to = self.to(Format::Pt);
-        let chosen: Vec<usize> = match &self.read.member {
+        let chosen: Vec<usize> = match &self.settings.read.member {
             Some(m) => {
                 let t = f.find(m)?;
                 vec![f.tensors.iter().position(|x| std::ptr::eq(x, t)).expect("found in the list")]
@@ -26,7 +26,7 @@ impl<O: Observer> Job<O> {
             None => (0..f.tensors.len()).collect(),
         };
         let several = chosen.len() != 1;
-        if self.act.upstream.is_some() && several && to != Some(Format::Safetensors) {
+        if self.settings.act.upstream.is_some() && several && to != Some(Format::Safetensors) {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
         match to {
@@ -111,7 +111,7 @@ impl<O: Observer> Job<O> {
             }
             Format::Safetensors => {
                 let st: SafetensorsFile = input.safetensors()?;
-                let chosen = match &self.read.member {
+                let chosen = match &self.settings.read.member {
                     Some(m) => vec![st.find(m)?],
                     None => st.tensors.iter().collect(),
                 };
@@ -148,7 +148,7 @@ impl<O: Observer> Job<O> {
                 let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
                 let mut member = Sink::writer(w.writer());
                 let mut write = |b: &[u8]| member.write(b);
-                stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write)
+                stream(&mut proc, &mut src, upstream.as_mut(), self.settings.threads, &mut write)
                     .with_context(|| name.clone())?;
                 member.finish()?;
                 reports.push(self.report(&name, proc, &info.shape));
