@@ -11,7 +11,7 @@ use crate::format::safetensors::{self, SafetensorsFile};
 use crate::format::{csv::CsvEncoder, Format};
 use crate::options::{delimiter, is_dash, usage, ActOptions, ArrayInfo, Dest, ReadOptions, UnitOptions};
 use crate::output::AtomicOutput;
-use crate::pipeline::{self, ChunkProcessor, Observer, Plan, PositionalOut};
+use crate::pipeline::{self, ChunkProcessor, Observer, Plan, PositionalOut, Unwatched};
 use crate::sink::Sink;
 use crate::source::{ArraySource, ChunkSource, Input};
 use crate::stats::{StatsAccumulator, StatsJson};
@@ -25,23 +25,41 @@ use std::sync::Arc;
 mod pt;
 
 /// Makes a fresh observer for each array of a job.
-pub type MakeObserver = Arc<dyn Fn() -> Box<dyn Observer> + Send + Sync>;
+pub type MakeObserver<O> = Arc<dyn Fn() -> O + Send + Sync>;
 
-/// One input through the pipeline; see the module comment.
-#[derive(Clone)]
-pub struct Job {
-    pub input: PathBuf,
+/// What a command's flags say for every one of its inputs (ripgrep's `HiArgs`): made once at
+/// the door, each input's [`Job`] cut from it ([`Settings::job`]). `O`: the type of the observer
+/// each array gets (when `observer` is set), which comes back as that type in its report.
+pub struct Settings<O: Observer = Unwatched> {
     pub read: ReadOptions,
-    pub dest: Dest,
     pub act: ActOptions,
     /// Gather statistics, counting units this way.
     pub units: Option<UnitOptions>,
     pub threads: usize,
-    pub observer: Option<MakeObserver>,
+    pub observer: Option<MakeObserver<O>>,
+}
+
+impl<O: Observer> Settings<O> {
+    /// The job of one input.
+    pub fn job(&self, input: PathBuf, dest: Dest) -> Job<O> {
+        Job { input, dest, settings: self.observing(self.observer.clone()) }
+    }
+
+    /// The same settings with another observer (or none).
+    pub fn observing<P: Observer>(&self, observer: Option<MakeObserver<P>>) -> Settings<P> {
+        Settings { read: self.read.clone(), act: self.act.clone(), units: self.units, threads: self.threads, observer }
+    }
+}
+
+/// One input through the pipeline, into `dest`; see the module comment.
+pub struct Job<O: Observer = Unwatched> {
+    pub input: PathBuf,
+    pub dest: Dest,
+    pub settings: Settings<O>,
 }
 
 /// What a job found out about one array.
-pub struct ArrayReport {
+pub struct ArrayReport<O = Unwatched> {
     /// `path`, or `path:member`.
     pub name: String,
     /// The type computed in, the shape, and the activation's name.
@@ -49,23 +67,25 @@ pub struct ArrayReport {
     pub shape: Vec<u64>,
     pub activation: Option<String>,
     pub stats: Option<StatsJson>,
-    pub observer: Option<Box<dyn Observer>>,
+    pub observer: Option<O>,
 }
 
 /// A job done, its output file (if any) written but not yet in place.
-pub struct Finished {
-    pub reports: Vec<ArrayReport>,
+pub struct Finished<O = Unwatched> {
+    pub reports: Vec<ArrayReport<O>>,
     pending: Option<AtomicOutput>,
 }
 
-impl ArrayReport {
-    /// The array's observer as its concrete type, when it is one.
-    pub fn observed<T: 'static>(&mut self) -> Option<Box<T>> {
-        self.observer.take()?.into_any().downcast::<T>().ok()
+impl<O> Finished<O> {
+    /// The job's reports, its sink (if any) finished: everything written, a file not yet in place.
+    fn done(reports: Vec<ArrayReport<O>>, sink: Option<Sink>) -> Result<Finished<O>> {
+        let pending = match sink {
+            Some(s) => s.finish()?,
+            None => None,
+        };
+        Ok(Finished { reports, pending })
     }
-}
 
-impl Finished {
     /// The statistics objects, one per array.
     pub fn stats(&self) -> Vec<StatsJson> {
         self.reports.iter().filter_map(|r| r.stats.clone()).collect()
@@ -105,13 +125,15 @@ struct Prepared {
     info: ArrayInfo,
 }
 
-impl Job {
-    pub fn run(&self) -> Result<Finished> {
+impl<O: Observer> Job<O> {
+    pub fn run(&self) -> Result<Finished<O>> {
         if let Dest::InPlace = self.dest {
             return self.in_place();
         }
-        let input = Input::resolve(&self.input, self.read.format)?;
-        if self.read.member.is_some() && !matches!(input.format, Format::Npz | Format::Safetensors | Format::Pt) {
+        let input = Input::resolve(&self.input, self.settings.read.format)?;
+        if self.settings.read.member.is_some()
+            && !matches!(input.format, Format::Npz | Format::Safetensors | Format::Pt)
+        {
             return usage("--member picks an array of an .npz or a tensor of a .safetensors or .pt input");
         }
         if input.format == Format::Pt {
@@ -137,15 +159,11 @@ impl Job {
         let mut sink = self.sink(to, input.format.is_text() && to == Some(Format::Npy))?;
         let out = sink.as_mut().zip(to);
         let report = if input.format.is_text() {
-            self.table(input.table(&self.read)?, out)?
+            self.table(input.table(&self.settings.read)?, out)?
         } else {
             self.array(input.array()?, out)?
         };
-        let pending = match sink {
-            Some(s) => s.finish()?,
-            None => None,
-        };
-        Ok(Finished { reports: vec![report], pending })
+        Finished::done(vec![report], sink)
     }
 
     /// The output format for an input in format `from`; `None` when nothing is written.
@@ -182,7 +200,7 @@ impl Job {
     fn prepare_member(&self, src: &ArraySource, member: Option<&str>) -> Result<Prepared> {
         let name = &src.name;
         let info = src.info().with_context(|| name.clone())?;
-        let mut plan = Plan::new(&self.act, &info).with_context(|| name.clone())?;
+        let mut plan = Plan::new(&self.settings.act, &info).with_context(|| name.clone())?;
         let upstream = self.upstream(src, &plan, member)?;
         plan.upstream = upstream.as_ref().map(|u| u.header.order);
         Ok(Prepared { plan, upstream, info })
@@ -193,11 +211,11 @@ impl Job {
         mut plan: Plan,
         writes: bool,
         layout: impl FnOnce(&UnitOptions) -> Result<Option<crate::stats::UnitLayout>>,
-    ) -> Result<ChunkProcessor> {
+    ) -> Result<ChunkProcessor<O>> {
         if !writes {
             plan.output = plan.work; // nothing is written: skip the output conversion
         }
-        let stats = match &self.units {
+        let stats = match &self.settings.units {
             Some(u) => {
                 let mut acc = StatsAccumulator::new(layout(u)?);
                 acc.range_only = u.range_only;
@@ -205,20 +223,22 @@ impl Job {
             }
             None => None,
         };
-        Ok(ChunkProcessor::new(plan, stats).with_observer(self.observer.as_ref().map(|f| f())).discarding(!writes))
+        Ok(ChunkProcessor::new(plan, stats)
+            .with_observer(self.settings.observer.as_ref().map(|f| f()))
+            .discarding(!writes))
     }
 
-    fn report(&self, name: &str, proc: ChunkProcessor, shape: &[u64]) -> ArrayReport {
+    fn report(&self, name: &str, proc: ChunkProcessor<O>, shape: &[u64]) -> ArrayReport<O> {
         let (act, work) = (proc.plan().act.map(|a| a.name()), proc.plan().work.name());
         let (stats, observer) = proc.into_results();
-        let threshold = self.units.map_or(0.0, |u| u.threshold);
+        let threshold = self.settings.units.map_or(0.0, |u| u.threshold);
         let stats = stats.map(|s| s.to_json(name, act.clone(), work, shape, threshold));
         ArrayReport { name: name.to_string(), dtype: work, shape: shape.to_vec(), activation: act, stats, observer }
     }
 
     /// Opens `--upstream` and checks it against the input.
     fn upstream(&self, input: &ArraySource, plan: &Plan, member: Option<&str>) -> Result<Option<ArraySource<'static>>> {
-        let Some(path) = &self.act.upstream else {
+        let Some(path) = &self.settings.act.upstream else {
             return Ok(None);
         };
         let up = if is_dash(path) {
@@ -265,7 +285,7 @@ impl Job {
     }
 
     /// One `.npy` array (a file, a stream, an `.npz` member) into `out` (or nowhere).
-    fn array(&self, src: ArraySource, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
+    fn array(&self, src: ArraySource, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport<O>> {
         // Outputs written in C order see a Fortran array transposed; the plan (channels, units)
         // must be made from the order the elements will stream in, so the view comes first.
         let src = match out.as_ref().map(|(_, f)| *f) {
@@ -284,7 +304,7 @@ impl Job {
         mut src: ArraySource,
         p: Prepared,
         out: Option<(&mut Sink, Format)>,
-    ) -> Result<ArrayReport> {
+    ) -> Result<ArrayReport<O>> {
         let Prepared { plan, mut upstream, info } = p;
         let name = src.name.clone();
         let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
@@ -332,7 +352,7 @@ impl Job {
                 } else {
                     info.shape[1..].iter().fold(1u64, |a, &d| a.saturating_mul(d)).max(1)
                 };
-                let mut enc = CsvEncoder::new(delimiter(self.read.delimiter, f), cols as usize);
+                let mut enc = CsvEncoder::new(delimiter(self.settings.read.delimiter, f), cols as usize);
                 let dt = proc.plan().output;
                 let mut line = Vec::new();
                 let mut write = |b: &[u8]| {
@@ -354,7 +374,7 @@ impl Job {
         &self,
         sink: &mut Sink,
         header: &[u8],
-        proc: &mut ChunkProcessor,
+        proc: &mut ChunkProcessor<O>,
         src: &mut ArraySource,
         mut upstream: Option<&mut ArraySource>,
         fail: impl Fn(anyhow::Error) -> anyhow::Error,
@@ -362,7 +382,7 @@ impl Job {
         sink.write(header)?;
         if sink.is_stream() || src.region.is_none() {
             let mut write = |b: &[u8]| sink.write(b);
-            stream(proc, src, upstream.take(), self.threads, &mut write).map_err(fail)
+            stream(proc, src, upstream.take(), self.settings.threads, &mut write).map_err(fail)
         } else {
             let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
             let at = PositionalOut { file, offset: header.len() as u64 };
@@ -374,7 +394,7 @@ impl Job {
     /// ranges when the input and upstream are files, else in order.
     fn drive(
         &self,
-        proc: &mut ChunkProcessor,
+        proc: &mut ChunkProcessor<O>,
         src: &mut ArraySource,
         up: Option<&mut ArraySource>,
         out: Option<PositionalOut>,
@@ -385,7 +405,7 @@ impl Job {
             None => Some(None),
         };
         if let (Some(region), Some(up_region)) = (&src.region, up_region) {
-            return pipeline::ranges(proc, elements, region, up_region, out, self.threads);
+            return pipeline::ranges(proc, elements, region, up_region, out, self.settings.threads);
         }
         let mut at = out.map(|o| o.offset);
         let mut write = |b: &[u8]| -> Result<()> {
@@ -400,8 +420,8 @@ impl Job {
     }
 
     /// A CSV/TSV table into `out` (or nowhere).
-    fn table(&self, t: CsvTable<Box<dyn Read + Send>>, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport> {
-        if self.act.upstream.is_some() {
+    fn table(&self, t: CsvTable<Box<dyn Read + Send>>, out: Option<(&mut Sink, Format)>) -> Result<ArrayReport<O>> {
+        if self.settings.act.upstream.is_some() {
             return usage("--upstream with CSV input is not supported: convert the input to .npy first");
         }
         let (name, cols) = (t.name.clone(), t.cols);
@@ -412,17 +432,17 @@ impl Job {
             fortran: false,
         };
         // like units, channels are columns: the row count is not known until the end
-        let several = self.act.alpha.as_ref().is_some_and(|a| a.len() > 1);
-        if several && crate::options::normalize_axis(self.act.channel_axis, 2) == Some(0) {
+        let several = self.settings.act.alpha.as_ref().is_some_and(|a| a.len() > 1);
+        if several && crate::options::normalize_axis(self.settings.act.channel_axis, 2) == Some(0) {
             return usage("CSV channels are its columns: --channel-axis 1 (or -1) with several slopes");
         }
-        let plan = Plan::new(&self.act, &info).with_context(|| name.clone())?;
+        let plan = Plan::new(&self.settings.act, &info).with_context(|| name.clone())?;
         let mut proc = self.processor(plan, out.is_some(), |u| u.table_layout(cols))?;
-        let threads = self.threads;
+        let threads = self.settings.threads;
         let rows = match out {
             None => table::run(t, &mut proc, TableOut::Nothing, threads, |_| Ok(()))?,
             Some((sink, f)) if f.is_text() => {
-                let d = delimiter(self.read.delimiter, f);
+                let d = delimiter(self.settings.read.delimiter, f);
                 if let Some(h) = t.header_line(d) {
                     sink.write(&h)?;
                     sink.write(b"\n")?;
@@ -446,10 +466,10 @@ impl Job {
 
     /// An `.npz`: every member into an `.npz` with the same names (and compression), or one
     /// member (`--member`, or the only one) to any format, or statistics of each.
-    fn archive(&self, mut ar: NpzArchive) -> Result<Finished> {
+    fn archive(&self, mut ar: NpzArchive) -> Result<Finished<O>> {
         let members = ar.members()?;
         let to = self.to(Format::Npz);
-        let chosen = match (&self.read.member, to) {
+        let chosen = match (&self.settings.read.member, to) {
             (Some(_), Some(Format::Npz)) => return usage(NPZ_NEEDS_NPZ),
             (Some(m), _) => vec![ar.find(m)?],
             (None, Some(f)) if f != Format::Npz && members.len() == 1 => members,
@@ -464,13 +484,13 @@ impl Job {
             }
             (None, _) => members,
         };
-        if self.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
+        if self.settings.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
             // (--member with an .npz output is refused above: the way out is another format)
             let why = if to.is_none() { "extract the member first" } else { "--member NAME -o OUT.npy" };
             return usage(format!("--upstream with an .npz input works one member at a time: {why}"));
         }
         let mut reports = Vec::new();
-        let pending = if to == Some(Format::Npz) {
+        let sink = if to == Some(Format::Npz) {
             // A zip's directory is written last, at offsets into the file: stdout goes through a spool.
             let mut sink = self.sink(to, true)?.context("internal error: an .npz output has a sink")?;
             let file = sink.file_mut()?.context("internal error: an .npz output has a file")?;
@@ -494,7 +514,7 @@ impl Job {
                 finish_member(&mut r, &name)?;
             }
             zw.finish()?;
-            sink.finish()?
+            Some(sink)
         } else {
             let mut sink = self.sink(to, false)?;
             for m in &chosen {
@@ -506,21 +526,18 @@ impl Job {
                 reports.push(self.array(src, sink.as_mut().zip(to))?);
                 finish_member(&mut r, &name)?;
             }
-            match sink {
-                Some(s) => s.finish()?,
-                None => None,
-            }
+            sink
         };
-        Ok(Finished { reports, pending })
+        Finished::done(reports, sink)
     }
 
     /// A `.safetensors` file: every tensor into a `.safetensors` with the same names, order and
     /// `__metadata__`, or one tensor (`--member`, or the only one) to any format, or statistics
     /// of each. The output's header is written first (every size is known from the plans), then
     /// each tensor at its place, on all workers.
-    fn safetensors(&self, st: SafetensorsFile) -> Result<Finished> {
+    fn safetensors(&self, st: SafetensorsFile) -> Result<Finished<O>> {
         let to = self.to(Format::Safetensors);
-        let chosen: Vec<&safetensors::Tensor> = match (&self.read.member, to) {
+        let chosen: Vec<&safetensors::Tensor> = match (&self.settings.read.member, to) {
             (Some(m), _) => vec![st.find(m)?],
             (None, Some(f)) if f != Format::Safetensors && st.tensors.len() != 1 => {
                 let names: Vec<&str> = st.tensors.iter().map(|t| t.name.as_str()).collect();
@@ -533,7 +550,7 @@ impl Job {
             }
             (None, _) => st.tensors.iter().collect(),
         };
-        if self.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
+        if self.settings.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
         let mut reports = Vec::new();
@@ -544,11 +561,7 @@ impl Job {
                 let p = self.prepare_member(&src, Some(&t.name))?;
                 reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
             }
-            let pending = match sink {
-                Some(s) => s.finish()?,
-                None => None,
-            };
-            return Ok(Finished { reports, pending });
+            return Finished::done(reports, sink);
         }
         let mut arrays = Vec::new();
         for t in &chosen {
@@ -558,13 +571,26 @@ impl Job {
         }
         let tensors: Vec<_> =
             chosen.iter().zip(&arrays).map(|(t, (_, p))| (t.name.clone(), p.plan.output, t.shape.clone())).collect();
-        let (header, starts) = safetensors::write_header(st.metadata.as_ref(), &tensors);
+        self.write_safetensors(st.metadata.as_ref(), &tensors, arrays)
+    }
+
+    /// A `.safetensors` output of `tensors` (name, type, shape), each array's output at its
+    /// place after the header, on all workers.
+    fn write_safetensors(
+        &self,
+        metadata: Option<&std::collections::BTreeMap<String, String>>,
+        tensors: &[(String, crate::dtype::DType, Vec<u64>)],
+        arrays: Vec<(ArraySource<'static>, Prepared)>,
+    ) -> Result<Finished<O>> {
+        let (header, starts) = safetensors::write_header(metadata, tensors);
         let total = header.len() as u64
             + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
         // written at positions: stdout goes through a spool
-        let mut sink = self.sink(to, true)?.context("internal error: a .safetensors output has a sink")?;
+        let mut sink =
+            self.sink(Some(Format::Safetensors), true)?.context("internal error: a .safetensors output has a sink")?;
         sink.preallocate(total);
         sink.write(&header)?;
+        let mut reports = Vec::new();
         for ((mut src, p), start) in arrays.into_iter().zip(starts) {
             let Prepared { plan, mut upstream, info } = p;
             let name = src.name.clone();
@@ -575,12 +601,11 @@ impl Job {
             self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
             reports.push(self.report(&name, proc, &info.shape));
         }
-        let pending = sink.finish()?;
-        Ok(Finished { reports, pending })
+        Finished::done(reports, Some(sink))
     }
 
     /// `--in-place`: rewrite the data region of the input file itself, in its own byte order.
-    fn in_place(&self) -> Result<Finished> {
+    fn in_place(&self) -> Result<Finished<O>> {
         let path = &self.input;
         if is_dash(path) {
             return usage("--in-place needs a .npy file, not stdin");
@@ -589,7 +614,7 @@ impl Job {
         let file = OpenOptions::new().read(true).write(true).open(path).with_context(|| name.clone())?;
         let mut src = ArraySource::open_for_rewrite(path)?;
         let header = src.header.clone();
-        let func = self.act.act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
+        let func = self.settings.act.act.map(|a| a.func()).unwrap_or(crate::act::Func::Relu);
         if !header.dtype()?.is_float() && func != crate::act::Func::Relu {
             return usage(format!(
                 "{} on {} cannot run in place (it needs a float type): write a new file with --dtype f32 -o OUT",
@@ -619,8 +644,8 @@ fn writes_c_order(f: Format) -> bool {
 }
 
 /// In order: `threads` ≥ 2 puts the writes on a second thread.
-fn stream(
-    proc: &mut ChunkProcessor,
+fn stream<O: Observer>(
+    proc: &mut ChunkProcessor<O>,
     src: &mut ArraySource,
     up: Option<&mut ArraySource>,
     threads: usize,

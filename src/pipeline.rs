@@ -17,7 +17,6 @@ use crate::stats::StatsAccumulator;
 use crate::with_element;
 use anyhow::{anyhow, bail, Context, Result};
 use bytemuck::{cast_slice, cast_slice_mut, Pod};
-use std::any::Any;
 
 /// PReLU's slopes, one per channel, and where the channel index sits in the flat element order.
 #[derive(Clone, Debug)]
@@ -123,18 +122,34 @@ fn round_to(dt: DType, v: f64) -> f64 {
 /// Watches the values an array's activation produces (a histogram, say) as they stream by:
 /// each chunk's output in the working type, native byte order, with the flat index of its first
 /// element. Parallel drivers give each worker a [`Observer::fresh`] one and merge them in order.
-pub trait Observer: Send {
+/// A processor is generic over its observer's type, so the caller gets back the type it asked
+/// for (as ripgrep's searcher hands results to the caller's own `Sink`).
+pub trait Observer: Send + Sized {
     fn observe(&mut self, values: &[u8], dtype: DType, start: u64);
     /// An empty observer of the same kind and settings.
-    fn fresh(&self) -> Box<dyn Observer>;
+    fn fresh(&self) -> Self;
     /// Adds what another observer (made by `fresh`) saw.
-    fn merge(&mut self, other: Box<dyn Observer>);
-    /// For `merge` and for the caller to get its concrete type back.
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn merge(&mut self, other: Self);
+}
+
+/// The observer of a processor that watches nothing: there is no value of this type.
+#[derive(Clone, Copy, Debug)]
+pub enum Unwatched {}
+
+impl Observer for Unwatched {
+    fn observe(&mut self, _: &[u8], _: DType, _: u64) {
+        match *self {}
+    }
+    fn fresh(&self) -> Self {
+        match *self {}
+    }
+    fn merge(&mut self, _: Self) {
+        match *self {}
+    }
 }
 
 /// Turns chunks of input bytes into chunks of output bytes.
-pub struct ChunkProcessor {
+pub struct ChunkProcessor<O: Observer = Unwatched> {
     plan: Plan,
     kernel: Kernel,
     /// Elements per chunk.
@@ -150,12 +165,12 @@ pub struct ChunkProcessor {
     channel_slopes: AlignedBuf,
     /// Statistics gathered in the kernel's pass, when asked for.
     stats: Option<StatsAccumulator>,
-    observer: Option<Box<dyn Observer>>,
+    observer: Option<O>,
     /// The output is thrown away (statistics and observers only).
     discard: bool,
 }
 
-impl ChunkProcessor {
+impl<O: Observer> ChunkProcessor<O> {
     pub fn new(plan: Plan, stats: Option<StatsAccumulator>) -> Self {
         let widest = plan.input.size().max(plan.work.size()).max(plan.output.size()).max(4);
         let chunk_elems = CHUNK_BYTES / widest;
@@ -191,7 +206,7 @@ impl ChunkProcessor {
     }
 
     /// Attaches an observer of the output values.
-    pub fn with_observer(mut self, o: Option<Box<dyn Observer>>) -> Self {
+    pub fn with_observer(mut self, o: Option<O>) -> Self {
         self.observer = o;
         self
     }
@@ -201,7 +216,7 @@ impl ChunkProcessor {
     }
 
     /// A processor for the same plan with its own buffers and empty statistics (for workers).
-    pub fn fork(&self) -> ChunkProcessor {
+    pub fn fork(&self) -> ChunkProcessor<O> {
         let stats = self.stats.as_ref().map(|s| s.fresh());
         ChunkProcessor::new(self.plan.clone(), stats)
             .with_observer(self.observer.as_ref().map(|o| o.fresh()))
@@ -209,7 +224,7 @@ impl ChunkProcessor {
     }
 
     /// Adds what a fork saw (of elements after those this one saw).
-    pub fn merge(&mut self, other: ChunkProcessor) {
+    pub fn merge(&mut self, other: ChunkProcessor<O>) {
         if let (Some(a), Some(b)) = (&mut self.stats, &other.stats) {
             a.merge(b);
         }
@@ -231,7 +246,7 @@ impl ChunkProcessor {
     }
 
     /// The statistics and the observer, when the run is over.
-    pub fn into_results(self) -> (Option<StatsAccumulator>, Option<Box<dyn Observer>>) {
+    pub fn into_results(self) -> (Option<StatsAccumulator>, Option<O>) {
         (self.stats, self.observer)
     }
 
@@ -420,71 +435,40 @@ macro_rules! float_compute {
 }
 float_compute!(f32, f64);
 
-/// `Compute::run_range` for 16-bit floats: without the output where nothing reads it.
-fn half_range(
-    k: &Kernel,
-    bf16: bool,
-    op: Op<f32>,
-    x: &[u16],
-    g: Option<&[u16]>,
-    y: &mut [u16],
-    unused: bool,
-) -> Option<ChunkStats> {
-    let without_output = if unused { k.half_range(bf16, op, x, g, None) } else { None };
-    without_output.or_else(|| k.half_range(bf16, op, x, g, Some(y)))
+/// The 16-bit floats, f16 and (`bf16`) bfloat16: computed in f32, with f32 slopes. `run_range`
+/// goes without the output where nothing reads it.
+macro_rules! half_compute {
+    ($($t:ty: $bf16:expr, $run:ident, $stats:ident);*) => {$(
+        impl Compute for $t {
+            type S = f32;
+            fn slope(v: f64) -> f32 {
+                v as f32
+            }
+            fn run(k: &Kernel, op: Op<f32>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
+                k.$run(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
+            }
+            fn stats_only(k: &Kernel, op: Op<f32>, x: &[$t], shift: f64) -> Option<ChunkStats> {
+                k.half_stats_only($bf16, op, cast_slice(x), shift)
+            }
+            fn run_range(
+                k: &Kernel,
+                op: Op<f32>,
+                x: &[$t],
+                g: Option<&[$t]>,
+                y: &mut [$t],
+                unused: bool,
+            ) -> Option<ChunkStats> {
+                let (x, g) = (cast_slice(x), g.map(cast_slice));
+                let without_output = if unused { k.half_range($bf16, op, x, g, None) } else { None };
+                without_output.or_else(|| k.half_range($bf16, op, x, g, Some(cast_slice_mut(y))))
+            }
+            fn run_stats(k: &Kernel, op: Op<f32>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+                k.$stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
+            }
+        }
+    )*};
 }
-
-impl Compute for F16 {
-    type S = f32;
-    fn slope(v: f64) -> f32 {
-        v as f32
-    }
-    fn run(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16]) {
-        k.half(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-    }
-    fn stats_only(k: &Kernel, op: Op<f32>, x: &[F16], shift: f64) -> Option<ChunkStats> {
-        k.half_stats_only(false, op, cast_slice(x), shift)
-    }
-    fn run_range(
-        k: &Kernel,
-        op: Op<f32>,
-        x: &[F16],
-        g: Option<&[F16]>,
-        y: &mut [F16],
-        unused: bool,
-    ) -> Option<ChunkStats> {
-        half_range(k, false, op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), unused)
-    }
-    fn run_stats(k: &Kernel, op: Op<f32>, x: &[F16], g: Option<&[F16]>, y: &mut [F16], shift: f64) -> ChunkStats {
-        k.half_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
-    }
-}
-
-impl Compute for BF16 {
-    type S = f32;
-    fn slope(v: f64) -> f32 {
-        v as f32
-    }
-    fn run(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16]) {
-        k.bf16(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
-    }
-    fn stats_only(k: &Kernel, op: Op<f32>, x: &[BF16], shift: f64) -> Option<ChunkStats> {
-        k.half_stats_only(true, op, cast_slice(x), shift)
-    }
-    fn run_range(
-        k: &Kernel,
-        op: Op<f32>,
-        x: &[BF16],
-        g: Option<&[BF16]>,
-        y: &mut [BF16],
-        unused: bool,
-    ) -> Option<ChunkStats> {
-        half_range(k, true, op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), unused)
-    }
-    fn run_stats(k: &Kernel, op: Op<f32>, x: &[BF16], g: Option<&[BF16]>, y: &mut [BF16], shift: f64) -> ChunkStats {
-        k.bf16_stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
-    }
-}
+half_compute!(F16: false, half, half_stats; BF16: true, bf16, bf16_stats);
 
 macro_rules! int_compute {
     ($($t:ty),*) => {$(
@@ -608,8 +592,8 @@ pub fn swap_in_place(k: &Kernel, dt: DType, b: &mut [u8]) {
 // ---------------------------------------------------------------- drivers
 
 /// Drives `elements` elements from `src` (and `up`) through `proc` into `out`.
-pub fn stream(
-    proc: &mut ChunkProcessor,
+pub fn stream<O: Observer>(
+    proc: &mut ChunkProcessor<O>,
     elements: u64,
     src: &mut dyn ChunkSource,
     up: Option<&mut dyn ChunkSource>,
@@ -619,18 +603,18 @@ pub fn stream(
 }
 
 /// What a driver does with one chunk: `(processor, input bytes, upstream bytes, flat index)`.
-type EachChunk<'a> = dyn FnMut(&mut ChunkProcessor, &[u8], Option<&[u8]>, u64) -> Result<()> + 'a;
+type EachChunk<'a, O> = dyn FnMut(&mut ChunkProcessor<O>, &[u8], Option<&[u8]>, u64) -> Result<()> + 'a;
 
 /// The elements `[first, first + elements)` of an array (the sources are positioned there), a
 /// chunk at a time: `each(proc, x, g, start)` processes one. Flat indices, and so PReLU channels
 /// and units, count from `first`.
-fn stream_range(
-    proc: &mut ChunkProcessor,
+fn stream_range<O: Observer>(
+    proc: &mut ChunkProcessor<O>,
     first: u64,
     elements: u64,
     src: &mut dyn ChunkSource,
     mut up: Option<&mut dyn ChunkSource>,
-    each: &mut EachChunk,
+    each: &mut EachChunk<O>,
 ) -> Result<()> {
     let in_size = proc.plan().input.size();
     let up_size = proc.plan().work.size();
@@ -659,8 +643,8 @@ pub struct PositionalOut<'a> {
 /// its range of `input` (and `up`) with its own reader, runs its own fork of `proc`, and writes
 /// its output at its own offset of `out` (when there is one). The forks' statistics and observers
 /// merge into `proc` in range order, exactly.
-pub fn ranges(
-    proc: &mut ChunkProcessor,
+pub fn ranges<O: Observer>(
+    proc: &mut ChunkProcessor<O>,
     elements: u64,
     input: &FileRegion,
     up: Option<&FileRegion>,
@@ -674,13 +658,13 @@ pub fn ranges(
         (0..threads as u64).map(|t| (t * per, ((t + 1) * per).min(elements))).filter(|(a, b)| a < b).collect();
     let plan = proc.plan();
     let (isz, wsz, osz) = (plan.input.size() as u64, plan.work.size() as u64, plan.output.size() as u64);
-    let forks: Vec<ChunkProcessor> = bounds.iter().map(|_| proc.fork()).collect();
-    let results: Vec<Result<ChunkProcessor>> = std::thread::scope(|s| {
+    let forks: Vec<ChunkProcessor<O>> = bounds.iter().map(|_| proc.fork()).collect();
+    let results: Vec<Result<ChunkProcessor<O>>> = std::thread::scope(|s| {
         let workers: Vec<_> = bounds
             .iter()
             .zip(forks)
             .map(|(&(a, b), mut p)| {
-                s.spawn(move || -> Result<ChunkProcessor> {
+                s.spawn(move || -> Result<ChunkProcessor<O>> {
                     let mut src = input.range(a * isz, b * isz)?;
                     let mut upsrc = match up {
                         Some(u) => Some(u.range(a * wsz, b * wsz)?),
@@ -716,8 +700,8 @@ pub fn ranges(
 /// previous one is copied into the page cache (or a pipe). The kernel writes each chunk straight
 /// into a buffer that is then handed over; up to `DEPTH` are in flight, recycled between the two
 /// threads, so memory stays bounded. A write error stops the reader at its next chunk.
-pub fn stream_overlapped(
-    proc: &mut ChunkProcessor,
+pub fn stream_overlapped<O: Observer>(
+    proc: &mut ChunkProcessor<O>,
     elements: u64,
     src: &mut dyn ChunkSource,
     up: Option<&mut dyn ChunkSource>,
@@ -739,7 +723,7 @@ pub fn stream_overlapped(
         });
         // "writer stopped" only ends the loop: the writer's own error is the one reported.
         let mut made = 0;
-        let mut hand_over = |p: &mut ChunkProcessor, x: &[u8], g: Option<&[u8]>, start: u64| -> Result<()> {
+        let mut hand_over = |p: &mut ChunkProcessor<O>, x: &[u8], g: Option<&[u8]>, start: u64| -> Result<()> {
             let stopped = || anyhow!("the writer stopped");
             let mut buf = match free_rx.try_recv() {
                 Ok(b) => b,
@@ -776,16 +760,12 @@ mod tests {
             self.n += (values.len() / dtype.size()) as u64;
             self.starts.push(start);
         }
-        fn fresh(&self) -> Box<dyn Observer> {
-            Box::new(Count { n: 0, starts: vec![] })
+        fn fresh(&self) -> Count {
+            Count { n: 0, starts: vec![] }
         }
-        fn merge(&mut self, other: Box<dyn Observer>) {
-            let o = other.into_any().downcast::<Count>().expect("same kind");
+        fn merge(&mut self, o: Count) {
             self.n += o.n;
             self.starts.extend(o.starts);
-        }
-        fn into_any(self: Box<Self>) -> Box<dyn Any> {
-            self
         }
     }
 
@@ -807,7 +787,7 @@ mod tests {
     fn observers_see_every_value_and_merge_in_order() {
         let x: Vec<f32> = (0..200_000).map(|i| i as f32 - 1000.0).collect();
         let bytes: Vec<u8> = cast_slice(&x).to_vec();
-        let mut p = ChunkProcessor::new(plan(), None).with_observer(Some(Box::new(Count { n: 0, starts: vec![] })));
+        let mut p = ChunkProcessor::new(plan(), None).with_observer(Some(Count { n: 0, starts: vec![] }));
         let mut out = Vec::new();
         let mut src = ReadSource::new(&bytes[..], bytes.len() as u64);
         stream(&mut p, x.len() as u64, &mut src, None, &mut |b| {
@@ -820,7 +800,7 @@ mod tests {
         q.process(&bytes[..40], None, x.len() as u64);
         p.merge(q);
         let (_, o) = p.into_results();
-        let c = o.unwrap().into_any().downcast::<Count>().unwrap();
+        let c = o.unwrap();
         assert_eq!(c.n, x.len() as u64 + 10);
         assert_eq!(c.starts[..2], [0, 65536]);
         assert_eq!(*c.starts.last().unwrap(), x.len() as u64);

@@ -116,7 +116,7 @@ impl Drop for Watch {
 pub fn input_bytes(paths: &[std::path::PathBuf], format: Option<crate::format::Format>) -> u64 {
     paths
         .iter()
-        .filter(|p| !format.unwrap_or_else(|| crate::format::Format::of_path(p)).is_text())
+        .filter(|p| !crate::format::Format::of_input(p, format).is_text())
         .filter_map(|p| std::fs::metadata(p).ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())

@@ -18,7 +18,6 @@ use crate::dtype::{DType, Element};
 use crate::pipeline::Observer;
 use crate::with_element;
 use anyhow::Result;
-use std::any::Any;
 use std::sync::Arc;
 
 /// Bits a counting pass resolves.
@@ -189,16 +188,11 @@ impl Observer for PassCounter {
     fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
         with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
     }
-    fn fresh(&self) -> Box<dyn Observer> {
-        Box::new(PassCounter::new(self.pass.clone()))
+    fn fresh(&self) -> PassCounter {
+        PassCounter::new(self.pass.clone())
     }
-    fn merge(&mut self, other: Box<dyn Observer>) {
-        if let Ok(o) = other.into_any().downcast::<PassCounter>() {
-            self.merge_from(&o);
-        }
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
+    fn merge(&mut self, other: PassCounter) {
+        self.merge_from(&other);
     }
 }
 

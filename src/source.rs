@@ -44,7 +44,6 @@ impl Input {
         let stream = !is_dash(path) && std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let (format, sniffed) = match from {
             _ if stream => named_stream(path, from, &name)?,
-            Some(f) => (f, None),
             None if is_dash(path) => {
                 let mut head = Vec::with_capacity(crate::format::SNIFF);
                 let mut stdin = std::io::stdin();
@@ -52,7 +51,7 @@ impl Input {
                 let r: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(stdin));
                 (Format::sniff(&head), Some(r))
             }
-            None => (Format::of_path(path), None),
+            _ => (Format::of_input(path, from), None),
         };
         Ok(Input { format, name, path: path.to_path_buf(), sniffed })
     }

@@ -8,7 +8,7 @@
 
 use crate::act::ldexp;
 use crate::hist::HistJson;
-use crate::kernel::{ChunkStats, Kernel};
+use crate::kernel::{ChunkStats, Counts, Kernel};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -165,13 +165,8 @@ impl ExactSum {
 /// Running statistics of one array.
 #[derive(Clone, Debug)]
 pub struct StatsAccumulator {
-    pub elements: u64,
-    pub zeros: u64,
-    pub negative: u64,
-    pub nan: u64,
-    pub posinf: u64,
-    pub neginf: u64,
-    pub finite: u64,
+    /// Read as the accumulator's own (`acc.finite`); `finite` moves with the moments.
+    counts: Counts,
     /// The exact sum of the finite values; `mean` is it divided by `finite`.
     sum: ExactSum,
     mean: f64,
@@ -189,17 +184,18 @@ pub struct StatsAccumulator {
     pub range_only: bool,
 }
 
+impl std::ops::Deref for StatsAccumulator {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
 impl StatsAccumulator {
     pub fn new(units: Option<UnitLayout>) -> Self {
         let n = units.as_ref().map_or(0, |u| u.count as usize);
         StatsAccumulator {
-            elements: 0,
-            zeros: 0,
-            negative: 0,
-            nan: 0,
-            posinf: 0,
-            neginf: 0,
-            finite: 0,
+            counts: Counts::default(),
             sum: ExactSum::default(),
             mean: 0.0,
             m2: 0.0,
@@ -228,25 +224,31 @@ impl StatsAccumulator {
 
     /// Adds another accumulator's statistics (of disjoint elements of the same array).
     pub fn merge(&mut self, o: &StatsAccumulator) {
-        self.elements += o.elements;
-        self.zeros += o.zeros;
-        self.negative += o.negative;
-        self.nan += o.nan;
-        self.posinf += o.posinf;
-        self.neginf += o.neginf;
-        if o.finite > 0 {
-            self.absorb(o.finite, o.mean, o.m2, o.exp, &o.sum);
-            self.min = self.min.min(o.min);
-            self.max = self.max.max(o.max);
-        }
+        self.add(&o.counts, o.min, o.max, || (o.mean, o.m2, o.exp, o.sum.clone()));
         for (a, b) in self.active.iter_mut().zip(&o.active) {
             *a += b;
         }
     }
 
+    /// Adds the statistics of elements disjoint from those seen so far: their counts, finite
+    /// min and max, and the `moments` of their finite values (mean, squared deviations
+    /// `m2 · 4^exp`, exact sum), asked for only when there are some. Merging accumulators and
+    /// adding a chunk (summed by the kernel or again exactly) are all this step.
+    fn add(&mut self, c: &Counts, min: f64, max: f64, moments: impl FnOnce() -> (f64, f64, i32, ExactSum)) {
+        let finite = self.counts.finite;
+        self.counts.add(c);
+        self.counts.finite = finite; // `absorb` counts them, with their moments
+        if c.finite > 0 {
+            let (mean, m2, exp, sum) = moments();
+            self.absorb(c.finite, mean, m2, exp, &sum);
+            self.min = self.min.min(min);
+            self.max = self.max.max(max);
+        }
+    }
+
     /// A shift for the next chunk's sums: the mean so far, else `fallback` (a value from the chunk).
     pub fn shift(&self, fallback: f64) -> f64 {
-        if self.finite > 0 {
+        if self.counts.finite > 0 {
             self.mean
         } else if fallback.is_finite() {
             fallback
@@ -255,23 +257,9 @@ impl StatsAccumulator {
         }
     }
 
-    fn add_counts(&mut self, c: &ChunkStats) {
-        self.elements += c.elements;
-        self.zeros += c.zeros;
-        self.negative += c.negative;
-        self.nan += c.nan;
-        self.posinf += c.posinf;
-        self.neginf += c.neginf;
-        if c.finite > 0 {
-            self.min = self.min.min(c.min);
-            self.max = self.max.max(c.max);
-        }
-    }
-
     /// Adds a chunk's statistics as the kernel's pass summed them.
     pub fn add_chunk(&mut self, c: &ChunkStats) {
-        self.add_counts(c);
-        if c.finite > 0 {
+        self.add(&c.counts, c.min, c.max, || {
             let n = c.finite as f64;
             // in the scaled domain first: shift + delta may overflow where the mean does not
             let mean = ldexp(ldexp(c.shift, -c.exp) + (c.s1 + c.s1_lo) / n, c.exp);
@@ -281,8 +269,8 @@ impl StatsAccumulator {
             sum.add_product(n, c.shift);
             sum.add(ldexp(c.s1, c.exp));
             sum.add(ldexp(c.s1_lo, c.exp));
-            self.absorb(c.finite, mean, m2, c.exp, &sum);
-        }
+            (mean, m2, c.exp, sum)
+        });
     }
 
     /// Adds the statistics `c` the kernel gathered over the values `y` (`ints`: integer
@@ -334,19 +322,17 @@ impl StatsAccumulator {
     /// the kernel's fast path.
     #[cold]
     pub fn add_chunk_exact(&mut self, c: &ChunkStats, values: impl Iterator<Item = f64> + Clone) {
-        self.add_counts(c);
-        if c.finite == 0 {
-            return;
-        }
-        let mut sum = ExactSum::default();
-        values.clone().for_each(|v| sum.add(v));
-        let mean = sum.mean(c.finite);
-        // scaled by a power of two where deviations or their squares could overflow
-        let big = c.min.abs().max(c.max.abs());
-        let exp = if big > 1e150 { big.log2().ceil() as i32 + 1 } else { 0 };
-        let m = ldexp(mean, -exp);
-        let m2 = values.filter(|v| v.is_finite()).map(|v| (ldexp(v, -exp) - m) * (ldexp(v, -exp) - m)).sum::<f64>();
-        self.absorb(c.finite, mean, m2, exp, &sum);
+        self.add(&c.counts, c.min, c.max, || {
+            let mut sum = ExactSum::default();
+            values.clone().for_each(|v| sum.add(v));
+            let mean = sum.mean(c.finite);
+            // scaled by a power of two where deviations or their squares could overflow
+            let big = c.min.abs().max(c.max.abs());
+            let exp = if big > 1e150 { big.log2().ceil() as i32 + 1 } else { 0 };
+            let m = ldexp(mean, -exp);
+            let m2 = values.filter(|v| v.is_finite()).map(|v| (ldexp(v, -exp) - m) * (ldexp(v, -exp) - m)).sum::<f64>();
+            (mean, m2, exp, sum)
+        });
     }
 
     /// Adds `nb` finite values of mean `mean_b`, squared deviations `m2_b · 4^exp_b` and exact
@@ -354,15 +340,15 @@ impl StatsAccumulator {
     fn absorb(&mut self, nb: u64, mean_b: f64, m2_b: f64, exp_b: i32, sum_b: &ExactSum) {
         self.merge_moments(nb, mean_b, m2_b, exp_b);
         self.sum.merge(sum_b);
-        self.mean = self.sum.mean(self.finite);
+        self.mean = self.sum.mean(self.counts.finite);
     }
 
     /// Chan et al.: combine (count, mean, M2) of two disjoint sets, the second's M2 being
     /// `m2_b · 4^exp_b`. Sums that would overflow are kept scaled by a power of two.
     fn merge_moments(&mut self, nb: u64, mean_b: f64, m2_b: f64, exp_b: i32) {
-        let na = self.finite;
+        let na = self.counts.finite;
         if na == 0 {
-            (self.finite, self.mean, self.m2, self.exp) = (nb, mean_b, m2_b, exp_b);
+            (self.counts.finite, self.mean, self.m2, self.exp) = (nb, mean_b, m2_b, exp_b);
             return;
         }
         let n = na + nb;
@@ -375,7 +361,7 @@ impl StatsAccumulator {
             // 4^600 covers the square of any f64 difference, so this ends by the second turn
             if m2.is_finite() || e > 2000 {
                 self.mean = ldexp(ldexp(self.mean, -e) + delta * (fb / fnn), e);
-                (self.m2, self.exp, self.finite) = (m2, e, n);
+                (self.m2, self.exp, self.counts.finite) = (m2, e, n);
                 return;
             }
             e += 600;
@@ -391,11 +377,11 @@ impl StatsAccumulator {
     }
 
     pub fn mean(&self) -> Option<f64> {
-        (self.finite > 0).then_some(self.mean)
+        (self.counts.finite > 0).then_some(self.mean)
     }
 
     pub fn std(&self) -> Option<f64> {
-        (self.finite > 0).then(|| ldexp((self.m2 / self.finite as f64).sqrt(), self.exp))
+        (self.counts.finite > 0).then(|| ldexp((self.m2 / self.counts.finite as f64).sqrt(), self.exp))
     }
 
     /// Adds the active (input > 0) elements of `x`, whose first element has flat index `start`,
@@ -450,7 +436,7 @@ impl StatsAccumulator {
         threshold: f64,
     ) -> StatsJson {
         let units = self.units.as_ref().map(|u| {
-            let m = self.elements.checked_div(u.count).unwrap_or(0);
+            let m = self.counts.elements.checked_div(u.count).unwrap_or(0);
             UnitsJson::from_counts(u.axis, m, self.active.clone(), threshold)
         });
         StatsJson {
@@ -458,16 +444,16 @@ impl StatsAccumulator {
             activation,
             dtype: dtype.to_string(),
             shape: Some(shape.to_vec()),
-            elements: self.elements,
-            zeros: self.zeros,
-            sparsity: (self.elements > 0).then(|| self.zeros as f64 / self.elements as f64),
-            negative_inputs: self.negative,
-            nan: self.nan,
-            posinf: self.posinf,
-            neginf: self.neginf,
-            finite: self.finite,
-            min: (self.finite > 0).then_some(self.min),
-            max: (self.finite > 0).then_some(self.max),
+            elements: self.counts.elements,
+            zeros: self.counts.zeros,
+            sparsity: (self.counts.elements > 0).then(|| self.counts.zeros as f64 / self.counts.elements as f64),
+            negative_inputs: self.counts.negative,
+            nan: self.counts.nan,
+            posinf: self.counts.posinf,
+            neginf: self.counts.neginf,
+            finite: self.counts.finite,
+            min: (self.counts.finite > 0).then_some(self.min),
+            max: (self.counts.finite > 0).then_some(self.max),
             mean: self.mean(),
             std: self.std(),
             units,
@@ -575,6 +561,19 @@ fn add(a: u64, b: u64, key: &str) -> Result<u64> {
 }
 
 impl StatsJson {
+    /// The counts, as the accumulators hold them (the JSON keeps its own field order, SPEC §4).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            elements: self.elements,
+            zeros: self.zeros,
+            negative: self.negative_inputs,
+            nan: self.nan,
+            posinf: self.posinf,
+            neginf: self.neginf,
+            finite: self.finite,
+        }
+    }
+
     /// Every object in a statistics JSON file (or `-` for stdin): one object, JSON Lines, or
     /// objects separated by whitespace. A histogram is checked ([`HistJson::check`]) before
     /// anything merges, indexes or draws it.
@@ -714,9 +713,10 @@ impl StatsJson {
             _ => bail!("cannot merge statistics with units and without (arrays of different dimensions)"),
         };
         // counts first: the moments below add the finite counts unchecked
-        let elements = add(a.elements, b.elements, "elements")?;
-        let zeros = add(a.zeros, b.zeros, "zeros")?;
-        let finite = add(a.finite, b.finite, "finite")?;
+        let c = a.counts().checked_add(&b.counts()).map_err(|i| {
+            let key = ["elements", "zeros", "negative_inputs", "nan", "posinf", "neginf", "finite"][i];
+            anyhow::anyhow!("cannot merge: the '{key}' counts add up to more than 2^64")
+        })?;
         // the shards' sums are finite × mean, exactly: the merged mean is their exact sum over
         // the count, rounded once (`check` made sure both are present when finite > 0)
         let mut acc = StatsAccumulator::new(None);
@@ -747,14 +747,14 @@ impl StatsJson {
             dtype: if a.dtype == b.dtype { a.dtype.clone() } else { "mixed".into() },
             // A merge covers several arrays: no one shape describes it (`elements` does).
             shape: None,
-            elements,
-            zeros,
-            sparsity: (elements > 0).then(|| zeros as f64 / elements as f64),
-            negative_inputs: add(a.negative_inputs, b.negative_inputs, "negative_inputs")?,
-            nan: add(a.nan, b.nan, "nan")?,
-            posinf: add(a.posinf, b.posinf, "posinf")?,
-            neginf: add(a.neginf, b.neginf, "neginf")?,
-            finite,
+            elements: c.elements,
+            zeros: c.zeros,
+            sparsity: (c.elements > 0).then(|| c.zeros as f64 / c.elements as f64),
+            negative_inputs: c.negative,
+            nan: c.nan,
+            posinf: c.posinf,
+            neginf: c.neginf,
+            finite: c.finite,
             min: opt(a.min, b.min, f64::min),
             max: opt(a.max, b.max, f64::max),
             mean: acc.mean(),
@@ -775,13 +775,15 @@ mod tests {
     fn chunk(values: &[f64], shift: f64) -> ChunkStats {
         let fin: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         ChunkStats {
-            elements: values.len() as u64,
-            zeros: values.iter().filter(|&&v| v == 0.0).count() as u64,
-            negative: 0,
-            nan: values.iter().filter(|v| v.is_nan()).count() as u64,
-            posinf: values.iter().filter(|&&v| v == f64::INFINITY).count() as u64,
-            neginf: values.iter().filter(|&&v| v == f64::NEG_INFINITY).count() as u64,
-            finite: fin.len() as u64,
+            counts: Counts {
+                elements: values.len() as u64,
+                zeros: values.iter().filter(|&&v| v == 0.0).count() as u64,
+                negative: 0,
+                nan: values.iter().filter(|v| v.is_nan()).count() as u64,
+                posinf: values.iter().filter(|&&v| v == f64::INFINITY).count() as u64,
+                neginf: values.iter().filter(|&&v| v == f64::NEG_INFINITY).count() as u64,
+                finite: fin.len() as u64,
+            },
             shift,
             s1: fin.iter().map(|v| v - shift).sum(),
             s1_lo: 0.0,

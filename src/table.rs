@@ -15,7 +15,7 @@ use crate::format::csv::{
     MAX_RECORD,
 };
 use crate::par;
-use crate::pipeline::ChunkProcessor;
+use crate::pipeline::{ChunkProcessor, Observer};
 use crate::stats::StatsAccumulator;
 use anyhow::Result;
 use bytemuck::cast_slice;
@@ -56,9 +56,9 @@ struct Done {
     err: Option<LineError>,
 }
 
-struct Worker {
+struct Worker<O: Observer> {
     sc: Scanner,
-    proc: ChunkProcessor,
+    proc: ChunkProcessor<O>,
     enc: CsvEncoder,
     values: Vec<f64>,
     spans: Vec<(u32, u32)>,
@@ -77,9 +77,9 @@ struct Worker {
 /// one at a time by the writer, which streams their output to `sink` as it goes, so a 16 MiB
 /// record's values (a few times its size as f64 or text) are never held at once. A record
 /// wider than a chunk is scanned a group of fields at a time and flushed mid-row.
-pub fn run<R: Read + Send>(
+pub fn run<R: Read + Send, O: Observer>(
     t: CsvTable<R>,
-    proc: &mut ChunkProcessor,
+    proc: &mut ChunkProcessor<O>,
     out: TableOut,
     threads: usize,
     mut sink: impl FnMut(&[u8]) -> Result<()>,
@@ -100,7 +100,7 @@ pub fn run<R: Read + Send>(
         spans: Vec::new(),
         col0: 0,
     };
-    let workers: Vec<Worker> = (0..threads.max(1)).map(|_| worker()).collect();
+    let workers: Vec<Worker<O>> = (0..threads.max(1)).map(|_| worker()).collect();
     // the writer's own, for big blocks
     let mut writer = worker();
     let mut first = Some((first, first_start));
@@ -122,7 +122,7 @@ pub fn run<R: Read + Send>(
         Ok(more)
     };
     let cost = |job: &Block| if job.big { job.buf.capacity() } else { 0 };
-    let work = |w: &mut Worker, job: &Block, done: &mut Done| -> Result<()> {
+    let work = |w: &mut Worker<O>, job: &Block, done: &mut Done| -> Result<()> {
         done.bytes.clear();
         done.rows = 0;
         done.err = None;
@@ -193,8 +193,8 @@ type Spill<'a> = Option<&'a mut dyn FnMut(&mut Vec<u8>)>;
 /// (a big block, on the writer), the output so far is handed on whenever it passes a block's
 /// size; a spill that fails keeps its error to itself and the parse goes on harmlessly.
 #[allow(clippy::too_many_arguments)]
-fn parse_block(
-    w: &mut Worker,
+fn parse_block<O: Observer>(
+    w: &mut Worker<O>,
     job: &Block,
     done: &mut Done,
     cols: usize,
@@ -304,7 +304,7 @@ fn parse_block(
 
 /// Runs the gathered values through the processor (in pieces of at most one chunk) and encodes
 /// them.
-fn flush(w: &mut Worker, b: &[u8], done: &mut Done, out: TableOut, cols: usize) {
+fn flush<O: Observer>(w: &mut Worker<O>, b: &[u8], done: &mut Done, out: TableOut, cols: usize) {
     let chunk = w.proc.chunk_elems;
     let out_dtype = w.proc.plan().output;
     let mut first = 0;

@@ -2,7 +2,7 @@
 
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
-use crate::job::Job;
+use crate::job::Settings;
 use crate::options::{is_dash, threads, usage, Dest};
 use crate::output::{write_stats, RunFiles};
 use anyhow::Result;
@@ -56,7 +56,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let out_path = args.output.clone().filter(|p| !is_dash(p));
     let to = args.to.map(|f| f.format());
     let dest = if args.in_place {
-        if read.format.unwrap_or_else(|| Format::of_path(&args.input)) != Format::Npy {
+        if Format::of_input(&args.input, read.format) != Format::Npy {
             return usage("--in-place works on .npy files only");
         }
         if args.output.is_some() {
@@ -87,19 +87,18 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if let Some(p) = &args.stats {
         files.output("--stats", p, None)?;
     }
-    let job = Job {
-        input: args.input,
+    let settings = Settings {
         read,
-        dest,
         act,
         units: args.stats.is_some().then(|| args.units.options()),
         threads: threads(args.threads),
         observer: args.bins.for_stats()?.map(crate::report::observer),
     };
-    if job.observer.is_some() && args.stats.is_none() {
+    if settings.observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
-    let total = crate::progress::input_bytes(std::slice::from_ref(&job.input), job.read.format);
+    let job = settings.job(args.input, dest);
+    let total = crate::progress::input_bytes(std::slice::from_ref(&job.input), job.settings.read.format);
     let watch = crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "apply");
     let mut done = job.run()?;
     drop(watch);

@@ -9,7 +9,8 @@
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
 use crate::cmd::discover::discover;
 use crate::format::Format;
-use crate::job::Job;
+use crate::hist::Histogram;
+use crate::job::{Job, Settings};
 use crate::options::{threads, usage, Dest};
 use crate::output::{write_stats, FileId, RunFiles};
 use crate::stats::StatsJson;
@@ -121,15 +122,8 @@ pub fn run(args: BatchArgs) -> Result<()> {
     let pool = total.min(items.len()).max(1);
     let per_job = (total / pool).max(1);
     let units = args.stats.is_some().then(|| args.units.options());
-    let job = |it: &Item| Job {
-        input: it.input.clone(),
-        read: read.clone(),
-        dest: Dest::File(it.output.clone(), Format::of_path(&it.input)),
-        act: act.clone(),
-        units,
-        threads: per_job,
-        observer: observer.clone(),
-    };
+    let settings = Settings { read, act, units, threads: per_job, observer };
+    let job = |it: &Item| settings.job(it.input.clone(), Dest::File(it.output.clone(), Format::of_path(&it.input)));
     let outcomes: Vec<Mutex<Option<Outcome>>> = items.iter().map(|_| Mutex::new(None)).collect();
     let bar = progress(&args, &items);
     let failed = AtomicUsize::new(0);
@@ -220,7 +214,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
 }
 
 /// One input through its job into its output (the directories made as needed).
-fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
+fn one(job: &Job<Histogram>, it: &Item, sync: bool) -> Result<Outcome> {
     if let Some(dir) = it.output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

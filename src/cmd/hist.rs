@@ -7,10 +7,10 @@
 use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
 use crate::hist::{Bins, HistJson, Histogram, MinMax};
-use crate::job::{ArrayReport, Job, MakeObserver};
-use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
+use crate::job::{ArrayReport, MakeObserver, Settings};
+use crate::options::{is_dash, threads, usage, Dest, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
-use crate::pipeline::Observer;
+use crate::pipeline::{Observer, Unwatched};
 use crate::quantile::{self, PassCounter, RangeEnd};
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
@@ -227,10 +227,9 @@ enum Gather {
 /// The inputs, with stdin spooled to a temporary file (it is read once per pass).
 struct Inputs {
     list: Vec<(PathBuf, Option<Format>)>,
-    act: ActOptions,
-    read: ReadOptions,
+    /// Every pass's settings but its observer and statistics.
+    settings: Settings,
     units: UnitOptions,
-    threads: usize,
     /// The spool of stdin, and its path (shown as `<stdin>`).
     _spool: Option<tempfile::NamedTempFile>,
     spool_path: Option<PathBuf>,
@@ -261,10 +260,8 @@ impl Inputs {
         let spool_path = spool.as_ref().map(|s| s.path().to_path_buf());
         Ok(Inputs {
             list,
-            act,
-            read,
+            settings: Settings { read, act, units: None, threads: threads(args.threads), observer: None },
             units: args.units.options(),
-            threads: threads(args.threads),
             _spool: spool,
             spool_path,
         })
@@ -272,23 +269,18 @@ impl Inputs {
 
     /// Runs every input with `observer` and the statistics `gather` asks for: one report per
     /// array, named as the user named the input.
-    fn run(&self, observer: Option<MakeObserver>, gather: Gather) -> Result<Vec<ArrayReport>> {
+    fn run<O: Observer>(&self, observer: Option<MakeObserver<O>>, gather: Gather) -> Result<Vec<ArrayReport<O>>> {
         let units = match gather {
             Gather::Nothing => None,
             Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
             Gather::Units => Some(self.units),
         };
         let mut reports = Vec::new();
+        let mut settings = self.settings.observing(observer);
+        settings.units = units;
         for (path, format) in &self.list {
-            let job = Job {
-                input: path.clone(),
-                read: ReadOptions { format: format.or(self.read.format), ..self.read.clone() },
-                dest: Dest::Discard,
-                act: self.act.clone(),
-                units,
-                threads: self.threads,
-                observer: observer.clone(),
-            };
+            let mut job = settings.job(path.clone(), Dest::Discard);
+            job.settings.read.format = format.or(self.settings.read.format);
             let spooled = self.spool_path.as_ref().filter(|s| *s == path).map(|s| s.display().to_string());
             // errors too are named as the user named the input
             let mut done = job.run().map_err(|e| match &spooled {
@@ -328,7 +320,7 @@ impl Inputs {
                 // First pass: the finite min and max of every input's values, which the kernel
                 // finds as it reads (`Kernel::float_range`).
                 let mut range = MinMax::default();
-                for r in self.run(None, Gather::Range)? {
+                for r in self.run::<Unwatched>(None, Gather::Range)? {
                     if let Some(s) = &r.stats {
                         range.merge(&MinMax {
                             min: s.min.unwrap_or(f64::INFINITY),
@@ -343,7 +335,7 @@ impl Inputs {
         let mut panels = Vec::new();
         let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
         for mut r in self.run(Some(crate::report::observer(bins)), gather)? {
-            let Some(mut h) = r.observed::<Histogram>() else { continue };
+            let Some(mut h) = r.observer.take() else { continue };
             let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
         }
@@ -363,9 +355,9 @@ impl Inputs {
             .collect();
         let found = quantile::quantiles(&qs, |pass| {
             let mut all = PassCounter::new(pass.clone());
-            let make: MakeObserver = Arc::new(move || Box::new(PassCounter::new(pass.clone())) as Box<dyn Observer>);
-            for mut r in self.run(Some(make), Gather::Nothing)? {
-                if let Some(c) = r.observed::<PassCounter>() {
+            let make: MakeObserver<PassCounter> = Arc::new(move || PassCounter::new(pass.clone()));
+            for r in self.run(Some(make), Gather::Nothing)? {
+                if let Some(c) = r.observer {
                     all.merge_from(&c);
                 }
             }
@@ -384,7 +376,7 @@ impl Inputs {
     fn active_rates(&self, n: usize) -> Result<Vec<Panel>> {
         let bins = Arc::new(Bins::new(0.0, 1.0, n).map_err(anyhow::Error::msg)?);
         let mut panels = Vec::new();
-        for r in self.run(None, Gather::Units)? {
+        for r in self.run::<Unwatched>(None, Gather::Units)? {
             let Some(u) = r.stats.as_ref().and_then(|s| s.units.clone()) else {
                 bail!("{}: --active-rate needs units: a 2-D or larger array (see --unit-axis)", r.name);
             };
@@ -407,7 +399,7 @@ impl Inputs {
 }
 
 /// `float32 (1000, 256) · relu`
-fn about(r: &ArrayReport) -> String {
+fn about<O>(r: &ArrayReport<O>) -> String {
     format!(
         "{} {} · {}",
         r.dtype,

@@ -1,7 +1,7 @@
 //! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
 
 use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
-use crate::job::Job;
+use crate::job::Settings;
 use crate::options::{threads, Dest, UsageError};
 use crate::progress::Watch;
 use crate::render::group;
@@ -49,22 +49,15 @@ pub fn run(args: StatsArgs) -> Result<()> {
     }
     let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
     let hist = args.bins.for_stats()?.map(crate::report::observer);
-    let job = |input: &std::path::Path| Job {
-        input: input.to_path_buf(),
-        read: read.clone(),
-        dest: Dest::Discard,
-        act: act.clone(),
-        units: Some(args.units.options()),
-        threads: threads(args.threads),
-        observer: hist.clone(),
-    };
-    let total = crate::progress::input_bytes(&args.inputs, read.format);
+    let settings =
+        Settings { read, act, units: Some(args.units.options()), threads: threads(args.threads), observer: hist };
+    let total = crate::progress::input_bytes(&args.inputs, settings.read.format);
     let watch = Watch::start(args.progress.progress.into(), args.progress.quiet, total, "stats");
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
     for path in &args.inputs {
-        match job(path).run() {
+        match settings.job(path.clone(), Dest::Discard).run() {
             Ok(mut done) => {
                 crate::report::attach_to_stats(&mut done.reports);
                 // the bar is cleared while results print, so they start on a line of their own

@@ -25,17 +25,35 @@ pub enum Format {
     Tsv,
 }
 
+/// Every extension relu knows (compared without case), the format it names, and whether a
+/// directory walk (`batch`) takes such files: `.txt` and `.tab` are tables only when named, as a
+/// tree's notes and listings are not data.
+const EXTENSIONS: &[(&str, Format, bool)] = &[
+    ("npy", Format::Npy, true),
+    ("npz", Format::Npz, true),
+    ("safetensors", Format::Safetensors, true),
+    ("pt", Format::Pt, true),
+    ("pth", Format::Pt, true),
+    ("csv", Format::Csv, true),
+    ("tsv", Format::Tsv, true),
+    ("txt", Format::Csv, false),
+    ("tab", Format::Tsv, false),
+];
+
 impl Format {
     /// The format a path's extension names (`.npy` when it names none relu knows).
     pub fn of_path(p: &Path) -> Format {
-        match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
-            Some("csv") | Some("txt") => Format::Csv,
-            Some("tsv") | Some("tab") => Format::Tsv,
-            Some("npz") => Format::Npz,
-            Some("safetensors") => Format::Safetensors,
-            Some("pt") | Some("pth") => Format::Pt,
-            _ => Format::Npy,
-        }
+        extension(p).map_or(Format::Npy, |(f, _)| f)
+    }
+
+    /// A named input's format: `from` (`--from`), else its extension's.
+    pub fn of_input(p: &Path, from: Option<Format>) -> Format {
+        from.unwrap_or_else(|| Format::of_path(p))
+    }
+
+    /// Whether a directory walk takes the file: its extension names an array format.
+    pub fn walked(p: &Path) -> bool {
+        extension(p).is_some_and(|(_, walked)| walked)
     }
 
     /// CSV or TSV.
@@ -64,6 +82,12 @@ impl Format {
             Format::Csv
         }
     }
+}
+
+/// The entry of [`EXTENSIONS`] for a path's extension.
+fn extension(p: &Path) -> Option<(Format, bool)> {
+    let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+    EXTENSIONS.iter().find(|(e, ..)| *e == ext).map(|&(_, f, walked)| (f, walked))
 }
 
 #[cfg(test)]

@@ -6,19 +6,19 @@
 use super::{stream, Finished, Job, Prepared};
 use crate::format::pickle::Out;
 use crate::format::pt::{record_for, PtFile, PtWriter};
-use crate::format::safetensors::{self, SafetensorsFile};
+use crate::format::safetensors::SafetensorsFile;
 use crate::format::Format;
 use crate::options::{is_dash, usage, UnitOptions};
-use crate::pipeline::PositionalOut;
+use crate::pipeline::Observer;
 use crate::sink::Sink;
 use crate::source::ArraySource;
 use anyhow::{Context, Result};
 
-impl Job {
+impl<O: Observer> Job<O> {
     /// A `.pt` input (see the module comment). `--member` picks one tensor by its path.
-    pub(super) fn pt(&self, f: PtFile) -> Result<Finished> {
+    pub(super) fn pt(&self, f: PtFile) -> Result<Finished<O>> {
         let to = self.to(Format::Pt);
-        let chosen: Vec<usize> = match &self.read.member {
+        let chosen: Vec<usize> = match &self.settings.read.member {
             Some(m) => {
                 let t = f.find(m)?;
                 vec![f.tensors.iter().position(|x| std::ptr::eq(x, t)).expect("found in the list")]
@@ -26,7 +26,7 @@ impl Job {
             None => (0..f.tensors.len()).collect(),
         };
         let several = chosen.len() != 1;
-        if self.act.upstream.is_some() && several && to != Some(Format::Safetensors) {
+        if self.settings.act.upstream.is_some() && several && to != Some(Format::Safetensors) {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
         match to {
@@ -49,11 +49,7 @@ impl Job {
                     let p = self.prepare_member(&src, Some(&f.tensors[i].name))?;
                     reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
                 }
-                let pending = match sink {
-                    Some(s) => s.finish()?,
-                    None => None,
-                };
-                Ok(Finished { reports, pending })
+                Finished::done(reports, sink)
             }
         }
     }
@@ -69,7 +65,7 @@ impl Job {
     }
 
     /// Every chosen tensor into a `.pt` of the same container (only those tensors in it).
-    fn pt_to_pt(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished> {
+    fn pt_to_pt(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished<O>> {
         let mut arrays = Vec::new();
         let mut picked = vec![None; f.tensors.len()];
         for (k, &i) in chosen.iter().enumerate() {
@@ -86,7 +82,7 @@ impl Job {
 
     /// Every chosen tensor into a `.safetensors`, named by its path (a bare tensor by the file's
     /// stem), in the container's order.
-    fn pt_to_safetensors(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished> {
+    fn pt_to_safetensors(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished<O>> {
         let mut arrays = Vec::new();
         let mut tensors = Vec::new();
         for &i in chosen {
@@ -97,30 +93,12 @@ impl Job {
             tensors.push((name, p.plan.output, p.info.shape.clone()));
             arrays.push((src, p));
         }
-        let (header, starts) = safetensors::write_header(None, &tensors);
-        let total = header.len() as u64
-            + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
-        let mut sink = self.sink(Some(Format::Safetensors), true)?.context("internal error: an output has a sink")?;
-        sink.preallocate(total);
-        sink.write(&header)?;
-        let mut reports = Vec::new();
-        for ((mut src, p), start) in arrays.into_iter().zip(starts) {
-            let Prepared { plan, mut upstream, info } = p;
-            let name = src.name.clone();
-            let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
-            let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
-            let file = sink.file_mut()?.context("internal error: a .safetensors output has a file")?;
-            let at = PositionalOut { file, offset: start };
-            self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
-            reports.push(self.report(&name, proc, &info.shape));
-        }
-        let pending = sink.finish()?;
-        Ok(Finished { reports, pending })
+        self.write_safetensors(None, &tensors, arrays)
     }
 
     /// A `.npy` input (a bare tensor) or a `.safetensors` (a dict of its tensors, in order) into a
     /// `.pt`.
-    pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished> {
+    pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished<O>> {
         match input.format {
             Format::Npy => {
                 let src = input.array()?;
@@ -133,7 +111,7 @@ impl Job {
             }
             Format::Safetensors => {
                 let st: SafetensorsFile = input.safetensors()?;
-                let chosen = match &self.read.member {
+                let chosen = match &self.settings.read.member {
                     Some(m) => vec![st.find(m)?],
                     None => st.tensors.iter().collect(),
                 };
@@ -154,7 +132,7 @@ impl Job {
     }
 
     /// Writes `tree` as a `.pt` and each array's output, in order, as its storages `0`, `1`, …
-    fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished> {
+    fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished<O>> {
         // a zip's directory is written last, at offsets into the file: stdout goes through a spool
         let mut sink = self.sink(Some(Format::Pt), true)?.context("internal error: a .pt output has a sink")?;
         let mut reports = Vec::new();
@@ -170,15 +148,14 @@ impl Job {
                 let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
                 let mut member = Sink::writer(w.writer());
                 let mut write = |b: &[u8]| member.write(b);
-                stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write)
+                stream(&mut proc, &mut src, upstream.as_mut(), self.settings.threads, &mut write)
                     .with_context(|| name.clone())?;
                 member.finish()?;
                 reports.push(self.report(&name, proc, &info.shape));
             }
             w.finish()?;
         }
-        let pending = sink.finish()?;
-        Ok(Finished { reports, pending })
+        Finished::done(reports, Some(sink))
     }
 
     /// The input file's stem, a tensor's name when it has none of its own.

@@ -6,7 +6,7 @@
 //! All bodies take raw pointers so that `x` and `y` may be the same buffer (in-place use); a block
 //! of `x` is always read completely before the matching block of `y` is written.
 
-use super::ops::{ChunkStats, RawOp};
+use super::ops::{ChunkStats, Counts, RawOp};
 use crate::act::{self, Float, Int};
 
 use std::ptr;
@@ -101,14 +101,14 @@ impl<T: Copy> Observe<T> for NoStats {
 
 /// The element count and the non-finite classes of a float observer, and its chunk result.
 #[derive(Default)]
-struct Counts {
+struct Classes {
     elements: u64,
     nan: u64,
     posinf: u64,
     neginf: u64,
 }
 
-impl Counts {
+impl Classes {
     #[inline(always)]
     fn nonfinite<T: Float>(&mut self, y: T) {
         self.nan += y.is_nan() as u64;
@@ -120,11 +120,14 @@ impl Counts {
     /// the caller's.
     fn stats<T: Float>(&self, shift: f64, min: &[T], max: &[T]) -> ChunkStats {
         ChunkStats {
-            elements: self.elements,
-            nan: self.nan,
-            posinf: self.posinf,
-            neginf: self.neginf,
-            finite: self.elements - self.nan - self.posinf - self.neginf,
+            counts: Counts {
+                elements: self.elements,
+                nan: self.nan,
+                posinf: self.posinf,
+                neginf: self.neginf,
+                finite: self.elements - self.nan - self.posinf - self.neginf,
+                ..Counts::default()
+            },
             shift,
             min: min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
             max: max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
@@ -139,7 +142,7 @@ impl Counts {
 /// that has any is counted element by element, off the hot path.
 pub struct FloatStats<T> {
     shift: f64,
-    counts: Counts,
+    counts: Classes,
     zeros: [u32; W],
     negative: [u32; W],
     /// Σy (not shifted: no rounding in a difference) of the current run of at most [`FLUSH`]
@@ -203,7 +206,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     fn new(shift: f64) -> Self {
         FloatStats {
             shift,
-            counts: Counts::default(),
+            counts: Classes::default(),
             zeros: [0; W],
             negative: [0; W],
             s1: [0.0; W],
@@ -268,13 +271,13 @@ impl<T: Float> Observe<T> for FloatStats<T> {
         let p_lo = n.mul_add(self.shift, -p);
         let (s1, e) = two_sum(raw, -p);
         let (s1, s1_lo) = two_sum(s1, e + (raw_lo - p_lo));
+        let c = self.counts.stats(self.shift, &self.min, &self.max);
         ChunkStats {
-            zeros: sum(self.zeros),
-            negative: sum(self.negative),
+            counts: Counts { zeros: sum(self.zeros), negative: sum(self.negative), ..c.counts },
             s1,
             s1_lo,
             s2: pairwise(&self.s2),
-            ..self.counts.stats(self.shift, &self.min, &self.max)
+            ..c
         }
     }
 }
@@ -314,7 +317,7 @@ fn fold(hi: &[f64; W], lo: &[f64; W]) -> (f64, f64) {
 /// the sums are not gathered (zero).
 pub struct RangeStats<T> {
     shift: f64,
-    counts: Counts,
+    counts: Classes,
     probe: [T; L],
     min: [T; L],
     max: [T; L],
@@ -325,7 +328,7 @@ impl<T: Float> Observe<T> for RangeStats<T> {
     fn new(shift: f64) -> Self {
         RangeStats {
             shift,
-            counts: Counts::default(),
+            counts: Classes::default(),
             probe: [T::ZERO; L],
             min: [T::INFINITY; L],
             max: [T::NEG_INFINITY; L],
@@ -408,10 +411,13 @@ impl<T: Int> Observe<T> for IntStats<T> {
         let sum = |a: [u32; L]| a.iter().map(|&v| v as u64).sum::<u64>();
         let elements = sum(self.elements);
         ChunkStats {
-            elements,
-            zeros: sum(self.zeros),
-            negative: sum(self.negative),
-            finite: elements,
+            counts: Counts {
+                elements,
+                zeros: sum(self.zeros),
+                negative: sum(self.negative),
+                finite: elements,
+                ..Counts::default()
+            },
             shift: self.shift,
             s1: pairwise(&self.s1),
             s2: pairwise(&self.s2),

@@ -14,8 +14,8 @@ mod ops;
 mod x86;
 
 use crate::act::{Float, Int};
-use generic::{FloatStats, IntStats, NoStats, RangeStats};
-pub use ops::{BinSpec, ChunkStats, Op, Slope, EXACT, NEAR, ZERO};
+use generic::{FloatStats, IntStats, NoStats, Observe, RangeStats};
+pub use ops::{BinSpec, ChunkStats, Counts, Op, Slope, EXACT, NEAR, ZERO};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level the kernel can run at.
@@ -186,20 +186,53 @@ impl Kernel {
         dispatch!(self.level, float::<T, NoStats>(op, p, g, p, n, 0.0));
     }
 
-    /// f16 (as bits): computed in f32, rounded once to f16; slopes are f32.
-    pub fn half(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16]) {
+    /// The 16-bit float body at this level, f16 or (`bf16`) bfloat16 bits, observed by `O`: the
+    /// f16 and bfloat16 twins below are this one call. Callers check the lengths (as for
+    /// `dispatch!`): `x`, and `g` and `y` unless null, hold `n` elements.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn sixteen<O: Observe<f32>>(
+        &self,
+        bf16: bool,
+        op: ops::RawOp<f32>,
+        x: *const u16,
+        g: *const u16,
+        y: *mut u16,
+        n: usize,
+        shift: f64,
+    ) -> ChunkStats {
+        if bf16 {
+            dispatch!(self.level, bhalf::<O>(op, x, g, y, n, shift))
+        } else {
+            dispatch!(self.level, half::<O>(op, x, g, y, n, shift))
+        }
+    }
+
+    /// [`Kernel::sixteen`] from slices: `y` as long as `x`.
+    #[inline(always)]
+    fn sixteen_into<O: Observe<f32>>(
+        &self,
+        bf16: bool,
+        op: Op<f32>,
+        x: &[u16],
+        g: Option<&[u16]>,
+        y: &mut [u16],
+        shift: f64,
+    ) -> ChunkStats {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, half::<NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
+        self.sixteen::<O>(bf16, op, x.as_ptr(), g, y.as_mut_ptr(), n, shift)
+    }
+
+    /// f16 (as bits): computed in f32, rounded once to f16; slopes are f32.
+    pub fn half(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16]) {
+        self.sixteen_into::<NoStats>(false, op, x, g, y, 0.0);
     }
 
     /// [`Kernel::half`] with statistics of the input and of the f16 results, in f32.
     pub fn half_stats(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16], shift: f64) -> ChunkStats {
-        let n = x.len();
-        assert_eq!(y.len(), n);
-        let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, half::<FloatStats<f32>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
+        self.sixteen_into::<FloatStats<f32>>(false, op, x, g, y, shift)
     }
 
     pub fn half_in_place(&self, op: Op<f32>, xy: &mut [u16], g: Option<&[u16]>) {
@@ -211,18 +244,12 @@ impl Kernel {
 
     /// bfloat16 bits, as [`Kernel::half`]: relu on the bits, the rest in f32 with one rounding.
     pub fn bf16(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16]) {
-        let n = x.len();
-        assert_eq!(y.len(), n);
-        let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, bhalf::<NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
+        self.sixteen_into::<NoStats>(true, op, x, g, y, 0.0);
     }
 
     /// [`Kernel::bf16`] with statistics of the input and of the bf16 results, in f32.
     pub fn bf16_stats(&self, op: Op<f32>, x: &[u16], g: Option<&[u16]>, y: &mut [u16], shift: f64) -> ChunkStats {
-        let n = x.len();
-        assert_eq!(y.len(), n);
-        let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, bhalf::<FloatStats<f32>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift))
+        self.sixteen_into::<FloatStats<f32>>(true, op, x, g, y, shift)
     }
 
     /// The statistics of [`Kernel::half_stats`] or [`Kernel::bf16_stats`] with nothing written,
@@ -233,12 +260,8 @@ impl Kernel {
             return None;
         }
         let n = x.len();
-        let (op, y) = (op.raw(n), std::ptr::null_mut());
-        Some(if bf16 {
-            dispatch!(self.level, bhalf::<FloatStats<f32>>(op, x.as_ptr(), std::ptr::null(), y, n, shift))
-        } else {
-            dispatch!(self.level, half::<FloatStats<f32>>(op, x.as_ptr(), std::ptr::null(), y, n, shift))
-        })
+        let (op, null) = (op.raw(n), std::ptr::null_mut());
+        Some(self.sixteen::<FloatStats<f32>>(bf16, op, x.as_ptr(), null, null, n, shift))
     }
 
     /// [`Kernel::float_range`] for f16 (`bf16`: bfloat16) bits: with `y`, as
@@ -262,11 +285,7 @@ impl Kernel {
             None => return None,
         };
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        Some(if bf16 {
-            dispatch!(self.level, bhalf::<RangeStats<f32>>(op, x.as_ptr(), g, y, n, 0.0))
-        } else {
-            dispatch!(self.level, half::<RangeStats<f32>>(op, x.as_ptr(), g, y, n, 0.0))
-        })
+        Some(self.sixteen::<RangeStats<f32>>(bf16, op, x.as_ptr(), g, y, n, 0.0))
     }
 
     pub fn bf16_to_f32(&self, x: &[u16], y: &mut [f32]) {

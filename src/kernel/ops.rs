@@ -50,12 +50,11 @@ impl<W: Copy> Op<'_, W> {
     }
 }
 
-/// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
-/// output values (`s1 + s1_lo = Σ(y − shift)`, `s2 = Σ(y − shift)²`), and the
-/// finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
-/// overflow, they are of the values scaled by `2^-exp` (shift included), else `exp` is 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ChunkStats {
+/// The counts of every statistic, one type for a chunk (the kernel's), an array and shards
+/// merged: elements, zeros (of the output), negative inputs, and the output's NaN, ±inf and
+/// finite values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
     pub elements: u64,
     pub zeros: u64,
     pub negative: u64,
@@ -63,6 +62,44 @@ pub struct ChunkStats {
     pub posinf: u64,
     pub neginf: u64,
     pub finite: u64,
+}
+
+impl Counts {
+    /// Adds the counts of other elements.
+    pub fn add(&mut self, o: &Counts) {
+        self.elements += o.elements;
+        self.zeros += o.zeros;
+        self.negative += o.negative;
+        self.nan += o.nan;
+        self.posinf += o.posinf;
+        self.neginf += o.neginf;
+        self.finite += o.finite;
+    }
+
+    /// [`Counts::add`] of counts that may claim anything (read from JSON): the one that passes
+    /// 2^64, by its index in the field order, when one does.
+    pub fn checked_add(&self, o: &Counts) -> Result<Counts, usize> {
+        let (a, b) = (self.fields(), o.fields());
+        let mut sum = [0u64; 7];
+        for i in 0..7 {
+            sum[i] = a[i].checked_add(b[i]).ok_or(i)?;
+        }
+        let [elements, zeros, negative, nan, posinf, neginf, finite] = sum;
+        Ok(Counts { elements, zeros, negative, nan, posinf, neginf, finite })
+    }
+
+    fn fields(&self) -> [u64; 7] {
+        [self.elements, self.zeros, self.negative, self.nan, self.posinf, self.neginf, self.finite]
+    }
+}
+
+/// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
+/// output values (`s1 + s1_lo = Σ(y − shift)`, `s2 = Σ(y − shift)²`), and the
+/// finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
+/// overflow, they are of the values scaled by `2^-exp` (shift included), else `exp` is 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChunkStats {
+    pub counts: Counts,
     pub shift: f64,
     pub s1: f64,
     /// What `s1` lost to rounding, where the observer kept it (float statistics): the sum is
@@ -72,6 +109,14 @@ pub struct ChunkStats {
     pub min: f64,
     pub max: f64,
     pub exp: i32,
+}
+
+/// A chunk's counts read as its own (`c.finite`).
+impl std::ops::Deref for ChunkStats {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
 }
 
 /// Equal-width histogram bins as the kernel's fast path sees them, in float type `F`: a value `v`
