@@ -39,7 +39,7 @@ impl StatsParts {
     /// device or a FIFO, which keep nothing to resume from. `settings`: everything besides the
     /// input that the statistics depend on.
     pub fn beside(stats: &Path, settings: String) -> Option<StatsParts> {
-        if crate::options::is_dash(stats) || std::fs::metadata(stats).is_ok_and(|m| !m.is_file()) {
+        if crate::usage::is_dash(stats) || std::fs::metadata(stats).is_ok_and(|m| !m.is_file()) {
             return None;
         }
         let mut dir = stats.as_os_str().to_owned();
