@@ -178,7 +178,7 @@ def main():
                         continue
                     script = ["set -euo pipefail"]
                     for cmd in cmds:
-                        if re.match(r"\s*cargo\s+test\b", cmd):
+                        if re.match(r"\s*(\w+=\S*\s+)*cargo\s+test\b", cmd):
                             print(f"{where}: `{cmd.strip()}`: CI's first step, not repeated here")
                             skipped += 1
                             continue

@@ -7,6 +7,7 @@ use crate::act::{Activation, Func};
 use crate::dtype::DType;
 use crate::format::Format;
 use crate::options::{ActOptions, HeaderMode, ReadOptions, UnitOptions};
+use crate::quantile::RangeEnd;
 use crate::usage::{usage, UsageError};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -55,6 +56,7 @@ pub enum FormatArg {
     Npy,
     Npz,
     Safetensors,
+    Pt,
     Csv,
     Tsv,
 }
@@ -115,9 +117,9 @@ pub struct BinArgs {
     /// Histogram bins (equal width, as numpy.histogram) [hist default: 30]
     #[arg(long, value_name = "N", value_parser = parse_bins)]
     pub bins: Option<usize>,
-    /// Histogram range, as --range=LO:HI [hist default: the finite min and max of the data]
-    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true, value_parser = parse_range)]
-    pub range: Option<(f64, f64)>,
+    /// Histogram range, as --range=LO:HI; hist also takes percentiles of the data, --range=p0.5:p99.5 [hist default: the finite min and max of the data]
+    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true, value_parser = crate::quantile::parse_range)]
+    pub range: Option<(RangeEnd, RangeEnd)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -203,15 +205,6 @@ impl UnitArgs {
     }
 }
 
-/// `--range=LO:HI`.
-pub fn parse_range(s: &str) -> Result<(f64, f64), String> {
-    let bad = || format!("'{s}' is not a range: give --range=LO:HI, e.g. --range=-4:4");
-    let (a, b) = s.split_once(':').ok_or_else(bad)?;
-    let lo: f64 = a.trim().parse().map_err(|_| bad())?;
-    let hi: f64 = b.trim().parse().map_err(|_| bad())?;
-    Ok((lo, hi))
-}
-
 /// A count of at most `max` (each unit of it costs memory per thread).
 pub fn at_most(s: &str, max: usize, what: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|e| format!("{e}"))?;
@@ -232,12 +225,21 @@ pub fn parse_bins(s: &str) -> Result<usize, String> {
 }
 
 impl BinArgs {
-    /// The bins these flags fix, when they fix them (`--range` given); `n` is the default count.
+    /// Whether an end of `--range` is a percentile of the data.
+    pub fn has_percentile(&self) -> bool {
+        matches!(self.range, Some((a, b)) if matches!(a, RangeEnd::Percentile(_)) || matches!(b, RangeEnd::Percentile(_)))
+    }
+
+    /// The bins these flags fix, when they fix them (`--range=LO:HI` given, no percentile); `n` is
+    /// the default count.
     pub fn fixed(&self, n: usize) -> Result<Option<crate::hist::Bins>> {
         match (self.range, self.bins) {
-            (Some((lo, hi)), bins) => crate::hist::Bins::new(lo, hi, bins.unwrap_or(n))
+            (Some((RangeEnd::At(lo), RangeEnd::At(hi))), bins) => crate::hist::Bins::new(lo, hi, bins.unwrap_or(n))
                 .map(Some)
                 .map_err(|e| UsageError(format!("--range: {e}")).into()),
+            // a percentile: the range comes from the data (hist)
+            (Some(_), Some(0)) => usage("--bins must be at least 1"),
+            (Some(_), _) => Ok(None),
             (None, Some(0)) => usage("--bins must be at least 1"),
             (None, _) => Ok(None),
         }
@@ -248,6 +250,10 @@ impl BinArgs {
     pub fn for_stats(&self) -> Result<Option<crate::hist::Bins>> {
         match (self.bins, self.range) {
             (None, None) => Ok(None),
+            (Some(_), Some(_)) if self.has_percentile() => usage(
+                "--range with a percentile (pLO:pHI) is for relu hist: a histogram in the statistics needs \
+                 --range=LO:HI in numbers (shards merge only with equal edges)",
+            ),
             (Some(_), Some(_)) => self.fixed(30),
             _ => usage("a histogram in the statistics needs both --bins N and --range=LO:HI (shards merge only with equal edges)"),
         }
@@ -281,6 +287,7 @@ impl FormatArg {
             FormatArg::Npy => Format::Npy,
             FormatArg::Npz => Format::Npz,
             FormatArg::Safetensors => Format::Safetensors,
+            FormatArg::Pt => Format::Pt,
             FormatArg::Csv => Format::Csv,
             FormatArg::Tsv => Format::Tsv,
         }

@@ -217,7 +217,7 @@ impl Counter<'_> {
         };
         for &j in &self.rest[..r] {
             let j = j as usize;
-            let row = &mut lanes[(j % sets) * nbins..][..nbins];
+            let row = &mut lanes[(j % sets) * (nbins + 2)..][..nbins];
             self.outside.add(b, row, idx[j], vals[j].to_f64());
         }
     }
@@ -261,8 +261,8 @@ pub struct Histogram {
     pub underflow: u64,
     pub overflow: u64,
     pub nan: u64,
-    /// `LANES` sets of counters, one after the other: value `j` of a block counts in set
-    /// `j % LANES`, so values landing in one bin (the zeros of a relu) update different memory
+    /// `LANES` sets of counters (the bins, then the counts below and above the range), one after
+    /// the other: value `j` of a block counts in set `j % LANES`, so values landing in one bin (the zeros of a relu) update different memory
     /// instead of waiting on each other's store.
     lanes: Vec<u32>,
     /// `LANES`, or 1 where that many sets would not fit in cache.
@@ -281,7 +281,7 @@ impl Histogram {
             underflow: 0,
             overflow: 0,
             nan: 0,
-            lanes: vec![0; sets * n],
+            lanes: vec![0; sets * (n + 2)],
             sets,
             pending: 0,
             kernel: Kernel::default(),
@@ -306,7 +306,8 @@ impl Histogram {
         let b = &*self.bins;
         let nbins = b.count();
         let sets = self.sets;
-        let stride = if sets > 1 { nbins as u32 } else { 0 };
+        // each set: the bins, then the counters below and above the range
+        let stride = if sets > 1 { nbins as u32 + 2 } else { 0 };
         // Zeros (half of a relu's output) are only counted where the level packs the codes;
         // elsewhere they come out as their bin like any other value.
         let zero_bin = b.zero_code();
@@ -321,7 +322,7 @@ impl Histogram {
             lanes: &mut self.lanes[..],
             sets,
             nbins,
-            limit: (sets * nbins) as u32,
+            limit: (sets * (nbins + 2)) as u32,
             zero_bin,
             spec32,
             spec,
@@ -354,11 +355,15 @@ impl Histogram {
     /// Moves the lane counters into `counts`.
     fn fold(&mut self) {
         let n = self.counts.len();
-        for set in self.lanes.chunks_exact_mut(n) {
+        for set in self.lanes.chunks_exact_mut(n + 2) {
             for (c, l) in self.counts.iter_mut().zip(set.iter_mut()) {
                 *c += *l as u64;
                 *l = 0;
             }
+            self.underflow += set[n] as u64;
+            self.overflow += set[n + 1] as u64;
+            set[n] = 0;
+            set[n + 1] = 0;
         }
         self.pending = 0;
     }

@@ -22,6 +22,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod pt;
+
 /// Makes a fresh observer for each array of a job.
 pub type MakeObserver = Arc<dyn Fn() -> Box<dyn Observer> + Send + Sync>;
 
@@ -109,8 +111,14 @@ impl Job {
             return self.in_place();
         }
         let input = Input::resolve(&self.input, self.read.format)?;
-        if self.read.member.is_some() && !matches!(input.format, Format::Npz | Format::Safetensors) {
-            return usage("--member picks an array of an .npz or a tensor of a .safetensors input");
+        if self.read.member.is_some() && !matches!(input.format, Format::Npz | Format::Safetensors | Format::Pt) {
+            return usage("--member picks an array of an .npz or a tensor of a .safetensors or .pt input");
+        }
+        if input.format == Format::Pt {
+            return self.pt(input.pt()?);
+        }
+        if self.to(input.format) == Some(Format::Pt) {
+            return self.other_to_pt(input);
         }
         if input.format == Format::Npz {
             return self.archive(input.archive()?);

@@ -31,6 +31,7 @@ pub mod par;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;
+pub mod quantile;
 pub mod quote;
 pub mod render;
 pub mod report;

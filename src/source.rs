@@ -93,6 +93,16 @@ impl Input {
         }
     }
 
+    /// A `.pt` file, its container read (by the restricted unpickler) and its tensors listed.
+    pub fn pt(self) -> Result<crate::format::pt::PtFile> {
+        use crate::format::pt::PtFile;
+        match self.sniffed {
+            Some(r) => PtFile::from_reader(&self.name, r),
+            None if is_dash(&self.path) => PtFile::from_reader(&self.name, std::io::stdin().lock()),
+            None => PtFile::open(&self.path),
+        }
+    }
+
     /// A CSV/TSV table, its first record looked at.
     pub fn table(self, opts: &ReadOptions) -> Result<CsvTable<Box<dyn Read + Send>>> {
         let delim = delimiter(opts.delimiter, self.format);

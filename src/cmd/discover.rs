@@ -82,11 +82,11 @@ pub fn discover(inputs: &[PathBuf], skip: Option<&Path>, warn: &mut dyn FnMut(St
     Ok(found)
 }
 
-/// `.npy`, `.npz`, `.safetensors`, `.csv` or `.tsv` (not a temporary file of a run in progress or killed).
+/// `.npy`, `.npz`, `.safetensors`, `.pt`, `.pth`, `.csv` or `.tsv` (not a temporary file of a run in progress or killed).
 pub fn is_array_file(p: &Path) -> bool {
     let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     let temp = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".relu-tmp"));
-    !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "safetensors" | "csv" | "tsv"))
+    !temp && matches!(ext.as_deref(), Some("npy" | "npz" | "safetensors" | "pt" | "pth" | "csv" | "tsv"))
 }
 
 /// What a file that is not regular is, in words.

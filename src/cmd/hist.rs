@@ -10,6 +10,8 @@ use crate::hist::{Bins, HistJson, Histogram, MinMax};
 use crate::job::{ArrayReport, Job, MakeObserver};
 use crate::options::{is_dash, threads, usage, ActOptions, Dest, ReadOptions, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
+use crate::pipeline::Observer;
+use crate::quantile::{self, PassCounter, RangeEnd};
 use crate::render::{self, Panel, PlotOptions, Rates, View};
 use crate::stats::StatsJson;
 use anyhow::{bail, Context, Result};
@@ -126,8 +128,8 @@ pub fn run(args: HistArgs) -> Result<()> {
     let panels = match &args.from_stats {
         Some(f) => from_stats(f)?,
         None => {
-            // the auto range reads the data twice
-            let passes = if args.active_rate || args.bins.range.is_some() { 1 } else { 2 };
+            // the auto range reads the data twice, percentiles two to five times
+            let passes = if args.active_rate || args.bins.fixed(30)?.is_some() { 1 } else { 2 };
             let total = passes * crate::progress::input_bytes(&args.inputs, args.from.map(|f| f.format()));
             let _watch =
                 crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "hist");
@@ -316,9 +318,13 @@ impl Inputs {
         if args.active_rate {
             return self.active_rates(n);
         }
-        let bins = match args.bins.fixed(n)? {
-            Some(b) => b,
-            None => {
+        let bins = match (args.bins.fixed(n)?, args.bins.range) {
+            (Some(b), _) => b,
+            (None, Some((lo, hi))) => {
+                let (lo, hi) = self.percentile_range(lo, hi)?;
+                Bins::new(lo, hi, n).map_err(|e| UsageError(format!("--range: {e}")))?
+            }
+            (None, None) => {
                 // First pass: the finite min and max of every input's values, which the kernel
                 // finds as it reads (`Kernel::float_range`).
                 let mut range = MinMax::default();
@@ -342,6 +348,36 @@ impl Inputs {
             panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
         }
         Ok(panels)
+    }
+
+    /// `--range` with a percentile at either end: NumPy's `percentile` (linear) of the finite
+    /// values of all inputs together, from the radix-select passes (`quantile`); without a
+    /// finite value, the auto range's `(0, 1)` stands in for a percentile.
+    fn percentile_range(&self, lo: RangeEnd, hi: RangeEnd) -> Result<(f64, f64)> {
+        let qs: Vec<f64> = [lo, hi]
+            .iter()
+            .filter_map(|e| match e {
+                RangeEnd::Percentile(p) => Some(quantile::fraction(*p)),
+                RangeEnd::At(_) => None,
+            })
+            .collect();
+        let found = quantile::quantiles(&qs, |pass| {
+            let mut all = PassCounter::new(pass.clone());
+            let make: MakeObserver = Arc::new(move || Box::new(PassCounter::new(pass.clone())) as Box<dyn Observer>);
+            for mut r in self.run(Some(make), Gather::Nothing)? {
+                if let Some(c) = r.observed::<PassCounter>() {
+                    all.merge_from(&c);
+                }
+            }
+            Ok(all)
+        })?;
+        let mut at = found.unwrap_or_else(|| qs.iter().map(|_| f64::NAN).collect()).into_iter();
+        let mut end = |e: RangeEnd, none: f64| match e {
+            RangeEnd::At(x) => x,
+            RangeEnd::Percentile(_) => at.next().filter(|x| !x.is_nan()).unwrap_or(none),
+        };
+        let lo = end(lo, 0.0);
+        Ok((lo, end(hi, 1.0)))
     }
 
     /// Per-unit active rates: the units that are ever active in bins over [0, 1], the dead apart.

@@ -87,6 +87,10 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
             let st = input.safetensors()?;
             Ok(st.tensors.iter().map(|t| (st.member_name(t), "safetensors", st.header(t))).collect())
         }
+        Format::Pt => {
+            let f = input.pt()?;
+            Ok(f.tensors.iter().map(|t| (f.member_name(t), "pt", f.header(t))).collect())
+        }
         Format::Csv | Format::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
         Format::Npy => {
             // the data's length too: `numpy.load` refuses a file shorter than its header says

@@ -324,17 +324,17 @@ impl Kernel {
         dispatch!(self.level, count(x.as_ptr(), x.len(), f))
     }
 
-    /// The bin of each value (see [`BinSpec`]), `NEAR | e` next to edge `e` (see [`NEAR`]), or
-    /// [`EXACT`] where the exact path must decide (outside the range, NaN, a range too narrow
-    /// for the fast path).
+    /// The bin of each value (see [`BinSpec`]), `n` below the range and `n + 1` above it,
+    /// `NEAR | e` next to edge `e` (see [`NEAR`]), or [`EXACT`] where the exact path must decide
+    /// (NaN, a range too narrow for the fast path).
     pub fn bin_index<T: Copy>(&self, x: &[T], out: &mut [u32], b: BinSpec<f64>, f: impl Fn(T) -> f64) {
-        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 - 1 + 15 * b.stride as u64 <= i32::MAX as u64);
+        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 + 1 + 15 * b.stride as u64 <= i32::MAX as u64);
         dispatch!(self.level, bin_index(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 
     /// [`Kernel::bin_index`] in f32 (for f32 and f16 data: twice the lanes).
     pub fn bin_index32<T: Copy>(&self, x: &[T], out: &mut [u32], b: BinSpec<f32>, f: impl Fn(T) -> f32) {
-        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 - 1 + 15 * b.stride as u64 <= i32::MAX as u64);
+        assert!(x.len() == out.len() && b.n >= 1 && b.n as u64 + 1 + 15 * b.stride as u64 <= i32::MAX as u64);
         dispatch!(self.level, bin_index32(x.as_ptr(), out.as_mut_ptr(), x.len(), b, f))
     }
 

@@ -89,8 +89,9 @@ pub struct BinSpec<F> {
     pub n: i32,
     /// The code of ±0 (which a relu makes by the half): its bin, or [`EXACT`].
     pub zero: u32,
-    /// The bin of the value at `i` comes out as `bin + (i % 16) * stride`: with `stride = n`,
-    /// an index into 16 counter sets, so that runs of one bin update different memory.
+    /// The bin of the value at `i` comes out as `bin + (i % 16) * stride`: with `stride = n + 2`,
+    /// an index into 16 counter sets (each `n` bins and the two outside counters), so that runs
+    /// of one bin update different memory.
     pub stride: u32,
 }
 
@@ -100,6 +101,9 @@ impl<F> BinSpec<F> {
     }
 }
 
+/// `bin_index` gives a value below `lo` the code `n` and one above `hi` the code `n + 1` (in
+/// its counter set, as a bin), so that outside values are counted as cheaply as inside ones.
+///
 /// `bin_index`'s answer where the exact (NumPy) path must decide.
 pub const EXACT: u32 = u32::MAX;
 /// `bin_index`'s answer `NEAR | e` for a value within `tau` of edge `e`: it is in bin `e` when

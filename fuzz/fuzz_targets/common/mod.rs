@@ -29,7 +29,7 @@ fn job(input: PathBuf, from: Format, dest: Dest, units: bool, threads: usize) ->
         read: ReadOptions { format: Some(from), ..Default::default() },
         dest,
         act: ActOptions { act: Some(Activation::Value(Func::Relu)), ..Default::default() },
-        units: units.then_some(UnitOptions { axis: Some(1), threshold: 0.01 }),
+        units: units.then_some(UnitOptions { axis: Some(1), threshold: 0.01, range_only: false }),
         threads,
         observer: None,
     }
@@ -45,6 +45,7 @@ pub fn run_all(data: &[u8], ext: &str, from: Format, outs: &[Format]) {
             Format::Npy => "npy",
             Format::Npz => "npz",
             Format::Safetensors => "safetensors",
+            Format::Pt => "pt",
             Format::Csv => "csv",
             Format::Tsv => "tsv",
         };

@@ -1,0 +1,204 @@
+//! `.pt` inputs and outputs of a job: a `.pt`'s tensors one result each (named by their path in
+//! the container), into a `.pt` that keeps the container (dicts, lists, tuples, plain leaves,
+//! order), a `.safetensors` that keeps the names, or one tensor into any format; and a `.npy` or
+//! `.safetensors` input into a `.pt`. Kept apart from `job.rs`: it uses the job's plumbing only.
+
+use super::{stream, Finished, Job, Prepared};
+use crate::format::pickle::Out;
+use crate::format::pt::{record_for, PtFile, PtWriter};
+use crate::format::safetensors::{self, SafetensorsFile};
+use crate::format::Format;
+use crate::options::{is_dash, usage, UnitOptions};
+use crate::pipeline::PositionalOut;
+use crate::sink::Sink;
+use crate::source::ArraySource;
+use anyhow::{Context, Result};
+
+impl Job {
+    /// A `.pt` input (see the module comment). `--member` picks one tensor by its path.
+    pub(super) fn pt(&self, f: PtFile) -> Result<Finished> {
+        let to = self.to(Format::Pt);
+        let chosen: Vec<usize> = match &self.read.member {
+            Some(m) => {
+                let t = f.find(m)?;
+                vec![f.tensors.iter().position(|x| std::ptr::eq(x, t)).expect("found in the list")]
+            }
+            None => (0..f.tensors.len()).collect(),
+        };
+        let several = chosen.len() != 1;
+        if self.act.upstream.is_some() && several && to != Some(Format::Safetensors) {
+            return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
+        }
+        match to {
+            Some(Format::Pt) => self.pt_to_pt(&f, &chosen),
+            Some(Format::Safetensors) if several => self.pt_to_safetensors(&f, &chosen),
+            Some(_) if several => {
+                let names: Vec<String> = f.tensors.iter().map(|t| t.name.clone()).collect();
+                usage(format!(
+                    "{} holds {} tensors ({}): pick one with --member NAME, or write a .pt or .safetensors",
+                    f.name,
+                    names.len(),
+                    names.join(", ")
+                ))
+            }
+            _ => {
+                let mut sink = self.sink(to, false)?;
+                let mut reports = Vec::new();
+                for &i in &chosen {
+                    let src = self.pt_source(&f, i)?;
+                    let p = self.prepare_member(&src, Some(&f.tensors[i].name))?;
+                    reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
+                }
+                let pending = match sink {
+                    Some(s) => s.finish()?,
+                    None => None,
+                };
+                Ok(Finished { reports, pending })
+            }
+        }
+    }
+
+    fn pt_source(&self, f: &PtFile, i: usize) -> Result<ArraySource<'static>> {
+        let t = &f.tensors[i];
+        let mut src = f.source(t)?;
+        // a tensor written alone keeps its name (a bare one takes the file's, as from a .npy)
+        if !t.name.is_empty() {
+            src.member = Some(t.name.clone());
+        }
+        Ok(src)
+    }
+
+    /// Every chosen tensor into a `.pt` of the same container (only those tensors in it).
+    fn pt_to_pt(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished> {
+        let mut arrays = Vec::new();
+        let mut picked = vec![None; f.tensors.len()];
+        for (k, &i) in chosen.iter().enumerate() {
+            let src = f.source(&f.tensors[i])?;
+            let p = self.prepare_member(&src, Some(&f.tensors[i].name))?;
+            let rec = record_for(p.plan.output, &p.info.shape, k.to_string(), &f.tensors[i].record)
+                .with_context(|| src.name.clone())?;
+            picked[i] = Some(rec);
+            arrays.push((src, p));
+        }
+        let tree = f.rebuild(&picked)?;
+        self.write_pt(&tree, arrays)
+    }
+
+    /// Every chosen tensor into a `.safetensors`, named by its path (a bare tensor by the file's
+    /// stem), in the container's order.
+    fn pt_to_safetensors(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished> {
+        let mut arrays = Vec::new();
+        let mut tensors = Vec::new();
+        for &i in chosen {
+            let t = &f.tensors[i];
+            let src = f.source(t)?;
+            let p = self.prepare_member(&src, Some(&t.name))?;
+            let name = if t.name.is_empty() { self.stem() } else { t.name.clone() };
+            tensors.push((name, p.plan.output, p.info.shape.clone()));
+            arrays.push((src, p));
+        }
+        let (header, starts) = safetensors::write_header(None, &tensors);
+        let total = header.len() as u64
+            + tensors.iter().map(|(_, dt, shape)| shape.iter().product::<u64>() * dt.size() as u64).sum::<u64>();
+        let mut sink = self.sink(Some(Format::Safetensors), true)?.context("internal error: an output has a sink")?;
+        sink.preallocate(total);
+        sink.write(&header)?;
+        let mut reports = Vec::new();
+        for ((mut src, p), start) in arrays.into_iter().zip(starts) {
+            let Prepared { plan, mut upstream, info } = p;
+            let name = src.name.clone();
+            let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
+            let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
+            let file = sink.file_mut()?.context("internal error: a .safetensors output has a file")?;
+            let at = PositionalOut { file, offset: start };
+            self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
+            reports.push(self.report(&name, proc, &info.shape));
+        }
+        let pending = sink.finish()?;
+        Ok(Finished { reports, pending })
+    }
+
+    /// A `.npy` input (a bare tensor) or a `.safetensors` (a dict of its tensors, in order) into a
+    /// `.pt`.
+    pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished> {
+        match input.format {
+            Format::Npy => {
+                let src = input.array()?;
+                let name = src.name.clone();
+                let src = src.into_c_order().with_context(|| name.clone())?;
+                let p = self.prepare(&src)?;
+                let like = blank();
+                let rec = record_for(p.plan.output, &p.info.shape, "0".into(), &like).with_context(|| name)?;
+                self.write_pt(&Out::Tensor(rec), vec![(src, p)])
+            }
+            Format::Safetensors => {
+                let st: SafetensorsFile = input.safetensors()?;
+                let chosen = match &self.read.member {
+                    Some(m) => vec![st.find(m)?],
+                    None => st.tensors.iter().collect(),
+                };
+                let mut arrays = Vec::new();
+                let mut items = Vec::new();
+                for (k, t) in chosen.into_iter().enumerate() {
+                    let src = st.source(t)?;
+                    let p = self.prepare_member(&src, Some(&t.name))?;
+                    let rec = record_for(p.plan.output, &p.info.shape, k.to_string(), &blank())
+                        .with_context(|| src.name.clone())?;
+                    items.push((Out::Str(t.name.clone()), Out::Tensor(rec)));
+                    arrays.push((src, p));
+                }
+                self.write_pt(&Out::Dict { items, ordered: false, state: None }, arrays)
+            }
+            _ => usage("a .pt output is written from a .pt, .npy or .safetensors input"),
+        }
+    }
+
+    /// Writes `tree` as a `.pt` and each array's output, in order, as its storages `0`, `1`, …
+    fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished> {
+        // a zip's directory is written last, at offsets into the file: stdout goes through a spool
+        let mut sink = self.sink(Some(Format::Pt), true)?.context("internal error: a .pt output has a sink")?;
+        let mut reports = Vec::new();
+        {
+            let file = sink.file_mut()?.context("internal error: a .pt output has a file")?;
+            let mut w = PtWriter::new(file, tree)?;
+            for (k, (mut src, p)) in arrays.into_iter().enumerate() {
+                let Prepared { plan, mut upstream, info } = p;
+                let name = src.name.clone();
+                let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
+                w.start_storage(&k.to_string(), bytes).with_context(|| name.clone())?;
+                let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
+                let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
+                let mut member = Sink::writer(w.writer());
+                let mut write = |b: &[u8]| member.write(b);
+                stream(&mut proc, &mut src, upstream.as_mut(), self.threads, &mut write)
+                    .with_context(|| name.clone())?;
+                member.finish()?;
+                reports.push(self.report(&name, proc, &info.shape));
+            }
+            w.finish()?;
+        }
+        let pending = sink.finish()?;
+        Ok(Finished { reports, pending })
+    }
+
+    /// The input file's stem, a tensor's name when it has none of its own.
+    fn stem(&self) -> String {
+        match self.input.file_stem() {
+            Some(s) if !is_dash(&self.input) => s.to_string_lossy().into_owned(),
+            _ => "data".to_string(),
+        }
+    }
+}
+
+/// A plain tensor's flags (no gradient, not a parameter).
+fn blank() -> crate::format::pickle::TensorRecord {
+    use crate::format::pickle::{StorageKind, StorageRecord, TensorRecord};
+    TensorRecord {
+        storage: StorageRecord { kind: StorageKind::Float, key: String::new(), numel: 0 },
+        offset: 0,
+        shape: vec![],
+        strides: vec![],
+        requires_grad: false,
+        parameter: false,
+    }
+}

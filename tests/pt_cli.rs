@@ -1,0 +1,247 @@
+//! `.pt` files (PyTorch's zip format) through the CLI, against the fixtures PyTorch made
+//! (`scripts/make_pt_fixtures.py`): names, dtypes and shapes as torch sees them, every tensor's
+//! relu'd bits as torch.relu computes them (views, shared storages, big-endian, deflated entries
+//! included), structure kept through `.pt` → `.pt`, names kept through `.safetensors`, and the
+//! hostile set refused with nothing run and nothing written.
+
+mod common;
+use common::relu;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pt")
+}
+
+fn manifest() -> Value {
+    serde_json::from_slice(&std::fs::read(root().join("manifest.json")).unwrap()).unwrap()
+}
+
+fn valid(case: &str) -> String {
+    root().join("valid").join(format!("{case}.pt")).display().to_string()
+}
+
+/// A `.npy` file's data bytes (after its header) and its descr.
+fn npy_data(bytes: &[u8]) -> (String, Vec<u8>) {
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let (len, at) = if bytes[6] == 1 {
+        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12)
+    };
+    let header = String::from_utf8_lossy(&bytes[at..at + len]).into_owned();
+    let descr = header.split("'descr': '").nth(1).unwrap().split('\'').next().unwrap().to_string();
+    (descr, bytes[at + len..].to_vec())
+}
+
+/// Equal bits, element by element, except that NaN matches any NaN (SPEC §2 pins no NaN bits
+/// for half types).
+fn same_bits(got: &[u8], want: &[u8], size: usize, float: bool, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let nan = |e: &[u8]| -> bool {
+        match size {
+            2 => {
+                let u = u16::from_le_bytes([e[0], e[1]]);
+                // f16 and bf16 alike: an all-ones exponent with a mantissa is NaN in both
+                (u & 0x7c00 == 0x7c00 && u & 0x03ff != 0) || (u & 0x7f80 == 0x7f80 && u & 0x7f != 0)
+            }
+            4 => f32::from_le_bytes(e.try_into().unwrap()).is_nan(),
+            8 => f64::from_le_bytes(e.try_into().unwrap()).is_nan(),
+            _ => false,
+        }
+    };
+    for (i, (g, w)) in got.chunks(size).zip(want.chunks(size)).enumerate() {
+        assert!(g == w || (float && nan(g) && nan(w)), "{what}: element {i}: got {g:?}, want {w:?}");
+    }
+}
+
+fn tensors(case: &Value) -> Vec<Value> {
+    case["tensors"].as_array().unwrap().clone()
+}
+
+#[test]
+fn inspect_lists_each_tensor_by_path_with_torch_dtype_and_shape() {
+    let m = manifest();
+    for (case, c) in m["valid"].as_object().unwrap() {
+        let src = valid(case);
+        let (code, out, err) = relu(&["inspect", "--json", &src], None);
+        assert_eq!(code, 0, "{case}: {err}");
+        let got: Vec<Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let want = tensors(c);
+        assert_eq!(got.len(), want.len(), "{case}");
+        for (g, w) in got.iter().zip(&want) {
+            let name = w["name"].as_str().unwrap();
+            let input = if name.is_empty() { src.clone() } else { format!("{src}:{name}") };
+            assert_eq!(g["input"], input.as_str(), "{case}");
+            assert_eq!(g["format"], "pt");
+            let dtype = match w["dtype"].as_str().unwrap() {
+                "bool" => "uint8", // read as uint8 (0 or 1 per byte)
+                d => d,
+            };
+            assert_eq!(g["dtype"], dtype, "{case}:{name}");
+            assert_eq!(g["shape"], w["shape"], "{case}:{name}");
+        }
+    }
+}
+
+/// Every tensor of every fixture, one at a time (`--member`), relu'd into `.npy` (bf16 into
+/// `.safetensors`): the bits torch.relu gives.
+#[test]
+fn every_tensor_relus_to_torchs_bits() {
+    let m = manifest();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (case, c) in m["valid"].as_object().unwrap() {
+        for t in tensors(c) {
+            let (name, dtype) = (t["name"].as_str().unwrap(), t["dtype"].as_str().unwrap());
+            let rf = t["ref"].as_str().unwrap();
+            let want_file = if dtype == "bool" { format!("{rf}.npy") } else { format!("{rf}.relu.npy") };
+            let (descr, want) = npy_data(&std::fs::read(root().join("ref").join(want_file)).unwrap());
+            let bf16 = dtype == "bfloat16";
+            let out = dir.path().join(if bf16 { "o.safetensors" } else { "o.npy" });
+            let out_s = out.display().to_string();
+            let (code, _, err) = relu(&["apply", &valid(case), "--member", name, "-o", &out_s], None);
+            assert_eq!(code, 0, "{case}:{name}: {err}");
+            let bytes = std::fs::read(&out).unwrap();
+            let got = if bf16 {
+                let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+                bytes[8 + n..].to_vec()
+            } else {
+                let (d, data) = npy_data(&bytes);
+                assert_eq!(d, descr, "{case}:{name}: dtype");
+                data
+            };
+            let size: usize = descr[2..].parse().unwrap();
+            same_bits(&got, &want, size, descr.contains('f') || bf16, &format!("{case}:{name}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} tensors checked");
+}
+
+/// `.pt` → `.pt`: the same names and shapes in the same order (read back by relu here; the
+/// interop test reads them with torch), and each tensor's bits.
+#[test]
+fn a_pt_output_keeps_every_name_in_order() {
+    let m = manifest();
+    let dir = tempfile::tempdir().unwrap();
+    for (case, c) in m["valid"].as_object().unwrap() {
+        let out = dir.path().join(format!("{case}.pt")).display().to_string();
+        let (code, _, err) = relu(&["apply", &valid(case), "-o", &out], None);
+        assert_eq!(code, 0, "{case}: {err}");
+        let (code, so, err) = relu(&["inspect", "--json", &out], None);
+        assert_eq!(code, 0, "{case}: {err}");
+        let names: Vec<String> = String::from_utf8(so)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["input"].as_str().unwrap().strip_prefix(&out).unwrap().trim_start_matches(':').to_string()
+            })
+            .collect();
+        let want: Vec<String> = tensors(c).iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(names, want, "{case}");
+    }
+    // the tensors' bits, once more through the written file: relu is idempotent
+    let out = dir.path().join("sliced.pt").display().to_string();
+    let o = dir.path().join("s.npy").display().to_string();
+    let (code, _, err) = relu(&["apply", &out, "--member", "step", "-o", &o], None);
+    assert_eq!(code, 0, "{err}");
+    let (_, want) = npy_data(&std::fs::read(root().join("ref/sliced__step.relu.npy")).unwrap());
+    assert_eq!(npy_data(&std::fs::read(&o).unwrap()).1, want);
+}
+
+#[test]
+fn pt_to_safetensors_and_back_keeps_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("n.safetensors").display().to_string();
+    let (code, _, err) = relu(&["apply", &valid("nested"), "-o", &st], None);
+    assert_eq!(code, 0, "{err}");
+    let pt = dir.path().join("back.pt").display().to_string();
+    let (code, _, err) = relu(&["apply", &st, "-o", &pt], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, so, err) = relu(&["inspect", "--json", &pt], None);
+    assert_eq!(code, 0, "{err}");
+    let so = String::from_utf8(so).unwrap();
+    for n in ["layers.0.pre", "layers.0.post", "layers.1.pre", "7"] {
+        assert!(so.contains(&format!("{pt}:{n}\"")), "{n} in {so}");
+    }
+    // a .npy into a .pt: one bare tensor, named as the file
+    let npy = dir.path().join("x.npy").display().to_string();
+    let (code, _, err) = relu(&["apply", &valid("bare"), "-o", &npy], None);
+    assert_eq!(code, 0, "{err}");
+    let pt = dir.path().join("x.pt").display().to_string();
+    let (code, _, err) = relu(&["apply", &npy, "-o", &pt], None);
+    assert_eq!(code, 0, "{err}");
+    let (_, so, _) = relu(&["inspect", "--json", &pt], None);
+    let v: Value = serde_json::from_slice(&so).unwrap();
+    assert_eq!(v["input"], pt.as_str());
+    assert_eq!(v["shape"], serde_json::json!([4, 6]));
+}
+
+#[test]
+fn stdin_is_sniffed_as_pt() {
+    let bytes = std::fs::read(valid("nested")).unwrap();
+    let (code, so, err) = relu(&["stats", "--json", "-"], Some(bytes));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8(so).unwrap().lines().count(), 4);
+}
+
+#[test]
+fn several_tensors_into_one_npy_ask_for_a_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o.npy").display().to_string();
+    let (code, _, err) = relu(&["apply", &valid("nested"), "-o", &o], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--member"), "{err}");
+    let (code, _, err) = relu(&["apply", &valid("nested"), "--member", "nope", "-o", &o], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("layers.0.pre"), "the names there are: {err}");
+}
+
+/// The hostile set: each refused (exit 1, the file named, one line), nothing written, nothing
+/// run: the malicious pickle's `os.system` would create the marker file in the working directory.
+#[test]
+fn hostile_files_are_refused_and_run_nothing() {
+    let m = manifest();
+    let marker = m["pwned"].as_str().unwrap();
+    let inv = m["invalid"].as_object().unwrap();
+    assert!(inv.len() >= 15);
+    for (case, why) in inv {
+        let src = root().join("invalid").join(format!("{case}.pt"));
+        let work = tempfile::tempdir().unwrap();
+        for args in [vec!["apply", src.to_str().unwrap(), "-o", "out.pt"], vec!["inspect", src.to_str().unwrap()]] {
+            let o =
+                assert_cmd::Command::cargo_bin("relu").unwrap().current_dir(work.path()).args(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!err.contains("panicked"), "{case}: {err}");
+            assert_eq!(o.status.code(), Some(1), "{case} ({why}): {err}");
+            assert!(err.contains(&format!("{case}.pt")), "{case}: the message names the file: {err}");
+            if args[0] == "apply" {
+                assert_eq!(err.trim().lines().count(), 1, "{case}: {err}");
+            }
+            let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+            assert!(left.is_empty(), "{case}: left {left:?}");
+        }
+        assert!(!work.path().join(marker).exists(), "{case}: the pickle ran code");
+    }
+}
+
+#[test]
+fn refusals_say_what_was_refused() {
+    let msg = |case: &str| {
+        let src = root().join("invalid").join(format!("{case}.pt"));
+        relu(&["inspect", src.to_str().unwrap()], None).2
+    };
+    assert!(msg("malicious_reduce").contains("'posix.system'"));
+    assert!(msg("eval_global").contains("'builtins.eval'"));
+    assert!(msg("class_instance").contains("Thing"));
+    assert!(msg("sparse").contains("sparse"));
+    assert!(msg("complex").contains("complex"));
+    assert!(msg("quantized").contains("quantized"));
+    assert!(msg("legacy_format").contains("legacy"));
+    assert!(msg("torchscript").contains("TorchScript"));
+    assert!(msg("missing_storage").contains("data/1"));
+    assert!(msg("view_past_storage").contains("past its storage"));
+}
