@@ -106,14 +106,28 @@ def stand_ins(play, relu):
     cp("oracle/prelu_nchw_f32_x.npy", "nhwc.npy")
     cp("oracle/prelu_nchw_f32_upstream.npy", "dy.npy")
     cp("csv/valid/header.csv", "table.csv")
+    # a checkpoint's layers as .npy, whatever it holds them in (.npy files, an .npz, a
+    # .safetensors): containers give theirs through `relu apply --act none --member`
+    def layer(checkpoint, i, dst):
+        src = os.path.join(ck, checkpoint)
+        dst = os.path.join(play, dst)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if os.path.isdir(src) and os.path.exists(os.path.join(src, f"layer{i}.npy")):
+            shutil.copyfile(os.path.join(src, f"layer{i}.npy"), dst)
+            return
+        if os.path.isdir(src):
+            src = os.path.join(src, "layers.npz")
+        subprocess.run([relu, "apply", "--act", "none", "--member", f"layer{i}", src, "-o", dst], check=True)
+
+    checkpoints = sorted(d for d in os.listdir(ck) if d.startswith("epoch_"))
     for i in (1, 2, 3):
-        cp(f"checkpoints/epoch_16/layer{i}.npy", f"layer{i}.npy")
-    for n, epoch in enumerate(sorted(d for d in os.listdir(ck) if d.startswith("epoch_")), 1):
-        cp(f"checkpoints/{epoch}/layer3.npy", f"ckpt_{n}/layer3.npy")
-        cp(f"checkpoints/{epoch}/layer1.npy", f"acts/run{n % 2}/{epoch}.npy")
+        layer(checkpoints[-1], i, f"layer{i}.npy")
+    for n, checkpoint in enumerate(checkpoints, 1):
+        layer(checkpoint, 3, f"ckpt_{n}/layer3.npy")
+        layer(checkpoint, 1, f"acts/run{n % 2}/{checkpoint.split('.')[0]}.npy")
     with zipfile.ZipFile(os.path.join(play, "acts.npz"), "w") as z:  # what np.savez writes
         for i in (1, 2, 3):
-            z.write(os.path.join(ck, "epoch_16", f"layer{i}.npy"), f"layer{i}.npy")
+            z.write(os.path.join(play, f"layer{i}.npy"), f"layer{i}.npy")
     subprocess.run([relu, "apply", "x.npy", "--dtype", "f16", "-o", "x16.npy"], cwd=play, check=True)
 
 

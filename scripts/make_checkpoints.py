@@ -1,14 +1,18 @@
-"""Makes fixtures/checkpoints/: a small MLP (32 → 64 → 64 → 64 → 1, ReLU) trained with NumPy at a
-learning rate high enough that its hidden layers drift below zero and go sparse. At a few epochs
-it saves the pre-activations of every hidden layer for 256 inputs:
+"""Makes fixtures/checkpoints/: a small MLP (32 → 64 → 64 → 64 → 1, ReLU) trained with NumPy for
+20 epochs at a learning rate high enough that its hidden layers drift below zero and go sparse.
+At six epochs it saves the pre-activations of every hidden layer for 256 inputs, the way a real
+run's files come out, in three formats:
 
-    fixtures/checkpoints/epoch_NN/layer{1,2,3}.npy     one file per layer and checkpoint
-    fixtures/checkpoints/network.safetensors            the last checkpoint, one tensor per layer
+    fixtures/checkpoints/epoch_{00,01,02}/layer{1,2,3}.npy   one .npy per layer
+    fixtures/checkpoints/epoch_{05,10}/layers.npz            every fifth epoch: one .npz, members
+                                                             layer1, layer2, layer3 (deflated)
+    fixtures/checkpoints/epoch_20.safetensors                the last: one f32 tensor per layer,
+                                                             {"epoch": "20"} as metadata
 
     python3 scripts/make_checkpoints.py fixtures/checkpoints     # LR=1.0 by default
 
-Deterministic (seeded). The README's histogram and ridgeline recipes read what it writes.
-Needs numpy and safetensors.
+Deterministic (seeded; only an .npz member's zip timestamp is the time of writing). The README's
+recipes read what it writes. Needs numpy and safetensors.
 """
 import os
 import sys
@@ -39,17 +43,24 @@ def forward(xb):
     return zs
 
 
-saves = [0, 1, 2, 4, 8, 16]
+saves = [0, 1, 2, 5, 10, 20]
 for epoch in range(saves[-1] + 1):
     if epoch in saves:
-        path = os.path.join(out, f"epoch_{epoch:02d}")
-        os.makedirs(path, exist_ok=True)
         zs = forward(x[:256])  # 256 samples: small fixtures
-        for i in range(depth):
-            np.save(os.path.join(path, f"layer{i + 1}.npy"), zs[i])
+        layers = {f"layer{i + 1}": np.ascontiguousarray(zs[i]) for i in range(depth)}
+        name = os.path.join(out, f"epoch_{epoch:02d}")
         if epoch == saves[-1]:
-            tensors = {f"layer{i + 1}": np.ascontiguousarray(zs[i]) for i in range(depth)}
-            save_file(tensors, os.path.join(out, "network.safetensors"), metadata={"epoch": str(epoch)})
+            os.makedirs(out, exist_ok=True)
+            save_file(layers, name + ".safetensors", metadata={"epoch": str(epoch)})
+        elif epoch % 5 == 0 and epoch:
+            os.makedirs(name, exist_ok=True)
+            np.savez_compressed(os.path.join(name, "layers.npz"), **layers)
+        else:
+            os.makedirs(name, exist_ok=True)
+            for k, z in layers.items():
+                np.save(os.path.join(name, f"{k}.npy"), z)
+    if epoch == saves[-1]:
+        break
     for k in rng.permutation(n // batch):
         xb, yb = x[k * batch:(k + 1) * batch], y[k * batch:(k + 1) * batch]
         zs = forward(xb)

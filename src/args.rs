@@ -26,6 +26,8 @@ pub struct ProgressArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ActKind {
+    /// no function: formats and element types converted, values untouched
+    None,
     Relu,
     Leaky,
     Prelu,
@@ -152,11 +154,12 @@ impl ActArgs {
             OfKind::Leaky => Func::Leaky,
             OfKind::Prelu => Func::Prelu,
         };
-        let act = act.map(|a| match a {
-            ActKind::Relu => Activation::Value(Func::Relu),
-            ActKind::Leaky => Activation::Value(Func::Leaky),
-            ActKind::Prelu => Activation::Value(Func::Prelu),
-            ActKind::Grad => Activation::Grad(of),
+        let act = act.and_then(|a| match a {
+            ActKind::None => None,
+            ActKind::Relu => Some(Activation::Value(Func::Relu)),
+            ActKind::Leaky => Some(Activation::Value(Func::Leaky)),
+            ActKind::Prelu => Some(Activation::Value(Func::Prelu)),
+            ActKind::Grad => Some(Activation::Grad(of)),
         });
         let func = act.map(|a| a.func());
         if self.slope.is_some() && func != Some(Func::Leaky) {

@@ -266,6 +266,35 @@ fn every_f16_value_on_every_level() {
     }
 }
 
+/// `--act none` on f16 and bf16 keeps every bit pattern, signalling NaNs included (a round trip
+/// through f32 would quiet them), with and without statistics (f16 in place too), on every level.
+#[test]
+fn identity_keeps_every_half_bit_pattern() {
+    let all: Vec<u16> = (0..=u16::MAX).collect();
+    for k in kernels() {
+        for bf16 in [false, true] {
+            let mut y = vec![0u16; all.len()];
+            let mut ys = vec![0u16; all.len()];
+            let mut xy = all.clone();
+            let s = if bf16 {
+                k.bf16(Op::Identity, &all, None, &mut y);
+                k.bf16_stats(Op::Identity, &all, None, &mut ys, 0.0)
+            } else {
+                k.half(Op::Identity, &all, None, &mut y);
+                k.half_in_place(Op::Identity, &mut xy, None);
+                k.half_stats(Op::Identity, &all, None, &mut ys, 0.0)
+            };
+            assert!(y == all, "{:?} bf16={bf16}: identity changed bits", k.level());
+            assert!(ys == all, "{:?} bf16={bf16}: identity with statistics changed bits", k.level());
+            assert!(xy == all, "{:?} bf16={bf16}: identity in place changed bits", k.level());
+            // the statistics still see every value, NaNs counted
+            let nans =
+                all.iter().filter(|&&h| if bf16 { act::bf16_to_f32(h).is_nan() } else { act::f16_to_f32(h).is_nan() });
+            assert_eq!((s.elements, s.nan), (all.len() as u64, nans.count() as u64), "{:?} bf16={bf16}", k.level());
+        }
+    }
+}
+
 #[test]
 fn integers_on_every_level() {
     let mut r = Rng(77);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 -o y.npy\n  relu apply x.npy --act grad --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply x.npy -o y.npy --stats y.json --bins 100 --range=-4:4\n  cat x.npy | relu apply --act leaky > y.npy"
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 -o y.npy\n  relu apply x.npy --act grad --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply --act none acts.npz --member layer1 --dtype f16 -o layer1.npy\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply x.npy -o y.npy --stats y.json --bins 100 --range=-4:4\n  cat x.npy | relu apply --act leaky > y.npy"
 )]
 pub struct ApplyArgs {
     #[command(flatten)]

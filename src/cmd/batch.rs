@@ -8,6 +8,7 @@
 
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
 use crate::cmd::discover::discover;
+use crate::cmd::parts::StatsParts;
 use crate::format::Format;
 use crate::hist::Histogram;
 use crate::job::{Job, Settings};
@@ -85,6 +86,8 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 struct Item {
     input: PathBuf,
     output: PathBuf,
+    /// `output` below `--out-dir`.
+    rel: PathBuf,
     bytes: u64,
 }
 
@@ -99,7 +102,8 @@ fn progress(args: &BatchArgs, items: &[Item]) -> indicatif::ProgressBar {
 /// What became of one input.
 enum Outcome {
     Done(Vec<StatsJson>, u64),
-    Skipped,
+    /// Its output exists: its statistics (with `--stats`) from its part, or computed again (true).
+    Skipped(Vec<StatsJson>, bool),
     Failed(anyhow::Error),
 }
 
@@ -122,6 +126,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
     let pool = total.min(items.len()).max(1);
     let per_job = (total / pool).max(1);
     let units = args.stats.is_some().then(|| args.units.options());
+    // what the statistics depend on besides the input: a part saved under other settings is not used
+    let fingerprint = format!("{act:?} {units:?} {:?} {read:?}", args.bins);
+    let parts = args.stats.as_deref().and_then(|p| StatsParts::beside(p, fingerprint));
     let settings = Settings { read, act, units, threads: per_job, observer };
     let job = |it: &Item| settings.job(it.input.clone(), Dest::File(it.output.clone(), Format::of_path(&it.input)));
     let outcomes: Vec<Mutex<Option<Outcome>>> = items.iter().map(|_| Mutex::new(None)).collect();
@@ -138,20 +145,18 @@ pub fn run(args: BatchArgs) -> Result<()> {
                     break;
                 }
                 let it = &items[i];
-                let outcome = if args.skip_existing && it.output.exists() {
-                    Outcome::Skipped
+                let result = if args.skip_existing && it.output.exists() {
+                    skip(job(it), it, parts.as_ref(), units.is_some())
                 } else {
-                    match one(&job(it), it, args.sync) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            if args.fail_fast {
-                                stop.store(true, Ordering::Relaxed);
-                            }
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            Outcome::Failed(e)
-                        }
-                    }
+                    one(&job(it), it, args.sync, parts.as_ref())
                 };
+                let outcome = result.unwrap_or_else(|e| {
+                    if args.fail_fast {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    Outcome::Failed(e)
+                });
                 let k = finished.fetch_add(1, Ordering::Relaxed) + 1;
                 bar.inc(it.bytes);
                 bar.set_message(format!("files {k}/{}, {} failed", items.len(), failed.load(Ordering::Relaxed)));
@@ -164,7 +169,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
     bar.finish_and_clear();
     // Report in input order, whatever the order the workers finished in.
     let (mut stats, mut failures) = (Vec::new(), Vec::new());
-    let (mut done, mut skipped, mut arrays, mut bytes) = (0, 0, 0, 0u64);
+    let (mut done, mut skipped, mut recomputed, mut arrays, mut bytes) = (0, 0, 0, 0, 0u64);
     for (it, o) in items.iter().zip(outcomes) {
         match o.into_inner().ok().flatten() {
             Some(Outcome::Done(s, b)) => {
@@ -173,13 +178,22 @@ pub fn run(args: BatchArgs) -> Result<()> {
                 bytes += b;
                 stats.extend(s);
             }
-            Some(Outcome::Skipped) => skipped += 1,
+            Some(Outcome::Skipped(s, again)) => {
+                skipped += 1;
+                recomputed += usize::from(again);
+                stats.extend(s);
+            }
             Some(Outcome::Failed(e)) => failures.push((it, e)),
             None => {} // not started: --fail-fast stopped the run
         }
     }
     if let Some(path) = &args.stats {
         write_stats(path, &stats)?;
+    }
+    let not_run = items.len() - done - skipped - failures.len();
+    if let Some(parts) = parts.filter(|_| failures.is_empty() && not_run == 0) {
+        // every input accounted for in FILE: nothing left to resume
+        parts.remove(items.iter().map(|it| it.rel.as_path()));
     }
     for (it, e) in &failures {
         // the cause names the file in most cases; say it where it does not
@@ -197,7 +211,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
     if skipped > 0 {
         summary.push_str(&format!(", {skipped} skipped (output exists)"));
     }
-    let not_run = items.len() - done - skipped - failures.len();
+    if recomputed > 0 {
+        summary.push_str(&format!(", statistics of {recomputed} skipped read again from the inputs"));
+    }
     if not_run > 0 {
         summary.push_str(&format!(", {not_run} not run (--fail-fast)"));
     }
@@ -213,8 +229,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
     Ok(())
 }
 
-/// One input through its job into its output (the directories made as needed).
-fn one(job: &Job<Histogram>, it: &Item, sync: bool) -> Result<Outcome> {
+/// One input through its job into its output (the directories made as needed); its statistics
+/// kept in `parts` once the output is in place.
+fn one(job: &Job<Histogram>, it: &Item, sync: bool, parts: Option<&StatsParts>) -> Result<Outcome> {
     if let Some(dir) = it.output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -231,7 +248,29 @@ fn one(job: &Job<Histogram>, it: &Item, sync: bool) -> Result<Outcome> {
             std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| dir.display().to_string())?;
         }
     }
+    if let Some(p) = parts.filter(|_| job.settings.units.is_some()) {
+        p.keep(&it.rel, &it.input, &it.output, &stats);
+    }
     Ok(Outcome::Done(stats, it.bytes))
+}
+
+/// An input whose output exists (`--skip-existing`). With statistics wanted (`stats`): those
+/// its part kept, else computed again from the input with nothing written, as an uninterrupted
+/// run would have reported them.
+fn skip(job: Job<Histogram>, it: &Item, parts: Option<&StatsParts>, stats: bool) -> Result<Outcome> {
+    if !stats {
+        return Ok(Outcome::Skipped(Vec::new(), false));
+    }
+    if let Some(s) = parts.and_then(|p| p.load(&it.rel, &it.input, &it.output)) {
+        return Ok(Outcome::Skipped(s, false));
+    }
+    let mut done = Job { dest: Dest::Discard, ..job }.run()?;
+    crate::report::attach_to_stats(&mut done.reports);
+    let s = done.stats();
+    if let Some(p) = parts {
+        p.keep(&it.rel, &it.input, &it.output, &s);
+    }
+    Ok(Outcome::Skipped(s, true))
 }
 
 /// The files to process, sorted byte-wise by path, each with its output path (a directory's
@@ -242,7 +281,7 @@ fn plan(args: &BatchArgs, act: &crate::options::ActOptions) -> Result<Vec<Item>>
     check_out_dir(&args.inputs, out)?;
     let found = discover(&args.inputs, Some(out), &mut |w| crate::errln!("relu: warning: {w}"))?;
     let mut items: Vec<Item> =
-        found.into_iter().map(|f| Item { output: out.join(&f.rel), input: f.path, bytes: f.len }).collect();
+        found.into_iter().map(|f| Item { output: out.join(&f.rel), input: f.path, rel: f.rel, bytes: f.len }).collect();
     // Two inputs, one output: refused, unless they are one file by two names (`in ./in`).
     let mut seen: HashMap<&Path, usize> = HashMap::new();
     let mut twice = vec![false; items.len()];

@@ -6,4 +6,5 @@ pub mod discover;
 pub mod hist;
 pub mod inspect;
 pub mod merge;
+pub mod parts;
 pub mod stats;
