@@ -299,12 +299,26 @@ struct FortranAsC {
     map: memmap2::Mmap,
     base: usize,
     size: usize,
-    shape: Vec<usize>,
+    shape: Vec<u64>,
     /// Fortran strides in elements, per axis.
-    strides: Vec<usize>,
-    idx: Vec<usize>,
-    off: usize,
+    strides: Vec<u64>,
+    idx: Vec<u64>,
+    off: u64,
     buf: Vec<u8>,
+}
+
+/// One step of a C-order walk over `shape` (the last axis turns fastest), keeping `off`, the
+/// element offset under `strides`, in step with the index `idx`.
+pub fn odometer_step(idx: &mut [u64], shape: &[u64], strides: &[u64], off: &mut u64) {
+    for a in (0..shape.len()).rev() {
+        idx[a] += 1;
+        *off += strides[a];
+        if idx[a] < shape[a] {
+            return;
+        }
+        *off -= strides[a] * shape[a];
+        idx[a] = 0;
+    }
 }
 
 impl FortranAsC {
@@ -331,8 +345,8 @@ impl FortranAsC {
         if map.len() < base + bytes {
             bail!("data ends early: the file was truncated while being read");
         }
-        let shape: Vec<usize> = h.shape.iter().map(|&d| d as usize).collect();
-        let mut strides = vec![1usize; shape.len()];
+        let shape = h.shape.clone();
+        let mut strides = vec![1u64; shape.len()];
         for a in 1..shape.len() {
             strides[a] = strides[a - 1] * shape[a - 1];
         }
@@ -346,18 +360,9 @@ impl ChunkSource for FortranAsC {
         let s = self.size;
         self.buf.clear();
         for _ in 0..len / s {
-            let at = self.base + self.off * s;
+            let at = self.base + self.off as usize * s;
             self.buf.extend_from_slice(&self.map[at..at + s]);
-            // next C-order index: the last axis runs fastest
-            for a in (0..self.shape.len()).rev() {
-                self.idx[a] += 1;
-                self.off += self.strides[a];
-                if self.idx[a] < self.shape[a] {
-                    break;
-                }
-                self.off -= self.strides[a] * self.shape[a];
-                self.idx[a] = 0;
-            }
+            odometer_step(&mut self.idx, &self.shape, &self.strides, &mut self.off);
         }
         Ok(&self.buf)
     }

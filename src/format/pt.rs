@@ -454,16 +454,8 @@ impl ChunkSource for StridedView {
             self.in_run += k;
             if self.in_run == self.run {
                 self.in_run = 0;
-                // the next run: the last odometer axis turns fastest
-                for a in (0..self.shape.len()).rev() {
-                    self.idx[a] += 1;
-                    self.off += self.strides[a];
-                    if self.idx[a] < self.shape[a] {
-                        break;
-                    }
-                    self.off -= self.strides[a] * self.shape[a];
-                    self.idx[a] = 0;
-                }
+                // the next run
+                crate::chunks::odometer_step(&mut self.idx, &self.shape, &self.strides, &mut self.off);
             }
         }
         Ok(&self.buf)
