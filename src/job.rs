@@ -151,6 +151,13 @@ impl Job {
     /// The output format for an input in format `from`; `None` when nothing is written.
     fn to(&self, from: Format) -> Option<Format> {
         match &self.dest {
+            // one member or tensor picked from a container is an array: `.npy` (SPEC §1)
+            // (a pattern may pick several: then the container's own format)
+            Dest::Stdout(None)
+                if self.read.member.as_deref().is_some_and(|m| !crate::glob::is_pattern(m)) && is_container(from) =>
+            {
+                Some(Format::Npy)
+            }
             Dest::Stdout(f) => Some(f.unwrap_or(from)),
             Dest::File(_, f) => Some(*f),
             Dest::InPlace => Some(Format::Npy),
@@ -450,8 +457,20 @@ impl Job {
         let members = ar.members()?;
         let to = self.to(Format::Npz);
         let chosen = match (&self.read.member, to) {
-            (Some(_), Some(Format::Npz)) => return usage(NPZ_NEEDS_NPZ),
-            (Some(m), _) => vec![ar.find(m)?],
+            // several members picked (a pattern) into one array's format: the message below
+            (Some(m), Some(f)) if f != Format::Npz => match ar.select(m)? {
+                one if one.len() == 1 => one,
+                picked => {
+                    let keys: Vec<&str> = picked.iter().map(|m| m.key.as_str()).collect();
+                    return usage(format!(
+                        "{}:{m} picks {} arrays ({}): write an .npz, or pick one",
+                        ar.name,
+                        picked.len(),
+                        keys.join(", ")
+                    ));
+                }
+            },
+            (Some(m), _) => ar.select(m)?,
             (None, Some(f)) if f != Format::Npz && members.len() == 1 => members,
             (None, Some(f)) if f != Format::Npz => {
                 let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
@@ -521,7 +540,7 @@ impl Job {
     fn safetensors(&self, st: SafetensorsFile) -> Result<Finished> {
         let to = self.to(Format::Safetensors);
         let chosen: Vec<&safetensors::Tensor> = match (&self.read.member, to) {
-            (Some(m), _) => vec![st.find(m)?],
+            (Some(m), _) => st.select(m)?,
             (None, Some(f)) if f != Format::Safetensors && st.tensors.len() != 1 => {
                 let names: Vec<&str> = st.tensors.iter().map(|t| t.name.as_str()).collect();
                 return usage(format!(
@@ -533,6 +552,17 @@ impl Job {
             }
             (None, _) => st.tensors.iter().collect(),
         };
+        if let (Some(m), Some(f)) = (&self.read.member, to) {
+            if f != Format::Safetensors && chosen.len() > 1 {
+                let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
+                return usage(format!(
+                    "{}:{m} picks {} tensors ({}): write a .safetensors, or pick one",
+                    st.name,
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        }
         if self.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
@@ -611,6 +641,11 @@ impl Job {
         self.drive(&mut proc, &mut src, p.upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
         Ok(Finished { reports: vec![self.report(&name, proc, &header.shape)], pending: None })
     }
+}
+
+/// `.npz`, `.safetensors`, `.pt`: files of named arrays.
+pub fn is_container(f: Format) -> bool {
+    matches!(f, Format::Npz | Format::Safetensors | Format::Pt)
 }
 
 /// Output formats whose elements are written in C order whatever the input's order.

@@ -19,10 +19,7 @@ impl Job {
     pub(super) fn pt(&self, f: PtFile) -> Result<Finished> {
         let to = self.to(Format::Pt);
         let chosen: Vec<usize> = match &self.read.member {
-            Some(m) => {
-                let t = f.find(m)?;
-                vec![f.tensors.iter().position(|x| std::ptr::eq(x, t)).expect("found in the list")]
-            }
+            Some(m) => f.select(m)?,
             None => (0..f.tensors.len()).collect(),
         };
         let several = chosen.len() != 1;
@@ -134,7 +131,7 @@ impl Job {
             Format::Safetensors => {
                 let st: SafetensorsFile = input.safetensors()?;
                 let chosen = match &self.read.member {
-                    Some(m) => vec![st.find(m)?],
+                    Some(m) => st.select(m)?,
                     None => st.tensors.iter().collect(),
                 };
                 let mut arrays = Vec::new();
