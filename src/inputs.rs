@@ -13,7 +13,7 @@
 //!   below the directory it was found under (`sub/acts.npz:layer2` → `sub/layer2`), so a file
 //!   named by itself gives its stem.
 
-use crate::cmd::discover::discover;
+use crate::cmd::discover::{discover, Found};
 use crate::format::Format;
 use crate::job::{is_container, ArrayReport};
 use crate::options::{is_dash, usage, ReadOptions};
@@ -43,6 +43,13 @@ impl Address {
         } else {
             self.path.display().to_string()
         }
+    }
+
+    /// A file found under a directory (`Found::rel` below it), all of its arrays.
+    pub fn found(f: &Found) -> Address {
+        let dir = f.rel.parent().map(slashed).unwrap_or_default();
+        let stem = slashed(&f.rel.with_extension(""));
+        Address { path: f.path.clone(), member: None, dir, stem, bytes: f.len }
     }
 
     /// How a job reads this input: `read` with this address's member.
@@ -119,11 +126,7 @@ pub fn resolve_one(arg: &Path, how: Resolve) -> Result<Vec<Address>> {
             })?;
             Ok(found
                 .into_iter()
-                .map(|f| {
-                    let dir = f.rel.parent().map(slashed).unwrap_or_default();
-                    let stem = slashed(&f.rel.with_extension(""));
-                    Address { member: member(&f.path), path: f.path, dir, stem, bytes: f.len }
-                })
+                .map(|f| Address { member: member(&f.path), ..Address::found(&f) })
                 .collect())
         }
         Ok(m) => Ok(vec![top(arg, member(arg), if m.is_file() { m.len() } else { 0 })]),

@@ -8,6 +8,7 @@
 
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
 use crate::cmd::discover::discover;
+use crate::inputs::Address;
 use crate::format::Format;
 use crate::job::Job;
 use crate::options::{threads, usage, Dest};
@@ -85,6 +86,8 @@ struct Item {
     input: PathBuf,
     output: PathBuf,
     bytes: u64,
+    /// How its arrays are named in the statistics (below the directory it was found under).
+    names: Address,
 }
 
 /// The progress bar: bytes, throughput and ETA, files done and failed so far; drawn on stderr
@@ -226,6 +229,7 @@ fn one(job: &Job, it: &Item, sync: bool) -> Result<Outcome> {
     }
     let mut done = job.run()?;
     crate::report::attach_to_stats(&mut done.reports);
+    it.names.name_reports(&mut done.reports);
     let stats = done.stats();
     if sync {
         done.sync()?;
@@ -247,8 +251,10 @@ fn plan(args: &BatchArgs, act: &crate::options::ActOptions) -> Result<Vec<Item>>
     let out = &args.out_dir;
     check_out_dir(&args.inputs, out)?;
     let found = discover(&args.inputs, Some(out), &mut |w| crate::errln!("relu: warning: {w}"))?;
-    let mut items: Vec<Item> =
-        found.into_iter().map(|f| Item { output: out.join(&f.rel), input: f.path, bytes: f.len }).collect();
+    let mut items: Vec<Item> = found
+        .into_iter()
+        .map(|f| Item { output: out.join(&f.rel), names: Address::found(&f), input: f.path, bytes: f.len })
+        .collect();
     // Two inputs, one output: refused, unless they are one file by two names (`in ./in`).
     let mut seen: HashMap<&Path, usize> = HashMap::new();
     let mut twice = vec![false; items.len()];
