@@ -7,3 +7,4 @@ pub mod hist;
 pub mod inspect;
 pub mod merge;
 pub mod stats;
+pub mod trend;
