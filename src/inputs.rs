@@ -124,10 +124,7 @@ pub fn resolve_one(arg: &Path, how: Resolve) -> Result<Vec<Address>> {
             let found = discover(std::slice::from_ref(&arg.to_path_buf()), how.skip, &mut |w| {
                 crate::errln!("relu: warning: {w}")
             })?;
-            Ok(found
-                .into_iter()
-                .map(|f| Address { member: member(&f.path), ..Address::found(&f) })
-                .collect())
+            Ok(found.into_iter().map(|f| Address { member: member(&f.path), ..Address::found(&f) }).collect())
         }
         Ok(m) => Ok(vec![top(arg, member(arg), if m.is_file() { m.len() } else { 0 })]),
         Err(_) => match split(arg) {

@@ -8,8 +8,8 @@
 
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
 use crate::cmd::discover::discover;
-use crate::inputs::Address;
 use crate::format::Format;
+use crate::inputs::Address;
 use crate::job::Job;
 use crate::options::{threads, usage, Dest};
 use crate::output::{write_stats, FileId, RunFiles};

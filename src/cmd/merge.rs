@@ -47,7 +47,10 @@ pub fn run(args: MergeArgs) -> Result<()> {
             let at = || format!("{name}: object {}", i + 1);
             let key = match args.by {
                 Some(ByKey::Name) => Some(obj.name.clone().with_context(|| {
-                    format!("{}: it has no \"name\" (statistics written before relu named arrays): merge without --by", at())
+                    format!(
+                        "{}: it has no \"name\" (statistics written before relu named arrays): merge without --by",
+                        at()
+                    )
                 })?),
                 None => None,
             };
@@ -93,7 +96,8 @@ pub fn run(args: MergeArgs) -> Result<()> {
 fn different_units(a: &StatsJson, b: &StatsJson) -> Result<()> {
     if let (Some(ua), Some(ub)) = (&a.units, &b.units) {
         if ua.count != ub.count || ua.axis != ub.axis {
-            let named = |s: &StatsJson| s.name.as_deref().map_or(String::new(), |n| format!(" ({})", crate::quote::text(n)));
+            let named =
+                |s: &StatsJson| s.name.as_deref().map_or(String::new(), |n| format!(" ({})", crate::quote::text(n)));
             bail!(
                 "cannot merge statistics with different units: {} units on axis {}{} and {} units on axis {}{}: \
                  these are different arrays; merge each array's own with --by name",

@@ -157,7 +157,11 @@ pub fn run(args: TrendArgs) -> Result<()> {
     let mut cps: Vec<Checkpoint> = args
         .checkpoints
         .iter()
-        .map(|c| Checkpoint { given: c.display().to_string(), step: step_of(c, step_re.as_ref()), tensors: BTreeMap::new() })
+        .map(|c| Checkpoint {
+            given: c.display().to_string(),
+            step: step_of(c, step_re.as_ref()),
+            tensors: BTreeMap::new(),
+        })
         .collect();
     let paths: Vec<PathBuf> = list.iter().map(|(_, a)| a.path.clone()).collect();
     let watch = Watch::start(
@@ -166,25 +170,30 @@ pub fn run(args: TrendArgs) -> Result<()> {
         crate::progress::input_bytes(&paths, None),
         "trend",
     );
-    crate::par::each_in_order(list.len(), total, |i| job(&list[i].1).run(), |i, done| {
-        let (k, a) = &list[i];
-        let mut done = done?;
-        a.name_reports(&mut done.reports);
-        for s in done.stats() {
-            let name = s.name.clone().unwrap_or_default();
-            let cp = &mut cps[*k];
-            if cp.tensors.contains_key(&name) {
-                bail!(
-                    "{}: two tensors are named {} (the second: {}): a checkpoint names each tensor once",
-                    cp.given,
-                    crate::quote::text(&name),
-                    s.input
-                );
+    crate::par::each_in_order(
+        list.len(),
+        total,
+        |i| job(&list[i].1).run(),
+        |i, done| {
+            let (k, a) = &list[i];
+            let mut done = done?;
+            a.name_reports(&mut done.reports);
+            for s in done.stats() {
+                let name = s.name.clone().unwrap_or_default();
+                let cp = &mut cps[*k];
+                if cp.tensors.contains_key(&name) {
+                    bail!(
+                        "{}: two tensors are named {} (the second: {}): a checkpoint names each tensor once",
+                        cp.given,
+                        crate::quote::text(&name),
+                        s.input
+                    );
+                }
+                cp.tensors.insert(name, s);
             }
-            cp.tensors.insert(name, s);
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     drop(watch);
     if args.order == Order::Step && cps.iter().all(|c| c.step.is_some()) {
         cps.sort_by_key(|c| c.step); // stable: equal steps keep the order given
