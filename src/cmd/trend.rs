@@ -322,9 +322,18 @@ fn cell(prev: Option<&StatsJson>, s: &StatsJson, m: Metric) -> String {
 /// The table: a row per tensor, a column per checkpoint.
 fn table(cps: &[Checkpoint], names: &BTreeSet<&String>, m: Metric) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let head = |c: &Checkpoint| match c.step {
-        Some(s) if !c.given.contains(&s.to_string()) => format!("{} (step {s})", c.given),
-        _ => c.given.clone(),
+    // each checkpoint by its own name (`run/epoch_04` → `epoch_04`) where those tell them apart
+    let own = |c: &Checkpoint| {
+        let p = Path::new(&c.given);
+        p.file_name().map_or_else(|| c.given.clone(), |n| n.to_string_lossy().into_owned())
+    };
+    let distinct = cps.iter().map(own).collect::<BTreeSet<_>>().len() == cps.len();
+    let head = |c: &Checkpoint| {
+        let shown = if distinct { own(c) } else { c.given.clone() };
+        match c.step {
+            Some(s) if !shown.contains(&s.to_string()) => format!("{shown} (step {s})"),
+            _ => shown,
+        }
     };
     rows.push(std::iter::once("tensor".to_string()).chain(cps.iter().map(head)).collect());
     for name in names {
