@@ -45,6 +45,11 @@ impl<O: Observer> Settings<O> {
         Job { input, dest, settings: self.observing(self.observer.clone()) }
     }
 
+    /// The same settings reading another way (one address's member, say).
+    pub fn reading(&self, read: ReadOptions) -> Settings<O> {
+        Settings { read, ..self.observing(self.observer.clone()) }
+    }
+
     /// The same settings with another observer (or none).
     pub fn observing<P: Observer>(&self, observer: Option<MakeObserver<P>>) -> Settings<P> {
         Settings { read: self.read.clone(), act: self.act.clone(), units: self.units, threads: self.threads, observer }
@@ -169,6 +174,14 @@ impl<O: Observer> Job<O> {
     /// The output format for an input in format `from`; `None` when nothing is written.
     fn to(&self, from: Format) -> Option<Format> {
         match &self.dest {
+            // one member or tensor picked from a container is an array: `.npy` (SPEC §1)
+            // (a pattern may pick several: then the container's own format)
+            Dest::Stdout(None)
+                if self.settings.read.member.as_deref().is_some_and(|m| !crate::glob::is_pattern(m))
+                    && is_container(from) =>
+            {
+                Some(Format::Npy)
+            }
             Dest::Stdout(f) => Some(f.unwrap_or(from)),
             Dest::File(_, f) => Some(*f),
             Dest::InPlace => Some(Format::Npy),
@@ -470,8 +483,20 @@ impl<O: Observer> Job<O> {
         let members = ar.members()?;
         let to = self.to(Format::Npz);
         let chosen = match (&self.settings.read.member, to) {
-            (Some(_), Some(Format::Npz)) => return usage(NPZ_NEEDS_NPZ),
-            (Some(m), _) => vec![ar.find(m)?],
+            // several members picked (a pattern) into one array's format: the message below
+            (Some(m), Some(f)) if f != Format::Npz => match ar.select(m)? {
+                one if one.len() == 1 => one,
+                picked => {
+                    let keys: Vec<&str> = picked.iter().map(|m| m.key.as_str()).collect();
+                    return usage(format!(
+                        "{}:{m} picks {} arrays ({}): write an .npz, or pick one",
+                        ar.name,
+                        picked.len(),
+                        keys.join(", ")
+                    ));
+                }
+            },
+            (Some(m), _) => ar.select(m)?,
             (None, Some(f)) if f != Format::Npz && members.len() == 1 => members,
             (None, Some(f)) if f != Format::Npz => {
                 let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
@@ -485,7 +510,7 @@ impl<O: Observer> Job<O> {
             (None, _) => members,
         };
         if self.settings.act.upstream.is_some() && (to.is_none() || to == Some(Format::Npz)) {
-            // (--member with an .npz output is refused above: the way out is another format)
+            // (an .npz output holds several members: the way out is one member into another format)
             let why = if to.is_none() { "extract the member first" } else { "--member NAME -o OUT.npy" };
             return usage(format!("--upstream with an .npz input works one member at a time: {why}"));
         }
@@ -538,7 +563,7 @@ impl<O: Observer> Job<O> {
     fn safetensors(&self, st: SafetensorsFile) -> Result<Finished<O>> {
         let to = self.to(Format::Safetensors);
         let chosen: Vec<&safetensors::Tensor> = match (&self.settings.read.member, to) {
-            (Some(m), _) => vec![st.find(m)?],
+            (Some(m), _) => st.select(m)?,
             (None, Some(f)) if f != Format::Safetensors && st.tensors.len() != 1 => {
                 let names: Vec<&str> = st.tensors.iter().map(|t| t.name.as_str()).collect();
                 return usage(format!(
@@ -550,6 +575,17 @@ impl<O: Observer> Job<O> {
             }
             (None, _) => st.tensors.iter().collect(),
         };
+        if let (Some(m), Some(f)) = (&self.settings.read.member, to) {
+            if f != Format::Safetensors && chosen.len() > 1 {
+                let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
+                return usage(format!(
+                    "{}:{m} picks {} tensors ({}): write a .safetensors, or pick one",
+                    st.name,
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        }
         if self.settings.act.upstream.is_some() && to.is_some_and(|f| f != Format::Safetensors) && chosen.len() > 1 {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
@@ -636,6 +672,11 @@ impl<O: Observer> Job<O> {
         self.drive(&mut proc, &mut src, p.upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
         Ok(Finished { reports: vec![self.report(&name, proc, &header.shape)], pending: None })
     }
+}
+
+/// `.npz`, `.safetensors`, `.pt`: files of named arrays.
+pub fn is_container(f: Format) -> bool {
+    matches!(f, Format::Npz | Format::Safetensors | Format::Pt)
 }
 
 /// Output formats whose elements are written in C order whatever the input's order.

@@ -130,6 +130,34 @@ where
     })
 }
 
+/// `work(i)` for every `i` in `0..n` on `workers` threads, each result handed to
+/// `consume(i, result)` in the order of `i` as soon as its turn comes (the files of a directory:
+/// statistics print in the order of the paths, whatever order they finish in). A panic in `work`
+/// is that item's error; an error of `consume` stops the run.
+pub fn each_in_order<T: Send>(
+    n: usize,
+    workers: usize,
+    work: impl Fn(usize) -> T + Sync,
+    mut consume: impl FnMut(usize, T) -> Result<()>,
+) -> Result<()> {
+    let mut next = 0;
+    let read = |j: &mut usize| {
+        *j = next;
+        next += 1;
+        Ok(*j < n)
+    };
+    let work = |_: &mut (), &j: &usize, out: &mut Option<T>| {
+        *out = Some(work(j));
+        Ok(())
+    };
+    let write = |&mut j: &mut usize, out: &mut Option<T>| match out.take() {
+        Some(t) => consume(j, t),
+        None => Err(anyhow!("internal error: item {j} has no result")),
+    };
+    let workers = workers.clamp(1, n.max(1));
+    ordered_map(vec![(); workers], 2 * workers, Budget::none(), read, work, write).map(|_| ())
+}
+
 /// What a panic said, when it said it with a string.
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default()

@@ -441,6 +441,7 @@ impl StatsAccumulator {
         });
         StatsJson {
             input: input.to_string(),
+            name: None,
             activation,
             dtype: dtype.to_string(),
             shape: Some(shape.to_vec()),
@@ -459,6 +460,7 @@ impl StatsAccumulator {
             units,
             hist: None,
             merged: None,
+            inputs: None,
             sum: None,
         }
     }
@@ -468,6 +470,11 @@ impl StatsAccumulator {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StatsJson {
     pub input: String,
+    /// The array's name (SPEC §6): a member's or tensor's name, else the file's path without its
+    /// extension, relative to the directory it was found under. What `merge-stats --by name`
+    /// and `trend` group by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub activation: Option<String>,
     pub dtype: String,
     pub shape: Option<Vec<u64>>,
@@ -489,6 +496,9 @@ pub struct StatsJson {
     pub hist: Option<HistJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<u64>,
+    /// `merge-stats --by name`: how many objects went into this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<u64>,
     /// A merge's exact sum of the finite values, so that merging many objects one after another
     /// rounds the mean once, not once per merge (never written: a file's objects give
     /// `finite × mean`, exactly).
@@ -743,6 +753,8 @@ impl StatsJson {
         };
         Ok(StatsJson {
             input: "<merged>".into(),
+            // one name survives a merge of objects that all carry it
+            name: if a.name == b.name { a.name.clone() } else { None },
             activation: a.activation.clone(),
             dtype: if a.dtype == b.dtype { a.dtype.clone() } else { "mixed".into() },
             // A merge covers several arrays: no one shape describes it (`elements` does).
@@ -762,6 +774,7 @@ impl StatsJson {
             units,
             hist,
             merged: Some(add(a.merged.unwrap_or(1), b.merged.unwrap_or(1), "merged")?),
+            inputs: None,
             sum: Some(acc.sum),
         })
     }

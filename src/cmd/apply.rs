@@ -2,6 +2,7 @@
 
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
+use crate::inputs::Resolve;
 use crate::job::Settings;
 use crate::options::{is_dash, threads, usage, Dest};
 use crate::output::{write_stats, RunFiles};
@@ -11,14 +12,14 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 -o y.npy\n  relu apply x.npy --act grad --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply --act none acts.npz --member layer1 --dtype f16 -o layer1.npy\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply x.npy -o y.npy --stats y.json --bins 100 --range=-4:4\n  cat x.npy | relu apply --act leaky > y.npy"
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 -o y.npy\n  relu apply x.npy --act grad --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply --act none acts.npz:layer1 --dtype f16 -o layer1.npy\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply net.safetensors:layer2 -o layer2.npy\n  relu apply x.npy -o y.npy --stats y.json --bins 100 --range=-4:4\n  cat x.npy | relu apply --act leaky > y.npy"
 )]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub progress: ProgressArgs,
     #[command(flatten)]
     pub act: ActArgs,
-    /// Input .npy, .npz, .safetensors, CSV or TSV file, or - for stdin
+    /// Input .npy, .npz, .safetensors, .pt, CSV or TSV file, FILE:NAME (one member or tensor; NAME may be a glob), or - for stdin
     #[arg(default_value = "-")]
     pub input: PathBuf,
     /// Output file, or - for stdout (the default)
@@ -53,10 +54,14 @@ pub struct ApplyArgs {
 pub fn run(args: ApplyArgs) -> Result<()> {
     let act = args.act.options(Some(ActKind::Relu), args.dtype)?;
     let read = args.table.options(args.from)?;
+    // FILE:NAME, or --member: which file, and which of its arrays
+    let how = Resolve { member: read.member.as_deref(), format: read.format, dirs: false, skip: None };
+    let addr = crate::inputs::resolve(std::slice::from_ref(&args.input), how)?.remove(0);
+    let (input, read) = (addr.path.clone(), addr.read(&read));
     let out_path = args.output.clone().filter(|p| !is_dash(p));
     let to = args.to.map(|f| f.format());
     let dest = if args.in_place {
-        if Format::of_input(&args.input, read.format) != Format::Npy {
+        if Format::of_input(&input, read.format) != Format::Npy {
             return usage("--in-place works on .npy files only");
         }
         if args.output.is_some() {
@@ -79,10 +84,10 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     };
     // before any work: no output may destroy an input or another output (SPEC §5)
     let mut files = RunFiles::default();
-    files.input("the input", &args.input);
+    files.input("the input", &input);
     act.inputs(&mut files);
     if let Dest::File(p, _) = &dest {
-        files.output("-o", p, Some(&args.input))?; // -o may name its own input (SPEC §5)
+        files.output("-o", p, Some(&input))?; // -o may name its own input (SPEC §5)
     }
     if let Some(p) = &args.stats {
         files.output("--stats", p, None)?;
@@ -97,12 +102,13 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if settings.observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
-    let job = settings.job(args.input, dest);
+    let job = settings.job(input, dest);
     let total = crate::progress::input_bytes(std::slice::from_ref(&job.input), job.settings.read.format);
     let watch = crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "apply");
     let mut done = job.run()?;
     drop(watch);
     crate::report::attach_to_stats(&mut done.reports);
+    addr.name_reports(&mut done.reports);
     // The statistics first: a run that fails there leaves no output array either.
     if let Some(path) = &args.stats {
         write_stats(path, &done.stats())?;

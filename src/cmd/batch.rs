@@ -7,12 +7,12 @@
 //! listed at the end, and the exit code is 1 (`--fail-fast` stops at the first).
 
 use crate::args::{parse_threads, ActArgs, ActKind, BinArgs, DTypeArg, ProgressArg, TableArgs, UnitArgs};
-use crate::cmd::discover::discover;
 use crate::cmd::parts::StatsParts;
 use crate::format::Format;
 use crate::hist::Histogram;
+use crate::inputs::{Address, Resolve};
 use crate::job::{Job, Settings};
-use crate::options::{threads, usage, Dest};
+use crate::options::{is_dash, threads, usage, Dest};
 use crate::output::{write_stats, FileId, RunFiles};
 use crate::stats::StatsJson;
 use anyhow::{Context, Result};
@@ -89,6 +89,8 @@ struct Item {
     /// `output` below `--out-dir`.
     rel: PathBuf,
     bytes: u64,
+    /// How its arrays are named in the statistics (below the directory it was found under).
+    names: Address,
 }
 
 /// The progress bar: bytes, throughput and ETA, files done and failed so far; drawn on stderr
@@ -111,14 +113,11 @@ pub fn run(args: BatchArgs) -> Result<()> {
     let started = Instant::now();
     let act = args.act.options(Some(ActKind::Relu), args.dtype)?;
     let read = args.table.options(None)?;
-    if read.member.is_some() {
-        return usage("--member picks one array of one .npz: batch processes every member");
-    }
     let observer = args.bins.for_stats()?.map(crate::report::observer);
     if observer.is_some() && args.stats.is_none() {
         return usage("--bins and --range go with --stats (the histogram is part of the statistics)");
     }
-    let mut items = plan(&args, &act)?;
+    let mut items = plan(&args, &act, read.member.as_deref())?;
     if let Some((i, n)) = args.shard {
         items = items.into_iter().skip(i - 1).step_by(n).collect();
     }
@@ -130,7 +129,10 @@ pub fn run(args: BatchArgs) -> Result<()> {
     let fingerprint = format!("{act:?} {units:?} {:?} {read:?}", args.bins);
     let parts = args.stats.as_deref().and_then(|p| StatsParts::beside(p, fingerprint));
     let settings = Settings { read, act, units, threads: per_job, observer };
-    let job = |it: &Item| settings.job(it.input.clone(), Dest::File(it.output.clone(), Format::of_path(&it.input)));
+    let job = |it: &Item| {
+        let dest = Dest::File(it.output.clone(), Format::of_path(&it.input));
+        settings.reading(it.names.read(&settings.read)).job(it.input.clone(), dest)
+    };
     let outcomes: Vec<Mutex<Option<Outcome>>> = items.iter().map(|_| Mutex::new(None)).collect();
     let bar = progress(&args, &items);
     let failed = AtomicUsize::new(0);
@@ -237,6 +239,7 @@ fn one(job: &Job<Histogram>, it: &Item, sync: bool, parts: Option<&StatsParts>) 
     }
     let mut done = job.run()?;
     crate::report::attach_to_stats(&mut done.reports);
+    it.names.name_reports(&mut done.reports);
     let stats = done.stats();
     if sync {
         done.sync()?;
@@ -276,12 +279,34 @@ fn skip(job: Job<Histogram>, it: &Item, parts: Option<&StatsParts>, stats: bool)
 /// The files to process, sorted byte-wise by path, each with its output path (a directory's
 /// files keep their path below it, a file given by name goes to the top of `--out-dir`), checked
 /// before any work: no two inputs written to one output, no output over an input (SPEC §5, §6).
-fn plan(args: &BatchArgs, act: &crate::options::ActOptions) -> Result<Vec<Item>> {
+fn plan(args: &BatchArgs, act: &crate::options::ActOptions, member: Option<&str>) -> Result<Vec<Item>> {
     let out = &args.out_dir;
     check_out_dir(&args.inputs, out)?;
-    let found = discover(&args.inputs, Some(out), &mut |w| crate::errln!("relu: warning: {w}"))?;
-    let mut items: Vec<Item> =
-        found.into_iter().map(|f| Item { output: out.join(&f.rel), input: f.path, rel: f.rel, bytes: f.len }).collect();
+    // files, directories, and FILE:NAME (a container written with the members NAME picks)
+    let how = Resolve { member, format: None, dirs: true, skip: Some(out) };
+    let mut items = Vec::new();
+    for arg in &args.inputs {
+        if is_dash(arg) {
+            return usage("batch reads files and directories: stdin (-) is not one (pipe it through relu apply)");
+        }
+        if let Err(e) = std::fs::metadata(arg) {
+            if crate::inputs::split(arg).is_none() {
+                return Err(anyhow::Error::new(e).context(arg.display().to_string()));
+            }
+        }
+        for a in crate::inputs::resolve_one(arg, how)? {
+            items.push(Item {
+                output: out.join(&a.rel),
+                input: a.path.clone(),
+                rel: a.rel.clone(),
+                bytes: a.bytes,
+                names: a,
+            });
+        }
+    }
+    // one list in byte-wise order whatever the arguments' order (`--shard` depends on it)
+    items.sort_by(|a, b| a.input.as_os_str().as_encoded_bytes().cmp(b.input.as_os_str().as_encoded_bytes()));
+    items.dedup_by(|a, b| a.input == b.input && a.names.member == b.names.member);
     // Two inputs, one output: refused, unless they are one file by two names (`in ./in`).
     let mut seen: HashMap<&Path, usize> = HashMap::new();
     let mut twice = vec![false; items.len()];
@@ -289,6 +314,13 @@ fn plan(args: &BatchArgs, act: &crate::options::ActOptions) -> Result<Vec<Item>>
         if let Some(&first) = seen.get(it.output.as_path()) {
             let a = &items[first].input;
             if FileId::of(a).is_some() && FileId::of(a) == FileId::of(&it.input) {
+                if items[first].names.member != it.names.member {
+                    return usage(format!(
+                        "{} is named twice with different members: pick them with one pattern (FILE:'NAME*') or \
+                         give them separate runs",
+                        a.display()
+                    ));
+                }
                 twice[k] = true;
                 continue;
             }

@@ -7,6 +7,7 @@
 use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
 use crate::format::Format;
 use crate::hist::{Bins, HistJson, Histogram, MinMax};
+use crate::inputs::Resolve;
 use crate::job::{ArrayReport, MakeObserver, Settings};
 use crate::options::{is_dash, threads, usage, Dest, UnitOptions, UsageError};
 use crate::output::{Output, RunFiles};
@@ -84,7 +85,7 @@ pub struct HistArgs {
     pub from: Option<FormatArg>,
     #[command(flatten)]
     pub table: TableArgs,
-    /// Input files: .npy, .npz (one histogram per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
+    /// Inputs: .npy, .npz (one histogram per member), .safetensors and .pt (one per tensor), CSV or TSV files (- for stdin), FILE:NAME (one member or tensor; NAME may be a glob), or directories (searched recursively)
     #[arg(required_unless_present = "from_stats")]
     pub inputs: Vec<PathBuf>,
 }
@@ -226,7 +227,8 @@ enum Gather {
 
 /// The inputs, with stdin spooled to a temporary file (it is read once per pass).
 struct Inputs {
-    list: Vec<(PathBuf, Option<Format>)>,
+    /// Each file (stdin's spool in its place), its format when sniffed, and its member (`FILE:NAME`, `--member`).
+    list: Vec<(PathBuf, Option<Format>, Option<String>)>,
     /// Every pass's settings but its observer and statistics.
     settings: Settings,
     units: UnitOptions,
@@ -241,20 +243,19 @@ impl Inputs {
         let act = args.act.options(None, args.dtype)?;
         let mut spool = None;
         let mut list = Vec::new();
-        for p in &args.inputs {
+        let how = Resolve { member: read.member.as_deref(), format: read.format, dirs: true, skip: None };
+        for a in crate::inputs::resolve(&args.inputs, how)? {
+            let p = &a.path;
             if is_dash(p) {
-                if spool.is_some() {
-                    return usage("stdin (-) can be given once");
-                }
                 let mut f = tempfile::NamedTempFile::new().context("cannot create a temporary file for stdin")?;
                 std::io::copy(&mut std::io::stdin().lock(), f.as_file_mut()).context("<stdin>")?;
                 let mut head = [0u8; 9];
                 let n = std::fs::File::open(f.path())?.read(&mut head)?;
                 let format = read.format.unwrap_or_else(|| Format::sniff(&head[..n]));
-                list.push((f.path().to_path_buf(), Some(format)));
+                list.push((f.path().to_path_buf(), Some(format), a.member));
                 spool = Some(f);
             } else {
-                list.push((p.clone(), None));
+                list.push((a.path, None, a.member));
             }
         }
         let spool_path = spool.as_ref().map(|s| s.path().to_path_buf());
@@ -275,12 +276,16 @@ impl Inputs {
             Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
             Gather::Units => Some(self.units),
         };
-        let mut reports = Vec::new();
+        // the files on a pool, each given the threads left over; reports in the inputs' order
+        let threads = self.settings.threads;
         let mut settings = self.settings.observing(observer);
         settings.units = units;
-        for (path, format) in &self.list {
+        settings.threads = (threads / threads.min(self.list.len()).max(1)).max(1);
+        let one = |i: usize| -> Result<Vec<ArrayReport<O>>> {
+            let (path, format, member) = &self.list[i];
             let mut job = settings.job(path.clone(), Dest::Discard);
             job.settings.read.format = format.or(self.settings.read.format);
+            job.settings.read.member = member.clone();
             let spooled = self.spool_path.as_ref().filter(|s| *s == path).map(|s| s.display().to_string());
             // errors too are named as the user named the input
             let mut done = job.run().map_err(|e| match &spooled {
@@ -300,8 +305,13 @@ impl Inputs {
                     r.name = r.name.replacen(s.as_str(), "<stdin>", 1);
                 }
             }
-            reports.extend(done.reports);
-        }
+            Ok(done.reports)
+        };
+        let mut reports = Vec::new();
+        crate::par::each_in_order(self.list.len(), threads, one, |_, r| {
+            reports.extend(r?);
+            Ok(())
+        })?;
         Ok(reports)
     }
 

@@ -16,7 +16,7 @@ pub struct InspectArgs {
     /// JSON Lines: one object per array
     #[arg(long)]
     pub json: bool,
-    /// Files to inspect (- for stdin)
+    /// Files to inspect (- for stdin), or FILE:NAME (members or tensors; NAME may be a glob)
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -30,7 +30,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let mut failed = 0;
     let mut rows = Vec::new();
     for path in &args.files {
-        match read(path) {
+        match pick(path) {
             Ok(arrays) => {
                 for (name, format, h) in arrays {
                     if args.json {
@@ -64,6 +64,21 @@ pub fn run(args: InspectArgs) -> Result<()> {
         anyhow::bail!("{failed} of {} files could not be read", args.files.len());
     }
     Ok(())
+}
+
+/// The headers `FILE` or `FILE:NAME` names: all of the file's, or the members NAME picks.
+fn pick(arg: &Path) -> Result<Vec<(String, &'static str, Header)>> {
+    let how = crate::inputs::Resolve { member: None, format: None, dirs: false, skip: None };
+    let addr = crate::inputs::resolve_one(arg, how)?.remove(0);
+    let all = read(&addr.path)?;
+    let Some(m) = &addr.member else { return Ok(all) };
+    let prefix = format!("{}:", addr.shown());
+    let names: Vec<&str> = all.iter().map(|(n, _, _)| n.strip_prefix(prefix.as_str()).unwrap_or("")).collect();
+    let picked = crate::glob::select(&names, m);
+    if picked.is_empty() {
+        bail!("{}: no member or tensor {} (it holds {})", addr.shown(), crate::quote::text(m), names.join(", "));
+    }
+    Ok(all.into_iter().enumerate().filter(|(i, _)| picked.contains(i)).map(|(_, a)| a).collect())
 }
 
 /// The headers of one input: one array, or one per member of an `.npz` (named `path:member`).

@@ -8,3 +8,4 @@ pub mod inspect;
 pub mod merge;
 pub mod parts;
 pub mod stats;
+pub mod trend;

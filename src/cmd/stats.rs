@@ -1,6 +1,7 @@
 //! `relu stats`: statistics of arrays from one streaming pass: a table, or JSON (SPEC §4).
 
 use crate::args::{parse_threads, ActArgs, BinArgs, DTypeArg, FormatArg, ProgressArgs, TableArgs, UnitArgs};
+use crate::inputs::{Address, Resolve};
 use crate::job::Settings;
 use crate::options::{threads, Dest, UsageError};
 use crate::progress::Watch;
@@ -38,28 +39,37 @@ pub struct StatsArgs {
     pub from: Option<FormatArg>,
     #[command(flatten)]
     pub table: TableArgs,
-    /// Input files: .npy, .npz (one object per member), .safetensors (one per tensor), CSV or TSV (- for stdin)
+    /// Inputs: .npy, .npz (one object per member), .safetensors and .pt (one per tensor), CSV or TSV files (- for stdin), FILE:NAME (one member or tensor; NAME may be a glob), or directories (searched recursively)
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }
 
 pub fn run(args: StatsArgs) -> Result<()> {
-    if args.inputs.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {
-        return crate::options::usage("stdin (-) can be given once");
-    }
     let (read, act) = (args.table.options(args.from)?, args.act.options(None, args.dtype)?);
+    let how = Resolve { member: read.member.as_deref(), format: read.format, dirs: true, skip: None };
+    let list = crate::inputs::resolve(&args.inputs, how)?;
     let hist = args.bins.for_stats()?.map(crate::report::observer);
-    let settings =
-        Settings { read, act, units: Some(args.units.options()), threads: threads(args.threads), observer: hist };
-    let total = crate::progress::input_bytes(&args.inputs, settings.read.format);
-    let watch = Watch::start(args.progress.progress.into(), args.progress.quiet, total, "stats");
+    // files on a pool, each given the threads left over (one file: all of them, on its ranges)
+    let total = threads(args.threads);
+    let per_job = (total / total.min(list.len()).max(1)).max(1);
+    let settings = Settings { read, act, units: Some(args.units.options()), threads: per_job, observer: hist };
+    let job = |a: &Address| settings.reading(a.read(&settings.read)).job(a.path.clone(), Dest::Discard);
+    let paths: Vec<PathBuf> = list.iter().map(|a| a.path.clone()).collect();
+    let watch = Watch::start(
+        args.progress.progress.into(),
+        args.progress.quiet,
+        crate::progress::input_bytes(&paths, settings.read.format),
+        "stats",
+    );
     let stdout = std::io::stdout();
     let mut failed = 0;
     let mut shown = 0;
-    for path in &args.inputs {
-        match settings.job(path.clone(), Dest::Discard).run() {
+    let run = |i: usize| job(&list[i]).run();
+    crate::par::each_in_order(list.len(), total, run, |i, result| {
+        match result {
             Ok(mut done) => {
                 crate::report::attach_to_stats(&mut done.reports);
+                list[i].name_reports(&mut done.reports);
                 // the bar is cleared while results print, so they start on a line of their own
                 Watch::suspend(watch.as_ref(), || -> Result<()> {
                     let mut out = stdout.lock();
@@ -78,7 +88,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
                 })?;
             }
             Err(e) if crate::output::is_broken_pipe(&e) => return Err(e),
-            Err(e) if args.inputs.len() == 1 => return Err(e),
+            Err(e) if list.len() == 1 => return Err(e),
             // A usage mistake is the same for every input: stop at once, exit 2.
             Err(e) if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) => return Err(e),
             Err(e) => {
@@ -86,10 +96,11 @@ pub fn run(args: StatsArgs) -> Result<()> {
                 failed += 1;
             }
         }
-    }
+        Ok(())
+    })?;
     drop(watch);
     if failed > 0 {
-        anyhow::bail!("{failed} of {} inputs failed", args.inputs.len());
+        anyhow::bail!("{failed} of {} inputs failed", list.len());
     }
     Ok(())
 }

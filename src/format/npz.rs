@@ -97,16 +97,19 @@ impl NpzArchive {
         format!("{}:{}", self.name, m.key)
     }
 
-    /// The member `--member NAME` picks (by key or full name).
-    pub fn find(&mut self, name: &str) -> Result<MemberInfo> {
+    /// The members `--member NAME` or `FILE:NAME` picks: the one whose key or file name is NAME,
+    /// else those whose keys match NAME as a pattern (`glob`); none is an error.
+    pub fn select(&mut self, name: &str) -> Result<Vec<MemberInfo>> {
         let members = self.members()?;
-        match members.iter().find(|m| m.key == name || m.file_name == name) {
-            Some(m) => Ok(m.clone()),
-            None => {
-                let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
-                bail!("{}: no member {} (members: {})", self.name, crate::quote::text(name), keys.join(", "))
-            }
+        if let Some(m) = members.iter().find(|m| m.key == name || m.file_name == name) {
+            return Ok(vec![m.clone()]);
         }
+        let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
+        let picked = crate::glob::select(&keys, name);
+        if picked.is_empty() {
+            bail!("{}: no member {} (members: {})", self.name, crate::quote::text(name), keys.join(", "))
+        }
+        Ok(picked.into_iter().map(|i| members[i].clone()).collect())
     }
 
     /// A reader of one member's (inflated) bytes. It checks the member's CRC as soon as its last

@@ -175,12 +175,16 @@ impl PtFile {
         }
     }
 
-    /// The tensor called `name`, or an error listing those there are.
-    pub fn find(&self, name: &str) -> Result<&PtTensor> {
-        self.tensors.iter().find(|t| t.name == name).with_context(|| {
+    /// The tensors `name` picks, by index: the one so called, else those whose paths match it as
+    /// a pattern (`glob`); none is an error listing those there are.
+    pub fn select(&self, name: &str) -> Result<Vec<usize>> {
+        let names: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).collect();
+        let picked = crate::glob::select(&names, name);
+        if picked.is_empty() {
             let names: Vec<String> = self.tensors.iter().map(|t| shown(&t.name)).collect();
-            format!("{}: no tensor {} (it holds {})", self.name, crate::quote::text(name), names.join(", "))
-        })
+            anyhow::bail!("{}: no tensor {} (it holds {})", self.name, crate::quote::text(name), names.join(", "));
+        }
+        Ok(picked)
     }
 
     /// The tensor described as a `.npy` header would describe it (C order: a view is gathered).

@@ -147,10 +147,16 @@ impl SafetensorsFile {
 
     /// The tensor called `name`, or an error listing those there are.
     pub fn find(&self, name: &str) -> Result<&Tensor> {
-        self.tensors.iter().find(|t| t.name == name).with_context(|| {
-            let names: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).collect();
-            format!("{}: no tensor {name:?} (it holds {})", self.name, names.join(", "))
-        })
+        Ok(self.select(name)?.remove(0))
+    }
+
+    /// The tensors NAME picks: the one so named, else those matching it as a pattern (`glob`);
+    /// none is an error that lists the names.
+    pub fn select(&self, name: &str) -> Result<Vec<&Tensor>> {
+        let names: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).collect();
+        let picked = crate::glob::select(&names, name);
+        anyhow::ensure!(!picked.is_empty(), "{}: no tensor {name:?} (it holds {})", self.name, names.join(", "));
+        Ok(picked.into_iter().map(|i| &self.tensors[i]).collect())
     }
 
     /// `FILE:TENSOR`, the name results and messages use.

@@ -19,10 +19,7 @@ impl<O: Observer> Job<O> {
     pub(super) fn pt(&self, f: PtFile) -> Result<Finished<O>> {
         let to = self.to(Format::Pt);
         let chosen: Vec<usize> = match &self.settings.read.member {
-            Some(m) => {
-                let t = f.find(m)?;
-                vec![f.tensors.iter().position(|x| std::ptr::eq(x, t)).expect("found in the list")]
-            }
+            Some(m) => f.select(m)?,
             None => (0..f.tensors.len()).collect(),
         };
         let several = chosen.len() != 1;
@@ -112,7 +109,7 @@ impl<O: Observer> Job<O> {
             Format::Safetensors => {
                 let st: SafetensorsFile = input.safetensors()?;
                 let chosen = match &self.settings.read.member {
-                    Some(m) => vec![st.find(m)?],
+                    Some(m) => st.select(m)?,
                     None => st.tensors.iter().collect(),
                 };
                 let mut arrays = Vec::new();

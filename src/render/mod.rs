@@ -3,10 +3,12 @@
 //! array, sharing their bins' range, so layers or checkpoints line up (`panel.rs`, with the
 //! number formats every renderer uses).
 
+mod lines;
 mod panel;
 mod plot;
 
 use anyhow::Result;
+pub use lines::{lines_png, lines_svg, Chart, Series};
 pub use panel::{group, short, Panel, PlotOptions, Rates, View, MAX_WIDTH};
 use std::io::Write;
 

@@ -10,9 +10,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::sync::Once;
 
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
-fn register_font() {
+pub(super) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -80,12 +80,17 @@ pub fn png(panels: &[Panel], o: &PlotOptions) -> Result<Vec<u8>> {
         draw(&root, panels, o)?;
         root.present().map_err(|e| anyhow!("cannot draw the PNG: {e}"))?;
     }
+    encode_png(&rgb, (w, h))
+}
+
+/// An RGB buffer as a PNG file's bytes.
+pub(super) fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let mut wr = enc.write_header()?;
-    wr.write_image_data(&rgb)?;
+    wr.write_image_data(rgb)?;
     wr.finish()?;
     Ok(out)
 }
