@@ -249,6 +249,8 @@ enum Gather {
     Range,
     /// Everything, with the dead units (ridgelines and active rates).
     Units,
+    /// Everything but units (the exact zeros).
+    Counts,
 }
 
 /// The inputs, with stdin spooled to a temporary file (it is read once per pass).
@@ -309,6 +311,7 @@ impl Inputs {
             Gather::Nothing => None,
             Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
             Gather::Units => Some(self.units),
+            Gather::Counts => Some(UnitOptions { axis: None, range_only: false, ..self.units }),
         };
         let mut reports = Vec::new();
         for (path, format) in which.iter().map(|&i| &self.list[i]) {
@@ -399,12 +402,23 @@ impl Inputs {
             }
         };
         let mut panels = Vec::new();
-        let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
+        // pictures of relu or leaky panels draw the exact zeros apart: counted as the bins are
+        use crate::act::{Activation, Func};
+        let fires = matches!(self.act.act, Some(Activation::Value(Func::Relu | Func::Leaky)));
+        let count_zeros = picture && !args.ridge && fires;
+        let gather = if args.ridge {
+            Gather::Units
+        } else if count_zeros {
+            Gather::Counts
+        } else {
+            Gather::Nothing
+        };
         for (g, bins) in groups {
             for mut r in self.run_on(&g, Some(crate::report::observer(bins)), gather)? {
                 let Some(mut h) = r.observed::<Histogram>() else { continue };
                 let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
-                panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
+                let zeros = r.stats.as_ref().filter(|_| count_zeros).map(|s| s.zeros);
+                panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None, zeros });
             }
         }
         Ok(panels)
@@ -488,6 +502,7 @@ impl Inputs {
                 hist: h.to_json(),
                 dead: Some((u.dead, u.count)),
                 rates: Some(rates),
+                zeros: None,
             });
         }
         Ok(panels)
@@ -529,6 +544,7 @@ fn from_stats(path: &Path) -> Result<Vec<Panel>> {
             hist,
             dead: s.units.as_ref().map(|u| (u.dead, u.count)),
             rates: None,
+            zeros: None,
         });
     }
     if panels.is_empty() {

@@ -17,6 +17,9 @@ pub struct Panel {
     /// The active-rate view: units that are never active (a bar of their own) and the
     /// near-dead threshold; `hist` then counts the other units' active rates in [0, 1].
     pub rates: Option<Rates>,
+    /// The exact zeros among the counted values, when pictures draw them as a bar of their own
+    /// (after relu or leaky, where they are the units that did not fire).
+    pub zeros: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]

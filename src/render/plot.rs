@@ -152,6 +152,7 @@ fn draw<DB: DrawingBackend>(root: &Area<DB>, panels: &[Panel], o: &PlotOptions) 
 const BAR: RGBColor = RGBColor(52, 101, 164);
 const DEAD: RGBColor = RGBColor(204, 0, 0);
 const NEAR: RGBColor = RGBColor(245, 121, 0);
+const ZERO: RGBColor = RGBColor(85, 87, 83);
 
 /// One histogram: bars over the x range `(lo, hi)`, a caption with its label and what was
 /// computed, and what fell outside its bins.
@@ -163,11 +164,30 @@ fn panel<DB: DrawingBackend>(
     log_y: bool,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (lo_edge, hi_edge) = p.hist.span().unwrap_or((first, hi));
+    // the exact zeros apart: out of their bin, into a bar of their own that does not set the scale
+    let zeros = p.zeros.filter(|&z| z > 0 && p.rates.is_none());
+    let apart;
+    let p = match zeros {
+        Some(z) => {
+            let mut q = p.clone();
+            let n = q.hist.counts.len();
+            let at = q.hist.edges.windows(2).position(|e| e[0] <= 0.0 && 0.0 < e[1]).or_else(|| {
+                // the last bin is closed
+                (n > 0 && q.hist.edges[n - 1] <= 0.0 && 0.0 <= q.hist.edges[n]).then_some(n - 1)
+            });
+            if let Some(i) = at {
+                q.hist.counts[i] = q.hist.counts[i].saturating_sub(z);
+            }
+            apart = q;
+            &apart
+        }
+        None => p,
+    };
     let mut lo = first;
     let dead = p.rates.map_or(0, |r| r.dead);
-    // the active-rate view keeps a slot left of 0 for the dead units' bar
+    // the active-rate view keeps a slot left of 0 for the dead units' bar, a relu one for its zeros
     let slot = (hi - lo) * 0.08;
-    if p.rates.is_some() {
+    if p.rates.is_some() || zeros.is_some() {
         lo -= slot;
     }
     let top = p.hist.counts.iter().copied().chain([dead]).max().unwrap_or(0).max(1) as f64;
@@ -179,6 +199,14 @@ fn panel<DB: DrawingBackend>(
         group(p.hist.overflow),
         group(p.hist.nan)
     );
+    let footer = match zeros {
+        Some(z) => {
+            let all = p.hist.counts.iter().sum::<u64>() + z + p.hist.underflow + p.hist.overflow + p.hist.nan;
+            let share = 100.0 * z as f64 / all.max(1) as f64;
+            format!("exact 0 (grey, cut): {} ({share:.1}%)  ·  {footer}", group(z))
+        }
+        None => footer,
+    };
     let title = format!("{label}  ·  {}", p.about);
     let (area, foot) = area.split_vertically(area.dim_in_pixel().1.saturating_sub(22));
     foot.draw(&Text::new(footer, (70, 2), (FONT, 13).into_font().color(&BLACK.mix(0.7))))?;
@@ -227,12 +255,17 @@ fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     slot: f64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (w, h) = chart.plotting_area().dim_in_pixel();
-    let px = (hi - lo + if p.rates.is_some() { slot } else { 0.0 }) / w.max(1) as f64;
+    let px = (hi - lo + if p.rates.is_some() || p.zeros.is_some() { slot } else { 0.0 }) / w.max(1) as f64;
     // the lowest visible top: a pixel above the base (on a log axis the base's own decade is
     // enough, as 1 sits above 0.8)
     let y_min = base + (ytop - base) / h.max(1) as f64;
     let height = |c: u64| if base > 0.0 { c as f64 } else { (c as f64).max(y_min) };
     let near = p.rates.map_or(f64::NEG_INFINITY, |r| r.threshold);
+    if let Some(z) = p.zeros.filter(|&z| z > 0 && p.rates.is_none()) {
+        // the exact zeros left of the range, cut at the top (their fraction says how tall)
+        let (x0, x1) = (lo - slot * 0.85, lo - slot * 0.15);
+        chart.draw_series([Rectangle::new([(x0, base), (x1, height(z).min(ytop))], ZERO.filled())])?;
+    }
     if let Some(r) = &p.rates {
         // the near-dead band, then the dead units' own bar left of 0
         chart.draw_series([Rectangle::new([(lo, base), (near.min(hi), ytop)], NEAR.mix(0.12).filled())])?;
@@ -326,7 +359,7 @@ mod tests {
         let png = rasterize(svg.as_bytes()).unwrap();
         let dec = png::Decoder::new(std::io::Cursor::new(png));
         let mut r = dec.read_info().unwrap();
-        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        let mut buf = vec![0; r.output_buffer_size()];
         let info = r.next_frame(&mut buf).unwrap();
         let (w, h) = (info.width as usize, info.height as usize);
         let ink = |x: usize, y: usize| buf[(y * w + x) * 3] < 128;
