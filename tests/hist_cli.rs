@@ -178,7 +178,9 @@ fn svg_and_png_pictures() {
         let text = fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{name}");
         assert_eq!(text.matches("<svg").count(), text.matches("</svg>").count());
-        assert!(text.contains("layer1.npy") && text.contains("layer2.npy"), "{name}: names in the titles");
+        // labelled by name, the common folder and the extension dropped
+        assert!(text.contains(">layer1") && text.contains(">layer2"), "{name}: names in the titles");
+        assert!(!text.contains(d.path().to_str().unwrap()), "{name}: the common folder is dropped");
         assert!(text.matches("<rect").count() >= 10 || name == "ridge", "{name}: bars");
         if name == "ridge" || name == "rates" {
             assert!(text.contains("dead"), "{name}: dead units labelled");
@@ -199,6 +201,84 @@ fn svg_and_png_pictures() {
     // a PNG is not written to a terminal, and bad sizes are usage errors
     let (code, _, err) = relu(&["hist", &a, "--size", "10x10", "-o", "x.png"], None);
     assert_eq!(code, 2, "{err}");
+}
+
+/// The texts of an SVG, in order.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .map(|t| t.split_once('>').unwrap().1.split_once("</text>").unwrap().0.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn titles_labels_and_each_panel_on_its_own_axis() {
+    let d = tempfile::tempdir().unwrap();
+    let a = layer(d.path(), "a.npy", 300, 0.0);
+    // ten times wider than `a`
+    let wide: Vec<f32> = (0..2400).map(|i| (i % 97) as f32 * 0.5 - 24.0).collect();
+    let b = d.path().join("b.npy");
+    save_f32(&b, &[2400], &wide);
+    let b = b.to_str().unwrap().to_string();
+    let svg = d.path().join("p.svg");
+    let out = svg.to_str().unwrap();
+    let (code, _, err) =
+        relu(&["hist", &a, &b, "--title", "Layer 2.5 <step 10>", "--labels", "left run,right", "-o", out], None);
+    assert_eq!(code, 0, "{err}");
+    let texts = svg_texts(&fs::read_to_string(&svg).unwrap());
+    assert!(texts.contains(&"Layer 2.5 &lt;step 10&gt;".to_string()), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("left run · float32 (300, 8) · no activation")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("right ·")), "{texts:?}");
+    // the ranges differ more than 10x: each panel keeps its own (a's ticks stop near 2.5)
+    assert!(texts.iter().any(|t| t.contains("above 2.") || t.contains("above 3")), "{texts:?}");
+    let (code, _, _) = relu(&["hist", &a, &b, "--share-x", "-o", out], None);
+    assert_eq!(code, 0);
+    let shared = svg_texts(&fs::read_to_string(&svg).unwrap());
+    let aboves: Vec<&String> = shared.iter().filter(|t| t.contains("above")).collect();
+    assert_eq!(aboves.len(), 2);
+    assert_eq!(aboves[0].split("above").nth(1), aboves[1].split("above").nth(1), "one range: {aboves:?}");
+    // a label each, or a usage error
+    let (code, _, err) = relu(&["hist", &a, &b, "--labels", "one", "-o", out], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--labels"), "{err}");
+    // after relu, the exact zeros are a bar of their own with their count in the footer
+    let (code, _, err) = relu(&["hist", &a, "--act", "relu", "-o", out], None);
+    assert_eq!(code, 0, "{err}");
+    let zeros = svg_texts(&fs::read_to_string(&svg).unwrap());
+    let foot = zeros.iter().find(|t| t.starts_with("exact 0")).unwrap_or_else(|| panic!("{zeros:?}"));
+    let data = fs::read(&a).unwrap();
+    let n0 = data[128..].chunks(4).filter(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) <= 0.0).count();
+    assert!(foot.contains(&format!("): {} (", relu::render::group(n0 as u64))), "{foot} want {n0}");
+}
+
+#[test]
+fn a_bar_narrower_than_a_pixel_still_shows() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("six.npy");
+    save_f32(&p, &[6], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let png = d.path().join("six.png");
+    let (code, _, err) =
+        relu(&["hist", "--bins", "2000", p.to_str().unwrap(), "--size", "600x300", "-o", png.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    let dec = png::Decoder::new(std::io::Cursor::new(fs::read(&png).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    r.next_frame(&mut buf).unwrap();
+    // bar-coloured columns (blue well above red), halfway up the picture
+    let (w, y) = (600, 150);
+    let blue: Vec<usize> = (0..w)
+        .filter(|&x| {
+            let p = &buf[(y * w + x) * 3..][..3];
+            p[2] > 120 && p[2] as i32 - p[0] as i32 > 40
+        })
+        .collect();
+    let mut runs = 0;
+    for (i, &x) in blue.iter().enumerate() {
+        if i == 0 || blue[i - 1] + 1 != x {
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 6, "six bars, one per value: {blue:?}");
 }
 
 #[test]

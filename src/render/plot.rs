@@ -137,9 +137,10 @@ fn draw<DB: DrawingBackend>(root: &Area<DB>, panels: &[Panel], o: &PlotOptions) 
             let (rows, cols) = grid(panels.len());
             let areas = body.split_evenly((rows, cols));
             // one x axis for all, unless each panel keeps its own
-            let all = panels.iter().filter_map(|p| p.hist.span()).fold((f64::INFINITY, f64::NEG_INFINITY), |a, s| {
-                (a.0.min(s.0), a.1.max(s.1))
-            });
+            let all = panels
+                .iter()
+                .filter_map(|p| p.hist.span())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |a, s| (a.0.min(s.0), a.1.max(s.1)));
             for ((p, area), label) in panels.iter().zip(areas.iter()).zip(&labels) {
                 let x = if o.own_x { p.hist.span().unwrap_or(all) } else { all };
                 panel(area, p, label, x, o.log_y).map_err(err)?;
@@ -320,7 +321,10 @@ fn ridge<DB: DrawingBackend>(
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     if lo < 0.0 && 0.0 < hi {
-        chart.draw_series([PathElement::new(vec![(0.0, 0.0), (0.0, k as f64 + 1.2)], BLACK.mix(0.35).stroke_width(1))])?;
+        chart.draw_series([PathElement::new(
+            vec![(0.0, 0.0), (0.0, k as f64 + 1.2)],
+            BLACK.mix(0.35).stroke_width(1),
+        )])?;
     }
     for (i, (p, name)) in panels.iter().zip(labels).enumerate() {
         let base = (k - 1 - i) as f64 + 0.15;
