@@ -19,7 +19,7 @@ use crate::table::{self, TableOut};
 use anyhow::{Context, Result};
 use std::fs::OpenOptions;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod pt;
@@ -54,6 +54,38 @@ impl<O: Observer> Settings<O> {
     pub fn observing<P: Observer>(&self, observer: Option<MakeObserver<P>>) -> Settings<P> {
         Settings { read: self.read.clone(), act: self.act.clone(), units: self.units, threads: self.threads, observer }
     }
+}
+
+/// The names of the arrays a container input holds (those `member` picks, in file order); `None`
+/// for an input that is one array.
+pub fn array_names(path: &Path, format: Option<Format>, member: Option<&str>) -> Result<Option<Vec<String>>> {
+    let input = Input::resolve(path, format)?;
+    Ok(Some(match input.format {
+        Format::Npz => {
+            let mut ar = input.archive()?;
+            let picked = match member {
+                Some(m) => ar.select(m)?,
+                None => ar.members()?,
+            };
+            picked.into_iter().map(|m| m.key).collect()
+        }
+        Format::Safetensors => {
+            let st = input.safetensors()?;
+            match member {
+                Some(m) => st.select(m)?.iter().map(|t| t.name.clone()).collect(),
+                None => st.tensors.iter().map(|t| t.name.clone()).collect(),
+            }
+        }
+        Format::Pt => {
+            let f = input.pt()?;
+            let picked = match member {
+                Some(m) => f.select(m)?,
+                None => (0..f.tensors.len()).collect(),
+            };
+            picked.into_iter().map(|i| f.tensors[i].name.clone()).collect()
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// One input through the pipeline, into `dest`; see the module comment.

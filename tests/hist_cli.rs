@@ -178,7 +178,12 @@ fn svg_and_png_pictures() {
         let text = fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{name}");
         assert_eq!(text.matches("<svg").count(), text.matches("</svg>").count());
-        assert!(text.contains("layer1.npy") && text.contains("layer2.npy"), "{name}: names in the titles");
+        // labelled by name, the common folder and the extension dropped
+        let texts = svg_texts(&text);
+        for l in ["layer1", "layer2"] {
+            assert!(texts.iter().any(|t| t.starts_with(l)), "{name}: {l} in the titles: {texts:?}");
+        }
+        assert!(!text.contains(d.path().to_str().unwrap()), "{name}: the common folder is dropped");
         assert!(text.matches("<rect").count() >= 10 || name == "ridge", "{name}: bars");
         if name == "ridge" || name == "rates" {
             assert!(text.contains("dead"), "{name}: dead units labelled");
@@ -199,6 +204,86 @@ fn svg_and_png_pictures() {
     // a PNG is not written to a terminal, and bad sizes are usage errors
     let (code, _, err) = relu(&["hist", &a, "--size", "10x10", "-o", "x.png"], None);
     assert_eq!(code, 2, "{err}");
+}
+
+/// The texts of an SVG, in order.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .map(|t| t.split_once('>').unwrap().1.split_once("</text>").unwrap().0.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn titles_labels_and_each_panel_on_its_own_axis() {
+    let d = tempfile::tempdir().unwrap();
+    let a = layer(d.path(), "a.npy", 300, 0.0);
+    // ten times wider than `a`
+    let wide: Vec<f32> = (0..2400).map(|i| (i % 97) as f32 * 0.5 - 24.0).collect();
+    let b = d.path().join("b.npy");
+    save_f32(&b, &[2400], &wide);
+    let b = b.to_str().unwrap().to_string();
+    let svg = d.path().join("p.svg");
+    let out = svg.to_str().unwrap();
+    let (code, _, err) =
+        relu(&["hist", &a, &b, "--title", "Layer 2.5 <step 10>", "--labels", "left run,right", "-o", out], None);
+    assert_eq!(code, 0, "{err}");
+    let texts = svg_texts(&fs::read_to_string(&svg).unwrap());
+    assert!(texts.contains(&"Layer 2.5 &lt;step 10&gt;".to_string()), "{texts:?}");
+    assert!(texts.contains(&"left run  ·  float32 (300, 8) · no activation".to_string()), "{texts:?}");
+    assert!(texts.contains(&"right  ·  float32 (2400,) · no activation".to_string()), "{texts:?}");
+    // the ranges differ more than 10x: each panel keeps its own
+    let aboves: Vec<&String> = texts.iter().filter(|t| t.contains("above")).collect();
+    assert_eq!(aboves.len(), 2);
+    assert_ne!(aboves[0].split("above").nth(1), aboves[1].split("above").nth(1), "own ranges: {aboves:?}");
+    let (code, _, _) = relu(&["hist", &a, &b, "--share-x", "-o", out], None);
+    assert_eq!(code, 0);
+    let shared = svg_texts(&fs::read_to_string(&svg).unwrap());
+    let aboves: Vec<&String> = shared.iter().filter(|t| t.contains("above")).collect();
+    assert_eq!(aboves.len(), 2);
+    assert_eq!(aboves[0].split("above").nth(1), aboves[1].split("above").nth(1), "one range: {aboves:?}");
+    // a label each, or a usage error
+    let (code, _, err) = relu(&["hist", &a, &b, "--labels", "one", "-o", out], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--labels"), "{err}");
+    // after relu, the exact zeros are a bar of their own with their count in the footer
+    let (code, _, err) = relu(&["hist", &a, "--act", "relu", "-o", out], None);
+    assert_eq!(code, 0, "{err}");
+    let zeros = svg_texts(&fs::read_to_string(&svg).unwrap());
+    let foot = zeros.iter().find(|t| t.starts_with("exact 0")).unwrap_or_else(|| panic!("{zeros:?}"));
+    let data = fs::read(&a).unwrap();
+    let n0 = data[128..].chunks(4).filter(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) <= 0.0).count();
+    assert!(foot.contains(&format!("): {} (", relu::render::group(n0 as u64))), "{foot} want {n0}");
+}
+
+#[test]
+fn a_bar_narrower_than_a_pixel_still_shows() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("six.npy");
+    save_f32(&p, &[6], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let png = d.path().join("six.png");
+    let (code, _, err) =
+        relu(&["hist", "--bins", "2000", p.to_str().unwrap(), "--size", "600x300", "-o", png.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    let dec = png::Decoder::new(std::io::Cursor::new(fs::read(&png).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    r.next_frame(&mut buf).unwrap();
+    // bar-coloured columns (blue well above red), halfway up the picture
+    let (w, y) = (600, 150);
+    let blue: Vec<usize> = (0..w)
+        .filter(|&x| {
+            let p = &buf[(y * w + x) * 3..][..3];
+            p[2] > 120 && p[2] as i32 - p[0] as i32 > 40
+        })
+        .collect();
+    let mut runs = 0;
+    for (i, &x) in blue.iter().enumerate() {
+        if i == 0 || blue[i - 1] + 1 != x {
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 6, "six bars, one per value: {blue:?}");
 }
 
 #[test]
@@ -269,4 +354,47 @@ fn refused_ranges_and_empty_arrays() {
         assert_eq!(code, 2, "{bad}: {err}");
         assert!(err.lines().next().unwrap().contains("range"), "{bad}: {err}");
     }
+}
+
+/// An `.npz` of `members` (name, f32 values), stored.
+fn npz_f32(path: &Path, members: &[(&str, &[f32])]) {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, v) in members {
+        let mut b = relu::format::npy::write_header(relu::dtype::DType::F32, false, &[v.len() as u64]);
+        b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        z.start_file(format!("{name}.npy"), o).unwrap();
+        z.write_all(&b).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn a_containers_arrays_each_get_their_own_range_when_their_scales_differ() {
+    let d = tempfile::tempdir().unwrap();
+    let narrow: Vec<f32> = (0..2000).map(|i| (i % 101) as f32 / 100.0).collect(); // 0..1
+    let five: Vec<f32> = narrow.iter().map(|x| x * 5.0).collect(); // 0..5: more than 4x wider
+    let twice: Vec<f32> = narrow.iter().map(|x| x * 2.0).collect(); // 0..2: close enough to share
+    let svg = d.path().join("p.svg");
+    let aboves = |npz: &Path| {
+        let (code, _, err) = relu(&["hist", npz.to_str().unwrap(), "-o", svg.to_str().unwrap()], None);
+        assert_eq!(code, 0, "{err}");
+        let texts = svg_texts(&fs::read_to_string(&svg).unwrap());
+        let a: Vec<String> = texts
+            .iter()
+            .filter(|t| t.contains("above"))
+            .map(|t| t.split("above").nth(1).unwrap().to_string())
+            .collect();
+        assert_eq!(a.len(), 2, "{texts:?}");
+        a
+    };
+    let far = d.path().join("far.npz");
+    npz_f32(&far, &[("small", &narrow), ("big", &five)]);
+    let a = aboves(&far);
+    assert_ne!(a[0], a[1], "one file's members on their own ranges: {a:?}");
+    let near = d.path().join("near.npz");
+    npz_f32(&near, &[("small", &narrow), ("big", &twice)]);
+    let a = aboves(&near);
+    assert_eq!(a[0], a[1], "one range: {a:?}");
 }

@@ -1,4 +1,4 @@
-//! `relu hist`: histograms of arrays (the output of `--act`, or the values as they are), counted
+//! `relu hist`: histograms of arrays (the output of `--act`, or the values with no activation), counted
 //! as `numpy.histogram` counts them, drawn as terminal bars, CSV, JSON, SVG or PNG. Several inputs
 //! share one range (their panels share the x axis); without `--range` it is the finite min and
 //! max of all of them, from a first pass (stdin is spooled for it). `--ridge` stacks checkpoints,
@@ -66,6 +66,20 @@ pub struct HistArgs {
     /// The inputs, in the order given, as stacked offset curves (checkpoints over time)
     #[arg(long, conflicts_with = "active_rate")]
     pub ridge: bool,
+    /// The picture's title (SVG and PNG)
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// One label per panel or ridge row, comma-separated (SVG and PNG) [default: the inputs'
+    /// names less their common leading folders and extensions]
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+    /// One x axis for all panels (the default, except as --no-share-x says)
+    #[arg(long, overrides_with = "no_share_x")]
+    pub share_x: bool,
+    /// Each array on its own x range (a percentile range is then each array's own);
+    /// the default for SVG/PNG panels without --range when the arrays' ranges differ more than 4x
+    #[arg(long, overrides_with = "share_x", conflicts_with = "ridge")]
+    pub no_share_x: bool,
     /// The distribution of per-unit active rates (dead units in a bar of their own)
     #[arg(long)]
     pub active_rate: bool,
@@ -134,7 +148,8 @@ pub fn run(args: HistArgs) -> Result<()> {
             let total = passes * crate::progress::input_bytes(&args.inputs, args.from.map(|f| f.format()));
             let _watch =
                 crate::progress::Watch::start(args.progress.progress.into(), args.progress.quiet, total, "hist");
-            Inputs::new(&args)?.panels(&args)?
+            let picture = matches!(format, HistFormatArg::Svg | HistFormatArg::Png);
+            Inputs::new(&args)?.panels(&args, picture)?
         }
     };
     if panels.is_empty() {
@@ -143,8 +158,20 @@ pub fn run(args: HistArgs) -> Result<()> {
             args.inputs.iter().map(|p| if is_dash(p) { "<stdin>".into() } else { p.display().to_string() }).collect();
         bail!("{}: no arrays to draw a histogram of", names.join(", "));
     }
-    let opts =
-        PlotOptions { view: if args.ridge { View::Ridge } else { View::Panels }, log_y: args.log_y, size: args.size };
+    if let Some(l) = &args.labels {
+        if l.len() != panels.len() {
+            return usage(format!("--labels: {} labels for {} pictures: give one label each", l.len(), panels.len()));
+        }
+    }
+    let opts = PlotOptions {
+        view: if args.ridge { View::Ridge } else { View::Panels },
+        log_y: args.log_y,
+        size: args.size,
+        title: args.title.clone(),
+        labels: args.labels.clone().unwrap_or_default(),
+        // the ranges were chosen above: panels whose ranges differ each keep their own axis
+        own_x: panels.windows(2).any(|w| w[0].hist.span() != w[1].hist.span()),
+    };
     let mut bytes = Vec::new();
     match format {
         HistFormatArg::Text => {
@@ -223,6 +250,8 @@ enum Gather {
     Range,
     /// Everything, with the dead units (ridgelines and active rates).
     Units,
+    /// Everything but units (the exact zeros).
+    Counts,
 }
 
 /// The inputs, with stdin spooled to a temporary file (it is read once per pass).
@@ -258,6 +287,18 @@ impl Inputs {
                 list.push((a.path, None, a.member));
             }
         }
+        // a container's arrays one entry each, so that each can have its own range (a network's
+        // layers differ in scale) and its own percentiles
+        let mut each = Vec::with_capacity(list.len());
+        for (path, format, member) in list {
+            match crate::job::array_names(&path, format.or(read.format), member.as_deref())? {
+                Some(names) if names.len() > 1 => {
+                    each.extend(names.into_iter().map(|n| (path.clone(), format, Some(n))));
+                }
+                _ => each.push((path, format, member)),
+            }
+        }
+        let list = each;
         let spool_path = spool.as_ref().map(|s| s.path().to_path_buf());
         Ok(Inputs {
             list,
@@ -271,18 +312,29 @@ impl Inputs {
     /// Runs every input with `observer` and the statistics `gather` asks for: one report per
     /// array, named as the user named the input.
     fn run<O: Observer>(&self, observer: Option<MakeObserver<O>>, gather: Gather) -> Result<Vec<ArrayReport<O>>> {
+        self.run_on(&(0..self.list.len()).collect::<Vec<_>>(), observer, gather)
+    }
+
+    /// [`Inputs::run`] over the inputs at `which` alone.
+    fn run_on<O: Observer>(
+        &self,
+        which: &[usize],
+        observer: Option<MakeObserver<O>>,
+        gather: Gather,
+    ) -> Result<Vec<ArrayReport<O>>> {
         let units = match gather {
             Gather::Nothing => None,
             Gather::Range => Some(UnitOptions { axis: None, range_only: true, ..self.units }),
             Gather::Units => Some(self.units),
+            Gather::Counts => Some(UnitOptions { axis: None, range_only: false, ..self.units }),
         };
         // the files on a pool, each given the threads left over; reports in the inputs' order
         let threads = self.settings.threads;
         let mut settings = self.settings.observing(observer);
         settings.units = units;
-        settings.threads = (threads / threads.min(self.list.len()).max(1)).max(1);
-        let one = |i: usize| -> Result<Vec<ArrayReport<O>>> {
-            let (path, format, member) = &self.list[i];
+        settings.threads = (threads / threads.min(which.len()).max(1)).max(1);
+        let one = |k: usize| -> Result<Vec<ArrayReport<O>>> {
+            let (path, format, member) = &self.list[which[k]];
             let mut job = settings.job(path.clone(), Dest::Discard);
             job.settings.read.format = format.or(self.settings.read.format);
             job.settings.read.member = member.clone();
@@ -308,54 +360,122 @@ impl Inputs {
             Ok(done.reports)
         };
         let mut reports = Vec::new();
-        crate::par::each_in_order(self.list.len(), threads, one, |_, r| {
+        crate::par::each_in_order(which.len(), threads, one, |_, r| {
             reports.extend(r?);
             Ok(())
         })?;
         Ok(reports)
     }
 
-    fn panels(&self, args: &HistArgs) -> Result<Vec<Panel>> {
+    /// The panels: one range for all inputs, or (`--no-share-x`, or the picture rule) one per
+    /// input.
+    fn panels(&self, args: &HistArgs, picture: bool) -> Result<Vec<Panel>> {
         let n = args.bins.bins.unwrap_or(30);
         if args.active_rate {
-            return self.active_rates(n);
+            // bins on round fractions: 20 of 5% each unless asked
+            return self.active_rates(args.bins.bins.unwrap_or(20));
         }
-        let bins = match (args.bins.fixed(n)?, args.bins.range) {
-            (Some(b), _) => b,
+        let all: Vec<usize> = (0..self.list.len()).collect();
+        let each: Vec<Vec<usize>> = all.iter().map(|&i| vec![i]).collect();
+        let groups: Vec<(Vec<usize>, Bins)> = match (args.bins.fixed(n)?, args.bins.range) {
+            (Some(b), _) => vec![(all, b)],
+            (None, Some((lo, hi))) if args.no_share_x => each
+                .into_iter()
+                .map(|g| {
+                    let (lo, hi) = self.percentile_range(&g, lo, hi)?;
+                    Ok((g, Bins::new(lo, hi, n).map_err(|e| UsageError(format!("--range: {e}")))?))
+                })
+                .collect::<Result<_>>()?,
             (None, Some((lo, hi))) => {
-                let (lo, hi) = self.percentile_range(lo, hi)?;
-                Bins::new(lo, hi, n).map_err(|e| UsageError(format!("--range: {e}")))?
+                let (lo, hi) = self.percentile_range(&all, lo, hi)?;
+                vec![(all, Bins::new(lo, hi, n).map_err(|e| UsageError(format!("--range: {e}")))?)]
+            }
+            (None, None) if picture => {
+                // SVG/PNG: each input's bulk, p0.1 to p99.9 widened to round numbers
+                let ranges: Vec<(f64, f64)> = each.iter().map(|g| self.bulk_range(g)).collect::<Result<_>>()?;
+                let widths = ranges.iter().map(|r| r.1 - r.0);
+                let (narrow, wide) = widths.fold((f64::INFINITY, 0f64), |a, w| (a.0.min(w), a.1.max(w)));
+                let own = args.no_share_x || (!args.share_x && !args.ridge && wide > 4.0 * narrow);
+                if own {
+                    each.into_iter()
+                        .zip(ranges)
+                        .map(|(g, (lo, hi))| Ok((g, Bins::new(lo, hi, n).map_err(anyhow::Error::msg)?)))
+                        .collect::<Result<_>>()?
+                } else {
+                    let lo = ranges.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+                    let hi = ranges.iter().map(|r| r.1).fold(f64::NEG_INFINITY, f64::max);
+                    let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
+                    vec![(all, Bins::new(lo, hi, n).map_err(anyhow::Error::msg)?)]
+                }
             }
             (None, None) => {
-                // First pass: the finite min and max of every input's values, which the kernel
-                // finds as it reads (`Kernel::float_range`).
-                let mut range = MinMax::default();
-                for r in self.run::<Unwatched>(None, Gather::Range)? {
-                    if let Some(s) = &r.stats {
-                        range.merge(&MinMax {
-                            min: s.min.unwrap_or(f64::INFINITY),
-                            max: s.max.unwrap_or(f64::NEG_INFINITY),
-                        });
-                    }
+                // the finite min and max (of each input alone under --no-share-x), which the
+                // kernel finds as it reads (`Kernel::float_range`)
+                let groups = if args.no_share_x { each } else { vec![all] };
+                let mut out = Vec::new();
+                for g in groups {
+                    let (lo, hi) = self.min_max(&g)?;
+                    out.push((g, Bins::new(lo, hi, n).map_err(anyhow::Error::msg)?));
                 }
-                let (lo, hi) = range.range();
-                Bins::new(lo, hi, n).map_err(anyhow::Error::msg)?
+                out
             }
         };
         let mut panels = Vec::new();
-        let gather = if args.ridge { Gather::Units } else { Gather::Nothing };
-        for mut r in self.run(Some(crate::report::observer(bins)), gather)? {
-            let Some(mut h) = r.observer.take() else { continue };
-            let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
-            panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None });
+        // pictures of relu or leaky panels draw the exact zeros apart: counted as the bins are
+        use crate::act::{Activation, Func};
+        let fires = matches!(self.settings.act.act, Some(Activation::Value(Func::Relu | Func::Leaky)));
+        let count_zeros = picture && !args.ridge && fires;
+        let gather = if args.ridge {
+            Gather::Units
+        } else if count_zeros {
+            Gather::Counts
+        } else {
+            Gather::Nothing
+        };
+        for (g, bins) in groups {
+            for mut r in self.run_on(&g, Some(crate::report::observer(bins)), gather)? {
+                let Some(mut h) = r.observer.take() else { continue };
+                let dead = r.stats.as_ref().and_then(|s| s.units.as_ref()).map(|u| (u.dead, u.count));
+                let zeros = r.stats.as_ref().filter(|_| count_zeros).map(|s| s.zeros);
+                panels.push(Panel { about: about(&r), name: r.name, hist: h.to_json(), dead, rates: None, zeros });
+            }
         }
         Ok(panels)
+    }
+
+    /// The finite min and max of the inputs at `which` (NumPy's auto range, from one pass).
+    fn min_max(&self, which: &[usize]) -> Result<(f64, f64)> {
+        let mut range = MinMax::default();
+        for r in self.run_on::<Unwatched>(which, None, Gather::Range)? {
+            if let Some(s) = &r.stats {
+                range.merge(&MinMax { min: s.min.unwrap_or(f64::INFINITY), max: s.max.unwrap_or(f64::NEG_INFINITY) });
+            }
+        }
+        Ok(range.range())
+    }
+
+    /// The pictures' default range: the 0.1th to 99.9th percentile, within Tukey's fences ten
+    /// IQRs out (a few outlier units, over 0.1% of the values, do not set the scale; a normal
+    /// tail's fence is at 14σ), widened outward to round numbers (a tenth of the width's decade),
+    /// kept within the min and max; when that leaves no width (more than 99.9% one value), the
+    /// min and max.
+    fn bulk_range(&self, which: &[usize]) -> Result<(f64, f64)> {
+        let Some(q) = self.quantiles(which, &[0.0, 0.001, 0.25, 0.75, 0.999, 1.0])? else { return Ok((0.0, 1.0)) };
+        let (min, mut lo, q1, q3, mut hi, max) = (q[0], q[1], q[2], q[3], q[4], q[5]);
+        let iqr = q3 - q1;
+        if iqr > 0.0 {
+            (lo, hi) = (lo.max(q1 - 10.0 * iqr), hi.min(q3 + 10.0 * iqr));
+        }
+        if lo >= hi {
+            return Ok((min, max));
+        }
+        Ok(round_out(lo, hi, min, max))
     }
 
     /// `--range` with a percentile at either end: NumPy's `percentile` (linear) of the finite
     /// values of all inputs together, from the radix-select passes (`quantile`); without a
     /// finite value, the auto range's `(0, 1)` stands in for a percentile.
-    fn percentile_range(&self, lo: RangeEnd, hi: RangeEnd) -> Result<(f64, f64)> {
+    fn percentile_range(&self, which: &[usize], lo: RangeEnd, hi: RangeEnd) -> Result<(f64, f64)> {
         let qs: Vec<f64> = [lo, hi]
             .iter()
             .filter_map(|e| match e {
@@ -363,16 +483,7 @@ impl Inputs {
                 RangeEnd::At(_) => None,
             })
             .collect();
-        let found = quantile::quantiles(&qs, |pass| {
-            let mut all = PassCounter::new(pass.clone());
-            let make: MakeObserver<PassCounter> = Arc::new(move || PassCounter::new(pass.clone()));
-            for r in self.run(Some(make), Gather::Nothing)? {
-                if let Some(c) = r.observer {
-                    all.merge_from(&c);
-                }
-            }
-            Ok(all)
-        })?;
+        let found = self.quantiles(which, &qs)?;
         let mut at = found.unwrap_or_else(|| qs.iter().map(|_| f64::NAN).collect()).into_iter();
         let mut end = |e: RangeEnd, none: f64| match e {
             RangeEnd::At(x) => x,
@@ -380,6 +491,20 @@ impl Inputs {
         };
         let lo = end(lo, 0.0);
         Ok((lo, end(hi, 1.0)))
+    }
+
+    /// `numpy.quantile` (linear) of the finite values of the inputs at `which` together.
+    fn quantiles(&self, which: &[usize], qs: &[f64]) -> Result<Option<Vec<f64>>> {
+        quantile::quantiles(qs, |pass| {
+            let mut all = PassCounter::new(pass.clone());
+            let make: MakeObserver<PassCounter> = Arc::new(move || PassCounter::new(pass.clone()));
+            for r in self.run_on(which, Some(make), Gather::Nothing)? {
+                if let Some(c) = r.observer {
+                    all.merge_from(&c);
+                }
+            }
+            Ok(all)
+        })
     }
 
     /// Per-unit active rates: the units that are ever active in bins over [0, 1], the dead apart.
@@ -402,10 +527,22 @@ impl Inputs {
                 hist: h.to_json(),
                 dead: Some((u.dead, u.count)),
                 rates: Some(rates),
+                zeros: None,
             });
         }
         Ok(panels)
     }
+}
+
+/// `(lo, hi)` widened outward to multiples of a tenth of the decade of its width (-3.87…4.12 →
+/// -3.9…4.2), kept within `[min, max]`.
+fn round_out(lo: f64, hi: f64, min: f64, max: f64) -> (f64, f64) {
+    let step = 10f64.powf((hi - lo).log10().floor()) / 10.0;
+    let (a, b) = ((lo / step).floor() * step, (hi / step).ceil() * step);
+    if !(a.is_finite() && b.is_finite()) {
+        return (lo, hi);
+    }
+    (a.max(min), b.min(max))
 }
 
 /// `float32 (1000, 256) · relu`
@@ -414,7 +551,7 @@ fn about<O>(r: &ArrayReport<O>) -> String {
         "{} {} · {}",
         r.dtype,
         crate::format::npy::shape_repr(&r.shape),
-        r.activation.as_deref().unwrap_or("values as they are")
+        r.activation.as_deref().unwrap_or("no activation")
     )
 }
 
@@ -425,13 +562,14 @@ fn from_stats(path: &Path) -> Result<Vec<Panel>> {
     for s in StatsJson::read_all(path).with_context(|| name.clone())? {
         let Some(hist) = s.hist else { continue };
         let shards = s.merged.map_or(String::new(), |k| format!(" · {k} arrays merged"));
-        let about = format!("{} · {}{shards}", s.dtype, s.activation.as_deref().unwrap_or("values as they are"));
+        let about = format!("{} · {}{shards}", s.dtype, s.activation.as_deref().unwrap_or("no activation"));
         panels.push(Panel {
             name: s.input.clone(),
             about,
             hist,
             dead: s.units.as_ref().map(|u| (u.dead, u.count)),
             rates: None,
+            zeros: None,
         });
     }
     if panels.is_empty() {
@@ -466,5 +604,14 @@ mod tests {
         assert_eq!(terminal_width(Some("70000")), render::MAX_WIDTH);
         assert_eq!(terminal_width(Some("1000000000000")), render::MAX_WIDTH);
         assert_eq!(terminal_width(Some("99999999999999999999999999")), render::MAX_WIDTH);
+    }
+
+    #[test]
+    fn bulk_ranges_widen_to_round_numbers_within_the_data() {
+        let close = |(a, b): (f64, f64), (c, d): (f64, f64)| (a - c).abs() < 1e-9 && (b - d).abs() < 1e-9;
+        assert!(close(round_out(-3.87, 4.12, -380.0, 400.0), (-3.9, 4.2)));
+        assert!(close(round_out(0.0, 0.0312, 0.0, 9.0), (0.0, 0.032)));
+        assert!(close(round_out(-3.87, 4.12, -3.88, 4.15), (-3.88, 4.15)));
+        assert!(close(round_out(120.0, 385.0, 0.0, 1000.0), (120.0, 390.0)));
     }
 }

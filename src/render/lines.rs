@@ -2,7 +2,7 @@
 //! drawn with the same font and encoder as the histograms.
 
 use super::panel::short;
-use super::plot::{encode_png, register_font, FONT};
+use super::plot::{rasterize, register_font, FONT};
 use anyhow::{anyhow, bail, Result};
 use plotters::prelude::*;
 
@@ -26,6 +26,21 @@ fn size(c: &Chart) -> (u32, u32) {
     (1000, (560 + 18 * c.series.len() as u32).min(2400))
 }
 
+/// Lines on white need dark colours: matplotlib's tab10 (Palette99's third, a light yellow, is
+/// hard to see as a line).
+const LINE_COLOURS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 pub fn lines_svg(c: &Chart) -> Result<Vec<u8>> {
     register_font();
     let (w, h) = size(c);
@@ -39,15 +54,8 @@ pub fn lines_svg(c: &Chart) -> Result<Vec<u8>> {
 }
 
 pub fn lines_png(c: &Chart) -> Result<Vec<u8>> {
-    register_font();
-    let (w, h) = size(c);
-    let mut rgb = vec![0u8; w as usize * h as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        draw(&root, c).map_err(|e| anyhow!("cannot draw the PNG: {e}"))?;
-        root.present().map_err(|e| anyhow!("cannot draw the PNG: {e}"))?;
-    }
-    encode_png(&rgb, (w, h))
+    // one drawing: the SVG above, rasterized as the histograms' PNGs are
+    rasterize(&lines_svg(c)?)
 }
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, c: &Chart) -> Result<()>
@@ -99,7 +107,7 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (i, s) in c.series.iter().enumerate() {
-        let colour = Palette99::pick(i).to_rgba();
+        let colour = LINE_COLOURS[i % LINE_COLOURS.len()].to_rgba();
         // runs of present values, so a tensor missing at a checkpoint leaves a gap
         let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
         for &(x, y) in &s.points {

@@ -1,7 +1,7 @@
 //! Histograms rendered for people and programs: terminal bars, CSV, JSON (here) and SVG/PNG
-//! pictures drawn with plotters (`plot.rs`). Every renderer takes the same [`Panel`]s: one per
-//! array, sharing their bins' range, so layers or checkpoints line up (`panel.rs`, with the
-//! number formats every renderer uses).
+//! pictures (`plot.rs`: plotters draws the SVG, resvg rasterizes it for the PNG). Every renderer
+//! takes the same [`Panel`]s, one per array (`panel.rs`, with the labels and number formats every
+//! renderer uses).
 
 mod lines;
 mod panel;
@@ -9,7 +9,7 @@ mod plot;
 
 use anyhow::Result;
 pub use lines::{lines_png, lines_svg, Chart, Series};
-pub use panel::{group, short, Panel, PlotOptions, Rates, View, MAX_WIDTH};
+pub use panel::{group, labels, short, Panel, PlotOptions, Rates, View, MAX_WIDTH};
 use std::io::Write;
 
 /// The SVG document of the panels.
