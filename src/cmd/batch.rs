@@ -269,6 +269,7 @@ fn skip(job: Job<Histogram>, it: &Item, parts: Option<&StatsParts>, stats: bool)
     }
     let mut done = Job { dest: Dest::Discard, ..job }.run()?;
     crate::report::attach_to_stats(&mut done.reports);
+    it.names.name_reports(&mut done.reports);
     let s = done.stats();
     if let Some(p) = parts {
         p.keep(&it.rel, &it.input, &it.output, &s);
