@@ -144,7 +144,8 @@ impl<O> Finished<O> {
 }
 
 /// The message for an `.npz` output of anything but an `.npz`.
-const NPZ_NEEDS_NPZ: &str = "an .npz output is written from an .npz input (its members keep their names)";
+const NPZ_NEEDS_NPZ: &str =
+    "an .npz output is written from a container (.npz, .safetensors or .pt: its arrays keep their names)";
 
 /// NumPy has no bfloat16 (SPEC §3). `from_table`: a CSV input, which cannot go to `.safetensors`.
 fn bf16_into_numpy<T>(name: &str, to: Format, from_table: bool) -> Result<T> {
@@ -596,10 +597,10 @@ impl<O: Observer> Job<O> {
         let to = self.to(Format::Safetensors);
         let chosen: Vec<&safetensors::Tensor> = match (&self.settings.read.member, to) {
             (Some(m), _) => st.select(m)?,
-            (None, Some(f)) if f != Format::Safetensors && st.tensors.len() != 1 => {
+            (None, Some(f)) if !matches!(f, Format::Safetensors | Format::Npz) && st.tensors.len() != 1 => {
                 let names: Vec<&str> = st.tensors.iter().map(|t| t.name.as_str()).collect();
                 return usage(format!(
-                    "{} holds {} tensors ({}): pick one with --member NAME, or write a .safetensors",
+                    "{} holds {} tensors ({}): pick one with --member NAME, or write a .safetensors or .npz",
                     st.name,
                     names.len(),
                     names.join(", ")
@@ -608,7 +609,7 @@ impl<O: Observer> Job<O> {
             (None, _) => st.tensors.iter().collect(),
         };
         if let (Some(m), Some(f)) = (&self.settings.read.member, to) {
-            if f != Format::Safetensors && chosen.len() > 1 {
+            if !matches!(f, Format::Safetensors | Format::Npz) && chosen.len() > 1 {
                 let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
                 return usage(format!(
                     "{}:{m} picks {} tensors ({}): write a .safetensors, or pick one",
@@ -622,6 +623,16 @@ impl<O: Observer> Job<O> {
             return usage("--upstream with several tensors needs a .safetensors output or --member NAME");
         }
         let mut reports = Vec::new();
+        if to == Some(Format::Npz) {
+            // members named as the tensors, in the file's order
+            let mut arrays = Vec::new();
+            for t in chosen {
+                let src = st.source(t)?;
+                let p = self.prepare_member(&src, Some(&t.name))?;
+                arrays.push((t.name.clone(), src, p));
+            }
+            return self.write_npz(arrays);
+        }
         if to != Some(Format::Safetensors) {
             let mut sink = self.sink(to, false)?;
             for t in chosen {
@@ -644,6 +655,32 @@ impl<O: Observer> Job<O> {
 
     /// A `.safetensors` output of `tensors` (name, type, shape), each array's output at its
     /// place after the header, on all workers.
+    /// Arrays into an `.npz` of stored members `KEY.npy`, in order (`numpy.savez`'s layout), from
+    /// a container of another format (its names kept).
+    fn write_npz(&self, arrays: Vec<(String, ArraySource<'static>, Prepared)>) -> Result<Finished<O>> {
+        if let Some((_, src, _)) = arrays.iter().find(|(_, _, p)| p.plan.output == crate::dtype::DType::BF16) {
+            return bf16_into_numpy(&src.name, Format::Npz, false);
+        }
+        // a zip's directory is written last, at offsets into the file: stdout goes through a spool
+        let mut sink = self.sink(Some(Format::Npz), true)?.context("internal error: an .npz output has a sink")?;
+        let mut reports = Vec::new();
+        {
+            let file = sink.file_mut()?.context("internal error: an .npz output has a file")?;
+            let mut zw = NpzWriter::new(file);
+            for (key, src, p) in arrays {
+                let name = src.name.clone();
+                let header = npy::write_header(p.plan.output, p.info.fortran, &p.info.shape);
+                let size = header.len() as u64 + src.header.elements.saturating_mul(p.plan.output.size() as u64);
+                zw.start(&format!("{key}.npy"), zip::CompressionMethod::Stored, size).with_context(|| name.clone())?;
+                let mut member = Sink::writer(zw.writer());
+                reports.push(self.array_prepared(src, p, Some((&mut member, Format::Npy)))?);
+                member.finish()?;
+            }
+            zw.finish()?;
+        }
+        Finished::done(reports, Some(sink))
+    }
+
     fn write_safetensors(
         &self,
         metadata: Option<&std::collections::BTreeMap<String, String>>,

@@ -114,7 +114,8 @@ impl<'a> Sink<'a> {
     /// Whether writes go to a stream (a pipe, a terminal, a device: the writer thread helps
     /// there), not a file.
     pub fn is_stream(&self) -> bool {
-        matches!(self.target, Target::Stream(_))
+        // a writer (a zip member) takes its bytes in order, as a stream does
+        matches!(self.target, Target::Stream(_) | Target::Writer(_))
     }
 
     /// Rewrites a growing `.npy` header for its final row count (a file or spool target).

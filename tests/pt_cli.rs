@@ -81,8 +81,30 @@ fn inspect_lists_each_tensor_by_path_with_torch_dtype_and_shape() {
             };
             assert_eq!(g["dtype"], dtype, "{case}:{name}");
             assert_eq!(g["shape"], w["shape"], "{case}:{name}");
+            // strides as torch gives them (views: transposed, sliced, expanded), and an order
+            // that says whether the tensor is a plain C or F block
+            if let Some(st) = w.get("strides") {
+                assert_eq!(g["strides"], *st, "{case}:{name}");
+                let s: Vec<u64> = st.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                let shape: Vec<u64> = w["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                let c = relu::format::pt::is_contiguous(&shape, &s);
+                let rev = |v: &[u64]| v.iter().rev().copied().collect::<Vec<u64>>();
+                let f = relu::format::pt::is_contiguous(&rev(&shape), &rev(&s));
+                let want = if c {
+                    "C"
+                } else if f {
+                    "F"
+                } else {
+                    "strided"
+                };
+                assert_eq!(g["order"], want, "{case}:{name}");
+            }
         }
     }
+    // the table says a view's strides
+    let (code, out, err) = relu(&["inspect", &valid("sliced")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("strides (18, 3)"), "{}", String::from_utf8_lossy(&out));
 }
 
 /// Every tensor of every fixture, one at a time (`--member`), relu'd into `.npy` (bf16 into
@@ -244,4 +266,41 @@ fn refusals_say_what_was_refused() {
     assert!(msg("torchscript").contains("TorchScript"));
     assert!(msg("missing_storage").contains("data/1"));
     assert!(msg("view_past_storage").contains("past its storage"));
+}
+
+/// `.pt` → `.npz` keeps the tensors' paths as member names and their relu'd bits (views
+/// gathered); `.npz` → `.pt` makes a dict of the members (Fortran order as a view, not copied
+/// in another order), which reads back to the same bits.
+#[test]
+fn pt_to_npz_and_back_keeps_names_and_bits() {
+    let m = manifest();
+    let dir = tempfile::tempdir().unwrap();
+    for case in ["nested", "module_state_dict", "sliced", "transposed", "shared"] {
+        let c = &m["valid"][case];
+        let npz = dir.path().join(format!("{case}.npz"));
+        let (code, _, err) = relu(&["apply", &valid(case), "-o", npz.to_str().unwrap()], None);
+        assert_eq!(code, 0, "{case}: {err}");
+        let pt = dir.path().join(format!("{case}.pt"));
+        let (code, _, err) = relu(&["apply", "--act", "none", npz.to_str().unwrap(), "-o", pt.to_str().unwrap()], None);
+        assert_eq!(code, 0, "{case}: {err}");
+        for t in tensors(c) {
+            let name = t["name"].as_str().unwrap();
+            let rf = t["ref"].as_str().unwrap();
+            let (descr, want) = npy_data(&std::fs::read(root().join("ref").join(format!("{rf}.relu.npy"))).unwrap());
+            let size: usize = descr[2..].parse().unwrap();
+            for (from, what) in [(&npz, "npz"), (&pt, "npz → pt")] {
+                let (code, so, err) =
+                    relu(&["apply", "--act", "none", &format!("{}:{name}", from.display()), "--to", "npy"], None);
+                assert_eq!(code, 0, "{case}:{name} ({what}): {err}");
+                let (d, got) = npy_data(&so);
+                assert_eq!(d, descr, "{case}:{name} ({what})");
+                same_bits(&got, &want, size, descr.contains('f'), &format!("{case}:{name} ({what})"));
+            }
+        }
+    }
+    // bfloat16 has no NumPy type: refused, naming the way out
+    let (code, _, err) = relu(&["apply", &valid("dtypes"), "-o", dir.path().join("d.npz").to_str().unwrap()], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bfloat16") && err.contains("--dtype f32"), "{err}");
+    assert!(!dir.path().join("d.npz").exists());
 }

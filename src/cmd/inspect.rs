@@ -21,6 +21,39 @@ pub struct InspectArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// One array's header, as inspect shows it.
+struct Array {
+    name: String,
+    format: &'static str,
+    header: Header,
+    /// A `.pt` tensor's strides (in elements, as `Tensor.stride()`) and storage offset: a view
+    /// need not be contiguous.
+    view: Option<(Vec<u64>, u64)>,
+}
+
+impl Array {
+    fn new(name: String, format: &'static str, header: Header) -> Array {
+        Array { name, format, header, view: None }
+    }
+
+    /// "C", "F", or for a view that is neither, "strided".
+    fn order(&self) -> &'static str {
+        match &self.view {
+            Some((strides, _)) if !crate::format::pt::is_contiguous(&self.header.shape, strides) => {
+                let rev_shape: Vec<u64> = self.header.shape.iter().rev().copied().collect();
+                let rev_strides: Vec<u64> = strides.iter().rev().copied().collect();
+                if crate::format::pt::is_contiguous(&rev_shape, &rev_strides) {
+                    "F"
+                } else {
+                    "strided"
+                }
+            }
+            _ if self.header.fortran_order => "F",
+            _ => "C",
+        }
+    }
+}
+
 pub fn run(args: InspectArgs) -> Result<()> {
     if args.files.iter().filter(|p| crate::options::is_dash(p)).count() > 1 {
         return crate::options::usage("stdin (-) can be given once");
@@ -32,11 +65,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
     for path in &args.files {
         match pick(path) {
             Ok(arrays) => {
-                for (name, format, h) in arrays {
+                for a in arrays {
                     if args.json {
-                        writeln!(out, "{}", json(&name, format, &h))?;
+                        writeln!(out, "{}", json(&a))?;
                     } else {
-                        rows.push(row(&name, format, &h));
+                        rows.push(row(&a));
                     }
                 }
             }
@@ -67,13 +100,13 @@ pub fn run(args: InspectArgs) -> Result<()> {
 }
 
 /// The headers `FILE` or `FILE:NAME` names: all of the file's, or the members NAME picks.
-fn pick(arg: &Path) -> Result<Vec<(String, &'static str, Header)>> {
+fn pick(arg: &Path) -> Result<Vec<Array>> {
     let how = crate::inputs::Resolve { member: None, format: None, dirs: false, skip: None };
     let addr = crate::inputs::resolve_one(arg, how)?.remove(0);
     let all = read(&addr.path)?;
     let Some(m) = &addr.member else { return Ok(all) };
     let prefix = format!("{}:", addr.shown());
-    let names: Vec<&str> = all.iter().map(|(n, _, _)| n.strip_prefix(prefix.as_str()).unwrap_or("")).collect();
+    let names: Vec<&str> = all.iter().map(|a| a.name.strip_prefix(prefix.as_str()).unwrap_or("")).collect();
     let picked = crate::glob::select(&names, m);
     if picked.is_empty() {
         bail!("{}: no member or tensor {} (it holds {})", addr.shown(), crate::quote::text(m), names.join(", "));
@@ -82,7 +115,7 @@ fn pick(arg: &Path) -> Result<Vec<(String, &'static str, Header)>> {
 }
 
 /// The headers of one input: one array, or one per member of an `.npz` (named `path:member`).
-fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
+fn read(path: &Path) -> Result<Vec<Array>> {
     let input = Input::resolve(path, None)?;
     let name = input.name.clone();
     match input.format {
@@ -94,17 +127,23 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
                 let h = ar.check_header(&m)?;
                 // the member's inflated size, from the zip's directory, must hold the data
                 npy::check_size(&h, m.size, "member").with_context(|| member.clone())?;
-                out.push((member, "npz", h));
+                out.push(Array::new(member, "npz", h));
             }
             Ok(out)
         }
         Format::Safetensors => {
             let st = input.safetensors()?;
-            Ok(st.tensors.iter().map(|t| (st.member_name(t), "safetensors", st.header(t))).collect())
+            Ok(st.tensors.iter().map(|t| Array::new(st.member_name(t), "safetensors", st.header(t))).collect())
         }
         Format::Pt => {
             let f = input.pt()?;
-            Ok(f.tensors.iter().map(|t| (f.member_name(t), "pt", f.header(t))).collect())
+            Ok(f.tensors
+                .iter()
+                .map(|t| Array {
+                    view: Some((t.record.strides.clone(), t.record.offset)),
+                    ..Array::new(f.member_name(t), "pt", f.header(t))
+                })
+                .collect())
         }
         Format::Csv | Format::Tsv => bail!("{name}: CSV has no header to inspect (relu stats reads it through)"),
         Format::Npy => {
@@ -117,30 +156,41 @@ fn read(path: &Path) -> Result<Vec<(String, &'static str, Header)>> {
                 std::fs::metadata(path).with_context(|| name.clone())?.len()
             };
             npy::check_size(&h, len, "file").with_context(|| name.clone())?;
-            Ok(vec![(name, "npy", h)])
+            Ok(vec![Array::new(name, "npy", h)])
         }
     }
 }
 
-fn json(name: &str, format: &str, h: &Header) -> serde_json::Value {
-    serde_json::json!({
-        "input": name,
-        "format": format,
+fn json(a: &Array) -> serde_json::Value {
+    let h = &a.header;
+    let mut j = serde_json::json!({
+        "input": a.name,
+        "format": a.format,
         "dtype": h.dtype_name(),
         "shape": h.shape,
-        "order": if h.fortran_order { "F" } else { "C" },
+        "order": a.order(),
         "elements": h.elements,
         "bytes": h.data_bytes,
-    })
+    });
+    if let Some((strides, offset)) = &a.view {
+        j["strides"] = serde_json::json!(strides);
+        j["storage_offset"] = serde_json::json!(offset);
+    }
+    j
 }
 
-fn row(name: &str, format: &str, h: &Header) -> [String; 7] {
+fn row(a: &Array) -> [String; 7] {
+    let h = &a.header;
+    let order = match (&a.view, a.order()) {
+        (Some((strides, _)), "strided") => format!("strides {}", npy::shape_repr(strides)),
+        (_, o) => o.to_string(),
+    };
     [
-        name.to_string(),
-        format.into(),
+        a.name.clone(),
+        a.format.into(),
         h.dtype_name(),
         npy::shape_repr(&h.shape),
-        if h.fortran_order { "F" } else { "C" }.into(),
+        order,
         h.elements.to_string(),
         h.data_bytes.map_or("?".into(), |b| b.to_string()),
     ]

@@ -471,6 +471,8 @@ impl ChunkSource for StridedView {
 /// `byteorder` and `version`.
 pub struct PtWriter<W: Write + Seek> {
     zip: ZipWriter<W>,
+    /// Storages started so far.
+    storages: usize,
 }
 
 const ARCHIVE: &str = "archive";
@@ -481,13 +483,19 @@ impl<W: Write + Seek> PtWriter<W> {
         let mut zip = ZipWriter::new(w);
         zip.start_file(format!("{ARCHIVE}/data.pkl"), options(0))?;
         zip.write_all(&pickle::Writer::pickle(tree))?;
-        Ok(PtWriter { zip })
+        Ok(PtWriter { zip, storages: 0 })
     }
 
     /// Starts storage `key` of `bytes` bytes; its data is then written through [`PtWriter::writer`].
     pub fn start_storage(&mut self, key: &str, bytes: u64) -> Result<()> {
         self.zip.start_file(format!("{ARCHIVE}/data/{key}"), options(bytes).with_alignment(64))?;
+        self.storages += 1;
         Ok(())
+    }
+
+    /// How many storages were started: the next one's key, when they are keyed `0`, `1`, ….
+    pub fn storages(&self) -> usize {
+        self.storages
     }
 
     pub fn writer(&mut self) -> &mut ZipWriter<W> {

@@ -3,7 +3,8 @@
 //! order), a `.safetensors` that keeps the names, or one tensor into any format; and a `.npy` or
 //! `.safetensors` input into a `.pt`. Kept apart from `job.rs`: it uses the job's plumbing only.
 
-use super::{stream, Finished, Job, Prepared};
+use super::{stream, ArrayReport, Finished, Job, Prepared};
+use crate::format::npz::finish_member;
 use crate::format::pickle::Out;
 use crate::format::pt::{record_for, PtFile, PtWriter};
 use crate::format::safetensors::SafetensorsFile;
@@ -29,10 +30,11 @@ impl<O: Observer> Job<O> {
         match to {
             Some(Format::Pt) => self.pt_to_pt(&f, &chosen),
             Some(Format::Safetensors) if several => self.pt_to_safetensors(&f, &chosen),
+            Some(Format::Npz) => self.pt_to_npz(&f, &chosen),
             Some(_) if several => {
                 let names: Vec<String> = f.tensors.iter().map(|t| t.name.clone()).collect();
                 usage(format!(
-                    "{} holds {} tensors ({}): pick one with --member NAME, or write a .pt or .safetensors",
+                    "{} holds {} tensors ({}): pick one with --member NAME, or write a .pt, .safetensors or .npz",
                     f.name,
                     names.len(),
                     names.join(", ")
@@ -93,6 +95,20 @@ impl<O: Observer> Job<O> {
         self.write_safetensors(None, &tensors, arrays)
     }
 
+    /// Every chosen tensor into an `.npz`, members named by their paths (a bare tensor by the
+    /// file's stem), in the container's order.
+    fn pt_to_npz(&self, f: &PtFile, chosen: &[usize]) -> Result<Finished<O>> {
+        let mut arrays = Vec::new();
+        for &i in chosen {
+            let t = &f.tensors[i];
+            let src = f.source(t)?;
+            let p = self.prepare_member(&src, Some(&t.name))?;
+            let name = if t.name.is_empty() { self.stem() } else { t.name.clone() };
+            arrays.push((name, src, p));
+        }
+        self.write_npz(arrays)
+    }
+
     /// A `.npy` input (a bare tensor) or a `.safetensors` (a dict of its tensors, in order) into a
     /// `.pt`.
     pub(super) fn other_to_pt(&self, input: crate::source::Input) -> Result<Finished<O>> {
@@ -124,35 +140,93 @@ impl<O: Observer> Job<O> {
                 }
                 self.write_pt(&Out::Dict { items, ordered: false, state: None }, arrays)
             }
-            _ => usage("a .pt output is written from a .pt, .npy or .safetensors input"),
+            Format::Npz => {
+                // the records first (types and shapes from each member's header), then each
+                // member read again and written: a member is a stream, read once, in order
+                let mut ar = input.archive()?;
+                let members = match &self.settings.read.member {
+                    Some(m) => ar.select(m)?,
+                    None => ar.members()?,
+                };
+                let mut items = Vec::new();
+                for (k, m) in members.iter().enumerate() {
+                    let name = ar.member_name(m);
+                    ar.check_header(m)?;
+                    let mut r = ar.reader(m)?;
+                    let src = ArraySource::from_reader(&name, &mut r)?;
+                    let p = self.prepare(&src)?;
+                    let mut rec = record_for(p.plan.output, &p.info.shape, k.to_string(), &blank())
+                        .with_context(|| name.clone())?;
+                    if p.info.fortran {
+                        // Fortran order is a view with reversed strides: no transposition
+                        let rev: Vec<u64> = p.info.shape.iter().rev().copied().collect();
+                        rec.strides = crate::format::pt::c_strides(&rev).into_iter().rev().collect();
+                    }
+                    items.push((Out::Str(m.key.clone()), Out::Tensor(rec)));
+                }
+                let tree = Out::Dict { items, ordered: false, state: None };
+                let mut left = members.iter();
+                self.write_pt_with(&tree, |w| {
+                    let Some(m) = left.next() else { return Ok(None) };
+                    let name = ar.member_name(m);
+                    let mut r = ar.reader(m)?;
+                    let src = ArraySource::from_reader(&name, &mut r)?;
+                    let p = self.prepare(&src)?;
+                    let report = self.pt_storage(w, src, p)?;
+                    finish_member(&mut r, &name)?;
+                    Ok(Some(report))
+                })
+            }
+            _ => usage("a .pt output is written from a .pt, .npz, .npy or .safetensors input"),
         }
     }
 
     /// Writes `tree` as a `.pt` and each array's output, in order, as its storages `0`, `1`, …
     fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished<O>> {
+        let mut arrays = arrays.into_iter();
+        self.write_pt_with(tree, |w| arrays.next().map(|(src, p)| self.pt_storage(w, src, p)).transpose())
+    }
+
+    /// Writes `tree` as a `.pt`, then its storages: `next` writes one with [`Job::pt_storage`]
+    /// and gives its report, until it gives none (so a source may live only while it is written).
+    fn write_pt_with(
+        &self,
+        tree: &Out,
+        mut next: impl FnMut(&mut PtWriter<&mut std::fs::File>) -> Result<Option<ArrayReport<O>>>,
+    ) -> Result<Finished<O>> {
         // a zip's directory is written last, at offsets into the file: stdout goes through a spool
         let mut sink = self.sink(Some(Format::Pt), true)?.context("internal error: a .pt output has a sink")?;
         let mut reports = Vec::new();
         {
             let file = sink.file_mut()?.context("internal error: a .pt output has a file")?;
             let mut w = PtWriter::new(file, tree)?;
-            for (k, (mut src, p)) in arrays.into_iter().enumerate() {
-                let Prepared { plan, mut upstream, info } = p;
-                let name = src.name.clone();
-                let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
-                w.start_storage(&k.to_string(), bytes).with_context(|| name.clone())?;
-                let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
-                let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
-                let mut member = Sink::writer(w.writer());
-                let mut write = |b: &[u8]| member.write(b);
-                stream(&mut proc, &mut src, upstream.as_mut(), self.settings.threads, &mut write)
-                    .with_context(|| name.clone())?;
-                member.finish()?;
-                reports.push(self.report(&name, proc, &info.shape));
+            while let Some(r) = next(&mut w)? {
+                reports.push(r);
             }
             w.finish()?;
         }
         Finished::done(reports, Some(sink))
+    }
+
+    /// One array's output as the next storage (`0`, `1`, … in order).
+    fn pt_storage(
+        &self,
+        w: &mut PtWriter<&mut std::fs::File>,
+        mut src: ArraySource,
+        p: Prepared,
+    ) -> Result<ArrayReport<O>> {
+        let Prepared { plan, mut upstream, info } = p;
+        let name = src.name.clone();
+        let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
+        w.start_storage(&w.storages().to_string(), bytes).with_context(|| name.clone())?;
+        let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
+        let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
+        let mut member = Sink::writer(w.writer());
+        let mut write = |b: &[u8]| member.write(b);
+        stream(&mut proc, &mut src, upstream.as_mut(), self.settings.threads, &mut write)
+            .with_context(|| name.clone())?;
+        member.finish()?;
+        Ok(self.report(&name, proc, &info.shape))
     }
 
     /// The input file's stem, a tensor's name when it has none of its own.
