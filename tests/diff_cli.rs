@@ -82,7 +82,10 @@ fn a_file_against_itself_is_zero_apart() {
     assert_eq!(o["name"], "x");
     assert_eq!(o["mean"][0], o["mean"][1]);
     let u = &o["units"];
-    assert_eq!((u["newly_dead"].clone(), u["revived"].clone()), (Value::from(Vec::<u64>::new()), Value::from(Vec::<u64>::new())));
+    assert_eq!(
+        (u["newly_dead"].clone(), u["revived"].clone()),
+        (Value::from(Vec::<u64>::new()), Value::from(Vec::<u64>::new()))
+    );
     assert_eq!(f(&u["max_abs_delta_active_rate"]), 0.0);
     assert_eq!(f(&u["mean_abs_delta_active_rate"]), 0.0);
     assert_eq!(o["exceeds"], Value::from(Vec::<String>::new()));
