@@ -315,3 +315,41 @@ fn measures_match_the_scipy_formulas() {
         }
     }
 }
+
+#[test]
+fn trend_w1_is_diff_over_the_edges_all_checkpoints_share() {
+    // three checkpoints; together their values span exactly [-3, 3]
+    let d = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for (k, (shift, end)) in [(0.0f32, -3.0f32), (0.5, 0.0), (1.0, 3.0)].into_iter().enumerate() {
+        let dir = d.path().join(format!("epoch_{k}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut v: Vec<f32> = layer(10 + k as u64, 25, 4, &[]).iter().map(|x| x * 0.9 + shift).collect();
+        v[0] = end;
+        std::fs::write(dir.join("l.npy"), npy_bytes(&[25, 4], &v)).unwrap();
+        dirs.push(dir);
+    }
+    let (code, so, err) = relu(&["trend", "--json", "--metric", "w1", p(&dirs[0]), p(&dirs[1]), p(&dirs[2])], None);
+    assert_eq!(code, 0, "{err}");
+    let objs = objects(&so);
+    assert_eq!(objs.len(), 3);
+    assert_eq!(objs[0]["w1_from_previous"], Value::Null, "nothing before the first");
+    for k in 1..3 {
+        let (code, so, err) =
+            relu(&["diff", "--json", "--range=-3:3", p(&dirs[k - 1].join("l.npy")), p(&dirs[k].join("l.npy"))], None);
+        assert_eq!(code, 0, "{err}");
+        let want = f(&objects(&so)[0]["w1"]);
+        assert!(want > 0.1);
+        assert_eq!(f(&objs[k]["w1_from_previous"]), want, "checkpoint {k}");
+    }
+    // without --metric w1 there is no such key; the table shows the metric
+    let (_, so, _) = relu(&["trend", "--json", p(&dirs[0]), p(&dirs[1])], None);
+    assert!(objects(&so)[1].get("w1_from_previous").is_none());
+    let (code, so, err) = relu(&["trend", "--metric", "w1", p(&dirs[0]), p(&dirs[1]), p(&dirs[2])], None);
+    assert_eq!(code, 0, "{err}");
+    let t = String::from_utf8(so).unwrap();
+    assert!(
+        t.starts_with("W1 from the previous checkpoint") && t.lines().any(|l| l.starts_with("l ") && l.contains(" -")),
+        "{t}"
+    );
+}

@@ -14,6 +14,7 @@ use crate::inputs::Address;
 use crate::job::{MakeObserver, Settings};
 use crate::options::{is_dash, threads, usage, Dest, ReadOptions, UsageError};
 use crate::output::{Output, RunFiles};
+use crate::pipeline::Observer;
 use crate::progress::Watch;
 use crate::quantile::RangeEnd;
 use crate::stats::StatsJson;
@@ -327,49 +328,41 @@ pub fn run(args: DiffArgs) -> Result<()> {
 
     // the counting pass: each tensor of each side over the edges of its pair
     let hists: Vec<(HistJson, HistJson)> = match &fixed {
-        Some(_) => pairs
-            .iter()
-            .map(|(_, a, b)| (a.hist.clone().unwrap_or_else(empty), b.hist.clone().unwrap_or_else(empty)))
-            .collect(),
+        Some(bins) => {
+            // every array got the observer; a histogram of nothing stands in should one not
+            let empty = || HistJson {
+                edges: bins.edges.clone(),
+                counts: vec![0; bins.count()],
+                underflow: 0,
+                overflow: 0,
+                nan: 0,
+            };
+            pairs
+                .iter()
+                .map(|(_, a, b)| (a.hist.clone().unwrap_or_else(empty), b.hist.clone().unwrap_or_else(empty)))
+                .collect()
+        }
         None => {
             let bins: Vec<MakeObserver<Histogram>> = pairs
                 .iter()
                 .map(|(name, a, b)| {
-                    let mut range = MinMax::default();
-                    for s in [&a.stats, &b.stats] {
-                        range.merge(&MinMax {
-                            min: s.min.unwrap_or(f64::INFINITY),
-                            max: s.max.unwrap_or(f64::NEG_INFINITY),
-                        });
-                    }
-                    let (lo, hi) = range.range();
-                    let bins = Bins::new(lo, hi, args.bins).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                    let bins =
+                        shared_bins([&a.stats, &b.stats], args.bins).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                     Ok(crate::report::observer(bins))
                 })
                 .collect::<Result<_>>()?;
-            let jobs: Vec<(usize, &Tensor)> =
-                pairs.iter().enumerate().flat_map(|(i, (_, a, b))| [(i, *a), (i, *b)]).collect();
-            let base = settings.observing::<Histogram>(None);
-            let counting = Settings { units: None, threads: per_job(jobs.len()), ..base };
-            let mut found: Vec<HistJson> = Vec::with_capacity(jobs.len());
-            crate::par::each_in_order(
-                jobs.len(),
-                total,
-                |j| {
-                    let (i, t) = jobs[j];
-                    let read = ReadOptions { member: t.member.clone(), ..counting.read.clone() };
-                    counting.observing(Some(bins[i].clone())).reading(read).job(t.path.clone(), Dest::Discard).run()
-                },
-                |j, done| {
-                    let mut reports = done?.reports;
-                    match (reports.len(), reports.first_mut().and_then(|r| r.observer.take())) {
-                        (1, Some(mut h)) => found.push(h.to_json()),
-                        // the file changed between the passes
-                        _ => bail!("{}: not the one array the first pass read", jobs[j].1.input),
-                    }
-                    Ok(())
-                },
-            )?;
+            let again: Vec<Again> = pairs
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (_, a, b))| [(i, *a), (i, *b)])
+                .map(|(i, t)| Again {
+                    path: &t.path,
+                    member: t.member.as_deref(),
+                    input: &t.input,
+                    bins: bins[i].clone(),
+                })
+                .collect();
+            let found = count_again(&settings, total, &again)?;
             let mut it = found.into_iter();
             std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
         }
@@ -440,9 +433,53 @@ pub fn run(args: DiffArgs) -> Result<()> {
     Ok(())
 }
 
-/// A histogram with no counts (an array with none, in a `--range` pass).
-fn empty() -> HistJson {
-    HistJson { edges: Vec::new(), counts: Vec::new(), underflow: 0, overflow: 0, nan: 0 }
+/// `n` bins over the union of the finite ranges of `stats` (NumPy's widening for equal ends,
+/// (0, 1) with no finite value).
+pub fn shared_bins<'a>(stats: impl IntoIterator<Item = &'a StatsJson>, n: usize) -> Result<Bins, String> {
+    let mut range = MinMax::default();
+    for s in stats {
+        range.merge(&MinMax { min: s.min.unwrap_or(f64::INFINITY), max: s.max.unwrap_or(f64::NEG_INFINITY) });
+    }
+    let (lo, hi) = range.range();
+    Bins::new(lo, hi, n)
+}
+
+/// An array to count again: its file, the member that picks exactly it, how it is named, and
+/// its bins.
+pub struct Again<'a> {
+    pub path: &'a Path,
+    pub member: Option<&'a str>,
+    pub input: &'a str,
+    pub bins: MakeObserver<Histogram>,
+}
+
+/// The counting pass (of `diff`, and of `trend --metric w1`): each array once more, alone (by its
+/// exact member), through an exact `Histogram` over its own bins, with `settings`' reading and
+/// activation and no statistics; all on one pool of `total` threads, histograms in order.
+pub fn count_again<O: Observer>(settings: &Settings<O>, total: usize, arrays: &[Again]) -> Result<Vec<HistJson>> {
+    let base = settings.observing::<Histogram>(None);
+    let threads = (total / total.min(arrays.len()).max(1)).max(1);
+    let counting = Settings { units: None, threads, ..base };
+    let mut found = Vec::with_capacity(arrays.len());
+    crate::par::each_in_order(
+        arrays.len(),
+        total,
+        |j| {
+            let a = &arrays[j];
+            let read = ReadOptions { member: a.member.map(str::to_string), ..counting.read.clone() };
+            counting.observing(Some(a.bins.clone())).reading(read).job(a.path.to_path_buf(), Dest::Discard).run()
+        },
+        |j, done| {
+            let mut reports = done?.reports;
+            match (reports.len(), reports.first_mut().and_then(|r| r.observer.take())) {
+                (1, Some(mut h)) => found.push(h.to_json()),
+                // the file changed between the passes
+                _ => bail!("{}: not the one array the first pass read", arrays[j].input),
+            }
+            Ok(())
+        },
+    )?;
+    Ok(found)
 }
 
 /// Names for a message: the first ten, then how many more.
@@ -487,7 +524,7 @@ fn to_json<'a>(r: &'a Row, fail_over: bool) -> DiffJson<'a> {
 fn num(x: Option<f64>) -> String {
     match x {
         None => "-".into(),
-        Some(x) if x == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(x) if (1e-3..1e5).contains(&x.abs()) => {
             let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
             format!("{x:.digits$}")
