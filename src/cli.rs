@@ -11,7 +11,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
     name = "relu",
     about = "Stream .npy, .npz, .safetensors and CSV arrays (f16, bf16, f32, f64, integers) through PyTorch-exact ReLU, leaky ReLU, PReLU and their gradients, with sparsity and dead-unit statistics and histograms",
     long_about = None,
-    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply acts.npz -o acts_relu.npz\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply x.npy --dtype bf16 -o x.safetensors\n  relu stats --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu apply x.npy -o y.npy --stats y.json && relu merge-stats shard-*.json\n  relu inspect --json *.npy\n  relu stats --json net.safetensors:layer2 acts/\n  relu trend run/epoch_*"
+    after_help = "Examples:\n  relu apply acts.npy -o out.npy\n  relu apply x.npy --act leaky --slope 0.2 | relu inspect -\n  relu apply x.npy --act grad --of prelu --alpha 0.1,0.2,0.3 --upstream g.npy -o dx.npy\n  relu apply table.csv -o table.npy\n  relu apply acts.npz -o acts_relu.npz\n  relu apply acts.npz --member layer1 -o layer1.csv\n  relu apply dump.safetensors -o dump_relu.safetensors\n  relu apply x.npy --dtype bf16 -o x.safetensors\n  relu stats --act relu layer1.npy\n  relu hist --act relu layer*.npy -o layers.png\n  relu apply x.npy -o y.npy --stats y.json && relu merge-stats shard-*.json\n  relu inspect --json *.npy\n  relu stats --json net.safetensors:layer2 acts/\n  relu trend run/epoch_*\n  relu diff run/epoch_10 run/epoch_20"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,6 +34,8 @@ pub enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Statistics of the same tensors across training checkpoints: dead units (and more) over steps
     Trend(cmd::trend::TrendArgs),
+    /// How far each tensor's distribution moved between two checkpoints: W1, JS, PSI, KS, units (exit 3 with --fail-over)
+    Diff(cmd::diff::DiffArgs),
     /// Print a shell completion script (e.g. `relu completions bash > ~/.local/share/bash-completion/completions/relu`)
     Completions(CompletionsArgs),
     /// Print the man page (roff): `relu man > relu.1 && man ./relu.1`
@@ -158,12 +160,18 @@ pub fn main() -> i32 {
         Command::MergeStats(a) => cmd::merge::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Trend(a) => cmd::trend::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
         Command::Completions(a) => completions(a.shell),
         Command::Man => man(),
     });
     match result {
         Ok(()) => 0,
         Err(e) if crate::output::is_broken_pipe(&e) => 0,
+        Err(e) if e.downcast_ref::<cmd::diff::Exceeded>().is_some() => {
+            // everything was printed: the limits were passed (a drift check's failure, not relu's)
+            crate::errln!("relu: {e:#}");
+            3
+        }
         Err(e) => {
             let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
             crate::errln!("relu: {e:#}");

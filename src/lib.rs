@@ -19,6 +19,7 @@ pub mod args;
 pub mod chunks;
 pub mod cli;
 pub mod cmd;
+pub mod drift;
 pub mod dtype;
 pub mod fastpath;
 pub mod format;

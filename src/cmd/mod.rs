@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod diff;
 pub mod discover;
 pub mod hist;
 pub mod inspect;

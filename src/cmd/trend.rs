@@ -5,7 +5,9 @@
 //! per checkpoint), JSON Lines (the §4 object per tensor and checkpoint, with the units that died
 //! and revived since the tensor's previous checkpoint), or a line chart.
 
-use crate::args::{parse_threads, ActArgs, DTypeArg, ProgressArgs, UnitArgs};
+use crate::args::{parse_bins, parse_threads, ActArgs, DTypeArg, ProgressArgs, UnitArgs};
+use crate::cmd::diff::{count_again, shared_bins, Again};
+use crate::hist::HistJson;
 use crate::inputs::{Address, Resolve};
 use crate::job::Settings;
 use crate::options::{is_dash, threads, usage, Dest, ReadOptions};
@@ -33,6 +35,9 @@ pub enum Metric {
     Std,
     Min,
     Max,
+    /// Wasserstein-1 distance from the tensor's previous checkpoint (histograms over its range
+    /// across all checkpoints, --bins; a second pass)
+    W1,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,6 +66,9 @@ pub struct TrendArgs {
     /// (an integer) [default: the last integer in the name]
     #[arg(long, value_name = "REGEX")]
     pub step: Option<String>,
+    /// With --metric w1: histogram bins over each tensor's range across all checkpoints
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = parse_bins)]
+    pub bins: usize,
     /// The order of the checkpoints
     #[arg(long, value_enum, default_value = "step")]
     pub order: Order,
@@ -88,6 +96,10 @@ struct Checkpoint {
     given: String,
     step: Option<i64>,
     tensors: BTreeMap<String, StatsJson>,
+    /// Where each tensor is: its file, the member that picks it, and how the job named it.
+    sources: BTreeMap<String, (PathBuf, Option<String>, String)>,
+    /// With `--metric w1`: each tensor's W1 from its previous checkpoint (`None` at its first).
+    w1: BTreeMap<String, Option<f64>>,
 }
 
 /// A `--json` line: the §4 object and where it stands in the run.
@@ -99,6 +111,9 @@ struct TrendJson<'a> {
     step: Option<i64>,
     newly_dead: Vec<u64>,
     revived: Vec<u64>,
+    /// With `--metric w1`: W1 from the tensor's previous checkpoint (null at its first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    w1_from_previous: Option<Option<f64>>,
 }
 
 pub fn run(args: TrendArgs) -> Result<()> {
@@ -155,6 +170,8 @@ pub fn run(args: TrendArgs) -> Result<()> {
             given: c.display().to_string(),
             step: step_of(c, step_re.as_ref()),
             tensors: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            w1: BTreeMap::new(),
         })
         .collect();
     let paths: Vec<PathBuf> = list.iter().map(|(_, a)| a.path.clone()).collect();
@@ -172,7 +189,8 @@ pub fn run(args: TrendArgs) -> Result<()> {
             let (k, a) = &list[i];
             let mut done = done?;
             a.name_reports(&mut done.reports);
-            for s in done.stats() {
+            for r in done.reports {
+                let Some(s) = r.stats else { continue };
                 let name = s.name.clone().unwrap_or_default();
                 let cp = &mut cps[*k];
                 if cp.tensors.contains_key(&name) {
@@ -183,6 +201,9 @@ pub fn run(args: TrendArgs) -> Result<()> {
                         s.input
                     );
                 }
+                let member =
+                    r.name.strip_prefix(a.shown().as_str()).and_then(|m| m.strip_prefix(':')).map(str::to_string);
+                cp.sources.insert(name.clone(), (a.path.clone(), member, r.name));
                 cp.tensors.insert(name, s);
             }
             Ok(())
@@ -192,9 +213,12 @@ pub fn run(args: TrendArgs) -> Result<()> {
     if args.order == Order::Step && cps.iter().all(|c| c.step.is_some()) {
         cps.sort_by_key(|c| c.step); // stable: equal steps keep the order given
     }
+    if args.metric == Metric::W1 {
+        w1_from_previous(&mut cps, &settings, total, args.bins)?;
+    }
     let names: BTreeSet<&String> = cps.iter().flat_map(|c| c.tensors.keys()).collect();
     let bytes = match kind {
-        Out::Json => json(&cps)?,
+        Out::Json => json(&cps, args.metric)?,
         Out::Table => table(&cps, &names, args.metric).into_bytes(),
         Out::Svg => crate::render::lines_svg(&chart(&cps, &names, args.metric))?,
         Out::Png => crate::render::lines_png(&chart(&cps, &names, args.metric))?,
@@ -256,14 +280,47 @@ fn changes(prev: Option<&StatsJson>, now: &StatsJson) -> (Vec<u64>, Vec<u64>) {
     }
 }
 
+/// `--metric w1`: every tensor counted again over `n` bins spanning its range in all
+/// checkpoints (so that consecutive ones share edges), each checkpoint's histogram measured
+/// against the tensor's previous one (`drift::measures`, as `relu diff` does).
+fn w1_from_previous(cps: &mut [Checkpoint], settings: &Settings, total: usize, n: usize) -> Result<()> {
+    let names: BTreeSet<&String> = cps.iter().flat_map(|c| c.tensors.keys()).collect();
+    let mut bins = BTreeMap::new();
+    for name in names {
+        let b = shared_bins(cps.iter().filter_map(|c| c.tensors.get(name)), n)
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        bins.insert(name.clone(), crate::report::observer(b));
+    }
+    let mut at: Vec<(usize, String)> = Vec::new();
+    let hists = {
+        let mut again = Vec::new();
+        for (k, c) in cps.iter().enumerate() {
+            for (name, (path, member, input)) in &c.sources {
+                at.push((k, name.clone()));
+                again.push(Again { path, member: member.as_deref(), input, bins: bins[name].clone() });
+            }
+        }
+        count_again(settings, total, &again)?
+    };
+    let mut prev: BTreeMap<String, HistJson> = BTreeMap::new();
+    for ((k, name), h) in at.into_iter().zip(hists) {
+        let w1 = prev.get(&name).and_then(|p| crate::drift::measures(&h.edges, &p.counts, &h.counts)).map(|m| m.w1);
+        cps[k].w1.insert(name.clone(), w1);
+        prev.insert(name, h);
+    }
+    Ok(())
+}
+
 /// One line per tensor and checkpoint: checkpoint order, then names byte-wise.
-fn json(cps: &[Checkpoint]) -> Result<Vec<u8>> {
+fn json(cps: &[Checkpoint], m: Metric) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut prev: BTreeMap<&str, &StatsJson> = BTreeMap::new();
     for c in cps {
         for (name, s) in &c.tensors {
             let (newly_dead, revived) = changes(prev.get(name.as_str()).copied(), s);
-            let line = TrendJson { stats: s, checkpoint: &c.given, step: c.step, newly_dead, revived };
+            let w1_from_previous = (m == Metric::W1).then(|| c.w1.get(name).copied().flatten());
+            let line =
+                TrendJson { stats: s, checkpoint: &c.given, step: c.step, newly_dead, revived, w1_from_previous };
             serde_json::to_writer(&mut out, &line)?;
             out.push(b'\n');
             prev.insert(name, s);
@@ -272,9 +329,12 @@ fn json(cps: &[Checkpoint]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The metric of one object; `None` where it has none (no units, no finite value).
-fn metric(s: &StatsJson, m: Metric) -> Option<f64> {
+/// The metric of a tensor at a checkpoint; `None` where it has none (not there, no units, no
+/// finite value, the first checkpoint for W1).
+fn metric(c: &Checkpoint, name: &str, m: Metric) -> Option<f64> {
+    let s = c.tensors.get(name)?;
     match m {
+        Metric::W1 => c.w1.get(name).copied().flatten(),
         Metric::Dead => s.units.as_ref().map(|u| u.dead as f64),
         Metric::NearDead => s.units.as_ref().map(|u| u.near_dead as f64),
         Metric::Sparsity => s.sparsity,
@@ -294,12 +354,13 @@ fn metric_name(m: Metric) -> &'static str {
         Metric::Std => "std",
         Metric::Min => "min",
         Metric::Max => "max",
+        Metric::W1 => "W1 from the previous checkpoint",
     }
 }
 
 /// A cell: the metric, and for unit counts what changed since the tensor's previous checkpoint.
-fn cell(prev: Option<&StatsJson>, s: &StatsJson, m: Metric) -> String {
-    let v = match metric(s, m) {
+fn cell(prev: Option<&StatsJson>, c: &Checkpoint, name: &str, s: &StatsJson, m: Metric) -> String {
+    let v = match metric(c, name, m) {
         None => return "-".into(),
         Some(v) if matches!(m, Metric::Dead | Metric::NearDead) => format!("{v}"),
         Some(v) if matches!(m, Metric::Sparsity) => format!("{:.2}%", 100.0 * v),
@@ -336,7 +397,7 @@ fn table(cps: &[Checkpoint], names: &BTreeSet<&String>, m: Metric) -> String {
         for c in cps {
             match c.tensors.get(*name) {
                 Some(s) => {
-                    row.push(cell(prev, s, m));
+                    row.push(cell(prev, c, name, s, m));
                     prev = Some(s);
                 }
                 None => row.push("-".into()),
@@ -377,7 +438,7 @@ fn chart(cps: &[Checkpoint], names: &BTreeSet<&String>, m: Metric) -> Chart {
         .iter()
         .map(|name| Series {
             label: (*name).clone(),
-            points: (0..cps.len()).map(|k| (x(k), cps[k].tensors.get(*name).and_then(|s| metric(s, m)))).collect(),
+            points: (0..cps.len()).map(|k| (x(k), metric(&cps[k], name, m))).collect(),
         })
         .collect();
     Chart {
