@@ -1047,6 +1047,48 @@ pub fn dormant(mean_abs: &[Option<f64>], tau: f64) -> Vec<u64> {
     mean_abs.iter().enumerate().filter(|(_, a)| a.is_some_and(|a| score(a) <= tau)).map(|(i, _)| i as u64).collect()
 }
 
+impl StatsJson {
+    /// Bounds `[low, high]` on each quantile (key, fraction) of the finite values from the
+    /// histogram: the ranks numpy.quantile interpolates between (⌊(n−1)q⌋ and the next) lie in
+    /// known bins, `[min, lo]` below the range or `[hi, max]` above it, so the quantile lies
+    /// between the lower edge of the first one's bin and the upper edge of the second's.
+    /// `None` without a histogram or a finite value.
+    pub fn quantile_bounds(&self, qs: &[(String, f64)]) -> Option<Keyed<[f64; 2]>> {
+        let h = self.hist.as_ref()?;
+        let (n, min, max) = (self.finite, self.min?, self.max?);
+        if n == 0 || h.edges.len() != h.counts.len() + 1 {
+            return None;
+        }
+        let (lo, hi) = (h.edges[0], h.edges[h.edges.len() - 1]);
+        // the finite values bucket by bucket: below the range, each bin, above the range
+        let mut buckets = vec![(h.underflow.saturating_sub(self.neginf), min, lo)];
+        buckets.extend(h.counts.iter().enumerate().map(|(i, &c)| (c, h.edges[i], h.edges[i + 1])));
+        buckets.push((h.overflow.saturating_sub(self.posinf), hi, max));
+        let bucket_of = |r: u64| {
+            let mut seen = 0u64;
+            for &(c, a, b) in &buckets {
+                seen = seen.saturating_add(c);
+                if r < seen {
+                    return (a, b);
+                }
+            }
+            (min, max)
+        };
+        Some(Keyed(
+            qs.iter()
+                .map(|(k, q)| {
+                    let vi = (n - 1) as f64 * q;
+                    let below = (vi.floor() as u64).min(n - 1);
+                    let above = if vi >= (n - 1) as f64 { n - 1 } else { below + 1 };
+                    let (a, _) = bucket_of(below);
+                    let (_, b) = bucket_of(above);
+                    (k.clone(), [a.max(min), b.min(max)])
+                })
+                .collect(),
+        ))
+    }
+}
+
 /// Adds two counts read from JSON, which may claim anything.
 fn add(a: u64, b: u64, key: &str) -> Result<u64> {
     a.checked_add(b).with_context(|| format!("cannot merge: the '{key}' counts add up to more than 2^64"))
