@@ -33,6 +33,12 @@ pub enum Metric {
     Std,
     Min,
     Max,
+    /// Excess kurtosis of the values
+    Kurtosis,
+    /// Units whose largest |value| exceeds --outlier-threshold
+    Outliers,
+    /// ReDo's dormant units (score at most --dormant-tau)
+    Dormant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -282,6 +288,9 @@ fn metric(s: &StatsJson, m: Metric) -> Option<f64> {
         Metric::Std => s.std,
         Metric::Min => s.min,
         Metric::Max => s.max,
+        Metric::Kurtosis => s.kurtosis,
+        Metric::Outliers => s.units.as_ref().and_then(|u| u.outliers.as_ref()).map(|o| o.len() as f64),
+        Metric::Dormant => s.units.as_ref().and_then(|u| u.dormant).map(|d| d as f64),
     }
 }
 
@@ -294,6 +303,9 @@ fn metric_name(m: Metric) -> &'static str {
         Metric::Std => "std",
         Metric::Min => "min",
         Metric::Max => "max",
+        Metric::Kurtosis => "kurtosis",
+        Metric::Outliers => "outlier units",
+        Metric::Dormant => "dormant units",
     }
 }
 
@@ -301,7 +313,7 @@ fn metric_name(m: Metric) -> &'static str {
 fn cell(prev: Option<&StatsJson>, s: &StatsJson, m: Metric) -> String {
     let v = match metric(s, m) {
         None => return "-".into(),
-        Some(v) if matches!(m, Metric::Dead | Metric::NearDead) => format!("{v}"),
+        Some(v) if matches!(m, Metric::Dead | Metric::NearDead | Metric::Outliers | Metric::Dormant) => format!("{v}"),
         Some(v) if matches!(m, Metric::Sparsity) => format!("{:.2}%", 100.0 * v),
         Some(v) => format!("{v:.6}"),
     };
