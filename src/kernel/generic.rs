@@ -918,8 +918,7 @@ pub unsafe fn unit_rows<T: Copy>(y: *const T, n: usize, acc: UnitLanes, f: impl 
     let max = std::slice::from_raw_parts_mut(acc.max, n);
     for i in 0..n {
         let v = f(y[i]);
-        // v − v is 0 for finite values, NaN for NaN and ±inf
-        let fin = v - v == 0.0;
+        let fin = v.is_finite();
         let z = act::select(fin, v, 0.0);
         finite[i] += fin as u32;
         sum[i] += z;
@@ -954,7 +953,7 @@ pub unsafe fn unit_run<T: Copy>(y: *const T, n: usize, f: impl Fn(T) -> f64) -> 
         let ys: [T; K] = ptr::read_unaligned(y.add(i) as *const [T; K]);
         for j in 0..K {
             let v = f(ys[j]);
-            let ok = v - v == 0.0;
+            let ok = v.is_finite();
             let z = act::select(ok, v, 0.0);
             fin[j] += ok as u64;
             sum[j] += z;
@@ -967,7 +966,7 @@ pub unsafe fn unit_run<T: Copy>(y: *const T, n: usize, f: impl Fn(T) -> f64) -> 
     }
     while i < n {
         let (j, v) = (i % K, f(*y.add(i)));
-        let ok = v - v == 0.0;
+        let ok = v.is_finite();
         let z = act::select(ok, v, 0.0);
         fin[j] += ok as u64;
         sum[j] += z;
