@@ -11,7 +11,7 @@ if [ "$(uname -m)" != x86_64 ] || ! command -v objdump >/dev/null; then
     exit 0
 fi
 objdump -d --no-show-raw-insn "$bin" | awk '
-    /^[0-9a-f]+ <.*>:$/ { fn = $2; hot = fn ~ /kernel3x86(6avx512|4avx2)(5float|3int|7convert|9bin_index|11bin_index32|5count|10count_into)17h/; if (hot) n++ }
+    /^[0-9a-f]+ <.*>:$/ { fn = $2; hot = fn ~ /kernel3x86(6avx512|4avx2)(5float|3int|7convert|9bin_index|11bin_index32|5count|10count_into|9unit_rows|8unit_run)17h/; if (hot) n++ }
     hot && /vgather|vscatter/ { bad[fn]++ }
     END {
         if (n == 0) { print "kernel codegen: no kernel functions found in the binary"; exit 1 }

@@ -109,6 +109,12 @@ pub struct UnitArgs {
     /// A unit active for less than this fraction of its elements is "near dead"
     #[arg(long, default_value_t = 0.01, value_name = "T", allow_negative_numbers = true, value_parser = parse_threshold)]
     pub dead_threshold: f64,
+    /// A unit whose largest |output| exceeds this is an outlier (LLM.int8's 6.0)
+    #[arg(long, default_value_t = 6.0, value_name = "X", allow_negative_numbers = true, value_parser = parse_limit)]
+    pub outlier_threshold: f64,
+    /// A unit is dormant when its mean |output| over the mean of all units' is at most this (ReDo's τ)
+    #[arg(long, default_value_t = 0.025, value_name = "TAU", allow_negative_numbers = true, value_parser = parse_limit)]
+    pub dormant_tau: f64,
 }
 
 /// Histogram bins shared by `stats`, `apply --stats` and `hist`.
@@ -201,7 +207,12 @@ impl TableArgs {
 
 impl UnitArgs {
     pub fn options(&self) -> UnitOptions {
-        UnitOptions { axis: Some(self.unit_axis), threshold: self.dead_threshold, range_only: false }
+        UnitOptions {
+            axis: Some(self.unit_axis),
+            threshold: self.dead_threshold,
+            range_only: false,
+            limits: crate::stats::UnitLimits { outlier: self.outlier_threshold, dormant_tau: self.dormant_tau },
+        }
     }
 }
 
@@ -265,6 +276,15 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
     let t: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
     if !(0.0..=1.0).contains(&t) {
         return Err(format!("{s} is not a fraction of elements (give a number from 0 to 1, e.g. 0.01)"));
+    }
+    Ok(t)
+}
+
+/// A finite number >= 0 (`--outlier-threshold`, `--dormant-tau`).
+pub fn parse_limit(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(format!("{s}: give a finite number >= 0"));
     }
     Ok(t)
 }

@@ -265,6 +265,7 @@ impl<O: Observer> Job<O> {
             Some(u) => {
                 let mut acc = StatsAccumulator::new(layout(u)?);
                 acc.range_only = u.range_only;
+                acc.limits = u.limits;
                 Some(acc)
             }
             None => None,

@@ -7,7 +7,7 @@
 use crate::act::Activation;
 use crate::dtype::{ByteOrder, DType};
 use crate::format::Format;
-use crate::stats::UnitLayout;
+use crate::stats::{UnitLayout, UnitLimits};
 pub use crate::usage::{is_dash, usage, UsageError};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -69,6 +69,8 @@ pub struct UnitOptions {
     pub threshold: f64,
     /// Only the finite min and max are wanted (see `StatsAccumulator::range_only`).
     pub range_only: bool,
+    /// `--outlier-threshold` and `--dormant-tau`.
+    pub limits: UnitLimits,
 }
 
 impl UnitOptions {

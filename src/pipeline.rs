@@ -530,12 +530,18 @@ fn run_kernel<T: Compute>(
             let shift = if ints { shift.round() } else { shift };
             let range = if acc.range_only { T::run_range(k, op, x, g, y, y_unused) } else { None };
             // nothing written and nothing observed: the output need not be made at all
-            let only = if range.is_none() && y_unused && g.is_none() { T::stats_only(k, op, x, shift) } else { None };
+            // (per-unit values need the output)
+            let only = if range.is_none() && y_unused && g.is_none() && acc.units.is_none() {
+                T::stats_only(k, op, x, shift)
+            } else {
+                None
+            };
             match range.or(only) {
                 Some(s) => acc.add_chunk(&s),
                 None => {
                     let c = T::run_stats(k, op, x, g, y, shift);
                     acc.add_chunk_of(&c, y, ints);
+                    acc.observe_units(k, y, start);
                 }
             }
             acc.count_active(k, x, start, T::is_active);

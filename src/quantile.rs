@@ -88,6 +88,15 @@ struct Target {
     gather: bool,
 }
 
+impl Pass {
+    /// The first pass: every finite value's top digit. A caller may run it fused with another
+    /// pass over the data (`stats` gathers it with the statistics) and hand its counter to
+    /// [`select_ranks`] as the answer to the first request.
+    pub fn first() -> Pass {
+        Pass { depth: 0, targets: vec![Target { prefix: 0, gather: false }] }
+    }
+}
+
 /// A pass's findings for one target bucket.
 #[derive(Clone, Debug)]
 struct Found {
@@ -211,7 +220,7 @@ pub fn select_ranks(
     ranks: impl Fn(u64) -> Vec<u64>,
     mut run: impl FnMut(Arc<Pass>) -> Result<PassCounter>,
 ) -> Result<Option<(u64, Vec<u64>)>> {
-    let first = run(Arc::new(Pass { depth: 0, targets: vec![Target { prefix: 0, gather: false }] }))?;
+    let first = run(Arc::new(Pass::first()))?;
     let f = &first.found[0];
     let n: u64 = f.counts[..BUCKETS].iter().sum();
     if n == 0 {

@@ -162,6 +162,86 @@ impl ExactSum {
     }
 }
 
+/// A set of finite values' moments as the accumulators combine them: the mean, the central
+/// moment sums `M2 = Σ(y − mean)²`, `M3`, `M4` of the values scaled by `2^-exp` (so `M2 · 4^exp`
+/// is the unscaled sum, `M3 · 8^exp`, `M4 · 16^exp`: kept in range for any f64 data), and the
+/// exact sum.
+#[derive(Clone, Debug)]
+struct Moments {
+    mean: f64,
+    m2: f64,
+    m3: f64,
+    m4: f64,
+    exp: i32,
+    sum: ExactSum,
+}
+
+/// Per-unit sums and extremes of the output's finite values (SmoothQuant's scales, ReDo's
+/// scores): counts, compensated sums of `y` and `|y|` (`hi + lo`), min and max; and the
+/// kernel's per-call scratch, allocated once.
+#[derive(Clone, Debug, Default)]
+pub struct UnitValues {
+    pub finite: Vec<u64>,
+    sum: Vec<f64>,
+    sum_lo: Vec<f64>,
+    abs: Vec<f64>,
+    abs_lo: Vec<f64>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    scratch_finite: Vec<u32>,
+    scratch_sum: Vec<f64>,
+    scratch_abs: Vec<f64>,
+}
+
+impl UnitValues {
+    fn new(units: usize) -> UnitValues {
+        UnitValues {
+            finite: vec![0; units],
+            sum: vec![0.0; units],
+            sum_lo: vec![0.0; units],
+            abs: vec![0.0; units],
+            abs_lo: vec![0.0; units],
+            min: vec![f64::INFINITY; units],
+            max: vec![f64::NEG_INFINITY; units],
+            ..UnitValues::default()
+        }
+    }
+
+    fn clear(&mut self) {
+        self.finite.fill(0);
+        for v in [&mut self.sum, &mut self.sum_lo, &mut self.abs, &mut self.abs_lo] {
+            v.fill(0.0);
+        }
+        self.min.fill(f64::INFINITY);
+        self.max.fill(f64::NEG_INFINITY);
+    }
+
+    /// Adds one unit's finite values: `n` of them, sum `sum`, sum of magnitudes `abs`.
+    fn add(&mut self, u: usize, n: u64, sum: f64, abs: f64) {
+        self.finite[u] += n;
+        let (s, e) = crate::kernel::two_sum(self.sum[u], sum);
+        (self.sum[u], self.sum_lo[u]) = (s, self.sum_lo[u] + e);
+        let (s, e) = crate::kernel::two_sum(self.abs[u], abs);
+        (self.abs[u], self.abs_lo[u]) = (s, self.abs_lo[u] + e);
+    }
+
+    fn merge(&mut self, o: &UnitValues) {
+        for u in 0..self.finite.len().min(o.finite.len()) {
+            self.add(u, o.finite[u], o.sum[u], o.abs[u]);
+            self.sum_lo[u] += o.sum_lo[u];
+            self.abs_lo[u] += o.abs_lo[u];
+            self.min[u] = self.min[u].min(o.min[u]);
+            self.max[u] = self.max[u].max(o.max[u]);
+        }
+    }
+
+    /// Unit `u`'s mean and mean magnitude over its finite values; `None` without one.
+    pub fn means(&self, u: usize) -> Option<(f64, f64)> {
+        let n = self.finite[u];
+        (n > 0).then(|| ((self.sum[u] + self.sum_lo[u]) / n as f64, (self.abs[u] + self.abs_lo[u]) / n as f64))
+    }
+}
+
 /// Running statistics of one array.
 #[derive(Clone, Debug)]
 pub struct StatsAccumulator {
@@ -170,18 +250,41 @@ pub struct StatsAccumulator {
     /// The exact sum of the finite values; `mean` is it divided by `finite`.
     sum: ExactSum,
     mean: f64,
-    /// The sum of squared deviations is `m2 · 4^exp`: scaled when it would overflow.
+    /// The central moment sums of the values scaled by `2^-exp`: the sum of squared deviations is
+    /// `m2 · 4^exp`, of cubed ones `m3 · 8^exp`, of fourth powers `m4 · 16^exp`.
     m2: f64,
+    m3: f64,
+    m4: f64,
     exp: i32,
+    /// Whether `m3` and `m4` describe every value (statistics JSON without them merged in: not).
+    higher: bool,
     min: f64,
     max: f64,
     pub units: Option<UnitLayout>,
     pub active: Vec<u64>,
+    /// Per-unit sums and extremes of the output (with `units`).
+    pub values: UnitValues,
     /// Per-call u32 counters for the dense layout, allocated once.
     scratch: Vec<u32>,
     /// Only the finite min and max are wanted (a histogram's first pass): the kernel gathers
     /// nothing else where it can (`Kernel::float_range`), and the other moments stay unset.
     pub range_only: bool,
+    /// `--outlier-threshold` and `--dormant-tau`, for the JSON.
+    pub limits: UnitLimits,
+}
+
+/// The per-unit thresholds the JSON applies: outliers have absmax above `outlier`; a unit is
+/// dormant when its ReDo score is at most `dormant_tau`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnitLimits {
+    pub outlier: f64,
+    pub dormant_tau: f64,
+}
+
+impl Default for UnitLimits {
+    fn default() -> Self {
+        UnitLimits { outlier: 6.0, dormant_tau: 0.025 }
+    }
 }
 
 impl std::ops::Deref for StatsAccumulator {
@@ -199,13 +302,18 @@ impl StatsAccumulator {
             sum: ExactSum::default(),
             mean: 0.0,
             m2: 0.0,
+            m3: 0.0,
+            m4: 0.0,
             exp: 0,
+            higher: true,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             units,
             active: vec![0; n],
+            values: UnitValues::new(n),
             scratch: Vec::new(),
             range_only: false,
+            limits: UnitLimits::default(),
         }
     }
 
@@ -213,34 +321,53 @@ impl StatsAccumulator {
     pub fn clear(&mut self) {
         let units = self.units.take();
         let (mut active, scratch) = (std::mem::take(&mut self.active), std::mem::take(&mut self.scratch));
+        let mut values = std::mem::take(&mut self.values);
         active.fill(0);
-        *self = StatsAccumulator { units, active, scratch, range_only: self.range_only, ..StatsAccumulator::new(None) };
+        values.clear();
+        *self = StatsAccumulator {
+            units,
+            active,
+            values,
+            scratch,
+            range_only: self.range_only,
+            limits: self.limits,
+            ..StatsAccumulator::new(None)
+        };
     }
 
     /// An empty accumulator with the same unit layout.
     pub fn fresh(&self) -> StatsAccumulator {
-        StatsAccumulator { range_only: self.range_only, ..StatsAccumulator::new(self.units.clone()) }
+        StatsAccumulator {
+            range_only: self.range_only,
+            limits: self.limits,
+            ..StatsAccumulator::new(self.units.clone())
+        }
     }
 
     /// Adds another accumulator's statistics (of disjoint elements of the same array).
     pub fn merge(&mut self, o: &StatsAccumulator) {
-        self.add(&o.counts, o.min, o.max, || (o.mean, o.m2, o.exp, o.sum.clone()));
+        self.add(&o.counts, o.min, o.max, || o.moments());
+        self.higher &= o.higher;
         for (a, b) in self.active.iter_mut().zip(&o.active) {
             *a += b;
         }
+        self.values.merge(&o.values);
+    }
+
+    fn moments(&self) -> Moments {
+        Moments { mean: self.mean, m2: self.m2, m3: self.m3, m4: self.m4, exp: self.exp, sum: self.sum.clone() }
     }
 
     /// Adds the statistics of elements disjoint from those seen so far: their counts, finite
-    /// min and max, and the `moments` of their finite values (mean, squared deviations
-    /// `m2 · 4^exp`, exact sum), asked for only when there are some. Merging accumulators and
-    /// adding a chunk (summed by the kernel or again exactly) are all this step.
-    fn add(&mut self, c: &Counts, min: f64, max: f64, moments: impl FnOnce() -> (f64, f64, i32, ExactSum)) {
+    /// min and max, and the `moments` of their finite values, asked for only when there are
+    /// some. Merging accumulators and adding a chunk (summed by the kernel or again exactly)
+    /// are all this step.
+    fn add(&mut self, c: &Counts, min: f64, max: f64, moments: impl FnOnce() -> Moments) {
         let finite = self.counts.finite;
         self.counts.add(c);
         self.counts.finite = finite; // `absorb` counts them, with their moments
         if c.finite > 0 {
-            let (mean, m2, exp, sum) = moments();
-            self.absorb(c.finite, mean, m2, exp, &sum);
+            self.absorb(c.finite, &moments());
             self.min = self.min.min(min);
             self.max = self.max.max(max);
         }
@@ -257,19 +384,37 @@ impl StatsAccumulator {
         }
     }
 
+    /// A chunk's central moment sums from the kernel's shifted power sums (scaled by `2^-exp`):
+    /// with `m = Σd/n` (d = y − shift), `M2 = S2 − m·S1`, `M3 = S3 − 3m·S2 + 2n·m³`,
+    /// `M4 = S4 − 4m·S3 + 6m²·S2 − 3n·m⁴`; and the size of the terms M4 is the difference of
+    /// (its rounding error is about 2^-53 of that). A chunk of one value has none.
+    fn central(c: &ChunkStats) -> (f64, f64, f64, f64) {
+        if c.min == c.max {
+            return (0.0, 0.0, 0.0, 0.0);
+        }
+        let n = c.finite as f64;
+        let m = (c.s1 + c.s1_lo) / n;
+        let m2 = (c.s2 - c.s1 * (c.s1 / n)).max(0.0);
+        let m3 = c.s3 - 3.0 * m * c.s2 + 2.0 * n * m * m * m;
+        let mm = m * m;
+        let m4 = (c.s4 - 4.0 * m * c.s3 + 6.0 * mm * c.s2 - 3.0 * n * mm * mm).max(0.0);
+        let size = c.s4.abs() + 4.0 * (m * c.s3).abs() + 6.0 * mm * c.s2 + 3.0 * n * mm * mm;
+        (m2, m3, m4, size)
+    }
+
     /// Adds a chunk's statistics as the kernel's pass summed them.
     pub fn add_chunk(&mut self, c: &ChunkStats) {
         self.add(&c.counts, c.min, c.max, || {
             let n = c.finite as f64;
             // in the scaled domain first: shift + delta may overflow where the mean does not
             let mean = ldexp(ldexp(c.shift, -c.exp) + (c.s1 + c.s1_lo) / n, c.exp);
-            let m2 = (c.s2 - c.s1 * (c.s1 / n)).max(0.0);
+            let (m2, m3, m4, _) = Self::central(c);
             // the chunk's sum, n · shift + Σ(y − shift): exact but for the rounding in Σ
             let mut sum = ExactSum::default();
             sum.add_product(n, c.shift);
             sum.add(ldexp(c.s1, c.exp));
             sum.add(ldexp(c.s1_lo, c.exp));
-            (mean, m2, c.exp, sum)
+            Moments { mean, m2, m3, m4, exp: c.exp, sum }
         });
     }
 
@@ -289,12 +434,19 @@ impl StatsAccumulator {
     /// `y − shift` (an integral shift) are exact while every partial sum stays below 2^53. For
     /// floats, when the rounding error the kernel's sums typically carry may exceed 2^-24 of the
     /// chunk's sum: huge values that cancel, or sums that overflowed. Typical data (even
-    /// centred on 0) stays far below this.
+    /// centred on 0) stays far below this. For both, when the fourth central moment comes out
+    /// of power sums about a shift far from the chunk's mean (the terms it is the difference of
+    /// exceed it 2^10 times: a first chunk whose first value lies six deviations out, sorted
+    /// data): then the kurtosis would lose digits.
     pub fn needs_exact(&self, c: &ChunkStats, ints: bool) -> bool {
         if c.finite == 0 || self.range_only {
             return false;
         }
-        if c.exp != 0 || !(c.s1.is_finite() && c.s2.is_finite()) {
+        if c.exp != 0 || ![c.s1, c.s2, c.s3, c.s4].iter().all(|v| v.is_finite()) {
+            return true;
+        }
+        let (_, _, m4, size) = Self::central(c);
+        if size > 1024.0 * m4 {
             return true;
         }
         let n = c.finite as f64;
@@ -318,62 +470,91 @@ impl StatsAccumulator {
     }
 
     /// Adds a chunk whose counts, min and max are `c` and whose values are `values`, summing
-    /// them exactly (the mean) and then their squared deviations from that mean (the std), off
-    /// the kernel's fast path.
+    /// them exactly (the mean) and then the powers of their deviations from that mean (std,
+    /// kurtosis), off the kernel's fast path.
     #[cold]
     pub fn add_chunk_exact(&mut self, c: &ChunkStats, values: impl Iterator<Item = f64> + Clone) {
         self.add(&c.counts, c.min, c.max, || {
             let mut sum = ExactSum::default();
             values.clone().for_each(|v| sum.add(v));
             let mean = sum.mean(c.finite);
-            // scaled by a power of two where deviations or their squares could overflow
+            // scaled by a power of two where deviations or their fourth powers could overflow
             let big = c.min.abs().max(c.max.abs());
-            let exp = if big > 1e150 { big.log2().ceil() as i32 + 1 } else { 0 };
+            let exp = if big > 1e70 { big.log2().ceil() as i32 + 1 } else { 0 };
             let m = ldexp(mean, -exp);
-            let m2 = values.filter(|v| v.is_finite()).map(|v| (ldexp(v, -exp) - m) * (ldexp(v, -exp) - m)).sum::<f64>();
-            (mean, m2, exp, sum)
+            let (mut m2, mut m3, mut m4) = (0.0, 0.0, 0.0);
+            for v in values.filter(|v| v.is_finite()) {
+                let d = ldexp(v, -exp) - m;
+                let q = d * d;
+                m2 += q;
+                m3 += q * d;
+                m4 += q * q;
+            }
+            Moments { mean, m2, m3, m4, exp, sum }
         });
     }
 
-    /// Adds `nb` finite values of mean `mean_b`, squared deviations `m2_b · 4^exp_b` and exact
-    /// sum `sum_b`: the mean comes from the exact sum, M2 from Chan's formula.
-    fn absorb(&mut self, nb: u64, mean_b: f64, m2_b: f64, exp_b: i32, sum_b: &ExactSum) {
-        self.merge_moments(nb, mean_b, m2_b, exp_b);
-        self.sum.merge(sum_b);
+    /// Adds `nb` finite values of moments `b`: the mean comes from the exact sum, the central
+    /// moment sums from Pébay's formulas.
+    fn absorb(&mut self, nb: u64, b: &Moments) {
+        self.merge_moments(nb, b);
+        self.sum.merge(&b.sum);
         self.mean = self.sum.mean(self.counts.finite);
     }
 
-    /// Chan et al.: combine (count, mean, M2) of two disjoint sets, the second's M2 being
-    /// `m2_b · 4^exp_b`. Sums that would overflow are kept scaled by a power of two.
-    fn merge_moments(&mut self, nb: u64, mean_b: f64, m2_b: f64, exp_b: i32) {
+    /// Chan et al. and Pébay (2008, "Formulas for robust, one-pass parallel computation of
+    /// covariances and arbitrary-order statistical moments", eqs. 3.1): combine (count, mean,
+    /// M2, M3, M4) of two disjoint sets. Sums that would overflow are kept scaled by a power of
+    /// two.
+    fn merge_moments(&mut self, nb: u64, b: &Moments) {
         let na = self.counts.finite;
         if na == 0 {
-            (self.counts.finite, self.mean, self.m2, self.exp) = (nb, mean_b, m2_b, exp_b);
+            (self.counts.finite, self.mean, self.m2, self.m3, self.m4, self.exp) =
+                (nb, b.mean, b.m2, b.m3, b.m4, b.exp);
             return;
         }
         let n = na + nb;
         let (fa, fb, fnn) = (na as f64, nb as f64, n as f64);
-        let mut e = self.exp.max(exp_b);
+        let (pa, pb) = (fa / fnn, fb / fnn);
+        let mut e = self.exp.max(b.exp);
         loop {
-            let delta = ldexp(mean_b, -e) - ldexp(self.mean, -e);
-            let m2 =
-                ldexp(self.m2, 2 * (self.exp - e)) + ldexp(m2_b, 2 * (exp_b - e)) + delta * delta * (fa * fb / fnn);
-            // 4^600 covers the square of any f64 difference, so this ends by the second turn
-            if m2.is_finite() || e > 2000 {
-                self.mean = ldexp(ldexp(self.mean, -e) + delta * (fb / fnn), e);
-                (self.m2, self.exp, self.counts.finite) = (m2, e, n);
+            let delta = ldexp(b.mean, -e) - ldexp(self.mean, -e);
+            let (a2, a3, a4) = (
+                ldexp(self.m2, 2 * (self.exp - e)),
+                ldexp(self.m3, 3 * (self.exp - e)),
+                ldexp(self.m4, 4 * (self.exp - e)),
+            );
+            let (b2, b3, b4) =
+                (ldexp(b.m2, 2 * (b.exp - e)), ldexp(b.m3, 3 * (b.exp - e)), ldexp(b.m4, 4 * (b.exp - e)));
+            let d2 = delta * delta;
+            let m2 = a2 + b2 + d2 * (fa * fb / fnn);
+            let m3 = a3 + b3 + d2 * delta * fa * pb * (pa - pb) + 3.0 * delta * (pa * b2 - pb * a2);
+            let m4 = a4
+                + b4
+                + d2 * d2 * fa * pb * (pa * pa - pa * pb + pb * pb)
+                + 6.0 * d2 * (pa * pa * b2 + pb * pb * a2)
+                + 4.0 * delta * (pa * b3 - pb * a3);
+            // 2^(64·k) scales any f64 difference's fourth power into range by the ninth turn
+            if (m2.is_finite() && m3.is_finite() && m4.is_finite()) || e > 2000 {
+                self.mean = ldexp(ldexp(self.mean, -e) + delta * pb, e);
+                (self.m2, self.m3, self.m4, self.exp, self.counts.finite) = (m2, m3, m4.max(0.0), e, n);
                 return;
             }
-            e += 600;
+            e += 64;
         }
     }
 
-    /// An accumulator's moments from a statistics object's count, mean and std.
-    fn moments_of(n: u64, mean: f64, std: f64) -> (u64, f64, f64, i32) {
-        // the exponent of std, so that std² · n stays in range
-        let exp = if std > 1e100 && std.is_finite() { std.log2().ceil() as i32 } else { 0 };
+    /// An accumulator's moments from a statistics object's count, mean, std and (when
+    /// present) central moment sums M3, M4; `false` when those are missing.
+    fn moments_of(n: u64, mean: f64, std: f64, m3: Option<f64>, m4: Option<f64>, sum: ExactSum) -> (Moments, bool) {
+        // the exponent of std, so that std⁴ · n stays in range
+        let exp = if std > 1e60 && std.is_finite() { std.log2().ceil() as i32 } else { 0 };
         let s = ldexp(std, -exp);
-        (n, mean, s * s * n as f64, exp)
+        let m2 = s * s * n as f64;
+        let known = m3.is_some() && m4.is_some();
+        let m3 = ldexp(m3.unwrap_or(0.0), -3 * exp);
+        let m4 = ldexp(m4.unwrap_or(0.0), -4 * exp);
+        (Moments { mean, m2, m3, m4, exp, sum }, known)
     }
 
     pub fn mean(&self) -> Option<f64> {
@@ -382,6 +563,21 @@ impl StatsAccumulator {
 
     pub fn std(&self) -> Option<f64> {
         (self.counts.finite > 0).then(|| ldexp((self.m2 / self.counts.finite as f64).sqrt(), self.exp))
+    }
+
+    /// The excess kurtosis `n·M4 / M2² − 3` (scipy.stats.kurtosis, Fisher, biased); `None`
+    /// under two finite values, with zero variance, or when a merged object lacked M3/M4.
+    pub fn kurtosis(&self) -> Option<f64> {
+        let ok = self.counts.finite >= 2 && self.m2 > 0.0 && self.higher;
+        ok.then(|| self.counts.finite as f64 * (self.m4 / self.m2) / self.m2 - 3.0)
+    }
+
+    /// The unscaled central moment sums M3 and M4 (`None` without finite values, when unknown,
+    /// or beyond f64's range).
+    fn higher_sums(&self) -> (Option<f64>, Option<f64>) {
+        let ok = self.counts.finite > 0 && self.higher;
+        let f = |v: f64| Some(v).filter(|v| ok && v.is_finite());
+        (f(ldexp(self.m3, 3 * self.exp)), f(ldexp(self.m4, 4 * self.exp)))
     }
 
     /// Adds the active (input > 0) elements of `x`, whose first element has flat index `start`,
@@ -426,7 +622,64 @@ impl StatsAccumulator {
         }
     }
 
-    /// The SPEC §4 object.
+    /// Adds the output values `y`, whose first element has flat index `start`, to their units'
+    /// sums and extremes (laid out as [`StatsAccumulator::count_active`] lays out its counts).
+    pub fn observe_units<T: crate::dtype::Element>(&mut self, k: &Kernel, y: &[T], start: u64) {
+        let Some(u) = &self.units else {
+            return;
+        };
+        let (units, inner) = (u.count, u.inner);
+        if units == 0 || y.is_empty() || self.range_only {
+            return;
+        }
+        let v = &mut self.values;
+        let mut p = start;
+        let mut i = 0;
+        if inner == 1 {
+            // whole rows lane-wise into per-call sums, folded into the compensated totals once
+            let n = units as usize;
+            v.scratch_finite.resize(n, 0);
+            v.scratch_sum.resize(n, 0.0);
+            v.scratch_abs.resize(n, 0.0);
+            while i < y.len() {
+                let u0 = (p % units) as usize;
+                let len = (n - u0).min(y.len() - i);
+                let acc = crate::kernel::UnitSlices {
+                    finite: &mut v.scratch_finite[u0..u0 + len],
+                    sum: &mut v.scratch_sum[u0..u0 + len],
+                    abs: &mut v.scratch_abs[u0..u0 + len],
+                    min: &mut v.min[u0..u0 + len],
+                    max: &mut v.max[u0..u0 + len],
+                };
+                k.unit_rows(&y[i..i + len], acc, T::to_f64);
+                i += len;
+                p += len as u64;
+            }
+            for u in 0..n {
+                let (f, s, a) = (v.scratch_finite[u], v.scratch_sum[u], v.scratch_abs[u]);
+                if f > 0 {
+                    v.add(u, f as u64, s, a);
+                }
+                (v.scratch_finite[u], v.scratch_sum[u], v.scratch_abs[u]) = (0, 0.0, 0.0);
+            }
+        } else {
+            while i < y.len() {
+                let run = p / inner;
+                let len = ((run + 1) * inner - p).min((y.len() - i) as u64) as usize;
+                let f = k.unit_run(&y[i..i + len], T::to_f64);
+                let u = (run % units) as usize;
+                if f.finite > 0 {
+                    v.add(u, f.finite, f.sum, f.abs);
+                    v.min[u] = v.min[u].min(f.min);
+                    v.max[u] = v.max[u].max(f.max);
+                }
+                i += len;
+                p += len as u64;
+            }
+        }
+    }
+
+    /// The SPEC §4 object (and SPEC §7's additions).
     pub fn to_json(
         &self,
         input: &str,
@@ -437,8 +690,20 @@ impl StatsAccumulator {
     ) -> StatsJson {
         let units = self.units.as_ref().map(|u| {
             let m = self.counts.elements.checked_div(u.count).unwrap_or(0);
-            UnitsJson::from_counts(u.axis, m, self.active.clone(), threshold)
+            let v = &self.values;
+            let some = |i: usize, x: f64| (v.finite[i] > 0).then_some(x);
+            let n = v.finite.len();
+            let means: Vec<Option<(f64, f64)>> = (0..n).map(|i| v.means(i)).collect();
+            UnitsJson::from_counts(u.axis, m, self.active.clone(), threshold).with_values(
+                v.finite.clone(),
+                (0..n).map(|i| some(i, v.min[i])).collect(),
+                (0..n).map(|i| some(i, v.max[i])).collect(),
+                means.iter().map(|m| m.map(|m| m.0)).collect(),
+                means.iter().map(|m| m.map(|m| m.1)).collect(),
+                self.limits,
+            )
         });
+        let (m3, m4) = self.higher_sums();
         StatsJson {
             input: input.to_string(),
             name: None,
@@ -457,12 +722,52 @@ impl StatsAccumulator {
             max: (self.counts.finite > 0).then_some(self.max),
             mean: self.mean(),
             std: self.std(),
+            kurtosis: self.kurtosis(),
+            m3,
+            m4,
             units,
+            quantiles: None,
+            quantile_bounds: None,
             hist: None,
             merged: None,
             inputs: None,
             sum: None,
         }
+    }
+}
+
+/// Values by key, in the order given, written as a JSON object (`"quantiles": {"0.5": x}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Keyed<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for Keyed<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Keyed<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Keyed<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> std::result::Result<Keyed<V>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = a.next_entry::<String, V>()? {
+                    out.push(e);
+                }
+                Ok(Keyed(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
@@ -490,7 +795,24 @@ pub struct StatsJson {
     pub max: Option<f64>,
     pub mean: Option<f64>,
     pub std: Option<f64>,
+    /// Excess kurtosis (population, Fisher) of the finite values; null under two of them or
+    /// with zero variance.
+    #[serde(default)]
+    pub kurtosis: Option<f64>,
+    /// The central moment sums Σ(y − mean)³ and Σ(y − mean)⁴ of the finite values, which
+    /// `merge-stats` combines (Pébay); null without finite values or beyond f64's range.
+    #[serde(default)]
+    pub m3: Option<f64>,
+    #[serde(default)]
+    pub m4: Option<f64>,
     pub units: Option<UnitsJson>,
+    /// `--quantiles`: numpy.quantile of the finite values, keyed as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantiles: Option<Keyed<Option<f64>>>,
+    /// `merge-stats` of objects with quantiles and equal-edge histograms: each quantile's
+    /// `[low, high]` bounds from the merged histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantile_bounds: Option<Keyed<[f64; 2]>>,
     /// With `--bins` and `--range`: the histogram of the values, from the same pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hist: Option<HistJson>,
@@ -516,9 +838,144 @@ pub struct UnitsJson {
     pub dead_indices: Vec<u64>,
     pub threshold: f64,
     pub near_dead: u64,
+    /// Per unit over its finite output values (null for a unit without one): max |y|, min,
+    /// max, mean (SPEC §7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absmax: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<Option<f64>>>,
+    /// The raw values merging needs: finite values per unit and their mean |y|.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finite_count: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_abs: Option<Vec<Option<f64>>>,
+    /// Units whose absmax exceeds `outlier_threshold` (LLM.int8's outlier features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<Vec<u64>>,
+    /// ReDo's τ-dormant units: mean |y| over the mean of all units' mean |y| at most τ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dormant_tau: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dormant: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dormant_indices: Option<Vec<u64>>,
 }
 
 impl UnitsJson {
+    /// These counts with the per-unit values (`finite` values per unit, their min, max, mean
+    /// and mean |y|), and what follows from them under `limits`: absmax, outliers, dormant.
+    pub fn with_values(
+        mut self,
+        finite: Vec<u64>,
+        min: Vec<Option<f64>>,
+        max: Vec<Option<f64>>,
+        mean: Vec<Option<f64>>,
+        mean_abs: Vec<Option<f64>>,
+        limits: UnitLimits,
+    ) -> UnitsJson {
+        let absmax: Vec<Option<f64>> =
+            min.iter().zip(&max).map(|(a, b)| Some(a.as_ref()?.abs().max(b.as_ref()?.abs()))).collect();
+        let outliers = absmax
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_some_and(|a| a > limits.outlier))
+            .map(|(i, _)| i as u64)
+            .collect();
+        let dormant_indices = dormant(&mean_abs, limits.dormant_tau);
+        self.absmax = Some(absmax);
+        self.min = Some(min);
+        self.max = Some(max);
+        self.mean = Some(mean);
+        self.finite_count = Some(finite);
+        self.mean_abs = Some(mean_abs);
+        self.outlier_threshold = Some(limits.outlier);
+        self.outliers = Some(outliers);
+        self.dormant_tau = Some(limits.dormant_tau);
+        self.dormant = Some(dormant_indices.len() as u64);
+        self.dormant_indices = Some(dormant_indices);
+        self
+    }
+
+    /// The per-unit values of both, merged (`None` when either lacks them): counts add,
+    /// extremes combine, means weigh by the finite counts.
+    fn merge_values(mut self, a: &UnitsJson, b: &UnitsJson) -> Result<UnitsJson> {
+        let (Some(fa), Some(fb)) = (&a.finite_count, &b.finite_count) else { return Ok(self) };
+        let lists = |u: &UnitsJson| -> Option<[Vec<Option<f64>>; 4]> {
+            Some([u.min.clone()?, u.max.clone()?, u.mean.clone()?, u.mean_abs.clone()?])
+        };
+        let (Some([mina, maxa, meana, absa]), Some([minb, maxb, meanb, absb])) = (lists(a), lists(b)) else {
+            return Ok(self);
+        };
+        let limits = |u: &UnitsJson| UnitLimits {
+            outlier: u.outlier_threshold.unwrap_or(6.0),
+            dormant_tau: u.dormant_tau.unwrap_or(0.025),
+        };
+        let (la, lb) = (limits(a), limits(b));
+        if la != lb {
+            bail!(
+                "cannot merge statistics with different --outlier-threshold or --dormant-tau ({}, {} and {}, {})",
+                la.outlier,
+                la.dormant_tau,
+                lb.outlier,
+                lb.dormant_tau
+            );
+        }
+        let n = fa.len();
+        let pick = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (x, y) => x.or(y),
+        };
+        let weigh = |x: Option<f64>, y: Option<f64>, i: usize| {
+            let (na, nb) = (fa[i] as f64, fb[i] as f64);
+            match (x, y) {
+                (Some(x), Some(y)) => Some((na * x + nb * y) / (na + nb)),
+                (x, y) => x.or(y),
+            }
+        };
+        let finite = (0..n).map(|i| add(fa[i], fb[i], "finite_count")).collect::<Result<Vec<u64>>>()?;
+        self = self.with_values(
+            finite,
+            (0..n).map(|i| pick(mina[i], minb[i], f64::min)).collect(),
+            (0..n).map(|i| pick(maxa[i], maxb[i], f64::max)).collect(),
+            (0..n).map(|i| weigh(meana[i], meanb[i], i)).collect(),
+            (0..n).map(|i| weigh(absa[i], absb[i], i)).collect(),
+            la,
+        );
+        Ok(self)
+    }
+
+    /// The lengths of the per-unit lists, when present.
+    fn check_values(&self) -> Result<(), String> {
+        let count = self.count as usize;
+        let lists: [(&str, Option<usize>); 6] = [
+            ("absmax", self.absmax.as_ref().map(|v| v.len())),
+            ("min", self.min.as_ref().map(|v| v.len())),
+            ("max", self.max.as_ref().map(|v| v.len())),
+            ("mean", self.mean.as_ref().map(|v| v.len())),
+            ("finite_count", self.finite_count.as_ref().map(|v| v.len())),
+            ("mean_abs", self.mean_abs.as_ref().map(|v| v.len())),
+        ];
+        for (key, len) in lists {
+            if let Some(len) = len.filter(|&l| l != count) {
+                return Err(format!("'count' {count} but '{key}' holds {len} values"));
+            }
+        }
+        if let Some((i, c)) = self.finite_count.iter().flatten().enumerate().find(|(_, &c)| c > self.elements_per_unit)
+        {
+            return Err(format!(
+                "'finite_count'[{i}] is {c}, more than 'elements_per_unit' ({})",
+                self.elements_per_unit
+            ));
+        }
+        Ok(())
+    }
+
     /// The invariants of a `units` object of an array of `elements` values.
     fn check(&self, elements: u64) -> Result<(), String> {
         let (count, m) = (self.count, self.elements_per_unit);
@@ -543,7 +1000,7 @@ impl UnitsJson {
         if self.dead_indices != want.dead_indices {
             return Err("'dead_indices' do not list the units whose 'active_count' is 0".into());
         }
-        Ok(())
+        self.check_values()
     }
 
     /// Dead and near-dead units from the counts; with no elements per unit (an empty array) there
@@ -561,7 +1018,74 @@ impl UnitsJson {
             threshold,
             near_dead,
             active_count,
+            absmax: None,
+            min: None,
+            max: None,
+            mean: None,
+            finite_count: None,
+            mean_abs: None,
+            outlier_threshold: None,
+            outliers: None,
+            dormant_tau: None,
+            dormant: None,
+            dormant_indices: None,
         }
+    }
+}
+
+/// ReDo's τ-dormant units (Sokar et al. 2023): unit i's score is its mean |y| over the mean of
+/// every unit's mean |y|, `s_i = a_i / mean_j a_j`, dormant when `s_i <= tau`. Units without a
+/// finite value have no score and are left out of the mean; when the mean is 0 every scored
+/// unit is dormant (ReDo's code divides by the mean + 1e-9: a score of 0).
+pub fn dormant(mean_abs: &[Option<f64>], tau: f64) -> Vec<u64> {
+    let scored: Vec<f64> = mean_abs.iter().flatten().copied().collect();
+    if scored.is_empty() {
+        return Vec::new();
+    }
+    let avg = scored.iter().sum::<f64>() / scored.len() as f64;
+    let score = |a: f64| if avg > 0.0 { a / avg } else { 0.0 };
+    mean_abs.iter().enumerate().filter(|(_, a)| a.is_some_and(|a| score(a) <= tau)).map(|(i, _)| i as u64).collect()
+}
+
+impl StatsJson {
+    /// Bounds `[low, high]` on each quantile (key, fraction) of the finite values from the
+    /// histogram: the ranks numpy.quantile interpolates between (⌊(n−1)q⌋ and the next) lie in
+    /// known bins, `[min, lo]` below the range or `[hi, max]` above it, so the quantile lies
+    /// between the lower edge of the first one's bin and the upper edge of the second's.
+    /// `None` without a histogram or a finite value.
+    pub fn quantile_bounds(&self, qs: &[(String, f64)]) -> Option<Keyed<[f64; 2]>> {
+        let h = self.hist.as_ref()?;
+        let (n, min, max) = (self.finite, self.min?, self.max?);
+        if n == 0 || h.edges.len() != h.counts.len() + 1 {
+            return None;
+        }
+        let (lo, hi) = (h.edges[0], h.edges[h.edges.len() - 1]);
+        // the finite values bucket by bucket: below the range, each bin, above the range
+        let mut buckets = vec![(h.underflow.saturating_sub(self.neginf), min, lo)];
+        buckets.extend(h.counts.iter().enumerate().map(|(i, &c)| (c, h.edges[i], h.edges[i + 1])));
+        buckets.push((h.overflow.saturating_sub(self.posinf), hi, max));
+        let bucket_of = |r: u64| {
+            let mut seen = 0u64;
+            for &(c, a, b) in &buckets {
+                seen = seen.saturating_add(c);
+                if r < seen {
+                    return (a, b);
+                }
+            }
+            (min, max)
+        };
+        Some(Keyed(
+            qs.iter()
+                .map(|(k, q)| {
+                    let vi = (n - 1) as f64 * q;
+                    let below = (vi.floor() as u64).min(n - 1);
+                    let above = if vi >= (n - 1) as f64 { n - 1 } else { below + 1 };
+                    let (a, _) = bucket_of(below);
+                    let (_, b) = bucket_of(above);
+                    (k.clone(), [a.max(min), b.min(max)])
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -718,7 +1242,7 @@ impl StatsJson {
                     .map(|(&x, &y)| add(x, y, "active"))
                     .collect::<Result<_>>()?;
                 let per_unit = add(ua.elements_per_unit, ub.elements_per_unit, "elements_per_unit")?;
-                Some(UnitsJson::from_counts(ua.axis, per_unit, active, ua.threshold))
+                Some(UnitsJson::from_counts(ua.axis, per_unit, active, ua.threshold).merge_values(ua, ub)?)
             }
             _ => bail!("cannot merge statistics with units and without (arrays of different dimensions)"),
         };
@@ -731,17 +1255,19 @@ impl StatsJson {
         // the count, rounded once (`check` made sure both are present when finite > 0)
         let mut acc = StatsAccumulator::new(None);
         for s in [a, b] {
-            let (n, mean, m2, exp) =
-                StatsAccumulator::moments_of(s.finite, s.mean.unwrap_or(0.0), s.std.unwrap_or(0.0));
-            if n > 0 {
-                let sum = s.sum.clone().unwrap_or_else(|| {
-                    let mut sum = ExactSum::default();
-                    sum.add_product(n as f64, mean);
-                    sum
-                });
-                acc.absorb(n, mean, m2, exp, &sum);
+            let sum = s.sum.clone().unwrap_or_else(|| {
+                let mut sum = ExactSum::default();
+                sum.add_product(s.finite as f64, s.mean.unwrap_or(0.0));
+                sum
+            });
+            let (m, known) =
+                StatsAccumulator::moments_of(s.finite, s.mean.unwrap_or(0.0), s.std.unwrap_or(0.0), s.m3, s.m4, sum);
+            if s.finite > 0 {
+                acc.absorb(s.finite, &m);
+                acc.higher &= known;
             }
         }
+        let (m3, m4) = acc.higher_sums();
         let opt = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
             (Some(x), Some(y)) => Some(f(x, y)),
             (x, y) => x.or(y),
@@ -771,7 +1297,13 @@ impl StatsJson {
             max: opt(a.max, b.max, f64::max),
             mean: acc.mean(),
             std: acc.std(),
+            kurtosis: acc.kurtosis(),
+            m3,
+            m4,
             units,
+            // exact quantiles do not merge: `merge-stats` bounds them from histograms
+            quantiles: None,
+            quantile_bounds: None,
             hist,
             merged: Some(add(a.merged.unwrap_or(1), b.merged.unwrap_or(1), "merged")?),
             inputs: None,
@@ -801,6 +1333,8 @@ mod tests {
             s1: fin.iter().map(|v| v - shift).sum(),
             s1_lo: 0.0,
             s2: fin.iter().map(|v| (v - shift) * (v - shift)).sum(),
+            s3: fin.iter().map(|v| (v - shift).powi(3)).sum(),
+            s4: fin.iter().map(|v| (v - shift).powi(4)).sum(),
             min: fin.iter().copied().fold(f64::INFINITY, f64::min),
             max: fin.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             exp: 0,

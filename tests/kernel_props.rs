@@ -742,3 +742,64 @@ proptest! {
         }
     }
 }
+
+/// The per-unit sums and extremes (`Kernel::unit_rows`, `Kernel::unit_run`) on every level
+/// against a plain loop: counts, min and max exactly, sums to the rounding of their order.
+fn check_units_f32(v: &[f32], units: usize) {
+    let units = units.max(1);
+    let rows = v.len() / units;
+    let v = &v[..rows * units];
+    // the reference, one unit at a time, in f64
+    let mut want = vec![(0u32, 0.0f64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY); units];
+    for (i, &x) in v.iter().enumerate() {
+        let x = x as f64;
+        let w = &mut want[i % units];
+        if x.is_finite() {
+            *w = (w.0 + 1, w.1 + x, w.2 + x.abs(), w.3.min(x), w.4.max(x));
+        }
+    }
+    for k in kernels() {
+        let (mut f, mut s, mut a) = (vec![0u32; units], vec![0.0; units], vec![0.0; units]);
+        let (mut lo, mut hi) = (vec![f64::INFINITY; units], vec![f64::NEG_INFINITY; units]);
+        for row in v.chunks(units) {
+            let acc = relu::kernel::UnitSlices { finite: &mut f, sum: &mut s, abs: &mut a, min: &mut lo, max: &mut hi };
+            k.unit_rows(row, acc, |x: f32| x as f64);
+        }
+        for u in 0..units {
+            let w = want[u];
+            assert_eq!(
+                (f[u], lo[u].to_bits(), hi[u].to_bits()),
+                (w.0, w.3.to_bits(), w.4.to_bits()),
+                "{:?} rows unit {u}",
+                k.level()
+            );
+            // the rows add in the same order as the reference
+            assert_eq!(
+                (s[u].to_bits(), a[u].to_bits()),
+                (w.1.to_bits(), w.2.to_bits()),
+                "{:?} rows sums unit {u}",
+                k.level()
+            );
+        }
+        // a unit's run (NCHW): the whole slice as one run
+        let r = k.unit_run(v, |x: f32| x as f64);
+        let fin: Vec<f64> = v.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
+        assert_eq!(r.finite, fin.len() as u64, "{:?} run count", k.level());
+        assert_eq!(r.min.to_bits(), fin.iter().copied().fold(f64::INFINITY, f64::min).to_bits());
+        assert_eq!(r.max.to_bits(), fin.iter().copied().fold(f64::NEG_INFINITY, f64::max).to_bits());
+        let (sum, abs): (f64, f64) = (fin.iter().sum(), fin.iter().map(|x| x.abs()).sum());
+        let big: f64 = fin.iter().map(|x| x.abs()).sum::<f64>() * 1e-12 + 1e-300;
+        assert!((r.sum - sum).abs() <= big && (r.abs - abs).abs() <= big, "{:?} run sums", k.level());
+        let scalar = Kernel::at(Level::Scalar).unwrap().unit_run(v, |x: f32| x as f64);
+        assert_eq!(r, scalar, "{:?} run equals the scalar level", k.level());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn simd_unit_values_equal_scalar(v in proptest::collection::vec(f32_bits(), 0..400), units in 1usize..40) {
+        check_units_f32(&v, units);
+    }
+}

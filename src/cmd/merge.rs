@@ -41,6 +41,8 @@ pub fn run(args: MergeArgs) -> Result<()> {
     }
     // one group, or one per name in first-seen order
     let mut groups: Vec<(Option<String>, StatsJson, u64)> = Vec::new();
+    // each group's quantile keys and fractions, in first-seen order: exact quantiles do not merge
+    let mut quantiles: Vec<Vec<(String, f64)>> = Vec::new();
     for path in &args.files {
         let name = path.display().to_string();
         for (i, obj) in StatsJson::read_all(path).with_context(|| name.clone())?.into_iter().enumerate() {
@@ -54,6 +56,21 @@ pub fn run(args: MergeArgs) -> Result<()> {
                 })?),
                 None => None,
             };
+            let keys: Vec<(String, f64)> = obj
+                .quantiles
+                .iter()
+                .flat_map(|q| q.0.iter())
+                .filter_map(|(k, _)| k.parse::<f64>().ok().map(|q| (k.clone(), q)))
+                .collect();
+            let at_group = groups.iter().position(|g| g.0 == key).unwrap_or(groups.len());
+            if at_group == quantiles.len() {
+                quantiles.push(Vec::new());
+            }
+            for k in keys {
+                if !quantiles[at_group].iter().any(|(have, _)| *have == k.0) {
+                    quantiles[at_group].push(k);
+                }
+            }
             match groups.iter_mut().find(|g| g.0 == key) {
                 None => groups.push((key, obj, 1)),
                 Some(g) => {
@@ -77,7 +94,17 @@ pub fn run(args: MergeArgs) -> Result<()> {
     }
     let out: Vec<StatsJson> = groups
         .into_iter()
-        .map(|(key, mut m, n)| {
+        .zip(quantiles)
+        .map(|((key, mut m, n), qs)| {
+            if n > 1 && !qs.is_empty() {
+                m.quantile_bounds = m.quantile_bounds(&qs);
+                if m.quantile_bounds.is_none() {
+                    let what = key.as_deref().map_or(String::new(), |k| format!(" of {}", crate::quote::text(k)));
+                    crate::errln!(
+                        "relu: note: the quantiles{what} are left out: exact quantiles do not merge, and without equal-edge histograms (stats --bins N --range=LO:HI) there are no bounds either"
+                    );
+                }
+            }
             if m.merged.is_none() {
                 m.merged = Some(1);
             }

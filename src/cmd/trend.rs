@@ -38,6 +38,12 @@ pub enum Metric {
     /// Wasserstein-1 distance from the tensor's previous checkpoint (histograms over its range
     /// across all checkpoints, --bins; a second pass)
     W1,
+    /// Excess kurtosis of the values
+    Kurtosis,
+    /// Units whose largest |value| exceeds --outlier-threshold
+    Outliers,
+    /// ReDo's dormant units (score at most --dormant-tau)
+    Dormant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -342,6 +348,9 @@ fn metric(c: &Checkpoint, name: &str, m: Metric) -> Option<f64> {
         Metric::Std => s.std,
         Metric::Min => s.min,
         Metric::Max => s.max,
+        Metric::Kurtosis => s.kurtosis,
+        Metric::Outliers => s.units.as_ref().and_then(|u| u.outliers.as_ref()).map(|o| o.len() as f64),
+        Metric::Dormant => s.units.as_ref().and_then(|u| u.dormant).map(|d| d as f64),
     }
 }
 
@@ -355,6 +364,9 @@ fn metric_name(m: Metric) -> &'static str {
         Metric::Min => "min",
         Metric::Max => "max",
         Metric::W1 => "W1 from the previous checkpoint",
+        Metric::Kurtosis => "kurtosis",
+        Metric::Outliers => "outlier units",
+        Metric::Dormant => "dormant units",
     }
 }
 
@@ -362,7 +374,7 @@ fn metric_name(m: Metric) -> &'static str {
 fn cell(prev: Option<&StatsJson>, c: &Checkpoint, name: &str, s: &StatsJson, m: Metric) -> String {
     let v = match metric(c, name, m) {
         None => return "-".into(),
-        Some(v) if matches!(m, Metric::Dead | Metric::NearDead) => format!("{v}"),
+        Some(v) if matches!(m, Metric::Dead | Metric::NearDead | Metric::Outliers | Metric::Dormant) => format!("{v}"),
         Some(v) if matches!(m, Metric::Sparsity) => format!("{:.2}%", 100.0 * v),
         Some(v) => format!("{v:.6}"),
     };

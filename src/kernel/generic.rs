@@ -6,7 +6,7 @@
 //! All bodies take raw pointers so that `x` and `y` may be the same buffer (in-place use); a block
 //! of `x` is always read completely before the matching block of `y` is written.
 
-use super::ops::{ChunkStats, Counts, RawOp};
+use super::ops::{ChunkStats, Counts, RawOp, UnitFold};
 use crate::act::{self, Float, Int};
 
 use std::ptr;
@@ -156,6 +156,9 @@ pub struct FloatStats<T> {
     fill: u32,
     /// Σ(y − shift)², lane-wise (the std need not be exact: its sums are not compensated).
     s2: [f64; W],
+    /// Σ(y − shift)³ and Σ(y − shift)⁴ (the kurtosis), as `s2`.
+    s3: [f64; W],
+    s4: [f64; W],
     min: [T; W],
     max: [T; W],
 }
@@ -192,7 +195,10 @@ impl<T: Float> FloatStats<T> {
             let (fa, fb) = (ya.to_f64(), yb.to_f64());
             let (da, db) = (fa - self.shift, fb - self.shift);
             self.s1[j] += fa + fb;
-            self.s2[j] += da * da + db * db;
+            let (qa, qb) = (da * da, db * db);
+            self.s2[j] += qa + qb;
+            self.s3[j] += qa * da + qb * db;
+            self.s4[j] += qa * qa + qb * qb;
             let lo = act::select(yb < ya, yb, ya);
             let hi = act::select(yb > ya, yb, ya);
             self.min[j] = act::select(lo < self.min[j], lo, self.min[j]);
@@ -214,6 +220,8 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             lo: [0.0; W],
             fill: 0,
             s2: [0.0; W],
+            s3: [0.0; W],
+            s4: [0.0; W],
             min: [T::INFINITY; W],
             max: [T::NEG_INFINITY; W],
         }
@@ -251,7 +259,10 @@ impl<T: Float> Observe<T> for FloatStats<T> {
         }
         let d = act::select(finite, y.to_f64() - self.shift, 0.0);
         self.s1[j] += act::select(finite, y.to_f64(), 0.0);
-        self.s2[j] += d * d;
+        let q = d * d;
+        self.s2[j] += q;
+        self.s3[j] += q * d;
+        self.s4[j] += q * q;
         self.min[j] = act::select(finite && y < self.min[j], y, self.min[j]);
         self.max[j] = act::select(finite && y > self.max[j], y, self.max[j]);
         self.fill += 1;
@@ -277,6 +288,8 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             s1,
             s1_lo,
             s2: pairwise(&self.s2),
+            s3: pairwise(&self.s3),
+            s4: pairwise(&self.s4),
             ..c
         }
     }
@@ -376,6 +389,8 @@ pub struct IntStats<T> {
     negative: [u32; L],
     s1: [f64; L],
     s2: [f64; L],
+    s3: [f64; L],
+    s4: [f64; L],
     min: [T; L],
     max: [T; L],
 }
@@ -390,6 +405,8 @@ impl<T: Int> Observe<T> for IntStats<T> {
             negative: [0; L],
             s1: [0.0; L],
             s2: [0.0; L],
+            s3: [0.0; L],
+            s4: [0.0; L],
             min: [T::MAX; L],
             max: [T::MIN; L],
         }
@@ -402,7 +419,10 @@ impl<T: Int> Observe<T> for IntStats<T> {
         self.negative[j] += (x < T::ZERO) as u32;
         let d = y.to_f64() - self.shift;
         self.s1[j] += d;
-        self.s2[j] += d * d;
+        let q = d * d;
+        self.s2[j] += q;
+        self.s3[j] += q * d;
+        self.s4[j] += q * q;
         self.min[j] = act::select(y < self.min[j], y, self.min[j]);
         self.max[j] = act::select(y > self.max[j], y, self.max[j]);
     }
@@ -421,6 +441,8 @@ impl<T: Int> Observe<T> for IntStats<T> {
             shift: self.shift,
             s1: pairwise(&self.s1),
             s2: pairwise(&self.s2),
+            s3: pairwise(&self.s3),
+            s4: pairwise(&self.s4),
             min: self.min.iter().fold(f64::INFINITY, |m, v| m.min(v.to_f64())),
             max: self.max.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64())),
             ..ChunkStats::default()
@@ -491,13 +513,15 @@ pub fn scaled_sums<T: Float>(mut c: ChunkStats, y: &[T]) -> ChunkStats {
     let exp = if big > 0.0 && big.is_finite() { (big.log2().ceil() as i32).max(0) } else { 0 };
     let down = act::ldexp(1.0, -exp);
     let shift = c.shift * down;
-    let (mut s1, mut s2) = (0.0, 0.0);
+    let (mut s1, mut s2, mut s3, mut s4) = (0.0, 0.0, 0.0, 0.0);
     for v in y.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()) {
         let d = v * down - shift;
         s1 += d;
         s2 += d * d;
+        s3 += d * d * d;
+        s4 += d * d * (d * d);
     }
-    (c.s1, c.s1_lo, c.s2, c.exp) = (s1, 0.0, s2, exp);
+    (c.s1, c.s1_lo, c.s2, c.s3, c.s4, c.exp) = (s1, 0.0, s2, s3, s4, exp);
     c
 }
 
@@ -874,6 +898,89 @@ pub unsafe fn count_into<T: Copy>(x: *const T, c: *mut u32, n: usize, f: impl Fn
     let (x, c) = (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts_mut(c, n));
     for (c, &v) in c.iter_mut().zip(x) {
         *c += f(v) as u32;
+    }
+}
+
+/// Per-unit sums and extremes along a row of units (dense `(N, U)` layouts): for each `i`, the
+/// finite `v = f(y[i])` adds one to `finite[i]`, `v` to `sum[i]`, `|v|` to `abs[i]`, and moves
+/// `min[i]`/`max[i]`; a NaN or infinity moves nothing. Branch-free per unit, so the units are
+/// the lanes.
+///
+/// # Safety
+/// `y` readable and the five others writable for `n` elements, all disjoint.
+#[inline(always)]
+pub unsafe fn unit_rows<T: Copy>(y: *const T, n: usize, acc: UnitLanes, f: impl Fn(T) -> f64) {
+    let y = std::slice::from_raw_parts(y, n);
+    let finite = std::slice::from_raw_parts_mut(acc.finite, n);
+    let sum = std::slice::from_raw_parts_mut(acc.sum, n);
+    let abs = std::slice::from_raw_parts_mut(acc.abs, n);
+    let min = std::slice::from_raw_parts_mut(acc.min, n);
+    let max = std::slice::from_raw_parts_mut(acc.max, n);
+    for i in 0..n {
+        let v = f(y[i]);
+        let fin = v.is_finite();
+        let z = act::select(fin, v, 0.0);
+        finite[i] += fin as u32;
+        sum[i] += z;
+        abs[i] += z.abs();
+        min[i] = act::select(fin && v < min[i], v, min[i]);
+        max[i] = act::select(fin && v > max[i], v, max[i]);
+    }
+}
+
+/// The five per-unit accumulators [`unit_rows`] updates, as raw pointers.
+#[derive(Clone, Copy)]
+pub struct UnitLanes {
+    pub finite: *mut u32,
+    pub sum: *mut f64,
+    pub abs: *mut f64,
+    pub min: *mut f64,
+    pub max: *mut f64,
+}
+
+/// One unit's run of values (NCHW layouts: `inner` consecutive values share a unit), folded as
+/// [`unit_rows`] folds a column: eight lanes, then the lanes in order.
+///
+/// # Safety
+/// `y` readable for `n` elements.
+#[inline(always)]
+pub unsafe fn unit_run<T: Copy>(y: *const T, n: usize, f: impl Fn(T) -> f64) -> UnitFold {
+    const K: usize = 8;
+    let (mut fin, mut sum, mut abs) = ([0u64; K], [0f64; K], [0f64; K]);
+    let (mut min, mut max) = ([f64::INFINITY; K], [f64::NEG_INFINITY; K]);
+    let mut i = 0;
+    while i + K <= n {
+        let ys: [T; K] = ptr::read_unaligned(y.add(i) as *const [T; K]);
+        for j in 0..K {
+            let v = f(ys[j]);
+            let ok = v.is_finite();
+            let z = act::select(ok, v, 0.0);
+            fin[j] += ok as u64;
+            sum[j] += z;
+            abs[j] += z.abs();
+            min[j] = act::select(ok && v < min[j], v, min[j]);
+            max[j] = act::select(ok && v > max[j], v, max[j]);
+        }
+        end_of_block();
+        i += K;
+    }
+    while i < n {
+        let (j, v) = (i % K, f(*y.add(i)));
+        let ok = v.is_finite();
+        let z = act::select(ok, v, 0.0);
+        fin[j] += ok as u64;
+        sum[j] += z;
+        abs[j] += z.abs();
+        min[j] = act::select(ok && v < min[j], v, min[j]);
+        max[j] = act::select(ok && v > max[j], v, max[j]);
+        i += 1;
+    }
+    UnitFold {
+        finite: fin.iter().sum(),
+        sum: pairwise(&sum),
+        abs: pairwise(&abs),
+        min: min.iter().fold(f64::INFINITY, |m, &v| m.min(v)),
+        max: max.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)),
     }
 }
 

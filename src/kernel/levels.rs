@@ -104,6 +104,22 @@ macro_rules! level_module {
             /// `Level::supported` here), and the pointers are as `generic`'s function of the
             /// same name requires.
             $(#[$attr])*
+            pub unsafe fn unit_rows<T: Copy, F: Fn(T) -> f64>(y: *const T, n: usize, acc: generic::UnitLanes, f: F) {
+                generic::unit_rows(y, n, acc, f)
+            }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
+            $(#[$attr])*
+            pub unsafe fn unit_run<T: Copy, F: Fn(T) -> f64>(y: *const T, n: usize, f: F) -> crate::kernel::ops::UnitFold {
+                generic::unit_run(y, n, f)
+            }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
+            $(#[$attr])*
             pub unsafe fn bin_index<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, b: crate::kernel::ops::BinSpec<f64>, f: F) {
                 generic::bin_index(x, out, n, b, f)
             }

@@ -14,8 +14,18 @@ mod ops;
 mod x86;
 
 use crate::act::{Float, Int};
+pub use generic::two_sum;
 use generic::{FloatStats, IntStats, NoStats, Observe, RangeStats};
-pub use ops::{BinSpec, ChunkStats, Counts, Op, Slope, EXACT, NEAR, ZERO};
+pub use ops::{BinSpec, ChunkStats, Counts, Op, Slope, UnitFold, EXACT, NEAR, ZERO};
+
+/// The per-unit accumulators [`Kernel::unit_rows`] updates, one element per unit of a row.
+pub struct UnitSlices<'a> {
+    pub finite: &'a mut [u32],
+    pub sum: &'a mut [f64],
+    pub abs: &'a mut [f64],
+    pub min: &'a mut [f64],
+    pub max: &'a mut [f64],
+}
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level the kernel can run at.
@@ -161,7 +171,7 @@ impl Kernel {
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
         let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift));
-        if c.s1.is_finite() && c.s2.is_finite() {
+        if c.s1.is_finite() && c.s2.is_finite() && c.s3.is_finite() && c.s4.is_finite() {
             c
         } else {
             // only f64 values can get here (f32 squares stay far below f64's range)
@@ -336,6 +346,27 @@ impl Kernel {
     pub fn count_into<T: Copy>(&self, x: &[T], counts: &mut [u32], f: impl Fn(T) -> bool) {
         assert_eq!(x.len(), counts.len());
         dispatch!(self.level, count_into(x.as_ptr(), counts.as_mut_ptr(), x.len(), f))
+    }
+
+    /// Per-unit sums and extremes along a row of units: for each `i`, a finite `v = f(y[i])`
+    /// adds one to `finite[i]`, `v` to `sum[i]`, `|v|` to `abs[i]` and moves `min[i]`, `max[i]`.
+    pub fn unit_rows<T: Copy>(&self, y: &[T], acc: UnitSlices, f: impl Fn(T) -> f64) {
+        let n = y.len();
+        let UnitSlices { finite, sum, abs, min, max } = acc;
+        assert!(finite.len() == n && sum.len() == n && abs.len() == n && min.len() == n && max.len() == n);
+        let lanes = generic::UnitLanes {
+            finite: finite.as_mut_ptr(),
+            sum: sum.as_mut_ptr(),
+            abs: abs.as_mut_ptr(),
+            min: min.as_mut_ptr(),
+            max: max.as_mut_ptr(),
+        };
+        dispatch!(self.level, unit_rows(y.as_ptr(), n, lanes, f))
+    }
+
+    /// One unit's run of values folded: the finite ones' count, sum, sum of magnitudes, min, max.
+    pub fn unit_run<T: Copy>(&self, y: &[T], f: impl Fn(T) -> f64) -> UnitFold {
+        dispatch!(self.level, unit_run(y.as_ptr(), y.len(), f))
     }
 
     /// How many elements of `x` satisfy `f`.

@@ -94,8 +94,8 @@ impl Counts {
 }
 
 /// What one kernel call saw, for the fused statistics: counts, shifted sums of the finite
-/// output values (`s1 + s1_lo = Σ(y − shift)`, `s2 = Σ(y − shift)²`), and the
-/// finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
+/// output values (`s1 + s1_lo = Σ(y − shift)`, `s2 = Σ(y − shift)²`, `s3` and `s4` the third
+/// and fourth powers, for the kurtosis), and the finite min/max. "negative" counts inputs below zero. When the sums of f64 values would
 /// overflow, they are of the values scaled by `2^-exp` (shift included), else `exp` is 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ChunkStats {
@@ -106,9 +106,22 @@ pub struct ChunkStats {
     /// `s1 + s1_lo`.
     pub s1_lo: f64,
     pub s2: f64,
+    pub s3: f64,
+    pub s4: f64,
     pub min: f64,
     pub max: f64,
     pub exp: i32,
+}
+
+/// One unit's finite values in a run of them (`Kernel::unit_run`): how many, their sum and the
+/// sum of their magnitudes, their min and max (±inf when there is none).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnitFold {
+    pub finite: u64,
+    pub sum: f64,
+    pub abs: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 /// A chunk's counts read as its own (`c.finite`).
