@@ -312,8 +312,8 @@ impl Histogram {
         // elsewhere they come out as their bin like any other value.
         let zero_bin = b.zero_code();
         let zero = if zero_bin != EXACT && k.can_split_codes() { ZERO } else { zero_bin };
-        // f32 lanes for data that is f32 already (f16 widens to it exactly)
-        let spec32 = if matches!(T::DTYPE, DType::F32 | DType::F16) { b.spec32() } else { None };
+        // f32 lanes for data that is f32 already (f16 and bfloat16 widen to it exactly)
+        let spec32 = if matches!(T::DTYPE, DType::F32 | DType::F16 | DType::BF16) { b.spec32() } else { None };
         let spec32 = spec32.map(|s| BinSpec { stride, zero, ..s });
         let spec = BinSpec { stride, zero, ..b.spec64() };
         let mut c = Counter {

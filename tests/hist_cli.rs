@@ -398,3 +398,44 @@ fn a_containers_arrays_each_get_their_own_range_when_their_scales_differ() {
     let a = aboves(&near);
     assert_eq!(a[0], a[1], "one range: {a:?}");
 }
+
+/// bfloat16 is binned in f32 lanes: its counts equal those of the same values widened to an f32
+/// `.npy` (exactly representable, so NumPy's counts), values on edges and zeros included.
+#[test]
+fn bf16_counts_equal_the_same_values_in_f32() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bits: Vec<u16> = Vec::new();
+    let mut s = 99u32;
+    for _ in 0..50_001 {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        let x = (s % 20_000) as f32 / 2_000.0 - 5.0; // -5 .. 5, many on edges
+        bits.push((x.to_bits() >> 16) as u16);
+    }
+    for x in [0.5f32, -0.5, 1.0, 2.0, 0.0, -0.0, f32::INFINITY, f32::NAN] {
+        bits.push((x.to_bits() >> 16) as u16);
+    }
+    let wide: Vec<f32> = bits.iter().map(|&b| f32::from_bits((b as u32) << 16)).collect();
+    let npy = d.path().join("w.npy");
+    save_f32(&npy, &[wide.len() as u64], &wide);
+    let header =
+        format!("{{\"x\":{{\"dtype\":\"BF16\",\"shape\":[{}],\"data_offsets\":[0,{}]}}}}", bits.len(), 2 * bits.len());
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header.as_bytes());
+    st.extend(bits.iter().flat_map(|b| b.to_le_bytes()));
+    let stp = d.path().join("b.safetensors");
+    fs::write(&stp, st).unwrap();
+    for range in ["--range=-4:3", "--range=-0.5:2", "--range=-5:5"] {
+        for bins in ["7", "100"] {
+            let run = |p: &Path| {
+                let (code, out, err) =
+                    relu(&["hist", "--format", "json", "--bins", bins, range, p.to_str().unwrap()], None);
+                assert_eq!(code, 0, "{err}");
+                let j = json_lines(&out).remove(0);
+                (j["counts"].clone(), j["underflow"].clone(), j["overflow"].clone(), j["nan"].clone())
+            };
+            assert_eq!(run(&stp), run(&npy), "{range} {bins} bins");
+        }
+    }
+}

@@ -291,8 +291,9 @@ impl Inputs {
         // layers differ in scale) and its own percentiles
         let mut each = Vec::with_capacity(list.len());
         for (path, format, member) in list {
-            match crate::job::array_names(&path, format.or(read.format), member.as_deref())? {
-                Some(names) if names.len() > 1 => {
+            // (a file that cannot be listed stays one entry: its job says why, naming it as given)
+            match crate::job::array_names(&path, format.or(read.format), member.as_deref()) {
+                Ok(Some(names)) if names.len() > 1 => {
                     each.extend(names.into_iter().map(|n| (path.clone(), format, Some(n))));
                 }
                 _ => each.push((path, format, member)),

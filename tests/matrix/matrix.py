@@ -538,10 +538,10 @@ def expected_refusal(c):
         return 2, "leaky/prelu on integers need --dtype"
     if grad and table_in:
         return 2, "--upstream with CSV input"
-    if fo == "npz" and fi != "npz":
-        return 2, "an .npz output comes from an .npz input"
-    if fo == "npz" and grad:
-        return 2, "--upstream with an .npz output"
+    if fo == "npz" and fi not in ("npz", "safetensors"):
+        return 2, "an .npz output comes from a container (.npz, .safetensors)"
+    if fo == "npz" and grad and fi == "npz":
+        return 2, "--upstream with an .npz input and output"
     if table_in and fo == "safetensors":
         return 2, "CSV into .safetensors"
     if grad and fo in ("csv", "tsv"):
