@@ -27,13 +27,10 @@ pub struct Address {
     pub path: PathBuf,
     /// `FILE:NAME`'s NAME, or `--member`'s, for a container: a name or a pattern.
     pub member: Option<String>,
-    /// The directory the file's arrays are named in, below its root (`/`-separated; empty at the top).
-    dir: String,
-    /// A plain array's name: the file's path below its root without the extension.
-    stem: String,
     /// The file's size (0 for stdin and streams).
     pub bytes: u64,
-    /// The file's path below its root (its file name when named by itself): where batch writes it.
+    /// The file's path below its root (its file name when named by itself): its arrays' names
+    /// start from it, and batch writes it there.
     pub rel: PathBuf,
 }
 
@@ -49,9 +46,7 @@ impl Address {
 
     /// A file found under a directory (`Found::rel` below it), all of its arrays.
     pub fn found(f: &Found) -> Address {
-        let dir = f.rel.parent().map(slashed).unwrap_or_default();
-        let stem = slashed(&f.rel.with_extension(""));
-        Address { path: f.path.clone(), member: None, dir, stem, bytes: f.len, rel: f.rel.clone() }
+        Address { path: f.path.clone(), member: None, bytes: f.len, rel: f.rel.clone() }
     }
 
     /// How a job reads this input: `read` with this address's member.
@@ -62,10 +57,12 @@ impl Address {
     /// The name (SPEC §6) of the array a job reported as `reported` (`FILE` or `FILE:MEMBER`).
     pub fn name_of(&self, reported: &str) -> String {
         let member = reported.strip_prefix(self.shown().as_str()).and_then(|r| r.strip_prefix(':'));
+        // a member below the file's directory; a plain array by its path without the extension
+        let dir = self.rel.parent().map(slashed).unwrap_or_default();
         match member {
-            Some(m) if self.dir.is_empty() => m.to_string(),
-            Some(m) => format!("{}/{m}", self.dir),
-            None => self.stem.clone(),
+            Some(m) if dir.is_empty() => m.to_string(),
+            Some(m) => format!("{dir}/{m}"),
+            None => slashed(&self.rel.with_extension("")),
         }
     }
 
@@ -150,13 +147,8 @@ pub fn resolve_one(arg: &Path, how: Resolve) -> Result<Vec<Address>> {
 
 /// A file named by itself: its arrays are named at the top, after its stem.
 fn top(path: &Path, member: Option<String>, bytes: u64) -> Address {
-    let stem = if is_dash(path) {
-        "-".to_string()
-    } else {
-        path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
-    };
     let rel = path.file_name().map_or_else(|| path.to_path_buf(), PathBuf::from);
-    Address { path: path.to_path_buf(), member, dir: String::new(), stem, bytes, rel }
+    Address { path: path.to_path_buf(), member, bytes, rel }
 }
 
 /// `FILE:NAME` as (FILE, NAME): FILE the longest prefix before a `:` that is an existing file
@@ -183,14 +175,7 @@ mod tests {
 
     #[test]
     fn names_below_the_root() {
-        let a = Address {
-            path: "root/sub/acts.npz".into(),
-            member: None,
-            dir: "sub".into(),
-            stem: "sub/acts".into(),
-            bytes: 0,
-            rel: "sub/acts.npz".into(),
-        };
+        let a = Address { path: "root/sub/acts.npz".into(), member: None, bytes: 0, rel: "sub/acts.npz".into() };
         assert_eq!(a.name_of("root/sub/acts.npz:layer2"), "sub/layer2");
         assert_eq!(a.name_of("root/sub/acts.npz"), "sub/acts");
         let t = top(Path::new("d/x.npy"), None, 0);
