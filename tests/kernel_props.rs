@@ -749,13 +749,17 @@ fn check_units_f32(v: &[f32], units: usize) {
     let units = units.max(1);
     let rows = v.len() / units;
     let v = &v[..rows * units];
-    // the reference, one unit at a time, in f64
+    // the reference, one unit at a time, in f64; among equal extremes (-0 and +0) the first
+    // row's wins, as the kernels compare strictly (`f64::min`/`max` leave that sign to the
+    // platform: aarch64's fminnm orders -0 below +0, x86's minsd does not)
     let mut want = vec![(0u32, 0.0f64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY); units];
     for (i, &x) in v.iter().enumerate() {
         let x = x as f64;
         let w = &mut want[i % units];
         if x.is_finite() {
-            *w = (w.0 + 1, w.1 + x, w.2 + x.abs(), w.3.min(x), w.4.max(x));
+            let lo = if x < w.3 { x } else { w.3 };
+            let hi = if x > w.4 { x } else { w.4 };
+            *w = (w.0 + 1, w.1 + x, w.2 + x.abs(), lo, hi);
         }
     }
     for k in kernels() {
@@ -785,8 +789,10 @@ fn check_units_f32(v: &[f32], units: usize) {
         let r = k.unit_run(v, |x: f32| x as f64);
         let fin: Vec<f64> = v.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
         assert_eq!(r.finite, fin.len() as u64, "{:?} run count", k.level());
-        assert_eq!(r.min.to_bits(), fin.iter().copied().fold(f64::INFINITY, f64::min).to_bits());
-        assert_eq!(r.max.to_bits(), fin.iter().copied().fold(f64::NEG_INFINITY, f64::max).to_bits());
+        // the lanes fold in their own order, so between -0 and +0 either may stand: values here,
+        // bits against the scalar level below
+        assert_eq!(r.min, fin.iter().copied().fold(f64::INFINITY, |m, x| if x < m { x } else { m }));
+        assert_eq!(r.max, fin.iter().copied().fold(f64::NEG_INFINITY, |m, x| if x > m { x } else { m }));
         let (sum, abs): (f64, f64) = (fin.iter().sum(), fin.iter().map(|x| x.abs()).sum());
         let big: f64 = fin.iter().map(|x| x.abs()).sum::<f64>() * 1e-12 + 1e-300;
         assert!((r.sum - sum).abs() <= big && (r.abs - abs).abs() <= big, "{:?} run sums", k.level());
