@@ -267,7 +267,16 @@ pub fn f64_to_f32(d: f64) -> f32 {
 
 /// A float type the kernel computes in (f32 or f64).
 pub trait Float:
-    Copy + PartialOrd + std::ops::Mul<Output = Self> + std::ops::Sub<Output = Self> + bytemuck::Pod + Send + Sync + 'static
+    Copy
+    + PartialOrd
+    + std::ops::Mul<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Add<Output = Self>
+    + std::ops::AddAssign
+    + bytemuck::Pod
+    + Send
+    + Sync
+    + 'static
 {
     const ZERO: Self;
     const ONE: Self;

@@ -427,6 +427,9 @@ macro_rules! float_compute {
             fn run_stats(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
                 k.float_stats(op, x, g, y, shift)
             }
+            fn stats_only(k: &Kernel, op: Op<$t>, x: &[$t], shift: f64) -> Option<ChunkStats> {
+                k.float_stats_only(op, x, shift)
+            }
             fn run_range(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], _: bool) -> Option<ChunkStats> {
                 Some(k.float_range(op, x, g, y))
             }
@@ -529,19 +532,26 @@ fn run_kernel<T: Compute>(
             let ints = !plan.work.is_float();
             let shift = if ints { shift.round() } else { shift };
             let range = if acc.range_only { T::run_range(k, op, x, g, y, y_unused) } else { None };
-            // nothing written and nothing observed: the output need not be made at all
-            // (per-unit values need the output)
-            let only = if range.is_none() && y_unused && g.is_none() && acc.units.is_none() {
-                T::stats_only(k, op, x, shift)
+            // nothing written: the output need not be made at all, unless the per-unit values
+            // need it (without an activation they are the input's)
+            let identity = matches!(op, Op::Identity);
+            // (sums that may be off are taken again from the output, made below)
+            let only = if range.is_none() && y_unused && g.is_none() && (acc.units.is_none() || identity) {
+                T::stats_only(k, op, x, shift).filter(|c| !acc.needs_exact(c, ints))
             } else {
                 None
             };
             match range.or(only) {
-                Some(s) => acc.add_chunk(&s),
+                Some(s) => {
+                    acc.add_chunk(&s);
+                    if identity {
+                        acc.observe_units(k, x, start, s.finite == s.elements);
+                    }
+                }
                 None => {
                     let c = T::run_stats(k, op, x, g, y, shift);
                     acc.add_chunk_of(&c, y, ints);
-                    acc.observe_units(k, y, start);
+                    acc.observe_units(k, y, start, c.finite == c.elements);
                 }
             }
             acc.count_active(k, x, start, T::is_active);

@@ -624,7 +624,8 @@ impl StatsAccumulator {
 
     /// Adds the output values `y`, whose first element has flat index `start`, to their units'
     /// sums and extremes (laid out as [`StatsAccumulator::count_active`] lays out its counts).
-    pub fn observe_units<T: crate::dtype::Element>(&mut self, k: &Kernel, y: &[T], start: u64) {
+    /// `all_finite`: every value of `y` is finite (the chunk's counts say so).
+    pub fn observe_units<T: crate::dtype::Element>(&mut self, k: &Kernel, y: &[T], start: u64, all_finite: bool) {
         let Some(u) = &self.units else {
             return;
         };
@@ -641,17 +642,19 @@ impl StatsAccumulator {
             v.scratch_finite.resize(n, 0);
             v.scratch_sum.resize(n, 0.0);
             v.scratch_abs.resize(n, 0.0);
+            // a partial first row, the whole rows in one call, a partial last row
             while i < y.len() {
                 let u0 = (p % units) as usize;
-                let len = (n - u0).min(y.len() - i);
+                let len = if u0 == 0 && y.len() - i >= n { (y.len() - i) / n * n } else { (n - u0).min(y.len() - i) };
+                let w = len.min(n - u0);
                 let acc = crate::kernel::UnitSlices {
-                    finite: &mut v.scratch_finite[u0..u0 + len],
-                    sum: &mut v.scratch_sum[u0..u0 + len],
-                    abs: &mut v.scratch_abs[u0..u0 + len],
-                    min: &mut v.min[u0..u0 + len],
-                    max: &mut v.max[u0..u0 + len],
+                    finite: &mut v.scratch_finite[u0..u0 + w],
+                    sum: &mut v.scratch_sum[u0..u0 + w],
+                    abs: &mut v.scratch_abs[u0..u0 + w],
+                    min: &mut v.min[u0..u0 + w],
+                    max: &mut v.max[u0..u0 + w],
                 };
-                k.unit_rows(&y[i..i + len], acc, T::to_f64);
+                k.unit_rows(&y[i..i + len], acc, all_finite, T::to_f64);
                 i += len;
                 p += len as u64;
             }

@@ -762,26 +762,29 @@ fn check_units_f32(v: &[f32], units: usize) {
             *w = (w.0 + 1, w.1 + x, w.2 + x.abs(), lo, hi);
         }
     }
-    for k in kernels() {
+    // the rows one call each, in blocks of three, and all in one call
+    // (and without the finiteness checks where every value is finite)
+    let all_finite = v.iter().all(|x| x.is_finite());
+    for (k, block) in kernels().into_iter().flat_map(|k| [(k, 1), (k, 3), (k, rows.max(1))]) {
         let (mut f, mut s, mut a) = (vec![0u32; units], vec![0.0; units], vec![0.0; units]);
         let (mut lo, mut hi) = (vec![f64::INFINITY; units], vec![f64::NEG_INFINITY; units]);
-        for row in v.chunks(units) {
+        for rows in v.chunks(units * block) {
             let acc = relu::kernel::UnitSlices { finite: &mut f, sum: &mut s, abs: &mut a, min: &mut lo, max: &mut hi };
-            k.unit_rows(row, acc, |x: f32| x as f64);
+            k.unit_rows(rows, acc, all_finite && block != 3, |x: f32| x as f64);
         }
         for u in 0..units {
             let w = want[u];
             assert_eq!(
                 (f[u], lo[u].to_bits(), hi[u].to_bits()),
                 (w.0, w.3.to_bits(), w.4.to_bits()),
-                "{:?} rows unit {u}",
+                "{:?} rows unit {u}, {block} rows a call",
                 k.level()
             );
             // the rows add in the same order as the reference
             assert_eq!(
                 (s[u].to_bits(), a[u].to_bits()),
                 (w.1.to_bits(), w.2.to_bits()),
-                "{:?} rows sums unit {u}",
+                "{:?} rows sums unit {u}, {block} rows a call",
                 k.level()
             );
         }
@@ -806,6 +809,15 @@ proptest! {
 
     #[test]
     fn simd_unit_values_equal_scalar(v in proptest::collection::vec(f32_bits(), 0..400), units in 1usize..40) {
+        check_units_f32(&v, units);
+    }
+
+    /// Finite values only: the kernel's path without the finiteness checks.
+    #[test]
+    fn simd_unit_values_of_finite_values_equal_scalar(
+        v in proptest::collection::vec(prop_oneof![3 => -1e30f32..1e30, 1 => Just(0.0f32), 1 => Just(-0.0f32), 1 => -1e-38f32..1e-38], 0..400),
+        units in 1usize..40,
+    ) {
         check_units_f32(&v, units);
     }
 }

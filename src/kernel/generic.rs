@@ -145,30 +145,44 @@ pub struct FloatStats<T> {
     counts: Classes,
     zeros: [u32; W],
     negative: [u32; W],
+    /// Zero and negative counts in the value type, moved into `zeros` and `negative` every
+    /// [`COUNT_RUNS`] runs (exact: below 2^24 per lane even in f32) and at the end: counting in
+    /// float lanes keeps the vectorizer from narrowing the comparisons to bytes and widening
+    /// them again.
+    zf: [T; W],
+    nf: [T; W],
+    runs: u32,
     /// Σy (not shifted: no rounding in a difference) of the current run of at most [`FLUSH`]
     /// elements per call, lane-wise; then moved into the compensated pair `hi + lo` without
     /// rounding error (TwoSum), so a chunk's sum carries only the rounding of those short runs
     /// (NumPy's pairwise sum carries theirs and a tree's on top). `finish` subtracts n·shift.
-    s1: [f64; W],
-    hi: [f64; W],
-    lo: [f64; W],
+    s1: [f64; S],
+    hi: [f64; S],
+    lo: [f64; S],
     /// Elements observed by `lane` since the last move into `hi + lo` (blocks come in runs).
     fill: u32,
     /// Σ(y − shift)², lane-wise (the std need not be exact: its sums are not compensated).
-    s2: [f64; W],
+    s2: [f64; S],
     /// Σ(y − shift)³ and Σ(y − shift)⁴ (the kurtosis), as `s2`.
-    s3: [f64; W],
-    s4: [f64; W],
+    s3: [f64; S],
+    s4: [f64; S],
     min: [T; W],
     max: [T; W],
 }
 
-/// Accumulator lanes.
+/// Accumulator lanes: eight for the counters and extremes (one vector of f32 or u32), four for
+/// the f64 sums (one AVX2 vector each: eight would need more registers than there are, and the
+/// spilled sums would add through memory).
 const W: usize = 8;
+const S: usize = 4;
 
 /// Elements summed in plain lanes before a compensated flush: 16 per lane, as NumPy's
 /// unrolled blocks of 128.
-const FLUSH: u32 = 128;
+const FLUSH: u32 = 64;
+
+/// Runs between moves of [`FloatStats`]'s float-lane counts into integers: a run adds at most
+/// 2·RUN = 8 to a lane, so 2^16 runs stay below 2^24.
+const COUNT_RUNS: u32 = 1 << 16;
 
 /// `a + b` as the rounded sum and its exact error (Knuth's TwoSum: no condition on the order of
 /// magnitudes; six operations the vectorizer keeps in lanes).
@@ -180,29 +194,33 @@ pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
 }
 
 impl<T: Float> FloatStats<T> {
-    /// A block's sixteen pairs into the eight lanes, with no branches and no selects on the sums
-    /// (so the accumulators stay in registers). The block's two halves combine lane-wise first,
-    /// so each accumulator takes one dependent operation per block, not two. A NaN or infinity
-    /// makes its lane's sums non-finite (finite values cannot overflow an f64 sum of a chunk),
-    /// which `poisoned` sees; the caller then recounts the whole call with `lane` (so min/max
-    /// here only ever compare finite values).
+    /// A block's sixteen values into the lanes, with no branches and no selects on the sums
+    /// (so the accumulators stay in registers): the counters and extremes take the block's two
+    /// halves into eight lanes, the sums its four quarters into four lanes, the quarters added
+    /// pairwise first, so each accumulator takes one dependent operation per block. A NaN or
+    /// infinity makes its lane's sums non-finite (finite values cannot overflow an f64 sum of a
+    /// chunk), which `poisoned` sees; the caller then recounts the whole call with `lane` (so
+    /// min/max here only ever compare finite values).
     #[inline(always)]
     fn sixteen(&mut self, xs: &[T; L], ys: &[T; L]) {
         for j in 0..W {
             let (xa, xb, ya, yb) = (xs[j], xs[j + W], ys[j], ys[j + W]);
-            self.zeros[j] += (ya == T::ZERO) as u32 + (yb == T::ZERO) as u32;
-            self.negative[j] += (xa < T::ZERO) as u32 + (xb < T::ZERO) as u32;
-            let (fa, fb) = (ya.to_f64(), yb.to_f64());
-            let (da, db) = (fa - self.shift, fb - self.shift);
-            self.s1[j] += fa + fb;
-            let (qa, qb) = (da * da, db * db);
-            self.s2[j] += qa + qb;
-            self.s3[j] += qa * da + qb * db;
-            self.s4[j] += qa * qa + qb * qb;
+            let one = |c: bool| act::select(c, T::ONE, T::ZERO);
+            self.zf[j] += one(ya == T::ZERO) + one(yb == T::ZERO);
+            self.nf[j] += one(xa < T::ZERO) + one(xb < T::ZERO);
             let lo = act::select(yb < ya, yb, ya);
             let hi = act::select(yb > ya, yb, ya);
             self.min[j] = act::select(lo < self.min[j], lo, self.min[j]);
             self.max[j] = act::select(hi > self.max[j], hi, self.max[j]);
+        }
+        for j in 0..S {
+            let f = [ys[j].to_f64(), ys[j + S].to_f64(), ys[j + 2 * S].to_f64(), ys[j + 3 * S].to_f64()];
+            let d = f.map(|v| v - self.shift);
+            let q = d.map(|d| d * d);
+            self.s1[j] += (f[0] + f[1]) + (f[2] + f[3]);
+            self.s2[j] += (q[0] + q[1]) + (q[2] + q[3]);
+            self.s3[j] += (q[0] * d[0] + q[1] * d[1]) + (q[2] * d[2] + q[3] * d[3]);
+            self.s4[j] += (q[0] * q[0] + q[1] * q[1]) + (q[2] * q[2] + q[3] * q[3]);
         }
     }
 }
@@ -215,13 +233,16 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             counts: Classes::default(),
             zeros: [0; W],
             negative: [0; W],
-            s1: [0.0; W],
-            hi: [0.0; W],
-            lo: [0.0; W],
+            zf: [T::ZERO; W],
+            nf: [T::ZERO; W],
+            runs: 0,
+            s1: [0.0; S],
+            hi: [0.0; S],
+            lo: [0.0; S],
             fill: 0,
-            s2: [0.0; W],
-            s3: [0.0; W],
-            s4: [0.0; W],
+            s2: [0.0; S],
+            s3: [0.0; S],
+            s4: [0.0; S],
             min: [T::INFINITY; W],
             max: [T::NEG_INFINITY; W],
         }
@@ -232,6 +253,10 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     #[inline(always)]
     fn end_run(&mut self) {
         self.flush();
+        self.runs += 1;
+        if self.runs >= COUNT_RUNS {
+            self.flush_counts();
+        }
     }
 
     #[inline(always)]
@@ -258,11 +283,12 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             self.counts.nonfinite(y);
         }
         let d = act::select(finite, y.to_f64() - self.shift, 0.0);
-        self.s1[j] += act::select(finite, y.to_f64(), 0.0);
+        let k = j % S;
+        self.s1[k] += act::select(finite, y.to_f64(), 0.0);
         let q = d * d;
-        self.s2[j] += q;
-        self.s3[j] += q * d;
-        self.s4[j] += q * q;
+        self.s2[k] += q;
+        self.s3[k] += q * d;
+        self.s4[k] += q * q;
         self.min[j] = act::select(finite && y < self.min[j], y, self.min[j]);
         self.max[j] = act::select(finite && y > self.max[j], y, self.max[j]);
         self.fill += 1;
@@ -273,6 +299,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
 
     fn finish(mut self) -> ChunkStats {
         self.flush();
+        self.flush_counts();
         let sum = |a: [u32; W]| a.iter().map(|&v| v as u64).sum::<u64>();
         // the lanes' pairs folded without rounding but in `lo`, whose own error is ~2^-106 |Σ|
         let (raw, raw_lo) = fold(&self.hi, &self.lo);
@@ -296,10 +323,25 @@ impl<T: Float> Observe<T> for FloatStats<T> {
 }
 
 impl<T: Float> FloatStats<T> {
+    /// Moves the float-lane counts into the integer ones.
+    #[inline(never)]
+    fn flush_counts(&mut self) {
+        for j in 0..W {
+            // SAFETY: whole numbers in [0, 2^24)
+            let (z, n) = unsafe {
+                (self.zf[j].to_f64().to_int_unchecked::<i32>(), self.nf[j].to_f64().to_int_unchecked::<i32>())
+            };
+            self.zeros[j] += z as u32;
+            self.negative[j] += n as u32;
+            (self.zf[j], self.nf[j]) = (T::ZERO, T::ZERO);
+        }
+        self.runs = 0;
+    }
+
     /// Moves the run sums into the compensated pairs, exactly.
     #[inline(always)]
     fn flush(&mut self) {
-        for j in 0..W {
+        for j in 0..S {
             let (s, e) = two_sum(self.hi[j], self.s1[j]);
             self.hi[j] = s;
             self.lo[j] += e;
@@ -311,9 +353,9 @@ impl<T: Float> FloatStats<T> {
 
 /// The lanes' compensated pairs `hi[j] + lo[j]` as one, `(sum, what it lost to rounding)`: the
 /// lanes fold without rounding but in the low part, whose own error is ~2^-106 of the sum.
-fn fold(hi: &[f64; W], lo: &[f64; W]) -> (f64, f64) {
+fn fold(hi: &[f64; S], lo: &[f64; S]) -> (f64, f64) {
     let (mut s, mut err) = (0.0, 0.0);
-    for j in 0..W {
+    for j in 0..S {
         let (t, e) = two_sum(s, hi[j]);
         s = t;
         err += e + lo[j];
@@ -462,8 +504,8 @@ fn pairwise(v: &[f64]) -> f64 {
 /// `y[i] = f(x[i], g[i], a[i])` for `i < n`, in blocks of `L` lanes; `O` observes each pair.
 ///
 /// # Safety
-/// `x` readable and `y` writable for `n` elements, the same buffer or disjoint; `g` and `a`
-/// readable at every index below `n`.
+/// `x` readable and `y` null (nothing written) or writable for `n` elements, the same buffer or
+/// disjoint; `g` and `a` readable at every index below `n`.
 #[inline(always)]
 pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     x: *const T,
@@ -485,7 +527,9 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
                 ys[j] = f(xs[j], g.get(i + j), a.get(i + j));
             }
             obs.block(&xs, &ys);
-            ptr::write(y.add(i) as *mut [T; L], ys);
+            if !y.is_null() {
+                ptr::write(y.add(i) as *mut [T; L], ys);
+            }
             end_of_block();
             i += L;
         }
@@ -493,12 +537,18 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     }
     while i < n {
         let (xv, yv) = (*x.add(i), f(*x.add(i), g.get(i), a.get(i)));
-        *y.add(i) = yv;
+        if !y.is_null() {
+            *y.add(i) = yv;
+        }
         obs.lane(i % L, xv, yv);
         i += 1;
     }
     if obs.poisoned() {
-        return recount::<T, O>(x, y, n, shift);
+        // (without an output, the values are made again)
+        return recount::<T, O>(n, shift, |i| {
+            let xv = *x.add(i);
+            (xv, if y.is_null() { f(xv, g.get(i), a.get(i)) } else { *y.add(i) })
+        });
     }
     obs.finish()
 }
@@ -525,13 +575,14 @@ pub fn scaled_sums<T: Float>(mut c: ChunkStats, y: &[T]) -> ChunkStats {
     c
 }
 
-/// Observes a whole call again element by element (after the fast path met a NaN or infinity).
-/// `x` and `y` are distinct buffers whenever statistics are gathered.
+/// Observes a whole call again element by element (after the fast path met a NaN or infinity):
+/// `xy(i)` gives element `i`'s input and output.
 #[inline(never)]
-unsafe fn recount<T: Copy, O: Observe<T>>(x: *const T, y: *const T, n: usize, shift: f64) -> ChunkStats {
+unsafe fn recount<T: Copy, O: Observe<T>>(n: usize, shift: f64, xy: impl Fn(usize) -> (T, T)) -> ChunkStats {
     let mut obs = O::new(shift);
     for i in 0..n {
-        obs.lane(i % L, *x.add(i), *y.add(i));
+        let (x, y) = xy(i);
+        obs.lane(i % L, x, y);
     }
     obs.finish()
 }
@@ -901,30 +952,125 @@ pub unsafe fn count_into<T: Copy>(x: *const T, c: *mut u32, n: usize, f: impl Fn
     }
 }
 
-/// Per-unit sums and extremes along a row of units (dense `(N, U)` layouts): for each `i`, the
-/// finite `v = f(y[i])` adds one to `finite[i]`, `v` to `sum[i]`, `|v|` to `abs[i]`, and moves
-/// `min[i]`/`max[i]`; a NaN or infinity moves nothing. Branch-free per unit, so the units are
-/// the lanes.
+/// Per-unit sums and extremes over `rows` rows of `n` units each (dense `(N, U)` layouts; row
+/// `r` starts at `y + r·n`): for each unit `i`, every finite `v = f(y[r·n + i])` adds one to
+/// `finite[i]`, `v` to `sum[i]`, `|v|` to `abs[i]`, and moves `min[i]`/`max[i]` (strictly: of
+/// equal values the first stays); a NaN or infinity moves nothing. Eight units at a time are
+/// carried down all the rows in registers (a unit's values still add in row order), so the
+/// accumulators are loaded and stored once per call, not once per row.
 ///
 /// # Safety
-/// `y` readable and the five others writable for `n` elements, all disjoint.
+/// `y` readable for `rows·n` elements, the five others writable for `n` elements, all disjoint.
 #[inline(always)]
-pub unsafe fn unit_rows<T: Copy>(y: *const T, n: usize, acc: UnitLanes, f: impl Fn(T) -> f64) {
-    let y = std::slice::from_raw_parts(y, n);
-    let finite = std::slice::from_raw_parts_mut(acc.finite, n);
-    let sum = std::slice::from_raw_parts_mut(acc.sum, n);
-    let abs = std::slice::from_raw_parts_mut(acc.abs, n);
-    let min = std::slice::from_raw_parts_mut(acc.min, n);
-    let max = std::slice::from_raw_parts_mut(acc.max, n);
-    for i in 0..n {
-        let v = f(y[i]);
-        let fin = v.is_finite();
-        let z = act::select(fin, v, 0.0);
-        finite[i] += fin as u32;
-        sum[i] += z;
-        abs[i] += z.abs();
-        min[i] = act::select(fin && v < min[i], v, min[i]);
-        max[i] = act::select(fin && v > max[i], v, max[i]);
+pub unsafe fn unit_rows<T: Copy>(y: *const T, n: usize, rows: usize, acc: UnitLanes, f: impl Fn(T) -> f64) {
+    const K: usize = 8;
+    let mut u = 0;
+    while u + K <= n {
+        // every lane f64 (the count too: exact below 2^53), selects rather than branches, so
+        // the eight units are two or four vectors
+        let mut fin = [0f64; K];
+        let mut sum: [f64; K] = ptr::read_unaligned(acc.sum.add(u) as *const [f64; K]);
+        let mut abs: [f64; K] = ptr::read_unaligned(acc.abs.add(u) as *const [f64; K]);
+        let mut min: [f64; K] = ptr::read_unaligned(acc.min.add(u) as *const [f64; K]);
+        let mut max: [f64; K] = ptr::read_unaligned(acc.max.add(u) as *const [f64; K]);
+        for r in 0..rows {
+            let ys: [T; K] = ptr::read_unaligned(y.add(r * n + u) as *const [T; K]);
+            for j in 0..K {
+                let v = f(ys[j]);
+                let ok = v.abs() < f64::INFINITY;
+                let z = act::select(ok, v, 0.0);
+                fin[j] += act::select(ok, 1.0, 0.0);
+                sum[j] += z;
+                abs[j] += z.abs();
+                let (lo, hi) = (act::select(ok, v, f64::INFINITY), act::select(ok, v, f64::NEG_INFINITY));
+                min[j] = act::select(lo < min[j], lo, min[j]);
+                max[j] = act::select(hi > max[j], hi, max[j]);
+            }
+        }
+        for (j, c) in fin.iter().enumerate() {
+            *acc.finite.add(u + j) += *c as u32;
+        }
+        ptr::write_unaligned(acc.sum.add(u) as *mut [f64; K], sum);
+        ptr::write_unaligned(acc.abs.add(u) as *mut [f64; K], abs);
+        ptr::write_unaligned(acc.min.add(u) as *mut [f64; K], min);
+        ptr::write_unaligned(acc.max.add(u) as *mut [f64; K], max);
+        u += K;
+    }
+    if u < n {
+        let rest = UnitLanes {
+            finite: acc.finite.add(u),
+            sum: acc.sum.add(u),
+            abs: acc.abs.add(u),
+            min: acc.min.add(u),
+            max: acc.max.add(u),
+        };
+        unit_rows_tail(y.add(u), n, n - u, rows, rest, f);
+    }
+}
+
+/// The last units of [`unit_rows`] (fewer than eight: `w` of rows `n` long), one at a time.
+#[inline(always)]
+unsafe fn unit_rows_tail<T: Copy>(y: *const T, n: usize, w: usize, rows: usize, acc: UnitLanes, f: impl Fn(T) -> f64) {
+    for u in 0..w {
+        let (mut fin, mut sum, mut abs) = (*acc.finite.add(u), *acc.sum.add(u), *acc.abs.add(u));
+        let (mut min, mut max) = (*acc.min.add(u), *acc.max.add(u));
+        for r in 0..rows {
+            let v = f(*y.add(r * n + u));
+            let ok = v.is_finite();
+            let z = act::select(ok, v, 0.0);
+            fin += ok as u32;
+            sum += z;
+            abs += z.abs();
+            min = act::select(ok && v < min, v, min);
+            max = act::select(ok && v > max, v, max);
+        }
+        (*acc.finite.add(u), *acc.sum.add(u), *acc.abs.add(u)) = (fin, sum, abs);
+        (*acc.min.add(u), *acc.max.add(u)) = (min, max);
+    }
+}
+
+/// [`unit_rows`] where every value is finite (the caller knows it from the chunk's counts): the
+/// same sums and extremes without the checks, about half the work.
+///
+/// # Safety
+/// As [`unit_rows`].
+#[inline(always)]
+pub unsafe fn unit_rows_finite<T: Copy>(y: *const T, n: usize, rows: usize, acc: UnitLanes, f: impl Fn(T) -> f64) {
+    const K: usize = 8;
+    let mut u = 0;
+    while u + K <= n {
+        let mut sum: [f64; K] = ptr::read_unaligned(acc.sum.add(u) as *const [f64; K]);
+        let mut abs: [f64; K] = ptr::read_unaligned(acc.abs.add(u) as *const [f64; K]);
+        let mut min: [f64; K] = ptr::read_unaligned(acc.min.add(u) as *const [f64; K]);
+        let mut max: [f64; K] = ptr::read_unaligned(acc.max.add(u) as *const [f64; K]);
+        for r in 0..rows {
+            let ys: [T; K] = ptr::read_unaligned(y.add(r * n + u) as *const [T; K]);
+            for j in 0..K {
+                let v = f(ys[j]);
+                sum[j] += v;
+                abs[j] += v.abs();
+                min[j] = act::select(v < min[j], v, min[j]);
+                max[j] = act::select(v > max[j], v, max[j]);
+            }
+        }
+        for j in 0..K {
+            *acc.finite.add(u + j) += rows as u32;
+        }
+        ptr::write_unaligned(acc.sum.add(u) as *mut [f64; K], sum);
+        ptr::write_unaligned(acc.abs.add(u) as *mut [f64; K], abs);
+        ptr::write_unaligned(acc.min.add(u) as *mut [f64; K], min);
+        ptr::write_unaligned(acc.max.add(u) as *mut [f64; K], max);
+        u += K;
+    }
+    if u < n {
+        let rest = UnitLanes {
+            finite: acc.finite.add(u),
+            sum: acc.sum.add(u),
+            abs: acc.abs.add(u),
+            min: acc.min.add(u),
+            max: acc.max.add(u),
+        };
+        unit_rows_tail(y.add(u), n, n - u, rows, rest, f);
     }
 }
 

@@ -104,8 +104,16 @@ macro_rules! level_module {
             /// `Level::supported` here), and the pointers are as `generic`'s function of the
             /// same name requires.
             $(#[$attr])*
-            pub unsafe fn unit_rows<T: Copy, F: Fn(T) -> f64>(y: *const T, n: usize, acc: generic::UnitLanes, f: F) {
-                generic::unit_rows(y, n, acc, f)
+            pub unsafe fn unit_rows<T: Copy, F: Fn(T) -> f64>(y: *const T, n: usize, rows: usize, acc: generic::UnitLanes, f: F) {
+                generic::unit_rows(y, n, rows, acc, f)
+            }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
+            $(#[$attr])*
+            pub unsafe fn unit_rows_finite<T: Copy, F: Fn(T) -> f64>(y: *const T, n: usize, rows: usize, acc: generic::UnitLanes, f: F) {
+                generic::unit_rows_finite(y, n, rows, acc, f)
             }
             /// # Safety
             /// The CPU has the level's features (a `Kernel` is only built for a level

@@ -179,6 +179,22 @@ impl Kernel {
         }
     }
 
+    /// The statistics of [`Kernel::float_stats`] with nothing written, for `Op::Identity` and
+    /// `Op::Relu`; `None` for other ops.
+    pub fn float_stats_only<T: Float>(&self, op: Op<T>, x: &[T], shift: f64) -> Option<ChunkStats> {
+        if !matches!(op, Op::Identity | Op::Relu) {
+            return None;
+        }
+        let n = x.len();
+        let (op, null) = (op.raw(n), std::ptr::null_mut());
+        let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), null, null, n, shift));
+        if c.s1.is_finite() && c.s2.is_finite() && c.s3.is_finite() && c.s4.is_finite() {
+            Some(c)
+        } else {
+            None
+        }
+    }
+
     /// [`Kernel::float`] with only the finite min and max of `y` (and the counts of elements and
     /// of non-finite values) gathered: a histogram's first pass. The min and max equal those
     /// [`Kernel::float_stats`] finds (where both signs of zero tie, either may be reported).
@@ -348,12 +364,16 @@ impl Kernel {
         dispatch!(self.level, count_into(x.as_ptr(), counts.as_mut_ptr(), x.len(), f))
     }
 
-    /// Per-unit sums and extremes along a row of units: for each `i`, a finite `v = f(y[i])`
-    /// adds one to `finite[i]`, `v` to `sum[i]`, `|v|` to `abs[i]` and moves `min[i]`, `max[i]`.
-    pub fn unit_rows<T: Copy>(&self, y: &[T], acc: UnitSlices, f: impl Fn(T) -> f64) {
-        let n = y.len();
+    /// Per-unit sums and extremes over whole rows of units: `y` holds rows of `n =
+    /// finite.len()` units; for each unit `i`, every finite `v = f(y[r·n + i])` adds one to
+    /// `finite[i]`, `v` to `sum[i]` (in row order), `|v|` to `abs[i]`, and moves `min[i]`,
+    /// `max[i]`. `all_finite`: the caller knows every `f(y[i])` is finite (the checks are
+    /// skipped).
+    pub fn unit_rows<T: Copy>(&self, y: &[T], acc: UnitSlices, all_finite: bool, f: impl Fn(T) -> f64) {
         let UnitSlices { finite, sum, abs, min, max } = acc;
-        assert!(finite.len() == n && sum.len() == n && abs.len() == n && min.len() == n && max.len() == n);
+        let n = finite.len();
+        assert!(sum.len() == n && abs.len() == n && min.len() == n && max.len() == n);
+        assert!(n > 0 && y.len().is_multiple_of(n), "unit_rows takes whole rows");
         let lanes = generic::UnitLanes {
             finite: finite.as_mut_ptr(),
             sum: sum.as_mut_ptr(),
@@ -361,7 +381,12 @@ impl Kernel {
             min: min.as_mut_ptr(),
             max: max.as_mut_ptr(),
         };
-        dispatch!(self.level, unit_rows(y.as_ptr(), n, lanes, f))
+        let rows = y.len() / n;
+        if all_finite {
+            dispatch!(self.level, unit_rows_finite(y.as_ptr(), n, rows, lanes, f))
+        } else {
+            dispatch!(self.level, unit_rows(y.as_ptr(), n, rows, lanes, f))
+        }
     }
 
     /// One unit's run of values folded: the finite ones' count, sum, sum of magnitudes, min, max.
