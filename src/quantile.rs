@@ -112,7 +112,21 @@ struct Found {
 pub struct PassCounter {
     pass: Arc<Pass>,
     found: Vec<Found>,
+    /// One bit per top digit (a key's 16 high bits): set where some target's prefix starts with
+    /// it. Most values of a later pass lie in no target; one load of this 8 KiB map (it stays in
+    /// L1) turns them away before the search.
+    tops: Vec<u64>,
+    /// The values each target's keys span, `[lo, hi]` (a key interval is a value interval), where
+    /// there are at most [`RANGES`] targets: blocks of values wholly outside them are passed
+    /// over with compares the vectorizer does sixteen at a time.
+    ranges: [(f64, f64); RANGES],
+    nranges: usize,
 }
+
+/// The most target intervals the block filter checks.
+const RANGES: usize = 8;
+/// Values the block filter looks at together.
+const BLOCK: usize = 16;
 
 impl PassCounter {
     pub fn new(pass: Arc<Pass>) -> PassCounter {
@@ -127,7 +141,24 @@ impl PassCounter {
                 hi: 0,
             })
             .collect();
-        PassCounter { pass, found }
+        let mut tops = vec![0u64; BUCKETS / 64];
+        if pass.depth >= DIGIT {
+            for t in &pass.targets {
+                let top = (t.prefix >> (pass.depth - DIGIT)) as usize;
+                tops[top / 64] |= 1 << (top % 64);
+            }
+        }
+        let mut ranges = [(0.0, 0.0); RANGES];
+        let nranges = if pass.depth >= DIGIT && pass.targets.len() <= RANGES { pass.targets.len() } else { 0 };
+        for (r, t) in ranges.iter_mut().zip(&pass.targets).take(nranges) {
+            let s = 64 - pass.depth;
+            let lo = t.prefix << s;
+            let hi = lo | ((1u64 << s) - 1);
+            // (keys past the finite ones are NaN's: the interval is open there)
+            let (a, b) = (value(lo), value(hi));
+            *r = (if a.is_nan() { f64::NEG_INFINITY } else { a }, if b.is_nan() { f64::INFINITY } else { b });
+        }
+        PassCounter { pass, found, tops, ranges, nranges }
     }
 
     /// Takes the values `xs` (non-finite ones are left out).
@@ -150,14 +181,41 @@ impl PassCounter {
             f.hi = hi;
             return;
         }
+        let (ranges, n) = (self.ranges, self.nranges);
+        let mut i = 0;
+        if n > 0 {
+            while i + BLOCK <= xs.len() {
+                let block = &xs[i..i + BLOCK];
+                let mut hit = 0u32;
+                for &(lo, hi) in &ranges[..n] {
+                    for &x in block {
+                        let v = x.to_f64();
+                        hit |= ((v >= lo) & (v <= hi)) as u32;
+                    }
+                }
+                if hit != 0 {
+                    self.add_later(block);
+                }
+                i += BLOCK;
+            }
+        }
+        self.add_later(&xs[i..]);
+    }
+
+    /// A later pass's values, one at a time.
+    fn add_later<T: Element>(&mut self, xs: &[T]) {
         let targets = &self.pass.targets;
-        let shift = 64 - depth;
+        let shift = 64 - self.pass.depth;
         for &x in xs {
             let v = x.to_f64();
             if !v.is_finite() {
                 continue;
             }
             let k = key(v);
+            let top = (k >> (64 - DIGIT)) as usize;
+            if (self.tops[top / 64] >> (top % 64)) & 1 == 0 {
+                continue;
+            }
             let p = k >> shift;
             // most values are in no wanted bucket: a scan of a few targets that finds nothing
             // predicts well, where a binary search's branches would not
