@@ -16,18 +16,25 @@ use std::path::Path;
 /// Bytes of input per chunk: small enough to stay in L2, large enough to amortize syscalls.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
-/// An 8-byte-aligned scratch buffer, allocated once.
-pub struct AlignedBuf(Vec<u64>);
+/// An 8-byte-aligned scratch buffer, allocated (zeroed) once, on first use: a pipeline makes
+/// buffers for every path it might take (alignment, conversion, output), and a directory of small
+/// files would otherwise zero megabytes it never touches for each file.
+pub struct AlignedBuf {
+    words: usize,
+    buf: std::cell::OnceCell<Vec<u64>>,
+}
 
 impl AlignedBuf {
     pub fn new(bytes: usize) -> Self {
-        AlignedBuf(vec![0; bytes.div_ceil(8)])
+        AlignedBuf { words: bytes.div_ceil(8), buf: std::cell::OnceCell::new() }
     }
     pub fn bytes(&self) -> &[u8] {
-        cast_slice(&self.0)
+        cast_slice(self.buf.get_or_init(|| vec![0; self.words]))
     }
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        cast_slice_mut(&mut self.0)
+        let words = self.words;
+        self.buf.get_or_init(|| vec![0; words]);
+        cast_slice_mut(self.buf.get_mut().expect("made above"))
     }
 }
 
