@@ -201,14 +201,36 @@ impl Counter<'_> {
                 r
             }
             None => {
-                // the certain bins in a tight loop; the positions of the others to a list
+                // the certain bins in a tight loop, four at a time with one test (a block
+                // holds a few codes next to an edge, so whole blocks are rarely all certain);
+                // the positions of the others to a list
                 let mut r = 0;
-                for (j, &code) in idx.iter().enumerate() {
+                let mut quads = idx.chunks_exact(4);
+                for (q, c) in (&mut quads).enumerate() {
+                    if c[0].max(c[1]).max(c[2]).max(c[3]) < limit {
+                        for &code in c {
+                            // SAFETY: all four are below `limit`.
+                            unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+                        }
+                        continue;
+                    }
+                    for (j, &code) in c.iter().enumerate() {
+                        if code < limit {
+                            // SAFETY: just checked.
+                            unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+                        } else {
+                            self.rest[r] = (4 * q + j) as u32;
+                            r += 1;
+                        }
+                    }
+                }
+                let base = idx.len() - quads.remainder().len();
+                for (j, &code) in quads.remainder().iter().enumerate() {
                     if code < limit {
                         // SAFETY: just checked.
                         unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
                     } else {
-                        self.rest[r] = j as u32;
+                        self.rest[r] = (base + j) as u32;
                         r += 1;
                     }
                 }
