@@ -990,21 +990,11 @@ pub unsafe fn unit_rows<T: Copy>(y: *const T, n: usize, rows: usize, acc: UnitLa
         for (j, c) in fin.iter().enumerate() {
             *acc.finite.add(u + j) += *c as u32;
         }
-        ptr::write_unaligned(acc.sum.add(u) as *mut [f64; K], sum);
-        ptr::write_unaligned(acc.abs.add(u) as *mut [f64; K], abs);
-        ptr::write_unaligned(acc.min.add(u) as *mut [f64; K], min);
-        ptr::write_unaligned(acc.max.add(u) as *mut [f64; K], max);
+        acc.from(u).store(sum, abs, min, max);
         u += K;
     }
     if u < n {
-        let rest = UnitLanes {
-            finite: acc.finite.add(u),
-            sum: acc.sum.add(u),
-            abs: acc.abs.add(u),
-            min: acc.min.add(u),
-            max: acc.max.add(u),
-        };
-        unit_rows_tail(y.add(u), n, n - u, rows, rest, f);
+        unit_rows_tail(y.add(u), n, n - u, rows, acc.from(u), f);
     }
 }
 
@@ -1056,21 +1046,11 @@ pub unsafe fn unit_rows_finite<T: Copy>(y: *const T, n: usize, rows: usize, acc:
         for j in 0..K {
             *acc.finite.add(u + j) += rows as u32;
         }
-        ptr::write_unaligned(acc.sum.add(u) as *mut [f64; K], sum);
-        ptr::write_unaligned(acc.abs.add(u) as *mut [f64; K], abs);
-        ptr::write_unaligned(acc.min.add(u) as *mut [f64; K], min);
-        ptr::write_unaligned(acc.max.add(u) as *mut [f64; K], max);
+        acc.from(u).store(sum, abs, min, max);
         u += K;
     }
     if u < n {
-        let rest = UnitLanes {
-            finite: acc.finite.add(u),
-            sum: acc.sum.add(u),
-            abs: acc.abs.add(u),
-            min: acc.min.add(u),
-            max: acc.max.add(u),
-        };
-        unit_rows_tail(y.add(u), n, n - u, rows, rest, f);
+        unit_rows_tail(y.add(u), n, n - u, rows, acc.from(u), f);
     }
 }
 
@@ -1082,6 +1062,29 @@ pub struct UnitLanes {
     pub abs: *mut f64,
     pub min: *mut f64,
     pub max: *mut f64,
+}
+
+impl UnitLanes {
+    /// The accumulators from unit `u` on.
+    #[inline(always)]
+    unsafe fn from(self, u: usize) -> UnitLanes {
+        UnitLanes {
+            finite: self.finite.add(u),
+            sum: self.sum.add(u),
+            abs: self.abs.add(u),
+            min: self.min.add(u),
+            max: self.max.add(u),
+        }
+    }
+
+    /// Stores the sums and extremes of the first `K` units.
+    #[inline(always)]
+    unsafe fn store<const K: usize>(self, sum: [f64; K], abs: [f64; K], min: [f64; K], max: [f64; K]) {
+        ptr::write_unaligned(self.sum as *mut [f64; K], sum);
+        ptr::write_unaligned(self.abs as *mut [f64; K], abs);
+        ptr::write_unaligned(self.min as *mut [f64; K], min);
+        ptr::write_unaligned(self.max as *mut [f64; K], max);
+    }
 }
 
 /// One unit's run of values (NCHW layouts: `inner` consecutive values share a unit), folded as
