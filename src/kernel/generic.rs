@@ -969,10 +969,7 @@ pub unsafe fn unit_rows<T: Copy>(y: *const T, n: usize, rows: usize, acc: UnitLa
         // every lane f64 (the count too: exact below 2^53), selects rather than branches, so
         // the eight units are two or four vectors
         let mut fin = [0f64; K];
-        let mut sum: [f64; K] = ptr::read_unaligned(acc.sum.add(u) as *const [f64; K]);
-        let mut abs: [f64; K] = ptr::read_unaligned(acc.abs.add(u) as *const [f64; K]);
-        let mut min: [f64; K] = ptr::read_unaligned(acc.min.add(u) as *const [f64; K]);
-        let mut max: [f64; K] = ptr::read_unaligned(acc.max.add(u) as *const [f64; K]);
+        let (mut sum, mut abs, mut min, mut max) = acc.from(u).load::<K>();
         for r in 0..rows {
             let ys: [T; K] = ptr::read_unaligned(y.add(r * n + u) as *const [T; K]);
             for j in 0..K {
@@ -1029,10 +1026,7 @@ pub unsafe fn unit_rows_finite<T: Copy>(y: *const T, n: usize, rows: usize, acc:
     const K: usize = 8;
     let mut u = 0;
     while u + K <= n {
-        let mut sum: [f64; K] = ptr::read_unaligned(acc.sum.add(u) as *const [f64; K]);
-        let mut abs: [f64; K] = ptr::read_unaligned(acc.abs.add(u) as *const [f64; K]);
-        let mut min: [f64; K] = ptr::read_unaligned(acc.min.add(u) as *const [f64; K]);
-        let mut max: [f64; K] = ptr::read_unaligned(acc.max.add(u) as *const [f64; K]);
+        let (mut sum, mut abs, mut min, mut max) = acc.from(u).load::<K>();
         for r in 0..rows {
             let ys: [T; K] = ptr::read_unaligned(y.add(r * n + u) as *const [T; K]);
             for j in 0..K {
@@ -1075,6 +1069,17 @@ impl UnitLanes {
             min: self.min.add(u),
             max: self.max.add(u),
         }
+    }
+
+    /// The sums and extremes of the first `K` units.
+    #[inline(always)]
+    unsafe fn load<const K: usize>(self) -> ([f64; K], [f64; K], [f64; K], [f64; K]) {
+        (
+            ptr::read_unaligned(self.sum as *const [f64; K]),
+            ptr::read_unaligned(self.abs as *const [f64; K]),
+            ptr::read_unaligned(self.min as *const [f64; K]),
+            ptr::read_unaligned(self.max as *const [f64; K]),
+        )
     }
 
     /// Stores the sums and extremes of the first `K` units.
