@@ -212,28 +212,12 @@ impl Counter<'_> {
                             // SAFETY: all four are below `limit`.
                             unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
                         }
-                        continue;
-                    }
-                    for (j, &code) in c.iter().enumerate() {
-                        if code < limit {
-                            // SAFETY: just checked.
-                            unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
-                        } else {
-                            self.rest[r] = (4 * q + j) as u32;
-                            r += 1;
-                        }
+                    } else {
+                        tally(lanes, &mut self.rest, &mut r, 4 * q, c, limit);
                     }
                 }
                 let base = idx.len() - quads.remainder().len();
-                for (j, &code) in quads.remainder().iter().enumerate() {
-                    if code < limit {
-                        // SAFETY: just checked.
-                        unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
-                    } else {
-                        self.rest[r] = (base + j) as u32;
-                        r += 1;
-                    }
-                }
+                tally(lanes, &mut self.rest, &mut r, base, quads.remainder(), limit);
                 r
             }
         };
@@ -241,6 +225,21 @@ impl Counter<'_> {
             let j = j as usize;
             let row = &mut lanes[(j % sets) * (nbins + 2)..][..nbins];
             self.outside.add(b, row, idx[j], vals[j].to_f64());
+        }
+    }
+}
+
+/// Counts the codes below `limit` (the certain bins) and lists the positions of the others
+/// (`start` is the first code's) in `rest`, from `*r` on.
+#[inline(always)]
+fn tally(lanes: &mut [u32], rest: &mut [u32], r: &mut usize, start: usize, codes: &[u32], limit: u32) {
+    for (j, &code) in codes.iter().enumerate() {
+        if code < limit {
+            // SAFETY: just checked.
+            unsafe { *lanes.get_unchecked_mut(code as usize) += 1 };
+        } else {
+            rest[*r] = (start + j) as u32;
+            *r += 1;
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct UnitSlices<'a> {
 }
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// Whether a chunk's power sums stayed in f64's range (else they are taken again, scaled).
+fn sums_finite(c: &ChunkStats) -> bool {
+    c.s1.is_finite() && c.s2.is_finite() && c.s3.is_finite() && c.s4.is_finite()
+}
+
 /// An instruction-set level the kernel can run at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -171,7 +176,7 @@ impl Kernel {
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
         let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift));
-        if c.s1.is_finite() && c.s2.is_finite() && c.s3.is_finite() && c.s4.is_finite() {
+        if sums_finite(&c) {
             c
         } else {
             // only f64 values can get here (f32 squares stay far below f64's range)
@@ -188,11 +193,8 @@ impl Kernel {
         let n = x.len();
         let (op, null) = (op.raw(n), std::ptr::null_mut());
         let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), null, null, n, shift));
-        if c.s1.is_finite() && c.s2.is_finite() && c.s3.is_finite() && c.s4.is_finite() {
-            Some(c)
-        } else {
-            None
-        }
+        // sums out of range are taken again from the output (`float_stats`), which this has not
+        sums_finite(&c).then_some(c)
     }
 
     /// [`Kernel::float`] with only the finite min and max of `y` (and the counts of elements and
