@@ -21,7 +21,8 @@ fn valid(case: &str) -> String {
     root().join("valid").join(format!("{case}.pt")).display().to_string()
 }
 
-/// A `.npy` file's data bytes (after its header) and its descr.
+/// A `.npy` file's data bytes in C order (a Fortran-order file's reordered: a transposed view is
+/// written as NumPy saves one) and its descr.
 fn npy_data(bytes: &[u8]) -> (String, Vec<u8>) {
     assert_eq!(&bytes[..6], b"\x93NUMPY");
     let (len, at) = if bytes[6] == 1 {
@@ -31,7 +32,42 @@ fn npy_data(bytes: &[u8]) -> (String, Vec<u8>) {
     };
     let header = String::from_utf8_lossy(&bytes[at..at + len]).into_owned();
     let descr = header.split("'descr': '").nth(1).unwrap().split('\'').next().unwrap().to_string();
-    (descr, bytes[at + len..].to_vec())
+    let data = &bytes[at + len..];
+    if !header.contains("'fortran_order': True") {
+        return (descr, data.to_vec());
+    }
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse().unwrap())
+        .collect();
+    let size: usize = descr[2..].parse().unwrap();
+    // element i in C order sits at its index's Fortran offset
+    let mut c = Vec::with_capacity(data.len());
+    for i in 0..shape.iter().product::<usize>() {
+        let (mut rest, mut off, mut stride) = (i, 0, 1);
+        let idx: Vec<usize> = shape
+            .iter()
+            .rev()
+            .map(|&d| {
+                let k = rest % d;
+                rest /= d;
+                k
+            })
+            .collect();
+        for (k, &d) in idx.iter().rev().zip(&shape) {
+            off += k * stride;
+            stride *= d;
+        }
+        c.extend_from_slice(&data[off * size..(off + 1) * size]);
+    }
+    (descr, c)
 }
 
 /// Equal bits, element by element, except that NaN matches any NaN (SPEC §2 pins no NaN bits
@@ -303,4 +339,71 @@ fn pt_to_npz_and_back_keeps_names_and_bits() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bfloat16") && err.contains("--dtype f32"), "{err}");
     assert!(!dir.path().join("d.npz").exists());
+}
+
+/// A transposed matrix is a Fortran-order array over its storage: read in the storage's order
+/// (positional reads, as a Fortran `.npy`), written as NumPy saves one (`fortran_order: True`)
+/// and as torch keeps one (a `.pt` view with the same strides); its statistics are those of the
+/// storage read with the unit axis swapped, to the bit; C-order outputs still get C order.
+#[test]
+fn a_transposed_view_streams_in_its_storage_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("{}:t", valid("transposed"));
+    let (_, want) = npy_data(&std::fs::read(root().join("ref/transposed__t.relu.npy")).unwrap());
+    // .npy: Fortran order, the same values
+    let (code, so, err) = relu(&["apply", &src, "--to", "npy"], None);
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8_lossy(&so[..128]).into_owned();
+    assert!(text.contains("'fortran_order': True, 'shape': (9, 6)"), "{text}");
+    same_bits(&npy_data(&so).1, &want, 4, true, "transposed to .npy");
+    // .pt: a view with the input's strides
+    let pt = dir.path().join("t.pt").display().to_string();
+    let (code, _, err) = relu(&["apply", &src, "-o", &pt], None);
+    assert_eq!(code, 0, "{err}");
+    let (_, so, _) = relu(&["inspect", "--json", &pt], None);
+    let v: Value = serde_json::from_slice(&so).unwrap();
+    assert_eq!((v["order"].as_str(), &v["strides"]), (Some("F"), &serde_json::json!([1, 9])), "{v}");
+    // CSV and .safetensors are C order: the rows of the view
+    let (code, so, err) = relu(&["apply", &src, "--to", "csv"], None);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<f32>> =
+        String::from_utf8(so).unwrap().lines().map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
+    let flat: Vec<u8> = rows.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    assert_eq!(rows.len(), 9);
+    same_bits(&flat, &want, 4, true, "transposed to CSV");
+    let st = dir.path().join("t.safetensors").display().to_string();
+    let (code, _, err) = relu(&["apply", &src, "-o", &st], None);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&st).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    same_bits(&bytes[8 + n..], &want, 4, true, "transposed to .safetensors");
+    // statistics: the view's units on axis 0 are the storage's on axis 1, bit for bit
+    let (_, storage) = npy_data(&std::fs::read(root().join("ref/transposed__t.npy")).unwrap());
+    let f = dir.path().join("storage.npy");
+    let mut npy = b"\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (6, 9), }".to_vec();
+    npy.resize(10 + 0x76 - 1, b' ');
+    npy.push(b'\n');
+    // the storage is the view's Fortran order: its C-order data transposed back
+    let mut data = vec![0u8; storage.len()];
+    for i in 0..9 {
+        for j in 0..6 {
+            data[(j * 9 + i) * 4..][..4].copy_from_slice(&storage[(i * 6 + j) * 4..][..4]);
+        }
+    }
+    npy.extend_from_slice(&data);
+    std::fs::write(&f, npy).unwrap();
+    let stats = |args: &[&str]| {
+        let (code, so, err) = relu(args, None);
+        assert_eq!(code, 0, "{err}");
+        let mut v: Value = serde_json::from_slice(&so).unwrap();
+        for k in ["input", "name", "shape"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v["units"].as_object_mut().unwrap().remove("axis");
+        v
+    };
+    let a = stats(&["stats", "--json", "--unit-axis", "0", &src]);
+    let b = stats(&["stats", "--json", "--unit-axis", "1", f.to_str().unwrap()]);
+    assert_eq!(a, b);
+    assert_eq!(a["units"]["count"], 9, "{a}");
 }

@@ -40,9 +40,7 @@ impl Array {
     fn order(&self) -> &'static str {
         match &self.view {
             Some((strides, _)) if !crate::format::pt::is_contiguous(&self.header.shape, strides) => {
-                let rev_shape: Vec<u64> = self.header.shape.iter().rev().copied().collect();
-                let rev_strides: Vec<u64> = strides.iter().rev().copied().collect();
-                if crate::format::pt::is_contiguous(&rev_shape, &rev_strides) {
+                if crate::format::pt::is_fortran_contiguous(&self.header.shape, strides) {
                     "F"
                 } else {
                     "strided"

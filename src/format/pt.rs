@@ -187,7 +187,8 @@ impl PtFile {
         Ok(picked)
     }
 
-    /// The tensor described as a `.npy` header would describe it (C order: a view is gathered).
+    /// The tensor described as a `.npy` header would describe it, in C order ([`PtFile::source`]
+    /// says Fortran order where it streams a view so).
     pub fn header(&self, t: &PtTensor) -> Header {
         let elements = t.record.shape.iter().product::<u64>();
         Header {
@@ -203,15 +204,18 @@ impl PtFile {
         }
     }
 
-    /// The tensor's elements in C order: a file region when contiguous (positional reads, on
-    /// all workers), else gathered from a map of its storage.
+    /// The tensor's elements: a file region when contiguous in C or Fortran order (positional
+    /// reads, on all workers; a transposed matrix is a Fortran-order array, streamed in its
+    /// storage's order as a Fortran `.npy` is), else gathered in C order from a map of its storage.
     pub fn source(&self, t: &PtTensor) -> Result<ArraySource<'static>> {
         let name = self.member_name(t);
-        let header = self.header(t);
+        let mut header = self.header(t);
         let st = &self.storages[t.storage];
         let size = t.dtype.size() as u64;
         let r = &t.record;
-        if header.elements == 0 || is_contiguous(&r.shape, &r.strides) {
+        let fortran = !is_contiguous(&r.shape, &r.strides) && is_fortran_contiguous(&r.shape, &r.strides);
+        if header.elements == 0 || fortran || is_contiguous(&r.shape, &r.strides) {
+            header.fortran_order = fortran;
             let region = FileRegion {
                 file: st.file.try_clone()?,
                 start: st.start + r.offset * size,
@@ -302,6 +306,18 @@ pub fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
         want = want.saturating_mul(d);
     }
     true
+}
+
+/// Whether strides are Fortran order's for the shape (the first axis fastest).
+pub fn is_fortran_contiguous(shape: &[u64], strides: &[u64]) -> bool {
+    let rev = |v: &[u64]| v.iter().rev().copied().collect::<Vec<u64>>();
+    is_contiguous(&rev(shape), &rev(strides))
+}
+
+/// Fortran-order strides of a shape (the first axis fastest).
+pub fn fortran_strides(shape: &[u64]) -> Vec<u64> {
+    let rev: Vec<u64> = shape.iter().rev().copied().collect();
+    c_strides(&rev).into_iter().rev().collect()
 }
 
 /// C-order strides of a shape.

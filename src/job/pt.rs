@@ -6,7 +6,7 @@
 use super::{stream, ArrayReport, Finished, Job, Prepared};
 use crate::format::npz::finish_member;
 use crate::format::pickle::Out;
-use crate::format::pt::{record_for, PtFile, PtWriter};
+use crate::format::pt::{fortran_strides, record_for, PtFile, PtWriter};
 use crate::format::safetensors::SafetensorsFile;
 use crate::format::Format;
 use crate::options::{is_dash, usage, UnitOptions};
@@ -44,7 +44,12 @@ impl<O: Observer> Job<O> {
                 let mut sink = self.sink(to, false)?;
                 let mut reports = Vec::new();
                 for &i in &chosen {
-                    let src = self.pt_source(&f, i)?;
+                    let mut src = self.pt_source(&f, i)?;
+                    if to.is_some_and(super::writes_c_order) {
+                        // a view streamed in Fortran order (see `PtFile::source`) written in C order
+                        let name = src.name.clone();
+                        src = src.into_c_order().with_context(|| name)?;
+                    }
                     let p = self.prepare_member(&src, Some(&f.tensors[i].name))?;
                     reports.push(self.array_prepared(src, p, sink.as_mut().zip(to))?);
                 }
@@ -70,8 +75,12 @@ impl<O: Observer> Job<O> {
         for (k, &i) in chosen.iter().enumerate() {
             let src = f.source(&f.tensors[i])?;
             let p = self.prepare_member(&src, Some(&f.tensors[i].name))?;
-            let rec = record_for(p.plan.output, &p.info.shape, k.to_string(), &f.tensors[i].record)
+            let mut rec = record_for(p.plan.output, &p.info.shape, k.to_string(), &f.tensors[i].record)
                 .with_context(|| src.name.clone())?;
+            if p.info.fortran {
+                // a transposed view stays one, its storage written in the order it streams
+                rec.strides = fortran_strides(&p.info.shape);
+            }
             picked[i] = Some(rec);
             arrays.push((src, p));
         }
@@ -87,6 +96,8 @@ impl<O: Observer> Job<O> {
         for &i in chosen {
             let t = &f.tensors[i];
             let src = f.source(t)?;
+            let name = src.name.clone();
+            let src = src.into_c_order().with_context(|| name)?;
             let p = self.prepare_member(&src, Some(&t.name))?;
             let name = if t.name.is_empty() { self.stem() } else { t.name.clone() };
             tensors.push((name, p.plan.output, p.info.shape.clone()));
@@ -159,8 +170,7 @@ impl<O: Observer> Job<O> {
                         .with_context(|| name.clone())?;
                     if p.info.fortran {
                         // Fortran order is a view with reversed strides: no transposition
-                        let rev: Vec<u64> = p.info.shape.iter().rev().copied().collect();
-                        rec.strides = crate::format::pt::c_strides(&rev).into_iter().rev().collect();
+                        rec.strides = fortran_strides(&p.info.shape);
                     }
                     items.push((Out::Str(m.key.clone()), Out::Tensor(rec)));
                 }
