@@ -213,15 +213,26 @@ impl<T: Float> FloatStats<T> {
             self.min[j] = act::select(lo < self.min[j], lo, self.min[j]);
             self.max[j] = act::select(hi > self.max[j], hi, self.max[j]);
         }
-        for j in 0..S {
-            let f = [ys[j].to_f64(), ys[j + S].to_f64(), ys[j + 2 * S].to_f64(), ys[j + 3 * S].to_f64()];
-            let d = f.map(|v| v - self.shift);
-            let q = d.map(|d| d * d);
-            self.s1[j] += (f[0] + f[1]) + (f[2] + f[3]);
-            self.s2[j] += (q[0] + q[1]) + (q[2] + q[3]);
-            self.s3[j] += (q[0] * d[0] + q[1] * d[1]) + (q[2] * d[2] + q[3] * d[3]);
-            self.s4[j] += (q[0] * q[0] + q[1] * q[1]) + (q[2] * q[2] + q[3] * q[3]);
-        }
+        // the same sums written over whole quarters (quarter k: values 4k..4k+4, lane j to sum
+        // lane j), each half's partial sums first: the loop vectorizer then keeps every quarter
+        // one vector, converted once, and spills less (a block took ~95 instructions, now ~78)
+        let shift = self.shift;
+        let quarter = |k: usize| -> [f64; S] { std::array::from_fn(|j| ys[k * S + j].to_f64()) };
+        let add = |a: [f64; S], b: [f64; S]| -> [f64; S] { std::array::from_fn(|j| a[j] + b[j]) };
+        let mul = |a: [f64; S], b: [f64; S]| -> [f64; S] { std::array::from_fn(|j| a[j] * b[j]) };
+        let half = |k: usize| {
+            let (f0, f1) = (quarter(k), quarter(k + 1));
+            let (d0, d1) = (f0.map(|v| v - shift), f1.map(|v| v - shift));
+            let (q0, q1) = (mul(d0, d0), mul(d1, d1));
+            (add(f0, f1), add(q0, q1), add(mul(q0, d0), mul(q1, d1)), add(mul(q0, q0), mul(q1, q1)))
+        };
+        // s += (quarters 0+1) + (quarters 2+3), as before: the same bits
+        let (a1, a2, a3, a4) = half(0);
+        let (b1, b2, b3, b4) = half(2);
+        self.s1 = add(self.s1, add(a1, b1));
+        self.s2 = add(self.s2, add(a2, b2));
+        self.s3 = add(self.s3, add(a3, b3));
+        self.s4 = add(self.s4, add(a4, b4));
     }
 }
 
