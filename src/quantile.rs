@@ -29,11 +29,7 @@ pub const GATHER: u64 = 1 << 21;
 pub const MAX_QUANTILES: usize = 64;
 
 /// The key of `x`: unsigned integers in the order of the floats (-0 just below +0).
-#[inline(always)]
-pub fn key(x: f64) -> u64 {
-    let b = x.to_bits();
-    b ^ ((((b as i64) >> 63) as u64) | (1 << 63))
-}
+pub use crate::kernel::order_key as key;
 
 /// The float whose key is `k`.
 pub fn value(k: u64) -> f64 {
@@ -121,12 +117,18 @@ pub struct PassCounter {
     /// over with compares the vectorizer does sixteen at a time.
     ranges: [(f64, f64); RANGES],
     nranges: usize,
+    kernel: crate::kernel::Kernel,
+    /// The first pass's counts, in [`SPLIT`] tables of u32 (allocated when first used), and
+    /// how many values they hold: moved into `found[0]` before they could overflow, and by
+    /// [`PassCounter::settle`].
+    split: Vec<u32>,
+    pending: u64,
 }
 
 /// The most target intervals the block filter checks.
 const RANGES: usize = 8;
 /// Values the block filter looks at together.
-const BLOCK: usize = 16;
+const BLOCK: usize = crate::kernel::HIT_BLOCK;
 
 impl PassCounter {
     pub fn new(pass: Arc<Pass>) -> PassCounter {
@@ -158,45 +160,74 @@ impl PassCounter {
             let (a, b) = (value(lo), value(hi));
             *r = (if a.is_nan() { f64::NEG_INFINITY } else { a }, if b.is_nan() { f64::INFINITY } else { b });
         }
-        PassCounter { pass, found, tops, ranges, nranges }
+        let kernel = crate::kernel::Kernel::default();
+        PassCounter { pass, found, tops, ranges, nranges, kernel, split: Vec::new(), pending: 0 }
     }
 
     /// Takes the values `xs` (non-finite ones are left out).
     pub fn add<T: Element>(&mut self, xs: &[T]) {
         let depth = self.pass.depth;
         if depth == 0 {
-            // the first pass: every finite value, one count each, no branch on the data
+            // the first pass: every finite value, one count each, no branch on the data; the
+            // digits made by the kernel (vectorized), then counted (a scatter)
             let f = &mut self.found[0];
-            let (counts, mut lo, mut hi) = (&mut f.counts[..BUCKETS + 1], f.lo, f.hi);
-            for &x in xs {
-                let v = x.to_f64();
-                let k = key(v);
-                let fin = v.is_finite();
-                let d = if fin { (k >> (64 - DIGIT)) as usize } else { BUCKETS };
-                counts[d] += 1;
-                lo = if fin { lo.min(k) } else { lo };
-                hi = if fin { hi.max(k) } else { hi };
+            if self.split.is_empty() {
+                self.split = vec![0; SPLIT * (BUCKETS + 1)];
             }
-            f.lo = lo;
-            f.hi = hi;
+            let mut digits = [0u32; 1024];
+            for xs in xs.chunks(digits.len()) {
+                let d = &mut digits[..xs.len()];
+                (f.lo, f.hi) = self.kernel.key_tops(xs, d, 64 - DIGIT, BUCKETS as u32, (f.lo, f.hi), T::to_f64);
+                // four tables taken in turn: an increment need not wait for the one before it
+                // when neighbours share a bucket (as zstd's histograms count)
+                let (t, rest) = self.split.split_at_mut(BUCKETS + 1);
+                let (u, rest) = rest.split_at_mut(BUCKETS + 1);
+                let (v, w) = rest.split_at_mut(BUCKETS + 1);
+                let mut quads = d.chunks_exact(SPLIT);
+                for q in &mut quads {
+                    t[q[0] as usize] += 1;
+                    u[q[1] as usize] += 1;
+                    v[q[2] as usize] += 1;
+                    w[q[3] as usize] += 1;
+                }
+                for &d in quads.remainder() {
+                    t[d as usize] += 1;
+                }
+            }
+            self.pending += xs.len() as u64;
+            if self.pending >= 1 << 31 {
+                self.settle();
+            }
             return;
         }
         let (ranges, n) = (self.ranges, self.nranges);
+        // where f32 holds every value, the intervals narrowed to the f32 values inside them
+        // (the same values pass) and compared eight to a vector
+        use DType::*;
+        let narrow = matches!(T::DTYPE, F32 | F16 | BF16 | I8 | U8 | I16 | U16);
+        let mut ranges32 = [(0f32, 0f32); RANGES];
+        for (r, &(lo, hi)) in ranges32.iter_mut().zip(&ranges[..n]) {
+            *r = (f32_at_least(lo), f32_at_most(hi));
+        }
         let mut i = 0;
         if n > 0 {
+            // the kernel tests blocks (vectorized), a batch at a time
+            let mut hits = [false; 256];
             while i + BLOCK <= xs.len() {
-                let block = &xs[i..i + BLOCK];
-                let mut hit = 0u32;
-                for &(lo, hi) in &ranges[..n] {
-                    for &x in block {
-                        let v = x.to_f64();
-                        hit |= ((v >= lo) & (v <= hi)) as u32;
-                    }
+                let blocks = ((xs.len() - i) / BLOCK).min(hits.len());
+                let span = &xs[i..i + blocks * BLOCK];
+                if T::DTYPE == F32 {
+                    let span: &[f32] = bytemuck::cast_slice(span);
+                    self.kernel.block_hits_f32(span, &ranges32[..n], &mut hits[..blocks]);
+                } else if narrow {
+                    self.kernel.block_hits(span, &ranges32[..n], &mut hits[..blocks], T::to_f32);
+                } else {
+                    self.kernel.block_hits(span, &ranges[..n], &mut hits[..blocks], T::to_f64);
                 }
-                if hit != 0 {
-                    self.add_later(block);
+                for (b, _) in hits[..blocks].iter().enumerate().filter(|(_, &h)| h) {
+                    self.add_later(&span[b * BLOCK..(b + 1) * BLOCK]);
                 }
-                i += BLOCK;
+                i += blocks * BLOCK;
             }
         }
         self.add_later(&xs[i..]);
@@ -237,8 +268,21 @@ impl PassCounter {
         }
     }
 
+    /// Moves the first pass's split counts into its table.
+    fn settle(&mut self) {
+        if let Some(f) = self.found.first_mut() {
+            add_split(&mut f.counts, &self.split);
+        }
+        self.split.iter_mut().for_each(|c| *c = 0);
+        self.pending = 0;
+    }
+
     /// Adds what another counter of the same pass found.
     pub fn merge_from(&mut self, o: &PassCounter) {
+        self.settle();
+        if let Some(f) = self.found.first_mut() {
+            add_split(&mut f.counts, &o.split);
+        }
         for (a, b) in self.found.iter_mut().zip(&o.found) {
             for (x, y) in a.counts.iter_mut().zip(&b.counts) {
                 *x += y;
@@ -263,6 +307,38 @@ impl Observer for PassCounter {
     }
 }
 
+/// Tables the first pass counts into in turn ([`PassCounter::settle`] adds them up).
+const SPLIT: usize = 4;
+
+/// `counts[d] += Σ split[t·(BUCKETS + 1) + d]` over the split tables (none when `split` is empty).
+fn add_split(counts: &mut [u64], split: &[u32]) {
+    for t in split.chunks_exact(BUCKETS + 1) {
+        for (c, &s) in counts.iter_mut().zip(t) {
+            *c += s as u64;
+        }
+    }
+}
+
+/// The least f32 not below `v` (an f32 `x` has `x >= v` exactly when `x >= f32_at_least(v)`).
+fn f32_at_least(v: f64) -> f32 {
+    let r = v as f32;
+    if (r as f64) < v {
+        r.next_up()
+    } else {
+        r
+    }
+}
+
+/// The greatest f32 not above `v`.
+fn f32_at_most(v: f64) -> f32 {
+    let r = v as f32;
+    if (r as f64) > v {
+        r.next_down()
+    } else {
+        r
+    }
+}
+
 /// A bucket that still holds wanted ranks: its prefix (the top `depth` bits), its size, and the
 /// ranks, as (rank within the bucket, index into the answers).
 struct Open {
@@ -278,7 +354,8 @@ pub fn select_ranks(
     ranks: impl Fn(u64) -> Vec<u64>,
     mut run: impl FnMut(Arc<Pass>) -> Result<PassCounter>,
 ) -> Result<Option<(u64, Vec<u64>)>> {
-    let first = run(Arc::new(Pass::first()))?;
+    let mut first = run(Arc::new(Pass::first()))?;
+    first.settle();
     let f = &first.found[0];
     let n: u64 = f.counts[..BUCKETS].iter().sum();
     if n == 0 {

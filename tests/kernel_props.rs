@@ -821,3 +821,50 @@ proptest! {
         check_units_f32(&v, units);
     }
 }
+
+/// The radix select's filters at every level: the block test (AVX2 intrinsics for f32) says a
+/// block is hit exactly when one of its values lies in one of the intervals, and the digits and
+/// extreme keys of the first pass are the scalar definition's.
+fn check_select_filters(v: &[f32], ranges: &[(f32, f32)]) {
+    let blocks = v.len() / relu::kernel::HIT_BLOCK;
+    let want: Vec<bool> = v
+        .chunks_exact(relu::kernel::HIT_BLOCK)
+        .map(|b| b.iter().any(|&x| ranges.iter().any(|&(lo, hi)| x >= lo && x <= hi)))
+        .collect();
+    let wide: Vec<(f64, f64)> = ranges.iter().map(|&(a, b)| (a as f64, b as f64)).collect();
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    let mut want_d = Vec::new();
+    for &x in v {
+        let k = relu::kernel::order_key(x as f64);
+        let fin = x.is_finite();
+        want_d.push(if fin { (k >> 48) as u32 } else { 1 << 16 });
+        if fin {
+            (lo, hi) = (lo.min(k), hi.max(k));
+        }
+    }
+    for k in kernels() {
+        let mut hits = vec![false; blocks];
+        k.block_hits_f32(v, ranges, &mut hits);
+        assert_eq!(hits, want, "{k:?} f32 blocks");
+        k.block_hits(v, &wide, &mut hits, |x| x as f64);
+        assert_eq!(hits, want, "{k:?} f64 blocks");
+        let mut d = vec![0u32; v.len()];
+        let got = k.key_tops(v, &mut d, 48, 1 << 16, (u64::MAX, 0), |x| x as f64);
+        assert_eq!((d, got), (want_d.clone(), (lo, hi)), "{k:?} digits");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn select_filters_equal_their_definition(
+        v in proptest::collection::vec(f32_bits(), 0..300),
+        picks in proptest::collection::vec((0usize..300, 0usize..300), 0..6),
+    ) {
+        // intervals between values of the data (so some blocks hit), some empty (lo > hi)
+        let at = |i: usize| if v.is_empty() { 0.0 } else { v[i % v.len()] };
+        let ranges: Vec<(f32, f32)> = picks.iter().map(|&(a, b)| (at(a), at(b))).collect();
+        check_select_filters(&v, &ranges);
+    }
+}

@@ -1059,6 +1059,82 @@ pub unsafe fn unit_rows_finite<T: Copy>(y: *const T, n: usize, rows: usize, acc:
     }
 }
 
+/// The key of `x`: an unsigned integer in the order of the floats (-0 just below +0), NaNs
+/// past both infinities.
+#[inline(always)]
+pub fn order_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    b ^ ((((b as i64) >> 63) as u64) | (1 << 63))
+}
+
+/// For each `x[i]`, the top `64 - shift` bits of the key of `f(x[i])` into `out[i]`, or `none`
+/// where the value is not finite; returns the least and greatest finite key, `lo` and `hi`
+/// included. A radix select's first pass (`quantile.rs`), apart from its counting, which is a
+/// scatter: written apart, this loop vectorizes.
+///
+/// # Safety
+/// `x` readable and `out` writable for `n` elements.
+#[inline(always)]
+pub unsafe fn key_tops<T: Copy>(
+    x: *const T,
+    out: *mut u32,
+    n: usize,
+    shift: u32,
+    none: u32,
+    (lo, hi): (u64, u64),
+    f: impl Fn(T) -> f64,
+) -> (u64, u64) {
+    let (x, out) = (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts_mut(out, n));
+    // the extremes as signed keys (the key with its top bit flipped): AVX2 compares signed
+    // 64-bit lanes in one instruction, unsigned ones in three
+    const TOP: u64 = 1 << 63;
+    let (mut slo, mut shi) = ((lo ^ TOP) as i64, (hi ^ TOP) as i64);
+    for (o, &x) in out.iter_mut().zip(x) {
+        let v = f(x);
+        let b = v.to_bits() as i64;
+        let sk = b ^ ((b >> 63) & i64::MAX);
+        let fin = v.abs() < f64::INFINITY;
+        *o = act::select(fin, ((sk as u64 ^ TOP) >> shift) as u32, none);
+        slo = act::select(fin && sk < slo, sk, slo);
+        shi = act::select(fin && sk > shi, sk, shi);
+    }
+    (slo as u64 ^ TOP, shi as u64 ^ TOP)
+}
+
+/// For each block of [`HIT_BLOCK`] values of `x`, whether any `f(x[i])` lies in one of the
+/// closed intervals `ranges` (a radix select's later passes turn the other blocks away). `V`:
+/// f32 where it holds every value exactly (eight compares to a vector), else f64.
+///
+/// # Safety
+/// `x` readable for `blocks · HIT_BLOCK` elements, `hits` writable for `blocks`, `ranges`
+/// readable for `nr`.
+#[inline(always)]
+pub unsafe fn block_hits<T: Copy, V: Float>(
+    x: *const T,
+    blocks: usize,
+    ranges: *const (V, V),
+    nr: usize,
+    hits: *mut bool,
+    f: impl Fn(T) -> V,
+) {
+    let ranges = std::slice::from_raw_parts(ranges, nr);
+    for b in 0..blocks {
+        let block: [T; HIT_BLOCK] = ptr::read_unaligned(x.add(b * HIT_BLOCK) as *const [T; HIT_BLOCK]);
+        let v = block.map(&f);
+        // lane-wise flags, folded once per block (a fold per compare narrows and shuffles)
+        let mut hit = [0u32; HIT_BLOCK];
+        for &(lo, hi) in ranges {
+            for j in 0..HIT_BLOCK {
+                hit[j] |= ((v[j] >= lo) & (v[j] <= hi)) as u32;
+            }
+        }
+        *hits.add(b) = hit.iter().fold(0, |a, &h| a | h) != 0;
+    }
+}
+
+/// Values [`block_hits`] looks at together.
+pub const HIT_BLOCK: usize = 16;
+
 /// The five per-unit accumulators [`unit_rows`] updates, as raw pointers.
 #[derive(Clone, Copy)]
 pub struct UnitLanes {

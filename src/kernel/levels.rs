@@ -120,6 +120,22 @@ macro_rules! level_module {
             /// `Level::supported` here), and the pointers are as `generic`'s function of the
             /// same name requires.
             $(#[$attr])*
+            pub unsafe fn key_tops<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, shift: u32, none: u32, lohi: (u64, u64), f: F) -> (u64, u64) {
+                generic::key_tops(x, out, n, shift, none, lohi, f)
+            }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
+            $(#[$attr])*
+            pub unsafe fn block_hits<T: Copy, V: Float, F: Fn(T) -> V>(x: *const T, blocks: usize, ranges: *const (V, V), nr: usize, hits: *mut bool, f: F) {
+                generic::block_hits(x, blocks, ranges, nr, hits, f)
+            }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
+            $(#[$attr])*
             pub unsafe fn unit_run<T: Copy, F: Fn(T) -> f64>(y: *const T, n: usize, f: F) -> crate::kernel::ops::UnitFold {
                 generic::unit_run(y, n, f)
             }

@@ -14,7 +14,7 @@ mod ops;
 mod x86;
 
 use crate::act::{Float, Int};
-pub use generic::two_sum;
+pub use generic::{order_key, two_sum, HIT_BLOCK};
 use generic::{FloatStats, IntStats, NoStats, Observe, RangeStats};
 pub use ops::{BinSpec, ChunkStats, Counts, Op, Slope, UnitFold, EXACT, NEAR, ZERO};
 
@@ -391,6 +391,30 @@ impl Kernel {
         }
     }
 
+    /// The top `64 - shift` bits of each value's order key ([`order_key`] of `f(x[i])`) into
+    /// `out`, `none` for values that are not finite; `lohi` widened to the least and greatest
+    /// finite key.
+    pub fn key_tops<T: Copy>(
+        &self,
+        x: &[T],
+        out: &mut [u32],
+        shift: u32,
+        none: u32,
+        lohi: (u64, u64),
+        f: impl Fn(T) -> f64,
+    ) -> (u64, u64) {
+        assert_eq!(x.len(), out.len());
+        dispatch!(self.level, key_tops(x.as_ptr(), out.as_mut_ptr(), x.len(), shift, none, lohi, f))
+    }
+
+    /// For each whole block of [`HIT_BLOCK`] values of `x` (`hits` has one entry per block),
+    /// whether any `f(x[i])` lies in one of the closed intervals `ranges`.
+    pub fn block_hits<T: Copy, V: Float>(&self, x: &[T], ranges: &[(V, V)], hits: &mut [bool], f: impl Fn(T) -> V) {
+        assert!(hits.len() * HIT_BLOCK <= x.len());
+        let (p, r, h) = (x.as_ptr(), ranges.as_ptr(), hits.as_mut_ptr());
+        dispatch!(self.level, block_hits(p, hits.len(), r, ranges.len(), h, f))
+    }
+
     /// One unit's run of values folded: the finite ones' count, sum, sum of magnitudes, min, max.
     pub fn unit_run<T: Copy>(&self, y: &[T], f: impl Fn(T) -> f64) -> UnitFold {
         dispatch!(self.level, unit_run(y.as_ptr(), y.len(), f))
@@ -427,6 +451,16 @@ impl Kernel {
             // SAFETY: the level is only chosen where the CPU has AVX2 and POPCNT.
             Level::Avx2 => Some(unsafe { x86::compress_nonzero_f32_avx2(x, out) }),
             _ => None,
+        }
+    }
+
+    /// [`Kernel::block_hits`] for f32 values, with AVX2 intrinsics where the CPU has them.
+    pub fn block_hits_f32(&self, x: &[f32], ranges: &[(f32, f32)], hits: &mut [bool]) {
+        match self.level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: both levels are only chosen where the CPU has AVX2.
+            Level::Avx2 | Level::Avx512 => unsafe { x86::block_hits_f32_avx2(x, ranges, hits) },
+            _ => self.block_hits(x, ranges, hits, |v| v),
         }
     }
 
