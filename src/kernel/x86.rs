@@ -185,7 +185,7 @@ pub unsafe fn split_codes_avx512(
 /// The CPU has AVX2 (slice lengths are checked here).
 #[target_feature(enable = "avx2")]
 pub unsafe fn block_hits_f32_avx2(x: &[f32], ranges: &[(f32, f32)], hits: &mut [bool]) {
-    const B: usize = super::HIT_BLOCK;
+    const B: usize = super::generic::HIT_BLOCK;
     assert!(hits.len() * B <= x.len());
     let bounds: Vec<(__m256, __m256)> =
         ranges.iter().map(|&(lo, hi)| (_mm256_set1_ps(lo), _mm256_set1_ps(hi))).collect();
