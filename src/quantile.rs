@@ -170,7 +170,7 @@ impl PassCounter {
         if depth == 0 {
             // the first pass: every finite value, one count each, no branch on the data; the
             // digits made by the kernel (vectorized), then counted (a scatter)
-            let f = &mut self.found[0];
+            let mut f = &mut self.found[0];
             if self.split.is_empty() {
                 self.split = vec![0; SPLIT * (BUCKETS + 1)];
             }
@@ -193,10 +193,12 @@ impl PassCounter {
                 for &d in quads.remainder() {
                     t[d as usize] += 1;
                 }
-            }
-            self.pending += xs.len() as u64;
-            if self.pending >= 1 << 31 {
-                self.settle();
+                // no u32 cell can pass `pending`: settled long before it could wrap
+                self.pending += xs.len() as u64;
+                if self.pending >= 1 << 31 {
+                    self.settle();
+                    f = &mut self.found[0];
+                }
             }
             return;
         }
@@ -385,7 +387,12 @@ pub fn select_ranks(
             if g {
                 f.keys.sort_unstable();
                 for &(r, at) in &o.ranks {
-                    keys[at] = f.keys[r as usize];
+                    // a pass that found fewer values than the one before counted (the file
+                    // changed between passes) is an error, not a panic
+                    keys[at] = *f
+                        .keys
+                        .get(r as usize)
+                        .ok_or_else(|| anyhow::anyhow!("the data changed between passes of the quantile selection"))?;
                 }
             } else {
                 next.extend(descend(o, depth, &f, &mut keys));
