@@ -872,6 +872,21 @@ pub fn element_f64(dt: DType, bytes: &[u8], i: usize) -> f64 {
     with_element!(dt, T => bytemuck::pod_read_unaligned::<T>(&bytes[i * dt.size()..(i + 1) * dt.size()]).to_f64())
 }
 
+/// The smallest f32 not below `x` (an f32 `v` has `v >= x` exactly when `v >= f32_up(x)`).
+pub fn f32_up(x: f64) -> f32 {
+    let f = x as f32;
+    if (f as f64) < x {
+        f.next_up()
+    } else {
+        f
+    }
+}
+
+/// The largest f32 not above `x`.
+pub fn f32_down(x: f64) -> f32 {
+    -f32_up(-x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! A [`Histogram`] is a pipeline [`Observer`]: it sees the output of the activation chunk by chunk.
 //! [`MinMax`] is the observer of the first pass when the range comes from the data.
 
-use crate::dtype::{DType, Element};
+use crate::dtype::{f32_down, f32_up, DType, Element};
 use crate::kernel::{BinSpec, Kernel, EXACT, NEAR, ZERO};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -117,21 +117,6 @@ impl Bins {
         }
         i
     }
-}
-
-/// The smallest f32 not below `x`.
-fn f32_up(x: f64) -> f32 {
-    let f = x as f32;
-    if (f as f64) < x {
-        f.next_up()
-    } else {
-        f
-    }
-}
-
-/// The largest f32 not above `x`.
-fn f32_down(x: f64) -> f32 {
-    -f32_up(-x)
 }
 
 /// `np.linspace(lo, hi, num)` in float64, operation for operation.

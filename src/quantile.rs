@@ -14,7 +14,7 @@
 //! inputs (threads and chunks merge exactly) and hands the merged counter back to [`select`].
 //! Nothing here knows about files.
 
-use crate::dtype::{DType, Element};
+use crate::dtype::{f32_down, f32_up, DType, Element};
 use crate::pipeline::Observer;
 use crate::with_element;
 use anyhow::Result;
@@ -209,7 +209,7 @@ impl PassCounter {
         let narrow = matches!(T::DTYPE, F32 | F16 | BF16 | I8 | U8 | I16 | U16);
         let mut ranges32 = [(0f32, 0f32); RANGES];
         for (r, &(lo, hi)) in ranges32.iter_mut().zip(&ranges[..n]) {
-            *r = (f32_at_least(lo), f32_at_most(hi));
+            *r = (f32_up(lo), f32_down(hi));
         }
         let mut i = 0;
         if n > 0 {
@@ -318,26 +318,6 @@ fn add_split(counts: &mut [u64], split: &[u32]) {
         for (c, &s) in counts.iter_mut().zip(t) {
             *c += s as u64;
         }
-    }
-}
-
-/// The least f32 not below `v` (an f32 `x` has `x >= v` exactly when `x >= f32_at_least(v)`).
-fn f32_at_least(v: f64) -> f32 {
-    let r = v as f32;
-    if (r as f64) < v {
-        r.next_up()
-    } else {
-        r
-    }
-}
-
-/// The greatest f32 not above `v`.
-fn f32_at_most(v: f64) -> f32 {
-    let r = v as f32;
-    if (r as f64) > v {
-        r.next_down()
-    } else {
-        r
     }
 }
 
