@@ -116,6 +116,8 @@ pub struct PassCounter {
     /// there are at most [`RANGES`] targets: blocks of values wholly outside them are passed
     /// over with compares the vectorizer does sixteen at a time.
     ranges: [(f64, f64); RANGES],
+    /// `ranges` narrowed to the f32 values inside them (the same f32 values pass).
+    ranges32: [(f32, f32); RANGES],
     nranges: usize,
     kernel: crate::kernel::Kernel,
     /// The first pass's counts, in [`SPLIT`] tables of u32 (allocated when first used), and
@@ -160,8 +162,9 @@ impl PassCounter {
             let (a, b) = (value(lo), value(hi));
             *r = (if a.is_nan() { f64::NEG_INFINITY } else { a }, if b.is_nan() { f64::INFINITY } else { b });
         }
+        let ranges32 = ranges.map(|(lo, hi)| (f32_up(lo), f32_down(hi)));
         let kernel = crate::kernel::Kernel::default();
-        PassCounter { pass, found, tops, ranges, nranges, kernel, split: Vec::new(), pending: 0 }
+        PassCounter { pass, found, tops, ranges, ranges32, nranges, kernel, split: Vec::new(), pending: 0 }
     }
 
     /// Takes the values `xs` (non-finite ones are left out).
@@ -202,15 +205,10 @@ impl PassCounter {
             }
             return;
         }
-        let (ranges, n) = (self.ranges, self.nranges);
-        // where f32 holds every value, the intervals narrowed to the f32 values inside them
-        // (the same values pass) and compared eight to a vector
+        let (ranges, ranges32, n) = (self.ranges, self.ranges32, self.nranges);
+        // where f32 holds every value, the narrowed intervals, compared eight to a vector
         use DType::*;
         let narrow = matches!(T::DTYPE, F32 | F16 | BF16 | I8 | U8 | I16 | U16);
-        let mut ranges32 = [(0f32, 0f32); RANGES];
-        for (r, &(lo, hi)) in ranges32.iter_mut().zip(&ranges[..n]) {
-            *r = (f32_up(lo), f32_down(hi));
-        }
         let mut i = 0;
         if n > 0 {
             // the kernel tests blocks (vectorized), a batch at a time

@@ -213,8 +213,9 @@ impl PtFile {
         let st = &self.storages[t.storage];
         let size = t.dtype.size() as u64;
         let r = &t.record;
-        let fortran = !is_contiguous(&r.shape, &r.strides) && is_fortran_contiguous(&r.shape, &r.strides);
-        if header.elements == 0 || fortran || is_contiguous(&r.shape, &r.strides) {
+        let c = is_contiguous(&r.shape, &r.strides);
+        let fortran = !c && is_fortran_contiguous(&r.shape, &r.strides);
+        if header.elements == 0 || fortran || c {
             header.fortran_order = fortran;
             let region = FileRegion {
                 file: st.file.try_clone()?,

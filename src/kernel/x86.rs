@@ -187,13 +187,13 @@ pub unsafe fn split_codes_avx512(
 pub unsafe fn block_hits_f32_avx2(x: &[f32], ranges: &[(f32, f32)], hits: &mut [bool]) {
     const B: usize = super::generic::HIT_BLOCK;
     assert!(hits.len() * B <= x.len());
-    let bounds: Vec<(__m256, __m256)> =
-        ranges.iter().map(|&(lo, hi)| (_mm256_set1_ps(lo), _mm256_set1_ps(hi))).collect();
     for (b, hit) in hits.iter_mut().enumerate() {
         let p = x.as_ptr().add(b * B);
         let (v0, v1) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
         let mut any = _mm256_setzero_ps();
-        for &(lo, hi) in &bounds {
+        for &(lo, hi) in ranges {
+            // a broadcast from memory is one instruction: no table of vectors to allocate
+            let (lo, hi) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
             let in0 = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v0, lo), _mm256_cmp_ps::<_CMP_LE_OQ>(v0, hi));
             let in1 = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v1, lo), _mm256_cmp_ps::<_CMP_LE_OQ>(v1, hi));
             any = _mm256_or_ps(any, _mm256_or_ps(in0, in1));
