@@ -364,7 +364,7 @@ impl<O: Observer> Job<O> {
             anyhow::ensure!(significant <= 1, "internal error: {name}: a Fortran-ordered array planned for C order");
         }
         match out {
-            None => self.drive(&mut proc, &mut src, upstream.as_mut(), None).map_err(fail)?,
+            None => _ = self.drive(&mut proc, &mut src, upstream.as_mut(), None).map_err(fail)?,
             Some((_, Format::Npy)) if proc.plan().output == crate::dtype::DType::BF16 => {
                 return bf16_into_numpy(&name, Format::Npy, false);
             }
@@ -432,20 +432,21 @@ impl<O: Observer> Job<O> {
             stream(proc, src, upstream.take(), self.settings.threads, &mut write).map_err(fail)
         } else {
             let file = sink.file_mut()?.context("internal error: a file sink has a file")?;
-            let at = PositionalOut { file, offset: header.len() as u64 };
-            self.drive(proc, src, upstream, Some(at)).map_err(fail)
+            let at = PositionalOut { file, offset: header.len() as u64, crc: false };
+            self.drive(proc, src, upstream, Some(at)).map(drop).map_err(fail)
         }
     }
 
     /// Runs an array whose output (if any) is written at positions: on `threads` workers over
-    /// ranges when the input and upstream are files, else in order.
+    /// ranges when the input and upstream are files, else in order. Gives the output's CRC-32
+    /// when `out` asks for it.
     fn drive(
         &self,
         proc: &mut ChunkProcessor<O>,
         src: &mut ArraySource,
         up: Option<&mut ArraySource>,
         out: Option<PositionalOut>,
-    ) -> Result<()> {
+    ) -> Result<pipeline::OutCrc> {
         let elements = src.header.elements;
         let up_region = match &up {
             Some(u) => u.region.as_ref().map(Some),
@@ -455,15 +456,20 @@ impl<O: Observer> Job<O> {
             return pipeline::ranges(proc, elements, region, up_region, out, self.settings.threads);
         }
         let mut at = out.map(|o| o.offset);
+        let mut crc = out.filter(|o| o.crc).map(|_| crc32fast::Hasher::new());
         let mut write = |b: &[u8]| -> Result<()> {
             if let (Some(o), Some(pos)) = (&out, &mut at) {
                 use crate::platform::FileAt;
                 o.file.write_all_at(b, *pos).context("cannot write the output")?;
                 *pos += b.len() as u64;
             }
+            if let Some(h) = crc.as_mut() {
+                h.update(b);
+            }
             Ok(())
         };
-        stream(proc, src, up, 1, &mut write)
+        stream(proc, src, up, 1, &mut write)?;
+        Ok(crc)
     }
 
     /// A CSV/TSV table into `out` (or nowhere).
@@ -703,7 +709,7 @@ impl<O: Observer> Job<O> {
             let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
             let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
             let file = sink.file_mut()?.context("internal error: a .safetensors output has a file")?;
-            let at = PositionalOut { file, offset: start };
+            let at = PositionalOut { file, offset: start, crc: false };
             self.drive(&mut proc, &mut src, upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
             reports.push(self.report(&name, proc, &info.shape));
         }
@@ -738,7 +744,7 @@ impl<O: Observer> Job<O> {
         p.plan.output_order = header.order;
         let layout = |u: &UnitOptions| u.layout(&p.info.shape, p.info.fortran);
         let mut proc = self.processor(p.plan.clone(), true, layout).with_context(|| name.clone())?;
-        let at = PositionalOut { file: &file, offset: header.data_offset };
+        let at = PositionalOut { file: &file, offset: header.data_offset, crc: false };
         self.drive(&mut proc, &mut src, p.upstream.as_mut(), Some(at)).with_context(|| name.clone())?;
         Ok(Finished { reports: vec![self.report(&name, proc, &header.shape)], pending: None })
     }

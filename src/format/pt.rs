@@ -503,10 +503,22 @@ impl<W: Write + Seek> PtWriter<W> {
         Ok(PtWriter { zip, storages: 0 })
     }
 
-    /// Starts storage `key` of `bytes` bytes; its data is then written through [`PtWriter::writer`].
+    /// Starts storage `key` of `bytes` bytes; its data is then written through [`PtWriter::writer`],
+    /// or at positions (see [`PtWriter::written_at`]).
     pub fn start_storage(&mut self, key: &str, bytes: u64) -> Result<()> {
         self.zip.start_file(format!("{ARCHIVE}/data/{key}"), options(bytes).with_alignment(64))?;
         self.storages += 1;
+        Ok(())
+    }
+
+    /// Declares the started storage's data as written by the caller at positions, through
+    /// another handle of the same file description (so that all workers write their ranges in
+    /// place, and nothing is copied through the zip writer): `bytes` bytes with CRC-32 `crc`. The
+    /// caller leaves the file's offset at the data's end, where the zip writer goes on.
+    pub fn written_at(&mut self, bytes: u64, crc: u32) -> Result<()> {
+        // SAFETY: not a memory-safety contract: the crate marks it unsafe because it replaces the
+        // CRC and length of the data that did not go through it, which is what happened here
+        unsafe { self.zip.set_file_metadata(bytes, crc)? };
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use crate::format::safetensors::SafetensorsFile;
 use crate::format::Format;
 use crate::options::{is_dash, usage, UnitOptions};
 use crate::pipeline::Observer;
+use crate::pipeline::PositionalOut;
 use crate::sink::Sink;
 use crate::source::ArraySource;
 use anyhow::{Context, Result};
@@ -176,13 +177,13 @@ impl<O: Observer> Job<O> {
                 }
                 let tree = Out::Dict { items, ordered: false, state: None };
                 let mut left = members.iter();
-                self.write_pt_with(&tree, |w| {
+                self.write_pt_with(&tree, |file, w| {
                     let Some(m) = left.next() else { return Ok(None) };
                     let name = ar.member_name(m);
                     let mut r = ar.reader(m)?;
                     let src = ArraySource::from_reader(&name, &mut r)?;
                     let p = self.prepare(&src)?;
-                    let report = self.pt_storage(w, src, p)?;
+                    let report = self.pt_storage(file, w, src, p)?;
                     finish_member(&mut r, &name)?;
                     Ok(Some(report))
                 })
@@ -194,7 +195,7 @@ impl<O: Observer> Job<O> {
     /// Writes `tree` as a `.pt` and each array's output, in order, as its storages `0`, `1`, …
     fn write_pt(&self, tree: &Out, arrays: Vec<(ArraySource, Prepared)>) -> Result<Finished<O>> {
         let mut arrays = arrays.into_iter();
-        self.write_pt_with(tree, |w| arrays.next().map(|(src, p)| self.pt_storage(w, src, p)).transpose())
+        self.write_pt_with(tree, |file, w| arrays.next().map(|(src, p)| self.pt_storage(file, w, src, p)).transpose())
     }
 
     /// Writes `tree` as a `.pt`, then its storages: `next` writes one with [`Job::pt_storage`]
@@ -202,15 +203,15 @@ impl<O: Observer> Job<O> {
     fn write_pt_with(
         &self,
         tree: &Out,
-        mut next: impl FnMut(&mut PtWriter<&mut std::fs::File>) -> Result<Option<ArrayReport<O>>>,
+        mut next: impl FnMut(&std::fs::File, &mut PtWriter<&std::fs::File>) -> Result<Option<ArrayReport<O>>>,
     ) -> Result<Finished<O>> {
         // a zip's directory is written last, at offsets into the file: stdout goes through a spool
         let mut sink = self.sink(Some(Format::Pt), true)?.context("internal error: a .pt output has a sink")?;
         let mut reports = Vec::new();
         {
-            let file = sink.file_mut()?.context("internal error: a .pt output has a file")?;
+            let file: &std::fs::File = sink.file_mut()?.context("internal error: a .pt output has a file")?;
             let mut w = PtWriter::new(file, tree)?;
-            while let Some(r) = next(&mut w)? {
+            while let Some(r) = next(file, &mut w)? {
                 reports.push(r);
             }
             w.finish()?;
@@ -221,21 +222,38 @@ impl<O: Observer> Job<O> {
     /// One array's output as the next storage (`0`, `1`, … in order).
     fn pt_storage(
         &self,
-        w: &mut PtWriter<&mut std::fs::File>,
+        file: &std::fs::File,
+        w: &mut PtWriter<&std::fs::File>,
         mut src: ArraySource,
         p: Prepared,
     ) -> Result<ArrayReport<O>> {
+        use std::io::Seek;
         let Prepared { plan, mut upstream, info } = p;
         let name = src.name.clone();
         let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
         w.start_storage(&w.storages().to_string(), bytes).with_context(|| name.clone())?;
         let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
         let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
-        let mut member = Sink::writer(w.writer());
-        let mut write = |b: &[u8]| member.write(b);
-        stream(&mut proc, &mut src, upstream.as_mut(), self.settings.threads, &mut write)
-            .with_context(|| name.clone())?;
-        member.finish()?;
+        let positional = src.region.is_some() && upstream.as_ref().is_none_or(|u| u.region.is_some());
+        if positional {
+            // the storage written in place by every worker, as a `.npy`'s data is; the zip
+            // writer is told its length and CRC afterwards
+            let mut at = file;
+            let start = at.stream_position()?;
+            // reserved up to the storage's end (nothing past the file's end to release later):
+            // blocks allocated now, not at the rename, where ext4 would flush delayed ones
+            crate::platform::reserve(file, start + bytes);
+            let out = PositionalOut { file, offset: start, crc: true };
+            let crc = self.drive(&mut proc, &mut src, upstream.as_mut(), Some(out)).with_context(|| name.clone())?;
+            at.seek(std::io::SeekFrom::Start(start + bytes))?;
+            w.written_at(bytes, crc.map_or(0, |h| h.finalize()))?;
+        } else {
+            let mut member = Sink::writer(w.writer());
+            let mut write = |b: &[u8]| member.write(b);
+            stream(&mut proc, &mut src, upstream.as_mut(), self.settings.threads, &mut write)
+                .with_context(|| name.clone())?;
+            member.finish()?;
+        }
         Ok(self.report(&name, proc, &info.shape))
     }
 
