@@ -672,6 +672,7 @@ pub fn ranges<O: Observer>(
     out: Option<PositionalOut>,
     threads: usize,
 ) -> Result<OutCrc> {
+    use crate::platform::FileAt;
     let chunk = proc.chunk_elems as u64;
     let per = elements.div_ceil(chunk).div_ceil(threads.max(1) as u64).max(1) * chunk;
     let bounds: Vec<(u64, u64)> =
@@ -689,19 +690,21 @@ pub fn ranges<O: Observer>(
             Some(u) => Some(u.as_mut()),
             None => None,
         };
-        let mut w = AlignedWrites::new(p.chunk_elems * osz as usize, out.map(|o| (o.file, o.offset + a * osz)));
+        let mut buf = AlignedBuf::new(p.chunk_elems * osz as usize);
         // each range's own CRC, combined in range order below (while the chunk is in cache)
         let mut crc = out.filter(|o| o.crc).map(|_| crc32fast::Hasher::new());
         stream_range(&mut p, a, b - a, src.as_mut(), ups, &mut |p, x, g, start| {
             let n = x.len() as u64 / isz;
-            let o = w.next((n * osz) as usize);
+            let o = &mut buf.bytes_mut()[..(n * osz) as usize];
             p.process_into(x, g, start, o);
             if let Some(h) = crc.as_mut() {
                 h.update(o);
             }
-            w.write()
+            if let Some(out) = out {
+                out.file.write_all_at(o, out.offset + start * osz).context("cannot write the output")?;
+            }
+            Ok(())
         })?;
-        w.flush()?;
         Ok((p, crc))
     };
     let run = &run;
@@ -730,59 +733,6 @@ pub fn ranges<O: Observer>(
         }
     }
     Ok(crc)
-}
-
-/// One worker's output, written at its positions in the file in writes that begin at multiples of
-/// [`AlignedWrites::ALIGN`] (but for the range's first): the page cache then takes whole large
-/// folios (a write at 64 KiB boundaries costs ~20% less kernel time per byte than one at 128 or
-/// 4096, measured). The bytes past a chunk's last boundary wait for the next chunk; the chunks, and
-/// so everything computed over them, stay as they are.
-struct AlignedWrites<'a, F: crate::platform::FileAt = std::fs::File> {
-    buf: AlignedBuf,
-    out: Option<(&'a F, u64)>,
-    /// Bytes before `ALIGN` in `buf` not yet written, and the chunk's length after it.
-    held: usize,
-    len: usize,
-}
-
-impl<'a, F: crate::platform::FileAt> AlignedWrites<'a, F> {
-    const ALIGN: usize = 64 << 10;
-
-    /// A worker whose output begins at `out`'s offset (or goes nowhere), in chunks of up to `cap`.
-    fn new(cap: usize, out: Option<(&'a F, u64)>) -> Self {
-        AlignedWrites { buf: AlignedBuf::new(Self::ALIGN + cap), out, held: 0, len: 0 }
-    }
-
-    /// The place for the next chunk's `len` bytes (aligned as the buffer is).
-    fn next(&mut self, len: usize) -> &mut [u8] {
-        self.len = len;
-        &mut self.buf.bytes_mut()[Self::ALIGN..Self::ALIGN + len]
-    }
-
-    /// Writes the held bytes and the chunk up to its last boundary; holds the rest.
-    fn write(&mut self) -> Result<()> {
-        let Some((file, pos)) = self.out.as_mut() else { return Ok(()) };
-        let (from, end) = (*pos, *pos + (self.held + self.len) as u64);
-        let cut = (end - end % Self::ALIGN as u64).max(from);
-        let (first, upto) = (Self::ALIGN - self.held, Self::ALIGN + self.len);
-        let keep = (end - cut) as usize;
-        if cut > from {
-            file.write_all_at(&self.buf.bytes()[first..upto - keep], from).context("cannot write the output")?;
-        }
-        self.buf.bytes_mut().copy_within(upto - keep..upto, Self::ALIGN - keep);
-        (*pos, self.held, self.len) = (cut, keep, 0);
-        Ok(())
-    }
-
-    /// Writes what is held, at the range's end.
-    fn flush(&mut self) -> Result<()> {
-        if let Some((file, pos)) = self.out {
-            let held = &self.buf.bytes()[Self::ALIGN - self.held..Self::ALIGN];
-            file.write_all_at(held, pos).context("cannot write the output")?;
-            self.held = 0;
-        }
-        Ok(())
-    }
 }
 
 /// [`stream`] with the writing on a second thread: the kernel works on the next chunk while the
@@ -838,50 +788,6 @@ pub fn stream_overlapped<O: Observer>(
 mod tests {
     use super::*;
     use crate::chunks::ReadSource;
-
-    /// The writes made at positions, in order.
-    #[derive(Default)]
-    struct Log(std::cell::RefCell<Vec<(u64, Vec<u8>)>>);
-    impl crate::platform::FileAt for Log {
-        fn read_exact_at(&self, _: &mut [u8], _: u64) -> std::io::Result<()> {
-            unreachable!()
-        }
-        fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-            self.0.borrow_mut().push((offset, buf.to_vec()));
-            Ok(())
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn aligned_writes_put_every_byte_in_place(start in 0u64..300_000, lens in proptest::collection::vec(0usize..200_000, 0..12)) {
-            const A: u64 = AlignedWrites::<Log>::ALIGN as u64;
-            let log = Log::default();
-            let mut w = AlignedWrites::new(200_000, Some((&log, start)));
-            let mut all = Vec::new();
-            for len in lens {
-                let o = w.next(len);
-                for (i, b) in o.iter_mut().enumerate() {
-                    *b = (all.len() + i) as u8 ^ ((all.len() + i) >> 8) as u8;
-                }
-                all.extend_from_slice(o);
-                w.write().unwrap();
-            }
-            w.flush().unwrap();
-            let mut at = start;
-            let mut got = Vec::new();
-            for (i, (pos, bytes)) in log.0.borrow().iter().enumerate() {
-                // in order, one after the other, and but the first and last from a boundary
-                proptest::prop_assert_eq!(*pos, at);
-                let last = i + 1 == log.0.borrow().len();
-                proptest::prop_assert!(i == 0 || last || pos.is_multiple_of(A), "write {i} at {pos}");
-                proptest::prop_assert!(last || (pos + bytes.len() as u64).is_multiple_of(A) || bytes.is_empty());
-                at += bytes.len() as u64;
-                got.extend_from_slice(bytes);
-            }
-            proptest::prop_assert_eq!(got, all);
-        }
-    }
 
     /// Counts the values it sees and remembers where each chunk started.
     struct Count {
