@@ -660,8 +660,6 @@ impl<O: Observer> Job<O> {
         self.write_safetensors(st.metadata.as_ref(), &tensors, arrays)
     }
 
-    /// A `.safetensors` output of `tensors` (name, type, shape), each array's output at its
-    /// place after the header, on all workers.
     /// Arrays into an `.npz` of stored members `KEY.npy`, in order (`numpy.savez`'s layout), from
     /// a container of another format (its names kept).
     fn write_npz(&self, arrays: Vec<(String, ArraySource<'static>, Prepared)>) -> Result<Finished<O>> {
@@ -672,13 +670,17 @@ impl<O: Observer> Job<O> {
         let mut sink = self.sink(Some(Format::Npz), true)?.context("internal error: an .npz output has a sink")?;
         let mut reports = Vec::new();
         {
-            let file = sink.file_mut()?.context("internal error: an .npz output has a file")?;
+            let file: &std::fs::File = sink.file_mut()?.context("internal error: an .npz output has a file")?;
             let mut zw = NpzWriter::new(file);
             for (key, src, p) in arrays {
                 let name = src.name.clone();
                 let header = npy::write_header(p.plan.output, p.info.fortran, &p.info.shape);
                 let size = header.len() as u64 + src.header.elements.saturating_mul(p.plan.output.size() as u64);
                 zw.start(&format!("{key}.npy"), zip::CompressionMethod::Stored, size).with_context(|| name.clone())?;
+                if by_position(&src, p.upstream.as_ref()) {
+                    reports.push(self.npz_member_at(file, &mut zw, &header, src, p)?);
+                    continue;
+                }
                 let mut member = Sink::writer(zw.writer());
                 reports.push(self.array_prepared(src, p, Some((&mut member, Format::Npy)))?);
                 member.finish()?;
@@ -688,6 +690,41 @@ impl<O: Observer> Job<O> {
         Finished::done(reports, Some(sink))
     }
 
+    /// A stored member's `.npy` header through the zip writer, then its data by position on all
+    /// workers (as a `.pt` storage is): the writer is told the member's length and CRC-32 (the
+    /// header's combined with the ranges').
+    fn npz_member_at(
+        &self,
+        file: &std::fs::File,
+        zw: &mut NpzWriter<&std::fs::File>,
+        header: &[u8],
+        mut src: ArraySource,
+        p: Prepared,
+    ) -> Result<ArrayReport<O>> {
+        use std::io::{Seek, Write};
+        let Prepared { plan, mut upstream, info } = p;
+        let name = src.name.clone();
+        let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
+        let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
+        let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
+        zw.writer().write_all(header)?;
+        let mut at = file;
+        let start = at.stream_position()?;
+        crate::platform::reserve(file, start + bytes);
+        let out = PositionalOut { file, offset: start, crc: true };
+        let data = self.drive(&mut proc, &mut src, upstream.as_mut(), Some(out)).with_context(|| name.clone())?;
+        at.seek(std::io::SeekFrom::Start(start + bytes))?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(header);
+        if let Some(d) = data {
+            crc.combine(&d);
+        }
+        zw.written_at(header.len() as u64 + bytes, crc.finalize())?;
+        Ok(self.report(&name, proc, &info.shape))
+    }
+
+    /// A `.safetensors` output of `tensors` (name, type, shape), each array's output at its
+    /// place after the header, on all workers.
     fn write_safetensors(
         &self,
         metadata: Option<&std::collections::BTreeMap<String, String>>,
@@ -761,6 +798,13 @@ fn writes_c_order(f: Format) -> bool {
 }
 
 /// In order: `threads` ≥ 2 puts the writes on a second thread.
+/// Whether an array (and its upstream) are file regions, which [`Job::drive`] runs on ranges
+/// with positional writes: the test a container's writer makes before it hands a member's data
+/// to `drive` rather than streaming it through its own writer.
+fn by_position(src: &ArraySource, up: Option<&ArraySource>) -> bool {
+    src.region.is_some() && up.is_none_or(|u| u.region.is_some())
+}
+
 fn stream<O: Observer>(
     proc: &mut ChunkProcessor<O>,
     src: &mut ArraySource,

@@ -402,3 +402,59 @@ fn a_header_starting_with_spaces_is_sniffed_as_safetensors() {
         assert_eq!(o.tensor(&name).unwrap().data(), relu_ref(t.dtype(), t.data()), "{name}");
     }
 }
+
+/// A `.safetensors` of f32 tensors `(name, values)` (the `safetensors` crate's layout).
+fn write_f32_safetensors(path: &Path, tensors: &[(&str, Vec<f32>)]) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, v) in tensors {
+        let start = data.len();
+        data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": [v.len()], "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    h.resize(h.len().div_ceil(8) * 8, b' ');
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// `.npz` members from a `.safetensors` are written by position on all workers (their CRC-32
+/// the header's combined with the ranges'): every CRC holds (the `zip` crate checks it as it
+/// reads), and each member is the very `.npy` its tensor gives alone.
+#[test]
+fn npz_members_written_by_all_workers_have_their_crcs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut values = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / 8e6 - 1.0
+            })
+            .collect()
+    };
+    let input = dir.path().join("x.safetensors");
+    write_f32_safetensors(&input, &[("big", values(1_234_567)), ("odd", values(7)), ("none", vec![])]);
+    for j in ["1", "2", "3"] {
+        let out = dir.path().join(format!("y{j}.npz"));
+        let (code, _, err) = relu(&["apply", "-j", j, s(&input), "-o", s(&out)], None);
+        assert_eq!(code, 0, "{err}");
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+        for name in ["big", "odd", "none"] {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut z.by_name(&format!("{name}.npy")).unwrap(), &mut got)
+                .unwrap_or_else(|e| panic!("-j {j}: {name}: {e}"));
+            let alone = dir.path().join(format!("{name}.npy"));
+            let (code, _, err) = relu(&["apply", "--member", name, s(&input), "-o", s(&alone)], None);
+            assert_eq!(code, 0, "{err}");
+            assert!(got == std::fs::read(&alone).unwrap(), "-j {j}: {name}: the member differs");
+        }
+    }
+}

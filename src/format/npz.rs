@@ -203,6 +203,16 @@ impl<W: Write + Seek> NpzWriter<W> {
         &mut self.zip
     }
 
+    /// Declares the started member as `len` bytes with CRC-32 `crc`, its data (past what went
+    /// through [`NpzWriter::writer`]) written by the caller at positions through another handle
+    /// of the same file description, which left the file's offset at the member's end.
+    pub fn written_at(&mut self, len: u64, crc: u32) -> Result<()> {
+        // SAFETY: not a memory-safety contract: the crate marks it unsafe because it replaces the
+        // length and CRC of data that did not all go through it, which is what happened here
+        unsafe { self.zip.set_file_metadata(len, crc)? };
+        Ok(())
+    }
+
     /// Writes the central directory; returns the underlying writer.
     pub fn finish(self) -> Result<W> {
         Ok(self.zip.finish()?)

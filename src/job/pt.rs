@@ -234,8 +234,7 @@ impl<O: Observer> Job<O> {
         w.start_storage(&w.storages().to_string(), bytes).with_context(|| name.clone())?;
         let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
         let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
-        let positional = src.region.is_some() && upstream.as_ref().is_none_or(|u| u.region.is_some());
-        if positional {
+        if super::by_position(&src, upstream.as_ref()) {
             // the storage written in place by every worker, as a `.npy`'s data is; the zip
             // writer is told its length and CRC afterwards
             let mut at = file;
