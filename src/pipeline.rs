@@ -657,6 +657,11 @@ pub struct PositionalOut<'a> {
     pub crc: bool,
 }
 
+/// Chunks whose output [`ranges`] writes at once: 1 MiB for a 4-byte type. More gave large
+/// page-cache folios, whose allocation ran into reclaim on the development VM (4 MiB writes took
+/// 1-6 s of system time for 2 GiB, against 0.65 s; docs/performance.md).
+const WRITE_CHUNKS: usize = 4;
+
 /// The CRC-32 of the output's bytes, when [`PositionalOut::crc`] asked for it.
 pub type OutCrc = Option<crc32fast::Hasher>;
 
@@ -690,21 +695,38 @@ pub fn ranges<O: Observer>(
             Some(u) => Some(u.as_mut()),
             None => None,
         };
-        let mut buf = AlignedBuf::new(p.chunk_elems * osz as usize);
+        // the output of WRITE_CHUNKS chunks gathered into one write (the kernel still works a
+        // chunk at a time, in cache): fewer turns at the file's inode lock, which the other
+        // workers wait for spinning (at 2 GiB: 20% less system time, measured)
+        let cap = p.chunk_elems * osz as usize;
+        let mut buf = AlignedBuf::new(cap * WRITE_CHUNKS);
+        let (mut filled, mut at) = (0usize, out.map_or(0, |o| o.offset + a * osz));
+        let write = |buf: &AlignedBuf, filled: &mut usize, at: &mut u64| -> Result<()> {
+            if let Some(out) = out {
+                out.file.write_all_at(&buf.bytes()[..*filled], *at).context("cannot write the output")?;
+            }
+            *at += *filled as u64;
+            *filled = 0;
+            Ok(())
+        };
         // each range's own CRC, combined in range order below (while the chunk is in cache)
         let mut crc = out.filter(|o| o.crc).map(|_| crc32fast::Hasher::new());
         stream_range(&mut p, a, b - a, src.as_mut(), ups, &mut |p, x, g, start| {
-            let n = x.len() as u64 / isz;
-            let o = &mut buf.bytes_mut()[..(n * osz) as usize];
+            let len = (x.len() as u64 / isz * osz) as usize;
+            let o = &mut buf.bytes_mut()[filled..filled + len];
             p.process_into(x, g, start, o);
             if let Some(h) = crc.as_mut() {
                 h.update(o);
             }
-            if let Some(out) = out {
-                out.file.write_all_at(o, out.offset + start * osz).context("cannot write the output")?;
+            filled += len;
+            if filled + cap > cap * WRITE_CHUNKS {
+                write(&buf, &mut filled, &mut at)?;
             }
             Ok(())
         })?;
+        if filled > 0 {
+            write(&buf, &mut filled, &mut at)?;
+        }
         Ok((p, crc))
     };
     let run = &run;
