@@ -701,26 +701,43 @@ impl<O: Observer> Job<O> {
         mut src: ArraySource,
         p: Prepared,
     ) -> Result<ArrayReport<O>> {
-        use std::io::{Seek, Write};
+        use std::io::Write;
         let Prepared { plan, mut upstream, info } = p;
         let name = src.name.clone();
         let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
         let layout = |u: &UnitOptions| u.layout(&info.shape, info.fortran);
         let mut proc = self.processor(plan, true, layout).with_context(|| name.clone())?;
         zw.writer().write_all(header)?;
-        let mut at = file;
-        let start = at.stream_position()?;
-        crate::platform::reserve(file, start + bytes);
-        let out = PositionalOut { file, offset: start, crc: true };
-        let data = self.drive(&mut proc, &mut src, upstream.as_mut(), Some(out)).with_context(|| name.clone())?;
-        at.seek(std::io::SeekFrom::Start(start + bytes))?;
+        let data =
+            self.drive_in_zip(file, &mut proc, &mut src, upstream.as_mut(), bytes).with_context(|| name.clone())?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(header);
-        if let Some(d) = data {
-            crc.combine(&d);
-        }
+        crc.combine(&data);
         zw.written_at(header.len() as u64 + bytes, crc.finalize())?;
         Ok(self.report(&name, proc, &info.shape))
+    }
+
+    /// A zip entry's `bytes` bytes of data, from the file's offset on (where the zip writer left
+    /// it), written by position on all workers ([`by_position`] inputs); the offset is left at
+    /// the data's end for the zip writer, and the data's CRC-32 given back for it.
+    fn drive_in_zip(
+        &self,
+        file: &std::fs::File,
+        proc: &mut ChunkProcessor<O>,
+        src: &mut ArraySource,
+        up: Option<&mut ArraySource>,
+        bytes: u64,
+    ) -> Result<crc32fast::Hasher> {
+        use std::io::Seek;
+        let mut at = file;
+        let start = at.stream_position()?;
+        // reserved up to the data's end (nothing past the file's end to release later): blocks
+        // allocated now, not at the rename, where ext4 would flush delayed ones
+        crate::platform::reserve(file, start + bytes);
+        let out = PositionalOut { file, offset: start, crc: true };
+        let crc = self.drive(proc, src, up, Some(out))?;
+        at.seek(std::io::SeekFrom::Start(start + bytes))?;
+        Ok(crc.unwrap_or_default())
     }
 
     /// A `.safetensors` output of `tensors` (name, type, shape), each array's output at its

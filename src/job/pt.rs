@@ -11,7 +11,6 @@ use crate::format::safetensors::SafetensorsFile;
 use crate::format::Format;
 use crate::options::{is_dash, usage, UnitOptions};
 use crate::pipeline::Observer;
-use crate::pipeline::PositionalOut;
 use crate::sink::Sink;
 use crate::source::ArraySource;
 use anyhow::{Context, Result};
@@ -227,7 +226,6 @@ impl<O: Observer> Job<O> {
         mut src: ArraySource,
         p: Prepared,
     ) -> Result<ArrayReport<O>> {
-        use std::io::Seek;
         let Prepared { plan, mut upstream, info } = p;
         let name = src.name.clone();
         let bytes = info.shape.iter().product::<u64>() * plan.output.size() as u64;
@@ -237,15 +235,9 @@ impl<O: Observer> Job<O> {
         if super::by_position(&src, upstream.as_ref()) {
             // the storage written in place by every worker, as a `.npy`'s data is; the zip
             // writer is told its length and CRC afterwards
-            let mut at = file;
-            let start = at.stream_position()?;
-            // reserved up to the storage's end (nothing past the file's end to release later):
-            // blocks allocated now, not at the rename, where ext4 would flush delayed ones
-            crate::platform::reserve(file, start + bytes);
-            let out = PositionalOut { file, offset: start, crc: true };
-            let crc = self.drive(&mut proc, &mut src, upstream.as_mut(), Some(out)).with_context(|| name.clone())?;
-            at.seek(std::io::SeekFrom::Start(start + bytes))?;
-            w.written_at(bytes, crc.map_or(0, |h| h.finalize()))?;
+            let crc =
+                self.drive_in_zip(file, &mut proc, &mut src, upstream.as_mut(), bytes).with_context(|| name.clone())?;
+            w.written_at(bytes, crc.finalize())?;
         } else {
             let mut member = Sink::writer(w.writer());
             let mut write = |b: &[u8]| member.write(b);
