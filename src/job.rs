@@ -814,7 +814,6 @@ fn writes_c_order(f: Format) -> bool {
     f.is_text() || f == Format::Safetensors
 }
 
-/// In order: `threads` ≥ 2 puts the writes on a second thread.
 /// Whether an array (and its upstream) are file regions, which [`Job::drive`] runs on ranges
 /// with positional writes: the test a container's writer makes before it hands a member's data
 /// to `drive` rather than streaming it through its own writer.
@@ -822,6 +821,7 @@ fn by_position(src: &ArraySource, up: Option<&ArraySource>) -> bool {
     src.region.is_some() && up.is_none_or(|u| u.region.is_some())
 }
 
+/// In order: `threads` ≥ 2 puts the writes on a second thread.
 fn stream<O: Observer>(
     proc: &mut ChunkProcessor<O>,
     src: &mut ArraySource,
