@@ -162,3 +162,64 @@ fn f32_hist100(b: Bencher, data: &str) {
     let mut h = relu::hist::Histogram::new(bins);
     b.counter(BytesCount::new(BYTES)).bench_local(|| h.add::<f32>(black_box(&x)));
 }
+
+/// The three passes `stats --act relu` makes over a bf16 chunk of 256 units a row: the kernel
+/// with the fused statistics (writing the output the per-unit pass reads), the per-unit sums and
+/// extremes of the output, the per-unit active counts of the input.
+#[divan::bench(args = ["kernel", "kernel-no-output", "units", "units-f32", "units-f32-l1", "active"])]
+fn bf16_relu_stats(b: Bencher, pass: &str) {
+    let k = best();
+    let x: Vec<u16> = random_f32(BYTES / 2).into_iter().map(act::f32_to_bf16).collect();
+    let mut y = vec![0u16; x.len()];
+    k.bf16(Op::Relu, &x, None, &mut y);
+    let n = 256;
+    let (mut fin, mut sum, mut abs) = (vec![0u32; n], vec![0f64; n], vec![0f64; n]);
+    let (mut min, mut max) = (vec![f64::INFINITY; n], vec![f64::NEG_INFINITY; n]);
+    let mut counts = vec![0u32; n];
+    b.counter(BytesCount::new(BYTES)).bench_local(|| match pass {
+        "kernel" => {
+            black_box(k.bf16_stats(Op::Relu, black_box(&x), None, &mut y, 0.1));
+        }
+        "kernel-no-output" => {
+            black_box(k.half_stats_only(true, Op::Relu, black_box(&x), 0.1));
+        }
+        "units-f32" => {
+            let acc = relu::kernel::UnitSlices {
+                finite: &mut fin,
+                sum: &mut sum,
+                abs: &mut abs,
+                min: &mut min,
+                max: &mut max,
+            };
+            k.unit_rows_f32(black_box(&y), acc, true, Some(&mut counts), act::bf16_to_f32);
+        }
+        "units-f32-l1" => {
+            // the same work on 64 rows eight times: L1-resident
+            for _ in 0..8 {
+                let acc = relu::kernel::UnitSlices {
+                    finite: &mut fin,
+                    sum: &mut sum,
+                    abs: &mut abs,
+                    min: &mut min,
+                    max: &mut max,
+                };
+                k.unit_rows_f32(black_box(&y[..64 * 256]), acc, true, None, act::bf16_to_f32);
+            }
+        }
+        "units" => {
+            let acc = relu::kernel::UnitSlices {
+                finite: &mut fin,
+                sum: &mut sum,
+                abs: &mut abs,
+                min: &mut min,
+                max: &mut max,
+            };
+            k.unit_rows(black_box(&y), acc, true, |h: u16| act::bf16_to_f32(h) as f64);
+        }
+        _ => {
+            for row in black_box(&x).chunks_exact(n) {
+                k.count_into(row, &mut counts, |h: u16| act::bf16_to_f32(h) > 0.0);
+            }
+        }
+    });
+}

@@ -116,18 +116,31 @@ pub fn grad_leaky<T: Float>(x: T, g: T, a: T) -> T {
 /// (as PyTorch's f16→f32→f16 round trip leaves them), everything else keeps its bits.
 #[inline(always)]
 pub fn relu_f16(h: u16) -> u16 {
-    // Lane masks instead of branches or selects: this form vectorizes to a handful of u16 ops.
-    let nan = ((h & 0x7fff > 0x7c00) as u16).wrapping_neg();
-    let negative = ((h > 0x8000) as u16).wrapping_neg() & !nan;
-    (h & !negative) | (nan & 0x0200)
+    relu_half_bits::<0x7c00, 0x0200>(h)
 }
 
 /// relu on bf16 bits: the f16 rule with bf16's exponent (negative non-NaN → +0, NaN quiet).
 #[inline(always)]
 pub fn relu_bf16(h: u16) -> u16 {
-    let nan = ((h & 0x7fff > 0x7f80) as u16).wrapping_neg();
-    let negative = ((h > 0x8000) as u16).wrapping_neg() & !nan;
-    (h & !negative) | (nan & 0x0040)
+    relu_half_bits::<0x7f80, 0x0040>(h)
+}
+
+/// Whether 16-bit float bits (+infinity's bits `INF`) hold a value below zero: the sign, a
+/// magnitude above zero and at most infinity's. One subtraction and one signed compare: `h − 1`
+/// moves -0 (0x8000) to the top of the i16 range and the magnitudes 1..=INF of negative values
+/// to its bottom, below `INF − 0x8000`; NaNs' magnitudes land above it.
+#[inline(always)]
+pub fn half_below_zero<const INF: u16>(h: u16) -> bool {
+    (h.wrapping_sub(1) as i16) < (INF.wrapping_sub(0x8000) as i16)
+}
+
+/// relu on 16-bit float bits: lane masks instead of branches or selects, so that it vectorizes
+/// to a handful of u16 ops (and shares [`half_below_zero`] with the statistics' count).
+#[inline(always)]
+fn relu_half_bits<const INF: u16, const QUIET: u16>(h: u16) -> u16 {
+    let nan = ((h & 0x7fff > INF) as u16).wrapping_neg();
+    let negative = (half_below_zero::<INF>(h) as u16).wrapping_neg();
+    (h & !negative) | (nan & QUIET)
 }
 
 /// relu on integers: `max(x, 0)`.
@@ -425,6 +438,27 @@ mod tests {
         assert_eq!(relu_f16(0xbc00), 0);
         assert_eq!(relu_f16(0x7c01), 0x7e01);
         assert_eq!(relu_f16(0xfc00), 0);
+    }
+
+    /// The bit forms against the values: every bit pattern of both formats.
+    #[test]
+    fn relu_on_bits_is_relu_on_values() {
+        for h in 0..=u16::MAX {
+            for (f, inf, quiet, got, below) in [
+                (f16_to_f32(h), 0x7c00, 0x0200, relu_f16(h), half_below_zero::<0x7c00>(h)),
+                (bf16_to_f32(h), 0x7f80, 0x0040, relu_bf16(h), half_below_zero::<0x7f80>(h)),
+            ] {
+                let want = if h & 0x7fff > inf {
+                    h | quiet
+                } else if f < 0.0 {
+                    0
+                } else {
+                    h
+                };
+                assert_eq!(got, want, "{h:#06x}");
+                assert_eq!(below, f < 0.0, "{h:#06x}");
+            }
+        }
     }
 
     #[test]

@@ -627,6 +627,8 @@ unsafe impl bytemuck::Pod for BF16 {}
 /// the type for a runtime `DType`: this is the only `match` over element types.
 pub trait Element: bytemuck::Pod + Default + Send + Sync + 'static {
     const DTYPE: DType;
+    /// Whether f32 holds every value exactly ([`Element::to_f32`] widens without rounding).
+    const F32_EXACT: bool;
     /// The exact value, widened (integers beyond 2^53 round to nearest).
     fn to_f64(self) -> f64;
     /// The value as f32 (f64 rounds to nearest; integers round to nearest).
@@ -647,6 +649,7 @@ macro_rules! int_element {
     ($($t:ty => $dt:ident),*) => {$(
         impl Element for $t {
             const DTYPE: DType = DType::$dt;
+            const F32_EXACT: bool = std::mem::size_of::<$t>() <= 2;
             #[inline(always)]
             fn to_f64(self) -> f64 { self as f64 }
             #[inline(always)]
@@ -671,6 +674,7 @@ int_element!(i8 => I8, i16 => I16, i32 => I32, i64 => I64, u8 => U8, u16 => U16,
 
 impl Element for F16 {
     const DTYPE: DType = DType::F16;
+    const F32_EXACT: bool = true;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         crate::act::f16_to_f32(self.0) as f64
@@ -703,6 +707,7 @@ impl Element for F16 {
 
 impl Element for BF16 {
     const DTYPE: DType = DType::BF16;
+    const F32_EXACT: bool = true;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         crate::act::bf16_to_f32(self.0) as f64
@@ -735,6 +740,7 @@ impl Element for BF16 {
 
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
+    const F32_EXACT: bool = true;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
@@ -770,6 +776,7 @@ impl Element for f32 {
 
 impl Element for f64 {
     const DTYPE: DType = DType::F64;
+    const F32_EXACT: bool = false;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self

@@ -541,20 +541,23 @@ fn run_kernel<T: Compute>(
             } else {
                 None
             };
-            match range.or(only) {
+            // relu's and the identity's outputs are above zero where their inputs are active, so
+            // the per-unit pass may count those too
+            let actives = matches!(op, Op::Identity | Op::Relu);
+            let counted = match range.or(only) {
                 Some(s) => {
                     acc.add_chunk(&s);
-                    if identity {
-                        acc.observe_units(k, x, start, s.finite == s.elements);
-                    }
+                    identity && acc.observe_units(k, x, start, s.finite == s.elements, s.min >= 0.0, true)
                 }
                 None => {
                     let c = T::run_stats(k, op, x, g, y, shift);
                     acc.add_chunk_of(&c, y, ints);
-                    acc.observe_units(k, y, start, c.finite == c.elements);
+                    acc.observe_units(k, y, start, c.finite == c.elements, c.min >= 0.0, actives)
                 }
+            };
+            if !counted {
+                acc.count_active(k, x, start, T::is_active);
             }
-            acc.count_active(k, x, start, T::is_active);
         }
     }
 }

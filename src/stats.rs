@@ -624,15 +624,29 @@ impl StatsAccumulator {
 
     /// Adds the output values `y`, whose first element has flat index `start`, to their units'
     /// sums and extremes (laid out as [`StatsAccumulator::count_active`] lays out its counts).
-    /// `all_finite`: every value of `y` is finite (the chunk's counts say so).
-    pub fn observe_units<T: crate::dtype::Element>(&mut self, k: &Kernel, y: &[T], start: u64, all_finite: bool) {
+    /// `all_finite`: every value of `y` is finite (the chunk's counts say so); `nonneg`: none is
+    /// below zero (its minimum); `actives`: the input's active elements are those of `y` above
+    /// zero (relu, the identity). True when the active counts were taken here as well (then
+    /// [`StatsAccumulator::count_active`] is not to be called for these values).
+    #[must_use]
+    pub fn observe_units<T: crate::dtype::Element>(
+        &mut self,
+        k: &Kernel,
+        y: &[T],
+        start: u64,
+        all_finite: bool,
+        nonneg: bool,
+        actives: bool,
+    ) -> bool {
         let Some(u) = &self.units else {
-            return;
+            return false;
         };
         let (units, inner) = (u.count, u.inner);
         if units == 0 || y.is_empty() || self.range_only {
-            return;
+            return false;
         }
+        let narrow = all_finite && T::F32_EXACT;
+        let counted = narrow && actives && inner == 1;
         let v = &mut self.values;
         let mut p = start;
         let mut i = 0;
@@ -642,6 +656,7 @@ impl StatsAccumulator {
             v.scratch_finite.resize(n, 0);
             v.scratch_sum.resize(n, 0.0);
             v.scratch_abs.resize(n, 0.0);
+            self.scratch.resize(n, 0);
             // a partial first row, the whole rows in one call, a partial last row
             while i < y.len() {
                 let u0 = (p % units) as usize;
@@ -654,7 +669,13 @@ impl StatsAccumulator {
                     min: &mut v.min[u0..u0 + w],
                     max: &mut v.max[u0..u0 + w],
                 };
-                k.unit_rows(&y[i..i + len], acc, all_finite, T::to_f64);
+                if narrow {
+                    // (each unit's abs and sum start the call at zero: equal, as `nonneg` needs)
+                    let active = counted.then(|| &mut self.scratch[u0..u0 + w]);
+                    k.unit_rows_f32(&y[i..i + len], acc, nonneg, active, T::to_f32);
+                } else {
+                    k.unit_rows(&y[i..i + len], acc, all_finite, T::to_f64);
+                }
                 i += len;
                 p += len as u64;
             }
@@ -664,6 +685,12 @@ impl StatsAccumulator {
                     v.add(u, f as u64, s, a);
                 }
                 (v.scratch_finite[u], v.scratch_sum[u], v.scratch_abs[u]) = (0, 0.0, 0.0);
+            }
+            if counted {
+                for (c, s) in self.active.iter_mut().zip(self.scratch.iter_mut()) {
+                    *c += *s as u64;
+                    *s = 0;
+                }
             }
         } else {
             while i < y.len() {
@@ -680,6 +707,7 @@ impl StatsAccumulator {
                 p += len as u64;
             }
         }
+        counted
     }
 
     /// The SPEC §4 object (and SPEC §7's additions).

@@ -295,6 +295,42 @@ fn identity_keeps_every_half_bit_pattern() {
     }
 }
 
+/// relu and the identity on finite f16 and bf16 values count zeros and negatives on the bits
+/// (sixteen u16 lanes a vector): the whole statistics, bit for bit, are those of the same values
+/// as f32, on every level, with and without an output, at every length's tail.
+#[test]
+fn half_statistics_on_bits_equal_those_of_the_values_as_f32() {
+    for bf16 in [false, true] {
+        let widen = |h: u16| if bf16 { act::bf16_to_f32(h) } else { act::f16_to_f32(h) };
+        // every finite pattern, shuffled so that blocks mix signs, zeros and magnitudes
+        let mut x: Vec<u16> = (0..=u16::MAX).filter(|&h| widen(h).is_finite()).collect();
+        let mut r = Rng(5);
+        for i in (1..x.len()).rev() {
+            x.swap(i, (r.next() % (i as u64 + 1)) as usize);
+        }
+        let xf: Vec<f32> = x.iter().map(|&h| widen(h)).collect();
+        for k in kernels() {
+            for n in [x.len(), 1000, 17, 16, 5] {
+                for (o, of) in [(Op::Identity, Op::Identity), (Op::Relu, Op::Relu)] {
+                    let (mut y, mut yf) = (vec![0u16; n], vec![0f32; n]);
+                    let want = k.float_stats(of, &xf[..n], None, &mut yf, 0.25);
+                    let got = if bf16 {
+                        k.bf16_stats(o, &x[..n], None, &mut y, 0.25)
+                    } else {
+                        k.half_stats(o, &x[..n], None, &mut y, 0.25)
+                    };
+                    let only = k.half_stats_only(bf16, o, &x[..n], 0.25).unwrap();
+                    let what = format!("{:?} {o:?} bf16={bf16} n={n}", k.level());
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "{what}");
+                    assert_eq!(format!("{only:?}"), format!("{want:?}"), "{what} without an output");
+                    assert!(y.iter().zip(&yf).all(|(&h, &f)| widen(h).to_bits() == f.to_bits()), "{what}");
+                    assert_eq!(got.negative, xf[..n].iter().filter(|&&v| v < 0.0).count() as u64, "{what}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn integers_on_every_level() {
     let mut r = Rng(77);
@@ -801,6 +837,37 @@ fn check_units_f32(v: &[f32], units: usize) {
         assert!((r.sum - sum).abs() <= big && (r.abs - abs).abs() <= big, "{:?} run sums", k.level());
         let scalar = Kernel::at(Level::Scalar).unwrap().unit_run(v, |x: f32| x as f64);
         assert_eq!(r, scalar, "{:?} run equals the scalar level", k.level());
+        if !all_finite {
+            continue;
+        }
+        // finite values f32 holds: the narrow pass (extremes in f32 lanes, sixteen units a time,
+        // `abs` left as the sums where nothing is below zero, the active counts beside) gives
+        // the same bits, and counts the values above zero
+        let nonneg = v.iter().all(|&x| x >= 0.0);
+        let (mut f, mut s, mut a) = (vec![0u32; units], vec![0.0; units], vec![0.0; units]);
+        let (mut lo, mut hi) = (vec![f64::INFINITY; units], vec![f64::NEG_INFINITY; units]);
+        let mut on = vec![0u32; units];
+        for (i, rows) in v.chunks(units * block).enumerate() {
+            let acc = relu::kernel::UnitSlices { finite: &mut f, sum: &mut s, abs: &mut a, min: &mut lo, max: &mut hi };
+            // the active counts on every other call: counting must not change the rest
+            let active = (i % 2 == 0).then_some(&mut on[..]);
+            k.unit_rows_f32(rows, acc, nonneg, active, |x: f32| x);
+        }
+        let mut want_on = vec![0u32; units];
+        for (i, rows) in v.chunks(units * block).enumerate() {
+            for (j, &x) in rows.iter().enumerate() {
+                want_on[j % units] += (i % 2 == 0 && x > 0.0) as u32;
+            }
+        }
+        for u in 0..units {
+            let w = want[u];
+            assert_eq!(
+                (f[u], s[u].to_bits(), a[u].to_bits(), lo[u].to_bits(), hi[u].to_bits(), on[u]),
+                (w.0, w.1.to_bits(), w.2.to_bits(), w.3.to_bits(), w.4.to_bits(), want_on[u]),
+                "{:?} narrow rows unit {u} of {units}, {block} rows a call, nonneg {nonneg}",
+                k.level()
+            );
+        }
     }
 }
 
@@ -819,6 +886,9 @@ proptest! {
         units in 1usize..40,
     ) {
         check_units_f32(&v, units);
+        // none below zero (relu's outputs, -0 among them): the narrow pass's sums of magnitudes
+        let relu: Vec<f32> = v.iter().map(|&x| if x < 0.0 { 0.0 } else { x }).collect();
+        check_units_f32(&relu, units);
     }
 }
 

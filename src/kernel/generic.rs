@@ -79,6 +79,12 @@ pub trait Observe<T: Copy> {
             self.lane(j, xs[j], ys[j]);
         }
     }
+    /// A block of 16-bit floats, with their bits (`inf`: the format's infinity): an observer may
+    /// count on the bits, sixteen lanes a vector, what [`Observe::block`] counts on the values.
+    #[inline(always)]
+    fn block_bits(&mut self, _xh: &[u16; L], _yh: &[u16; L], xs: &[T; L], ys: &[T; L], _inf: u16) {
+        self.block(xs, ys);
+    }
     fn finish(self) -> ChunkStats;
 }
 
@@ -151,6 +157,10 @@ pub struct FloatStats<T> {
     /// them again.
     zf: [T; W],
     nf: [T; W],
+    /// The same counts of 16-bit floats, taken on their bits ([`Observe::block_bits`]): one
+    /// vector of u16 lanes each, moved into `zeros` and `negative` with the float-lane counts.
+    zh: [u16; L],
+    nh: [u16; L],
     runs: u32,
     /// Σy (not shifted: no rounding in a difference) of the current run of at most [`FLUSH`]
     /// elements per call, lane-wise; then moved into the compensated pair `hi + lo` without
@@ -180,9 +190,9 @@ const S: usize = 4;
 /// unrolled blocks of 128.
 const FLUSH: u32 = 64;
 
-/// Runs between moves of [`FloatStats`]'s float-lane counts into integers: a run adds at most
-/// 2·RUN = 8 to a lane, so 2^16 runs stay below 2^24.
-const COUNT_RUNS: u32 = 1 << 16;
+/// Runs between moves of [`FloatStats`]'s lane counts into u32s: a run adds at most 2·RUN = 8
+/// to a float lane (2^13 runs stay far below 2^24) and RUN = 4 to a u16 lane (below 2^16).
+const COUNT_RUNS: u32 = 1 << 13;
 
 /// `a + b` as the rounded sum and its exact error (Knuth's TwoSum: no condition on the order of
 /// magnitudes; six operations the vectorizer keeps in lanes).
@@ -208,6 +218,15 @@ impl<T: Float> FloatStats<T> {
             let one = |c: bool| act::select(c, T::ONE, T::ZERO);
             self.zf[j] += one(ya == T::ZERO) + one(yb == T::ZERO);
             self.nf[j] += one(xa < T::ZERO) + one(xb < T::ZERO);
+        }
+        self.extremes_and_sums(ys);
+    }
+
+    /// The block's extremes and power sums (its counts are the caller's).
+    #[inline(always)]
+    fn extremes_and_sums(&mut self, ys: &[T; L]) {
+        for j in 0..W {
+            let (ya, yb) = (ys[j], ys[j + W]);
             let lo = act::select(yb < ya, yb, ya);
             let hi = act::select(yb > ya, yb, ya);
             self.min[j] = act::select(lo < self.min[j], lo, self.min[j]);
@@ -246,6 +265,8 @@ impl<T: Float> Observe<T> for FloatStats<T> {
             negative: [0; W],
             zf: [T::ZERO; W],
             nf: [T::ZERO; W],
+            zh: [0; L],
+            nh: [0; L],
             runs: 0,
             s1: [0.0; S],
             hi: [0.0; S],
@@ -274,6 +295,23 @@ impl<T: Float> Observe<T> for FloatStats<T> {
     fn block(&mut self, xs: &[T; L], ys: &[T; L]) {
         self.counts.elements += L as u64;
         self.sixteen(xs, ys);
+    }
+
+    /// Zeros and negatives counted on the bits, sixteen u16 lanes a vector (in f32 lanes they
+    /// took four compares and four adds a block, and the registers the sums need).
+    #[inline(always)]
+    fn block_bits(&mut self, xh: &[u16; L], yh: &[u16; L], _: &[T; L], ys: &[T; L], inf: u16) {
+        self.counts.elements += L as u64;
+        for j in 0..L {
+            self.zh[j] += (yh[j] & 0x7fff == 0) as u16;
+            // x < 0 (relu's own test, which the compiler then shares)
+            let below = match inf {
+                0x7f80 => act::half_below_zero::<0x7f80>(xh[j]),
+                _ => act::half_below_zero::<0x7c00>(xh[j]),
+            };
+            self.nh[j] += below as u16;
+        }
+        self.extremes_and_sums(ys);
     }
 
     #[inline(always)]
@@ -342,10 +380,11 @@ impl<T: Float> FloatStats<T> {
             let (z, n) = unsafe {
                 (self.zf[j].to_f64().to_int_unchecked::<i32>(), self.nf[j].to_f64().to_int_unchecked::<i32>())
             };
-            self.zeros[j] += z as u32;
-            self.negative[j] += n as u32;
+            self.zeros[j] += z as u32 + self.zh[j] as u32 + self.zh[j + W] as u32;
+            self.negative[j] += n as u32 + self.nh[j] as u32 + self.nh[j + W] as u32;
             (self.zf[j], self.nf[j]) = (T::ZERO, T::ZERO);
         }
+        (self.zh, self.nh) = ([0; L], [0; L]);
         self.runs = 0;
     }
 
@@ -686,6 +725,8 @@ pub unsafe fn int<T: Int, O: Observe<T>>(
 /// Eight 16-bit floats to and from f32: f16 in software or with F16C, or bf16. The scalar
 /// conversions and relu on the bits are the format's own.
 pub trait HalfCvt {
+    /// The bits of +infinity (magnitudes above it are NaNs).
+    const INF: u16 = 0x7c00;
     unsafe fn load(p: *const u16) -> [f32; 8];
     unsafe fn store(p: *mut u16, v: [f32; 8]);
     #[inline(always)]
@@ -706,6 +747,7 @@ pub trait HalfCvt {
 /// (every bf16 converter shares them; only the eight-lane `load` and `store` differ).
 macro_rules! bf16_scalars {
     () => {
+        const INF: u16 = 0x7f80;
         #[inline(always)]
         fn to_f32(h: u16) -> f32 {
             $crate::act::bf16_to_f32(h)
@@ -799,7 +841,7 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
             // The bits themselves: a round trip through f32 would quiet a signalling NaN, and
             // `--act none` promises the values untouched. The observer still sees them as f32.
             let c = if std::mem::size_of::<O>() != 0 {
-                half_map::<C, O, true>(x, None, Splat(0.0), ptr::null_mut(), n, s, |x, _, _| x)
+                half_map::<C, O, true>(x, None, Splat(0.0), ptr::null_mut(), n, s, |x, _, _| x, |h| h)
             } else {
                 ChunkStats::default()
             };
@@ -808,20 +850,28 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
             }
             c
         }
-        RawOp::Relu => half_map::<C, O, true>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x)),
-        RawOp::Leaky(a) => half_map::<C, O, false>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a)),
-        RawOp::LeakyEach(a) => half_map::<C, O, false>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a)),
-        RawOp::GradRelu => half_map::<C, O, false>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g)),
-        RawOp::GradLeaky(a) => half_map::<C, O, false>(x, g, Splat(a), y, n, s, act::grad_leaky),
-        RawOp::GradLeakyEach(a) => half_map::<C, O, false>(x, g, Each(a), y, n, s, act::grad_leaky),
+        RawOp::Relu => half_map::<C, O, true>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x), C::relu_bits),
+        RawOp::Leaky(a) => {
+            half_map::<C, O, false>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a), C::relu_bits)
+        }
+        RawOp::LeakyEach(a) => {
+            half_map::<C, O, false>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a), C::relu_bits)
+        }
+        RawOp::GradRelu => {
+            half_map::<C, O, false>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g), C::relu_bits)
+        }
+        RawOp::GradLeaky(a) => half_map::<C, O, false>(x, g, Splat(a), y, n, s, act::grad_leaky, C::relu_bits),
+        RawOp::GradLeakyEach(a) => half_map::<C, O, false>(x, g, Each(a), y, n, s, act::grad_leaky, C::relu_bits),
     }
 }
 
 /// Observes the f32 value the f16 output holds (the result rounded to f16), so statistics describe
 /// the data as written. `EXACT`: `f` always gives a value the format holds (identity, relu), so the
-/// result is observed as computed, without reading the output back; then `y` may be null (the
-/// statistics alone are wanted) and nothing is written.
+/// result is observed as computed, without reading the output back, and written as `bits` gives it
+/// on the input's bits (what `f` gives, NaNs quieted as a round trip would: no conversion back);
+/// then `y` may be null (the statistics alone are wanted) and nothing is written.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
     x: *const u16,
     g: Option<*const u16>,
@@ -830,6 +880,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
     n: usize,
     shift: f64,
     f: impl Fn(f32, f32, f32) -> f32,
+    bits: impl Fn(u16) -> u16,
 ) -> ChunkStats {
     let mut obs = O::new(shift);
     // see `float`: keep `1.0 * a` a multiply
@@ -842,6 +893,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
     unsafe fn block<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         obs: &mut O,
         f: &impl Fn(f32, f32, f32) -> f32,
+        bits: &impl Fn(u16) -> u16,
         ones: [f32; L],
         x: *const u16,
         g: Option<*const u16>,
@@ -862,13 +914,31 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         for j in 0..L {
             ys[j] = f(xs[j], gs[j], avs[j]);
         }
+        if EXACT {
+            // sixteen lanes of bits a vector: the results written and their counts
+            let xh: [u16; L] = ptr::read_unaligned(x as *const [u16; L]);
+            let yh = xh.map(bits);
+            if !y.is_null() {
+                ptr::write_unaligned(y as *mut [u16; L], yh);
+            }
+            if std::mem::size_of::<O>() != 0 {
+                if lanes == L {
+                    obs.block_bits(&xh, &yh, &xs, &ys, C::INF);
+                } else {
+                    for j in 0..lanes {
+                        obs.lane(j, xs[j], ys[j]);
+                    }
+                }
+            }
+            return;
+        }
         if !y.is_null() {
             let (lo, hi) = ys.split_at(8);
             C::store(y, lo.try_into().unwrap());
             C::store(y.add(8), hi.try_into().unwrap());
         }
         if std::mem::size_of::<O>() != 0 {
-            let back = if EXACT { ys } else { load16(y) };
+            let back = load16(y);
             if lanes == L {
                 obs.block(&xs, &back);
             } else {
@@ -885,7 +955,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         let end = i + ((n - i) / L).min(O::RUN) * L;
         while i < end {
             let avs = std::array::from_fn(|j| a.get(i + j));
-            block::<C, O, EXACT>(&mut obs, &f, ones, x.add(i), g.map(|g| g.add(i)), out(i), L, avs);
+            block::<C, O, EXACT>(&mut obs, &f, &bits, ones, x.add(i), g.map(|g| g.add(i)), out(i), L, avs);
             i += L;
         }
         obs.end_run();
@@ -900,7 +970,7 @@ unsafe fn half_map<C: HalfCvt, O: Observe<f32>, const EXACT: bool>(
         }
         // `a` may only be read in bounds: give the padding lanes the last real slope.
         let av: [f32; L] = std::array::from_fn(|j| a.get(i + j.min(r - 1)));
-        block::<C, O, EXACT>(&mut obs, &f, ones, xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), r, av);
+        block::<C, O, EXACT>(&mut obs, &f, &bits, ones, xt.as_ptr(), g.map(|_| gt.as_ptr()), yt.as_mut_ptr(), r, av);
         if !y.is_null() {
             ptr::copy_nonoverlapping(yt.as_ptr(), y.add(i), r);
         }
@@ -1056,6 +1126,70 @@ pub unsafe fn unit_rows_finite<T: Copy>(y: *const T, n: usize, rows: usize, acc:
     }
     if u < n {
         unit_rows_tail(y.add(u), n, n - u, rows, acc.from(u), f);
+    }
+}
+
+/// [`unit_rows_finite`] for values that f32 holds exactly (f16, bf16, f32, 8- and 16-bit
+/// integers: `f` widens without rounding), sixteen units at a time: the extremes compared in f32
+/// lanes (eight a vector where f64 has four; `min`/`max` come in and go out as f64, exactly),
+/// the sums in f64 as there, so every result is [`unit_rows_finite`]'s, bit for bit. `NONNEG`:
+/// no value is below zero (the chunk's minimum says so: relu's outputs), so `|v| = v` and each
+/// `abs[i]`, equal to `sum[i]` on entry (both start a chunk at zero and took the same values),
+/// is its sum again on exit, without a second sum. `active` not null: each value above zero
+/// also adds one to `active[i]` (for relu and the identity, the input's active count: one pass
+/// fewer over the chunk).
+///
+/// # Safety
+/// As [`unit_rows`]; `active` null or writable for `n` elements; `min` and `max` hold values f32
+/// holds exactly (±inf, or earlier values of `f`); with `NONNEG`, `abs` equals `sum` on entry.
+#[inline(always)]
+pub unsafe fn unit_rows_narrow<T: Copy, const NONNEG: bool>(
+    y: *const T,
+    n: usize,
+    rows: usize,
+    acc: UnitLanes,
+    active: *mut u32,
+    f: impl Fn(T) -> f32,
+) {
+    const K: usize = 16;
+    let mut u = 0;
+    let counting = !active.is_null();
+    while u + K <= n {
+        let (mut sum, mut abs, min64, max64) = acc.from(u).load::<K>();
+        let (mut min, mut max) = (min64.map(|v| v as f32), max64.map(|v| v as f32));
+        let mut on = [0u32; K];
+        for r in 0..rows {
+            let ys: [T; K] = ptr::read_unaligned(y.add(r * n + u) as *const [T; K]);
+            let v = ys.map(&f);
+            for j in 0..K {
+                min[j] = act::select(v[j] < min[j], v[j], min[j]);
+                max[j] = act::select(v[j] > max[j], v[j], max[j]);
+                let w = v[j] as f64;
+                sum[j] += w;
+                if !NONNEG {
+                    abs[j] += w.abs();
+                }
+                on[j] += (v[j] > 0.0) as u32;
+            }
+        }
+        for (j, c) in on.iter().enumerate() {
+            *acc.finite.add(u + j) += rows as u32;
+            if counting {
+                *active.add(u + j) += c;
+            }
+        }
+        let abs = if NONNEG { sum } else { abs };
+        acc.from(u).store(sum, abs, min.map(|v| v as f64), max.map(|v| v as f64));
+        u += K;
+    }
+    if u < n {
+        // (one unit at a time down the rows, as `unit_rows_finite` does its last units)
+        unit_rows_tail(y.add(u), n, n - u, rows, acc.from(u), |v| f(v) as f64);
+        if counting {
+            for r in 0..rows {
+                count_into(y.add(r * n + u), active.add(u), n - u, |v| f(v) > 0.0);
+            }
+        }
     }
 }
 

@@ -120,6 +120,18 @@ macro_rules! level_module {
             /// `Level::supported` here), and the pointers are as `generic`'s function of the
             /// same name requires.
             $(#[$attr])*
+            pub unsafe fn unit_rows_narrow<T: Copy, F: Fn(T) -> f32>(y: *const T, n: usize, rows: usize, acc: generic::UnitLanes, nonneg: bool, active: *mut u32, f: F) {
+                if nonneg {
+                    generic::unit_rows_narrow::<T, true>(y, n, rows, acc, active, f)
+                } else {
+                    generic::unit_rows_narrow::<T, false>(y, n, rows, acc, active, f)
+                }
+            }
+            /// # Safety
+            /// The CPU has the level's features (a `Kernel` is only built for a level
+            /// `Level::supported` here), and the pointers are as `generic`'s function of the
+            /// same name requires.
+            $(#[$attr])*
             pub unsafe fn key_tops<T: Copy, F: Fn(T) -> f64>(x: *const T, out: *mut u32, n: usize, shift: u32, none: u32, lohi: (u64, u64), f: F) -> (u64, u64) {
                 generic::key_tops(x, out, n, shift, none, lohi, f)
             }

@@ -26,6 +26,24 @@ pub struct UnitSlices<'a> {
     pub min: &'a mut [f64],
     pub max: &'a mut [f64],
 }
+
+impl UnitSlices<'_> {
+    /// The accumulators as pointers and the row length, checked against `len` values.
+    fn lanes(self, len: usize) -> (generic::UnitLanes, usize) {
+        let UnitSlices { finite, sum, abs, min, max } = self;
+        let n = finite.len();
+        assert!(sum.len() == n && abs.len() == n && min.len() == n && max.len() == n);
+        assert!(n > 0 && len.is_multiple_of(n), "unit_rows takes whole rows");
+        let lanes = generic::UnitLanes {
+            finite: finite.as_mut_ptr(),
+            sum: sum.as_mut_ptr(),
+            abs: abs.as_mut_ptr(),
+            min: min.as_mut_ptr(),
+            max: max.as_mut_ptr(),
+        };
+        (lanes, n)
+    }
+}
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Whether a chunk's power sums stayed in f64's range (else they are taken again, scaled).
@@ -372,23 +390,37 @@ impl Kernel {
     /// `max[i]`. `all_finite`: the caller knows every `f(y[i])` is finite (the checks are
     /// skipped).
     pub fn unit_rows<T: Copy>(&self, y: &[T], acc: UnitSlices, all_finite: bool, f: impl Fn(T) -> f64) {
-        let UnitSlices { finite, sum, abs, min, max } = acc;
-        let n = finite.len();
-        assert!(sum.len() == n && abs.len() == n && min.len() == n && max.len() == n);
-        assert!(n > 0 && y.len().is_multiple_of(n), "unit_rows takes whole rows");
-        let lanes = generic::UnitLanes {
-            finite: finite.as_mut_ptr(),
-            sum: sum.as_mut_ptr(),
-            abs: abs.as_mut_ptr(),
-            min: min.as_mut_ptr(),
-            max: max.as_mut_ptr(),
-        };
+        let (lanes, n) = acc.lanes(y.len());
         let rows = y.len() / n;
         if all_finite {
             dispatch!(self.level, unit_rows_finite(y.as_ptr(), n, rows, lanes, f))
         } else {
             dispatch!(self.level, unit_rows(y.as_ptr(), n, rows, lanes, f))
         }
+    }
+
+    /// [`Kernel::unit_rows`] of values that are all finite and that f32 holds exactly (`f`
+    /// widens without rounding; `min` and `max` hold such values or ±inf): the same results,
+    /// the extremes compared in f32. `nonneg`: no value is below zero, and each `abs[i]` equals
+    /// `sum[i]` on entry (it does again on exit). `active`: one more for each value above zero.
+    pub fn unit_rows_f32<T: Copy>(
+        &self,
+        y: &[T],
+        acc: UnitSlices,
+        nonneg: bool,
+        active: Option<&mut [u32]>,
+        f: impl Fn(T) -> f32,
+    ) {
+        let (lanes, n) = acc.lanes(y.len());
+        let rows = y.len() / n;
+        let active = match active {
+            Some(a) => {
+                assert_eq!(a.len(), n);
+                a.as_mut_ptr()
+            }
+            None => std::ptr::null_mut(),
+        };
+        dispatch!(self.level, unit_rows_narrow(y.as_ptr(), n, rows, lanes, nonneg, active, f))
     }
 
     /// The top `64 - shift` bits of each value's order key ([`order_key`] of `f(x[i])`) into
