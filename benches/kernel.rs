@@ -163,10 +163,11 @@ fn f32_hist100(b: Bencher, data: &str) {
     b.counter(BytesCount::new(BYTES)).bench_local(|| h.add::<f32>(black_box(&x)));
 }
 
-/// The three passes `stats --act relu` makes over a bf16 chunk of 256 units a row: the kernel
-/// with the fused statistics (writing the output the per-unit pass reads), the per-unit sums and
-/// extremes of the output, the per-unit active counts of the input.
-#[divan::bench(args = ["kernel", "kernel-no-output", "units", "units-f32", "units-f32-l1", "active"])]
+/// The passes `stats --act relu` makes over a bf16 chunk of 256 units a row: the kernel with the
+/// fused statistics (writing the output the per-unit pass reads; and without an output), then
+/// the per-unit sums and extremes of the output: `units-f32` as `stats` takes them (f32 lanes,
+/// the active counts included), `units` and `active` the two passes it replaced.
+#[divan::bench(args = ["kernel", "kernel-no-output", "units", "units-f32", "active"])]
 fn bf16_relu_stats(b: Bencher, pass: &str) {
     let k = best();
     let x: Vec<u16> = random_f32(BYTES / 2).into_iter().map(act::f32_to_bf16).collect();
@@ -183,7 +184,7 @@ fn bf16_relu_stats(b: Bencher, pass: &str) {
         "kernel-no-output" => {
             black_box(k.half_stats_only(true, Op::Relu, black_box(&x), 0.1));
         }
-        "units-f32" => {
+        "units" | "units-f32" => {
             let acc = relu::kernel::UnitSlices {
                 finite: &mut fin,
                 sum: &mut sum,
@@ -191,30 +192,11 @@ fn bf16_relu_stats(b: Bencher, pass: &str) {
                 min: &mut min,
                 max: &mut max,
             };
-            k.unit_rows_f32(black_box(&y), acc, true, Some(&mut counts), act::bf16_to_f32);
-        }
-        "units-f32-l1" => {
-            // the same work on 64 rows eight times: L1-resident
-            for _ in 0..8 {
-                let acc = relu::kernel::UnitSlices {
-                    finite: &mut fin,
-                    sum: &mut sum,
-                    abs: &mut abs,
-                    min: &mut min,
-                    max: &mut max,
-                };
-                k.unit_rows_f32(black_box(&y[..64 * 256]), acc, true, None, act::bf16_to_f32);
+            if pass == "units" {
+                k.unit_rows(black_box(&y), acc, true, |h: u16| act::bf16_to_f32(h) as f64);
+            } else {
+                k.unit_rows_f32(black_box(&y), acc, true, Some(&mut counts), act::bf16_to_f32);
             }
-        }
-        "units" => {
-            let acc = relu::kernel::UnitSlices {
-                finite: &mut fin,
-                sum: &mut sum,
-                abs: &mut abs,
-                min: &mut min,
-                max: &mut max,
-            };
-            k.unit_rows(black_box(&y), acc, true, |h: u16| act::bf16_to_f32(h) as f64);
         }
         _ => {
             for row in black_box(&x).chunks_exact(n) {

@@ -125,13 +125,13 @@ pub fn relu_bf16(h: u16) -> u16 {
     relu_half_bits::<0x7f80, 0x0040>(h)
 }
 
-/// Whether 16-bit float bits (+infinity's bits `INF`) hold a value below zero: the sign, a
+/// Whether 16-bit float bits (+infinity's bits `inf`) hold a value below zero: the sign, a
 /// magnitude above zero and at most infinity's. One subtraction and one signed compare: `h − 1`
 /// moves -0 (0x8000) to the top of the i16 range and the magnitudes 1..=INF of negative values
-/// to its bottom, below `INF − 0x8000`; NaNs' magnitudes land above it.
+/// to its bottom, below `inf − 0x8000`; NaNs' magnitudes land above it.
 #[inline(always)]
-pub fn half_below_zero<const INF: u16>(h: u16) -> bool {
-    (h.wrapping_sub(1) as i16) < (INF.wrapping_sub(0x8000) as i16)
+pub fn half_below_zero(h: u16, inf: u16) -> bool {
+    (h.wrapping_sub(1) as i16) < (inf.wrapping_sub(0x8000) as i16)
 }
 
 /// relu on 16-bit float bits: lane masks instead of branches or selects, so that it vectorizes
@@ -139,7 +139,7 @@ pub fn half_below_zero<const INF: u16>(h: u16) -> bool {
 #[inline(always)]
 fn relu_half_bits<const INF: u16, const QUIET: u16>(h: u16) -> u16 {
     let nan = ((h & 0x7fff > INF) as u16).wrapping_neg();
-    let negative = (half_below_zero::<INF>(h) as u16).wrapping_neg();
+    let negative = (half_below_zero(h, INF) as u16).wrapping_neg();
     (h & !negative) | (nan & QUIET)
 }
 
@@ -445,8 +445,8 @@ mod tests {
     fn relu_on_bits_is_relu_on_values() {
         for h in 0..=u16::MAX {
             for (f, inf, quiet, got, below) in [
-                (f16_to_f32(h), 0x7c00, 0x0200, relu_f16(h), half_below_zero::<0x7c00>(h)),
-                (bf16_to_f32(h), 0x7f80, 0x0040, relu_bf16(h), half_below_zero::<0x7f80>(h)),
+                (f16_to_f32(h), 0x7c00, 0x0200, relu_f16(h), half_below_zero(h, 0x7c00)),
+                (bf16_to_f32(h), 0x7f80, 0x0040, relu_bf16(h), half_below_zero(h, 0x7f80)),
             ] {
                 let want = if h & 0x7fff > inf {
                     h | quiet

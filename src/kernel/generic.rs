@@ -305,11 +305,7 @@ impl<T: Float> Observe<T> for FloatStats<T> {
         for j in 0..L {
             self.zh[j] += (yh[j] & 0x7fff == 0) as u16;
             // x < 0 (relu's own test, which the compiler then shares)
-            let below = match inf {
-                0x7f80 => act::half_below_zero::<0x7f80>(xh[j]),
-                _ => act::half_below_zero::<0x7c00>(xh[j]),
-            };
-            self.nh[j] += below as u16;
+            self.nh[j] += act::half_below_zero(xh[j], inf) as u16;
         }
         self.extremes_and_sums(ys);
     }
@@ -851,24 +847,19 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
             c
         }
         RawOp::Relu => half_map::<C, O, true>(x, None, Splat(0.0), y, n, s, |x, _, _| act::relu(x), C::relu_bits),
-        RawOp::Leaky(a) => {
-            half_map::<C, O, false>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a), C::relu_bits)
-        }
-        RawOp::LeakyEach(a) => {
-            half_map::<C, O, false>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a), C::relu_bits)
-        }
-        RawOp::GradRelu => {
-            half_map::<C, O, false>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g), C::relu_bits)
-        }
-        RawOp::GradLeaky(a) => half_map::<C, O, false>(x, g, Splat(a), y, n, s, act::grad_leaky, C::relu_bits),
-        RawOp::GradLeakyEach(a) => half_map::<C, O, false>(x, g, Each(a), y, n, s, act::grad_leaky, C::relu_bits),
+        RawOp::Leaky(a) => half_map::<C, O, false>(x, None, Splat(a), y, n, s, |x, _, a| act::leaky(x, a), |h| h),
+        RawOp::LeakyEach(a) => half_map::<C, O, false>(x, None, Each(a), y, n, s, |x, _, a| act::leaky(x, a), |h| h),
+        RawOp::GradRelu => half_map::<C, O, false>(x, g, Splat(0.0), y, n, s, |x, g, _| act::grad_relu(x, g), |h| h),
+        RawOp::GradLeaky(a) => half_map::<C, O, false>(x, g, Splat(a), y, n, s, act::grad_leaky, |h| h),
+        RawOp::GradLeakyEach(a) => half_map::<C, O, false>(x, g, Each(a), y, n, s, act::grad_leaky, |h| h),
     }
 }
 
 /// Observes the f32 value the f16 output holds (the result rounded to f16), so statistics describe
 /// the data as written. `EXACT`: `f` always gives a value the format holds (identity, relu), so the
 /// result is observed as computed, without reading the output back, and written as `bits` gives it
-/// on the input's bits (what `f` gives, NaNs quieted as a round trip would: no conversion back);
+/// on the input's bits (what `f` gives, NaNs quieted as a round trip would: no conversion back;
+/// `bits` is read with `EXACT` only);
 /// then `y` may be null (the statistics alone are wanted) and nothing is written.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
