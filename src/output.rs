@@ -124,7 +124,7 @@ fn on_interrupt(mut reader: std::io::PipeReader) {
 #[cfg(unix)]
 const SIGBUS_MSG: &[u8] = b"relu: an input file shrank while it was mapped (SIGBUS): no output written\n";
 
-/// A memory-mapped input (`RELU_READ=mmap`, a Fortran-order array written as CSV) that another
+/// A memory-mapped input (any file region of 4 MiB or more, a Fortran-order array written as CSV) that another
 /// process truncates faults on the pages it lost. Instead of dying with a core dump and leaving
 /// the temporary output behind: the same cleanup as Ctrl-C, one line, exit 1. In signal context
 /// only `write`, `pause` and `_exit` run (all async-signal-safe): the handler hands the signal to

@@ -299,8 +299,9 @@ impl<O: Observer> ChunkProcessor<O> {
         let k = self.kernel;
 
         // 1. input → working type, native byte order
-        let x = if plan.input == plan.work && plan.input_order == ByteOrder::Little && is_aligned(x, ws) {
-            x
+        let x = if plan.input == plan.work && plan.input_order == ByteOrder::Little {
+            // (a mapped member at an odd offset: one copy, no conversion)
+            realign(x, ws, &mut self.aligned_in)
         } else {
             let x = realign(x, plan.input.size(), &mut self.aligned_in);
             let dst = &mut self.work.bytes_mut()[..n * ws];

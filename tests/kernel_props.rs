@@ -328,6 +328,36 @@ fn half_statistics_on_bits_equal_those_of_the_values_as_f32() {
                 }
             }
         }
+        // every pattern, NaNs and infinities too (their calls are recounted lane by lane, and
+        // relu writes NaNs quieted), and a call long enough that the u16 lane counts move into
+        // the u32 ones on the way (every 2^13 runs of 64 values)
+        let mut every: Vec<u16> = (0..=u16::MAX).collect();
+        for i in (1..every.len()).rev() {
+            every.swap(i, (r.next() % (i as u64 + 1)) as usize);
+        }
+        let long: Vec<u16> = x.iter().cycle().take(600_011).copied().collect();
+        let relu_bits = if bf16 { act::relu_bf16 } else { act::relu_f16 };
+        for (xs, name) in [(&every, "every pattern"), (&long, "600,011 finite values")] {
+            let xf: Vec<f32> = xs.iter().map(|&h| widen(h)).collect();
+            for k in kernels() {
+                for o in [Op::Identity, Op::Relu] {
+                    let n = xs.len();
+                    let (mut y, mut yf) = (vec![0u16; n], vec![0f32; n]);
+                    let want = k.float_stats(o, &xf, None, &mut yf, -3.5);
+                    let got = if bf16 {
+                        k.bf16_stats(o, xs, None, &mut y, -3.5)
+                    } else {
+                        k.half_stats(o, xs, None, &mut y, -3.5)
+                    };
+                    let only = k.half_stats_only(bf16, o, xs, -3.5).unwrap();
+                    let what = format!("{:?} {o:?} bf16={bf16} {name}", k.level());
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "{what}");
+                    assert_eq!(format!("{only:?}"), format!("{want:?}"), "{what} without an output");
+                    let relu = matches!(o, Op::Relu);
+                    assert!(y.iter().zip(xs.iter()).all(|(&h, &v)| h == if relu { relu_bits(v) } else { v }), "{what}");
+                }
+            }
+        }
     }
 }
 

@@ -179,6 +179,17 @@ impl Kernel {
         self.level
     }
 
+    /// The level a body observed by `O` runs at: this one, but AVX2 for observers laid out for
+    /// 256-bit vectors ([`Observe::WIDE`]) on an AVX-512 machine (which always has AVX2).
+    #[inline(always)]
+    fn level_for<T: Copy, O: Observe<T>>(&self) -> Level {
+        if !O::WIDE && self.level == Level::Avx512 {
+            Level::Avx2
+        } else {
+            self.level
+        }
+    }
+
     /// `y = op(x, g)` for f32/f64; `g` is the upstream gradient (1 when `None`).
     pub fn float<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T]) {
         let n = x.len();
@@ -193,7 +204,10 @@ impl Kernel {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift));
+        let c = dispatch!(
+            self.level_for::<T, FloatStats<T>>(),
+            float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift)
+        );
         if sums_finite(&c) {
             c
         } else {
@@ -210,7 +224,10 @@ impl Kernel {
         }
         let n = x.len();
         let (op, null) = (op.raw(n), std::ptr::null_mut());
-        let c = dispatch!(self.level, float::<T, FloatStats<T>>(op, x.as_ptr(), null, null, n, shift));
+        let c = dispatch!(
+            self.level_for::<T, FloatStats<T>>(),
+            float::<T, FloatStats<T>>(op, x.as_ptr(), null, null, n, shift)
+        );
         // sums out of range are taken again from the output (`float_stats`), which this has not
         sums_finite(&c).then_some(c)
     }
@@ -247,10 +264,11 @@ impl Kernel {
         n: usize,
         shift: f64,
     ) -> ChunkStats {
+        let level = self.level_for::<f32, O>();
         if bf16 {
-            dispatch!(self.level, bhalf::<O>(op, x, g, y, n, shift))
+            dispatch!(level, bhalf::<O>(op, x, g, y, n, shift))
         } else {
-            dispatch!(self.level, half::<O>(op, x, g, y, n, shift))
+            dispatch!(level, half::<O>(op, x, g, y, n, shift))
         }
     }
 
