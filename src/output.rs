@@ -122,10 +122,12 @@ fn on_interrupt(mut reader: std::io::PipeReader) {
 
 /// What SIGBUS (see [`on_sigbus`]) prints.
 #[cfg(unix)]
-const SIGBUS_MSG: &[u8] = b"relu: an input file shrank while it was mapped (SIGBUS): no output written\n";
+const SIGBUS_MSG: &[u8] =
+    b"relu: a mapped input file could not be read (it shrank, or an I/O error: SIGBUS): no output written\n";
 
-/// A memory-mapped input (any file region of 4 MiB or more, a Fortran-order array written as CSV) that another
-/// process truncates faults on the pages it lost. Instead of dying with a core dump and leaving
+/// A memory-mapped input (on unix an aligned file region of 4 MiB or more, not `--in-place`; a
+/// Fortran-order array written as CSV) that another process truncates faults on the pages it
+/// lost (as does a page the file system cannot read). Instead of dying with a core dump and leaving
 /// the temporary output behind: the same cleanup as Ctrl-C, one line, exit 1. In signal context
 /// only `write`, `pause` and `_exit` run (all async-signal-safe): the handler hands the signal to
 /// the [`on_interrupt`] thread through the pipe, as the Ctrl-C handler does, and waits there for

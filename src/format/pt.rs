@@ -204,8 +204,8 @@ impl PtFile {
         }
     }
 
-    /// The tensor's elements: a file region when contiguous in C or Fortran order (positional
-    /// reads, on all workers; a transposed matrix is a Fortran-order array, streamed in its
+    /// The tensor's elements: a file region when contiguous in C or Fortran order (read as
+    /// `chunks::file_source` reads, on all workers; a transposed matrix is a Fortran-order array, streamed in its
     /// storage's order as a Fortran `.npy` is), else gathered in C order from a map of its storage.
     pub fn source(&self, t: &PtTensor) -> Result<ArraySource<'static>> {
         let name = self.member_name(t);

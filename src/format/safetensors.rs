@@ -181,7 +181,7 @@ impl SafetensorsFile {
         }
     }
 
-    /// The tensor's data as an array source: positional reads of its byte range.
+    /// The tensor's data as an array source: its byte range, as `chunks::file_source` reads it.
     pub fn source(&self, t: &Tensor) -> Result<ArraySource<'static>> {
         let name = self.member_name(t);
         let header = self.header(t);

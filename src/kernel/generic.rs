@@ -930,7 +930,8 @@ pub unsafe fn half<C: HalfCvt, O: Observe<f32>>(
 /// the data as written. `EXACT`: `f` always gives a value the format holds (identity, relu), so the
 /// result is observed as computed, without reading the output back, and written as `bits` gives it
 /// on the input's bits (what `f` gives, NaNs quieted as a round trip would: no conversion back;
-/// `bits` is read with `EXACT` only);
+/// `bits` is read with `EXACT` only; `relu` says which of the two `bits` is, for a level's own
+/// loop, [`HalfCvt::exact_stats`]);
 /// then `y` may be null (the statistics alone are wanted) and nothing is written.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,6 @@
-//! x86_64 levels: AVX2 (+F16C) and AVX-512. The bodies are `generic`'s; these wrappers only
-//! compile them with the ISA's features enabled.
+//! x86_64 levels: AVX2 (+F16C) and AVX-512. The bodies are `generic`'s, compiled here with the
+//! ISA's features enabled; one loop is written out in intrinsics (`exact_stats`, the statistics
+//! of relu and the identity on 16-bit floats), bit for bit the generic one.
 
 use super::generic::{prefetch_block, FloatStats, HalfCvt, Observe, COUNT_RUNS};
 use std::arch::x86_64::*;
