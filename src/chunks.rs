@@ -176,9 +176,20 @@ pub struct MmapSource {
     fallback: Option<PreadSource>,
 }
 
-/// Bytes mapped at a time (populated at once: one call instead of a fault per 16 pages). 4 MiB
-/// measured as 8 and 32 (2 MiB and less slower); one window per worker is resident.
+/// Bytes mapped at a time (made present at once, [`touch`]). 4 MiB measured as 8 and 32 (2 MiB
+/// and less slower); one window per worker is resident.
 const WINDOW: u64 = 4 << 20;
+
+/// The kernel's prefetches are dropped on pages not yet in the page table, so a window is made
+/// present when it is mapped: one read every 64 KiB, each fault mapping its 64 KiB around it
+/// (Linux's `fault_around_bytes`). Cheaper than `MAP_POPULATE`, which walks every page (apply's
+/// populate 16% of its CPU against the faults' 12.7%; bf16 `stats` 0.127 against 0.139 s, measured).
+fn touch(m: &[u8]) {
+    for i in (0..m.len()).step_by(64 << 10) {
+        // SAFETY: in bounds; a volatile read, so that it is not optimized away
+        unsafe { std::ptr::read_volatile(m.as_ptr().add(i)) };
+    }
+}
 
 impl MmapSource {
     /// The bytes `[start, end)` of `file`; the caller has checked the file is that long.
@@ -235,11 +246,12 @@ impl MmapSource {
         // raises SIGBUS, which `output` turns into a clean exit (docs/reliability.md); a
         // concurrent write changes bytes under a live `&[u8]` (then the results are as
         // undefined as a `pread` racing the writer would make them).
-        let m = unsafe { memmap2::MmapOptions::new().offset(start).len(map_len as usize).populate().map(&self.file) };
+        let m = unsafe { memmap2::MmapOptions::new().offset(start).len(map_len as usize).map(&self.file) };
         match m {
             Ok(m) => {
                 #[cfg(unix)]
                 let _ = m.advise(memmap2::Advice::Sequential);
+                touch(&m);
                 self.map = Some((start, m));
             }
             // a file system that cannot map (some FUSE and network mounts): read instead

@@ -689,6 +689,7 @@ pub fn ranges<O: Observer>(
     let plan = proc.plan();
     let (isz, wsz, osz) = (plan.input.size() as u64, plan.work.size() as u64, plan.output.size() as u64);
     let forks: Vec<ChunkProcessor<O>> = bounds.iter().map(|_| proc.fork()).collect();
+    let gate = &std::sync::Mutex::new(());
     let run = |(a, b): (u64, u64), mut p: ChunkProcessor<O>| -> Result<(ChunkProcessor<O>, OutCrc)> {
         let mut src = input.range(a * isz, b * isz)?;
         let mut upsrc = match up {
@@ -700,18 +701,32 @@ pub fn ranges<O: Observer>(
             None => None,
         };
         // the output of WRITE_CHUNKS chunks gathered into one write (the kernel still works a
-        // chunk at a time, in cache): fewer turns at the file's inode lock, which the other
-        // workers wait for spinning (at 2 GiB: 20% less system time, measured)
+        // chunk at a time, in cache): fewer turns at the file's inode lock. The workers take turns
+        // at a lock of their own first: at the inode's, a waiting worker spins in the kernel (12%
+        // of `apply .pt`'s CPU, measured). A worker that finds the turn taken computes on into a
+        // second batch's room and waits only when both are full.
         let cap = p.chunk_elems * osz as usize;
+        let piece = cap * WRITE_CHUNKS;
         // without an output, one chunk's place, reused in cache
-        let batch = if out.is_some() { WRITE_CHUNKS } else { 1 };
-        let mut buf = AlignedBuf::new(cap * batch);
+        let room = if out.is_some() { 2 * piece } else { cap };
+        let mut buf = AlignedBuf::new(room);
         let (mut filled, mut at) = (0usize, out.map_or(0, |o| o.offset + a * osz));
-        let write = |buf: &AlignedBuf, filled: &mut usize, at: &mut u64| -> Result<()> {
-            if let Some(out) = out {
-                out.file.write_all_at(&buf.bytes()[..*filled], *at).context("cannot write the output")?;
+        let mut write = |buf: &AlignedBuf, filled: &mut usize, wait: bool| -> Result<()> {
+            let Some(out) = out else {
+                *filled = 0;
+                return Ok(());
+            };
+            let _turn = match gate.try_lock() {
+                Ok(t) => t,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if !wait => return Ok(()),
+                Err(std::sync::TryLockError::WouldBlock) => gate.lock().unwrap_or_else(|e| e.into_inner()),
+            };
+            // at most `piece` bytes a call: larger writes got large page-cache folios (above)
+            for part in buf.bytes()[..*filled].chunks(piece) {
+                out.file.write_all_at(part, at).context("cannot write the output")?;
+                at += part.len() as u64;
             }
-            *at += *filled as u64;
             *filled = 0;
             Ok(())
         };
@@ -725,13 +740,15 @@ pub fn ranges<O: Observer>(
                 h.update(o);
             }
             filled += len;
-            if filled + cap > cap * batch {
-                write(&buf, &mut filled, &mut at)?;
+            if filled + cap > room {
+                write(&buf, &mut filled, true)?;
+            } else if filled >= piece {
+                write(&buf, &mut filled, false)?;
             }
             Ok(())
         })?;
         if filled > 0 {
-            write(&buf, &mut filled, &mut at)?;
+            write(&buf, &mut filled, true)?;
         }
         Ok((p, crc))
     };
@@ -847,6 +864,33 @@ mod tests {
             slope: 0.01,
             channels: None,
             upstream: None,
+        }
+    }
+
+    /// Workers writing one file by position, more batches than one lock turn holds, an odd tail:
+    /// every byte lands where it belongs, whoever writes first, and the CRC is the file's.
+    #[test]
+    fn ranges_write_every_batch_in_place() {
+        use std::io::Write;
+        let n = 3 * 1024 * 1024 + 7;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 - 1000.5).collect();
+        let want: Vec<u8> = x.iter().flat_map(|v| v.max(0.0).to_le_bytes()).collect();
+        // data at an odd offset (read, as in compare.py's zip) and at an aligned one (mapped)
+        for (start, threads) in [(3, 1), (3, 2), (3, 3), (8, 2), (8, 8)] {
+            let mut input = tempfile::tempfile().unwrap();
+            input.write_all(&vec![0u8; start]).unwrap();
+            input.write_all(cast_slice(&x)).unwrap();
+            let region = FileRegion { file: input, start: start as u64, len: 4 * n as u64, mappable: true };
+            let out = tempfile::tempfile().unwrap();
+            let plan = Plan { output: DType::F32, ..plan() };
+            let mut p: ChunkProcessor<Unwatched> = ChunkProcessor::new(plan, None);
+            let at = PositionalOut { file: &out, offset: 5, crc: true };
+            let crc = ranges(&mut p, n as u64, &region, None, Some(at), threads).unwrap().unwrap();
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut &out, &mut got).unwrap();
+            assert_eq!(got.len(), 5 + want.len(), "{threads} workers");
+            assert!(got[5..] == want[..], "{threads} workers");
+            assert_eq!(crc.finalize(), crc32fast::hash(&want), "{threads} workers");
         }
     }
 
