@@ -1,6 +1,7 @@
 //! Element types relu understands, with NumPy's names and type strings.
 
 use crate::format::npy::literal::{parse_literal, Value};
+use crate::kernel::Unaligned;
 use std::fmt;
 
 /// A numeric element type. Byte order is kept apart (see [`ByteOrder`]): the kernel only ever sees
@@ -51,6 +52,13 @@ impl DType {
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
         }
+    }
+
+    /// Whether the kernels read input of this working type where it lies, at any address
+    /// (when it needs no conversion: little-endian): f32 and f64, with unaligned loads
+    /// ([`Unaligned`]). Other types are copied to an aligned buffer first.
+    pub fn reads_unaligned(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
     }
 
     pub fn is_float(self) -> bool {
@@ -671,6 +679,39 @@ macro_rules! int_element {
     )*};
 }
 int_element!(i8 => I8, i16 => I16, i32 => I32, i64 => I64, u8 => U8, u16 => U16, u32 => U32, u64 => U64);
+
+/// An element read where it lies ([`Unaligned`]): the same type, values and order.
+impl<T: Element> Element for Unaligned<T> {
+    const DTYPE: DType = T::DTYPE;
+    const F32_EXACT: bool = T::F32_EXACT;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        { self.0 }.to_f64()
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        { self.0 }.to_f32()
+    }
+    #[inline(always)]
+    fn to_f16(self) -> F16 {
+        { self.0 }.to_f16()
+    }
+    #[inline(always)]
+    fn to_bf16(self) -> BF16 {
+        { self.0 }.to_bf16()
+    }
+    #[inline(always)]
+    fn is_active(self) -> bool {
+        { self.0 }.is_active()
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        Unaligned({ self.0 }.swap())
+    }
+    fn write_text(self, out: &mut Vec<u8>, fmt: &mut ryu::Buffer) {
+        { self.0 }.write_text(out, fmt)
+    }
+}
 
 impl Element for F16 {
     const DTYPE: DType = DType::F16;

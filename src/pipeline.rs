@@ -11,7 +11,7 @@ use crate::act::{self, Activation, Func};
 use crate::chunks::{AlignedBuf, ChunkSource, FileRegion, CHUNK_BYTES};
 use crate::dtype::{ByteOrder, DType, Element, BF16, F16};
 use crate::format::npy;
-use crate::kernel::{ChunkStats, Kernel, Op, Slope};
+use crate::kernel::{ChunkStats, Kernel, Op, Reads, Slope, Unaligned};
 use crate::options::{normalize_axis, usage, ActOptions, ArrayInfo};
 use crate::stats::StatsAccumulator;
 use crate::with_element;
@@ -300,8 +300,13 @@ impl<O: Observer> ChunkProcessor<O> {
 
         // 1. input → working type, native byte order
         let x = if plan.input == plan.work && plan.input_order == ByteOrder::Little {
-            // (a mapped member at an odd offset: one copy, no conversion)
-            realign(x, ws, &mut self.aligned_in)
+            // where it lies; a mapped member at an odd offset is read unaligned by the f32/f64
+            // kernels, copied aligned for the others (one copy, no conversion)
+            if plan.work.reads_unaligned() {
+                x
+            } else {
+                realign(x, ws, &mut self.aligned_in)
+            }
         } else {
             let x = realign(x, plan.input.size(), &mut self.aligned_in);
             let dst = &mut self.work.bytes_mut()[..n * ws];
@@ -333,7 +338,11 @@ impl<O: Observer> ChunkProcessor<O> {
         let y = if direct { &mut *out } else { &mut self.y.bytes_mut()[..n * ws] };
         let stats = self.stats.as_mut();
         let y_unused = self.discard && self.observer.is_none();
-        with_element!(plan.work, T => run_kernel::<T>(&k, plan, x, g, slopes, y, stats, start, y_unused));
+        match (is_aligned(x, ws), plan.work) {
+            (false, DType::F32) => run_kernel::<f32, Unaligned<f32>>(&k, plan, x, g, slopes, y, stats, start, y_unused),
+            (false, DType::F64) => run_kernel::<f64, Unaligned<f64>>(&k, plan, x, g, slopes, y, stats, start, y_unused),
+            _ => with_element!(plan.work, T => run_kernel::<T, T>(&k, plan, x, g, slopes, y, stats, start, y_unused)),
+        }
         if let Some(o) = &mut self.observer {
             o.observe(y, plan.work, start);
         }
@@ -394,19 +403,26 @@ pub trait Compute: Element {
     /// leaky/prelu slopes: f32 for f16 and f32, f64 for f64, none for integers.
     type S: Pod;
     fn slope(v: f64) -> Self::S;
-    fn run(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self]);
+    /// `x` is `Self` or, where [`DType::reads_unaligned`], `Unaligned<Self>` elements.
+    fn run<E: Reads<Self> + Pod>(k: &Kernel, op: Op<Self::S>, x: &[E], g: Option<&[Self]>, y: &mut [Self]);
     /// The statistics alone, nothing written, where the type has a way to skip the output.
-    fn stats_only(_k: &Kernel, _op: Op<Self::S>, _x: &[Self], _shift: f64) -> Option<ChunkStats> {
+    fn stats_only<E: Reads<Self> + Pod>(_k: &Kernel, _op: Op<Self::S>, _x: &[E], _shift: f64) -> Option<ChunkStats> {
         None
     }
-    fn run_stats(k: &Kernel, op: Op<Self::S>, x: &[Self], g: Option<&[Self]>, y: &mut [Self], shift: f64)
-        -> ChunkStats;
+    fn run_stats<E: Reads<Self> + Pod>(
+        k: &Kernel,
+        op: Op<Self::S>,
+        x: &[E],
+        g: Option<&[Self]>,
+        y: &mut [Self],
+        shift: f64,
+    ) -> ChunkStats;
     /// Only the finite min and max (and counts) of the output, where the type has a kernel for
     /// that (`Kernel::float_range`); `y_unused`: nothing reads `y` afterwards.
-    fn run_range(
+    fn run_range<E: Reads<Self> + Pod>(
         _k: &Kernel,
         _op: Op<Self::S>,
-        _x: &[Self],
+        _x: &[E],
         _g: Option<&[Self]>,
         _y: &mut [Self],
         _y_unused: bool,
@@ -422,16 +438,16 @@ macro_rules! float_compute {
             fn slope(v: f64) -> $t {
                 v as $t
             }
-            fn run(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
+            fn run<E: Reads<$t> + Pod>(k: &Kernel, op: Op<$t>, x: &[E], g: Option<&[$t]>, y: &mut [$t]) {
                 k.float(op, x, g, y)
             }
-            fn run_stats(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+            fn run_stats<E: Reads<$t> + Pod>(k: &Kernel, op: Op<$t>, x: &[E], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
                 k.float_stats(op, x, g, y, shift)
             }
-            fn stats_only(k: &Kernel, op: Op<$t>, x: &[$t], shift: f64) -> Option<ChunkStats> {
+            fn stats_only<E: Reads<$t> + Pod>(k: &Kernel, op: Op<$t>, x: &[E], shift: f64) -> Option<ChunkStats> {
                 k.float_stats_only(op, x, shift)
             }
-            fn run_range(k: &Kernel, op: Op<$t>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], _: bool) -> Option<ChunkStats> {
+            fn run_range<E: Reads<$t> + Pod>(k: &Kernel, op: Op<$t>, x: &[E], g: Option<&[$t]>, y: &mut [$t], _: bool) -> Option<ChunkStats> {
                 Some(k.float_range(op, x, g, y))
             }
         }
@@ -448,16 +464,16 @@ macro_rules! half_compute {
             fn slope(v: f64) -> f32 {
                 v as f32
             }
-            fn run(k: &Kernel, op: Op<f32>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
+            fn run<E: Reads<$t> + Pod>(k: &Kernel, op: Op<f32>, x: &[E], g: Option<&[$t]>, y: &mut [$t]) {
                 k.$run(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y))
             }
-            fn stats_only(k: &Kernel, op: Op<f32>, x: &[$t], shift: f64) -> Option<ChunkStats> {
+            fn stats_only<E: Reads<$t> + Pod>(k: &Kernel, op: Op<f32>, x: &[E], shift: f64) -> Option<ChunkStats> {
                 k.half_stats_only($bf16, op, cast_slice(x), shift)
             }
-            fn run_range(
+            fn run_range<E: Reads<$t> + Pod>(
                 k: &Kernel,
                 op: Op<f32>,
-                x: &[$t],
+                x: &[E],
                 g: Option<&[$t]>,
                 y: &mut [$t],
                 unused: bool,
@@ -466,7 +482,7 @@ macro_rules! half_compute {
                 let without_output = if unused { k.half_range($bf16, op, x, g, None) } else { None };
                 without_output.or_else(|| k.half_range($bf16, op, x, g, Some(cast_slice_mut(y))))
             }
-            fn run_stats(k: &Kernel, op: Op<f32>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+            fn run_stats<E: Reads<$t> + Pod>(k: &Kernel, op: Op<f32>, x: &[E], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
                 k.$stats(op, cast_slice(x), g.map(cast_slice), cast_slice_mut(y), shift)
             }
         }
@@ -479,11 +495,11 @@ macro_rules! int_compute {
         impl Compute for $t {
             type S = ();
             fn slope(_: f64) {}
-            fn run(k: &Kernel, op: Op<()>, x: &[$t], g: Option<&[$t]>, y: &mut [$t]) {
-                k.int(op, x, g, y)
+            fn run<E: Reads<$t> + Pod>(k: &Kernel, op: Op<()>, x: &[E], g: Option<&[$t]>, y: &mut [$t]) {
+                k.int(op, cast_slice(x), g, y)
             }
-            fn run_stats(k: &Kernel, op: Op<()>, x: &[$t], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
-                k.int_stats(op, x, g, y, shift)
+            fn run_stats<E: Reads<$t> + Pod>(k: &Kernel, op: Op<()>, x: &[E], g: Option<&[$t]>, y: &mut [$t], shift: f64) -> ChunkStats {
+                k.int_stats(op, cast_slice(x), g, y, shift)
             }
         }
     )*};
@@ -492,8 +508,9 @@ int_compute!(i8, i16, i32, i64, u8, u16, u32, u64);
 
 /// One chunk through the kernel in working type `T`, with the fused statistics when asked: the
 /// kernel's pass gathers the value statistics, then the per-unit active counts of the input.
+/// The input `x` holds `E` elements: `T`, or `Unaligned<T>` where it lies unaligned.
 #[allow(clippy::too_many_arguments)]
-fn run_kernel<T: Compute>(
+fn run_kernel<T: Compute, E: Reads<T> + Element>(
     k: &Kernel,
     plan: &Plan,
     x: &[u8],
@@ -515,7 +532,7 @@ fn run_kernel<T: Compute>(
         Some(Activation::Grad(Func::Relu)) => Op::GradRelu,
         Some(Activation::Grad(_)) => Op::GradLeaky(slope),
     };
-    let (x, g, y) = (cast_slice::<u8, T>(x), g.map(cast_slice::<u8, T>), cast_slice_mut::<u8, T>(y));
+    let (x, g, y) = (cast_slice::<u8, E>(x), g.map(cast_slice::<u8, T>), cast_slice_mut::<u8, T>(y));
     match stats {
         None => T::run(k, op, x, g, y),
         Some(acc) => {
@@ -557,7 +574,7 @@ fn run_kernel<T: Compute>(
                 }
             };
             if !counted {
-                acc.count_active(k, x, start, T::is_active);
+                acc.count_active(k, x, start, E::is_active);
             }
         }
     }
@@ -875,12 +892,13 @@ mod tests {
         let n = 3 * 1024 * 1024 + 7;
         let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 - 1000.5).collect();
         let want: Vec<u8> = x.iter().flat_map(|v| v.max(0.0).to_le_bytes()).collect();
-        // data at an odd offset (read, as in compare.py's zip) and at an aligned one (mapped)
-        for (start, threads) in [(3, 1), (3, 2), (3, 3), (8, 2), (8, 8)] {
+        // data at an odd offset (as in compare.py's zip) read, or mapped and read unaligned by the
+        // kernel (`align` 1); at an aligned one, mapped
+        for (start, align, threads) in [(3, 4, 1), (3, 4, 3), (3, 1, 1), (3, 1, 2), (3, 1, 3), (8, 8, 2), (8, 8, 8)] {
             let mut input = tempfile::tempfile().unwrap();
             input.write_all(&vec![0u8; start]).unwrap();
             input.write_all(cast_slice(&x)).unwrap();
-            let region = FileRegion { file: input, start: start as u64, len: 4 * n as u64, mappable: true };
+            let region = FileRegion { file: input, start: start as u64, len: 4 * n as u64, mappable: true, align };
             let out = tempfile::tempfile().unwrap();
             let plan = Plan { output: DType::F32, ..plan() };
             let mut p: ChunkProcessor<Unwatched> = ChunkProcessor::new(plan, None);

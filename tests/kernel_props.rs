@@ -968,3 +968,79 @@ proptest! {
         check_select_filters(&v, &ranges);
     }
 }
+
+/// Input read where it lies (`Unaligned` elements at every byte offset, as a mapped `.pt`
+/// storage after an odd-length zip name): every f32/f64 entry and the per-unit passes give the
+/// bits they give on the same values aligned, on every level.
+#[test]
+fn unaligned_input_reads_as_aligned() {
+    use relu::kernel::{Unaligned, UnitSlices};
+    fn bits<T: bytemuck::Pod>(s: &relu::kernel::ChunkStats, y: &[T]) -> String {
+        format!("{s:?} {:?}", bytemuck::cast_slice::<T, u8>(y))
+    }
+    let mut r = Rng(0x005e_ed0f_f5e7);
+    for n in (0..=300).chain([4099]) {
+        let x: Vec<f32> = (0..n).map(|_| r.f32()).collect();
+        let x64: Vec<f64> = (0..n).map(|_| r.f64()).collect();
+        let g: Vec<f32> = (0..n).map(|_| r.f32()).collect();
+        for off in 1..8 {
+            // the values `off` bytes into a buffer (its start is 8-aligned: a Vec<u64>)
+            let mut buf = vec![0u64; n + 2];
+            let b: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+            b[off..off + 4 * n].copy_from_slice(bytemuck::cast_slice(&x));
+            let ux: &[Unaligned<f32>] = bytemuck::cast_slice(&b[off..off + 4 * n]);
+            let mut buf64 = vec![0u64; n + 2];
+            let b64: &mut [u8] = bytemuck::cast_slice_mut(&mut buf64);
+            b64[off..off + 8 * n].copy_from_slice(bytemuck::cast_slice(&x64));
+            let ux64: &[Unaligned<f64>] = bytemuck::cast_slice(&b64[off..off + 8 * n]);
+            for k in kernels() {
+                let lv = k.level();
+                for c in [Case::Relu, Case::Leaky(0.1), Case::GradRelu, Case::GradLeaky(0.2)] {
+                    let o = || op(c, |a| a as f32, &g);
+                    let gg = matches!(c, Case::GradRelu | Case::GradLeaky(_)).then_some(&g[..]);
+                    let (mut y0, mut y1) = (vec![0f32; n], vec![0f32; n]);
+                    k.float(o(), &x, gg, &mut y0);
+                    k.float(o(), ux, gg, &mut y1);
+                    assert_eq!(
+                        bits(&Default::default(), &y0),
+                        bits(&Default::default(), &y1),
+                        "{lv:?} {c:?} {n} +{off}"
+                    );
+                    let s0 = k.float_stats(o(), &x, gg, &mut y0, 0.5);
+                    let s1 = k.float_stats(o(), ux, gg, &mut y1, 0.5);
+                    assert_eq!(bits(&s0, &y0), bits(&s1, &y1), "stats {lv:?} {c:?} {n} +{off}");
+                    let (r0, r1) = (k.float_range(o(), &x, gg, &mut y0), k.float_range(o(), ux, gg, &mut y1));
+                    assert_eq!(bits(&r0, &y0), bits(&r1, &y1), "range {lv:?} {c:?} {n} +{off}");
+                    let (a, b) = (k.float_stats_only(o(), &x, 0.5), k.float_stats_only(o(), ux, 0.5));
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "stats only {lv:?} {c:?} {n} +{off}");
+                    let o64 = || op(c, |a| a, &x64);
+                    let gg64 = gg.map(|_| &x64[..]);
+                    let (mut z0, mut z1) = (vec![0f64; n], vec![0f64; n]);
+                    let s0 = k.float_stats(o64(), &x64, gg64, &mut z0, 0.5);
+                    let s1 = k.float_stats(o64(), ux64, gg64, &mut z1, 0.5);
+                    assert_eq!(bits(&s0, &z0), bits(&s1, &z1), "f64 stats {lv:?} {c:?} {n} +{off}");
+                    let (a, b) = (k.float_stats_only(o64(), &x64, 0.5), k.float_stats_only(o64(), ux64, 0.5));
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "f64 stats only {lv:?} {c:?} {n} +{off}");
+                }
+                // the per-unit passes over the input itself (statistics without an activation)
+                let units = 1 + n % 13;
+                let rows = n / units * units;
+                let unit = |v: &dyn Fn(UnitSlices)| {
+                    let (mut f, mut s, mut a) = (vec![0u32; units], vec![0.0; units], vec![0.0; units]);
+                    let (mut lo, mut hi) = (vec![f64::INFINITY; units], vec![f64::NEG_INFINITY; units]);
+                    v(UnitSlices { finite: &mut f, sum: &mut s, abs: &mut a, min: &mut lo, max: &mut hi });
+                    format!("{f:?} {s:?} {a:?} {lo:?} {hi:?}")
+                };
+                if rows > 0 {
+                    let want = unit(&|a| k.unit_rows(&x[..rows], a, false, |v: f32| v as f64));
+                    let got = unit(&|a| k.unit_rows(&ux[..rows], a, false, |v: Unaligned<f32>| v.0 as f64));
+                    assert_eq!(want, got, "unit rows {lv:?} {n} +{off}");
+                }
+                let (mut c0, mut c1) = (vec![0u32; n], vec![0u32; n]);
+                k.count_into(&x, &mut c0, |v: f32| v > 0.0);
+                k.count_into(ux, &mut c1, |v: Unaligned<f32>| { v.0 } > 0.0);
+                assert_eq!(c0, c1, "count {lv:?} {n} +{off}");
+            }
+        }
+    }
+}

@@ -222,6 +222,7 @@ impl PtFile {
                 start: st.start + r.offset * size,
                 len: header.elements * size,
                 mappable: true,
+                align: crate::chunks::map_align(&header),
             };
             let data = region.range(0, region.len)?;
             return Ok(ArraySource { name, header, data, region: Some(region), transposed: false, member: None });

@@ -191,6 +191,7 @@ impl SafetensorsFile {
             start: self.data_start + t.start,
             len: t.end - t.start,
             mappable: true,
+            align: crate::chunks::map_align(&header),
         };
         let data = region.range(0, region.len)?;
         Ok(ArraySource { name, header, data, region: Some(region), transposed: false, member: None })

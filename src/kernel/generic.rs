@@ -600,8 +600,9 @@ fn pairwise(v: &[f64]) -> f64 {
 /// `y[i] = f(x[i], g[i], a[i])` for `i < n`, in blocks of `L` lanes; `O` observes each pair.
 ///
 /// # Safety
-/// `x` readable and `y` null (nothing written) or writable for `n` elements, the same buffer or
-/// disjoint; `g` and `a` readable at every index below `n`.
+/// `x` readable (at any alignment: it is read unaligned) and `y` null (nothing written) or
+/// writable for `n` elements, the same buffer or disjoint; `g` and `a` readable at every index
+/// below `n`.
 #[inline(always)]
 pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     x: *const T,
@@ -618,7 +619,7 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
         let end = i + ((n - i) / L).min(O::RUN) * L;
         while i < end {
             prefetch_block(x.add(i));
-            let xs: [T; L] = ptr::read(x.add(i) as *const [T; L]);
+            let xs: [T; L] = ptr::read_unaligned(x.add(i) as *const [T; L]);
             let mut ys = xs;
             for j in 0..L {
                 ys[j] = f(xs[j], g.get(i + j), a.get(i + j));
@@ -633,7 +634,8 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
         obs.end_run();
     }
     while i < n {
-        let (xv, yv) = (*x.add(i), f(*x.add(i), g.get(i), a.get(i)));
+        let xv = x.add(i).read_unaligned();
+        let yv = f(xv, g.get(i), a.get(i));
         if !y.is_null() {
             *y.add(i) = yv;
         }
@@ -643,7 +645,7 @@ pub unsafe fn map<T: Copy, G: Copy, A: Copy, O: Observe<T>>(
     if obs.poisoned() {
         // (without an output, the values are made again)
         return recount::<T, O>(n, shift, |i| {
-            let xv = *x.add(i);
+            let xv = x.add(i).read_unaligned();
             (xv, if y.is_null() { f(xv, g.get(i), a.get(i)) } else { *y.add(i) })
         });
     }
@@ -709,8 +711,8 @@ pub unsafe fn convert<A: Copy, B: Copy + Default>(x: *const A, y: *mut B, n: usi
 
 ///
 /// # Safety
-/// `x` readable and `y` writable for `n` elements, the same buffer or disjoint; `g` null or
-/// readable for `n` elements; the per-element slopes of `op` hold `n` values.
+/// `x` readable (at any alignment) and `y` writable for `n` elements, the same buffer or
+/// disjoint; `g` null or readable for `n` elements; the per-element slopes of `op` hold `n` values.
 #[inline(always)]
 pub unsafe fn float<T: Float, O: Observe<T>>(
     op: RawOp<T>,

@@ -46,6 +46,33 @@ impl UnitSlices<'_> {
 }
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// A `T` at any address: a slice of these may start anywhere (a memory-mapped tensor after an
+/// odd-length zip name), where a `&[T]` must be aligned. The f32/f64 entries read them in place
+/// with unaligned loads, the same instructions as aligned ones on x86_64 and aarch64, instead
+/// of copying the input into an aligned buffer first.
+#[derive(Clone, Copy, Default)]
+#[repr(C, packed)]
+pub struct Unaligned<T>(pub T);
+
+// SAFETY: one field of a Pod type, packed: no padding, every bit pattern valid.
+unsafe impl<T: bytemuck::Pod> bytemuck::Zeroable for Unaligned<T> {}
+unsafe impl<T: bytemuck::Pod> bytemuck::Pod for Unaligned<T> {}
+
+/// The element types the kernels read as `T`: `T` itself, or [`Unaligned<T>`] at any address.
+///
+/// # Safety
+/// Implementors have `T`'s size and bits, so a pointer to them reads as a (possibly
+/// unaligned) pointer to `T`.
+pub unsafe trait Reads<T>: Copy {}
+// SAFETY: the same type; a packed wrapper of one `T`.
+unsafe impl<T: Copy> Reads<T> for T {}
+unsafe impl<T: Copy> Reads<T> for Unaligned<T> {}
+
+/// `x`'s elements as a pointer to `T`, for bodies that read it unaligned.
+fn reads<T, E: Reads<T>>(x: &[E]) -> *const T {
+    x.as_ptr().cast()
+}
+
 /// Whether a chunk's power sums stayed in f64's range (else they are taken again, scaled).
 fn sums_finite(c: &ChunkStats) -> bool {
     c.s1.is_finite() && c.s2.is_finite() && c.s3.is_finite() && c.s4.is_finite()
@@ -191,22 +218,30 @@ impl Kernel {
     }
 
     /// `y = op(x, g)` for f32/f64; `g` is the upstream gradient (1 when `None`).
-    pub fn float<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T]) {
+    /// `x` may be [`Unaligned`] elements.
+    pub fn float<T: Float, E: Reads<T>>(&self, op: Op<T>, x: &[E], g: Option<&[T]>, y: &mut [T]) {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, float::<T, NoStats>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0));
+        dispatch!(self.level, float::<T, NoStats>(op, reads(x), g, y.as_mut_ptr(), n, 0.0));
     }
 
     /// [`Kernel::float`] with the statistics of `(x, y)` gathered in the same pass. `shift` is
     /// subtracted before summing (a value near the mean keeps the sum of squares accurate).
-    pub fn float_stats<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T], shift: f64) -> ChunkStats {
+    pub fn float_stats<T: Float, E: Reads<T>>(
+        &self,
+        op: Op<T>,
+        x: &[E],
+        g: Option<&[T]>,
+        y: &mut [T],
+        shift: f64,
+    ) -> ChunkStats {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
         let c = dispatch!(
             self.level_for::<T, FloatStats<T>>(),
-            float::<T, FloatStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, shift)
+            float::<T, FloatStats<T>>(op, reads(x), g, y.as_mut_ptr(), n, shift)
         );
         if sums_finite(&c) {
             c
@@ -218,7 +253,7 @@ impl Kernel {
 
     /// The statistics of [`Kernel::float_stats`] with nothing written, for `Op::Identity` and
     /// `Op::Relu`; `None` for other ops.
-    pub fn float_stats_only<T: Float>(&self, op: Op<T>, x: &[T], shift: f64) -> Option<ChunkStats> {
+    pub fn float_stats_only<T: Float, E: Reads<T>>(&self, op: Op<T>, x: &[E], shift: f64) -> Option<ChunkStats> {
         if !matches!(op, Op::Identity | Op::Relu) {
             return None;
         }
@@ -226,7 +261,7 @@ impl Kernel {
         let (op, null) = (op.raw(n), std::ptr::null_mut());
         let c = dispatch!(
             self.level_for::<T, FloatStats<T>>(),
-            float::<T, FloatStats<T>>(op, x.as_ptr(), null, null, n, shift)
+            float::<T, FloatStats<T>>(op, reads(x), null, null, n, shift)
         );
         // sums out of range are taken again from the output (`float_stats`), which this has not
         sums_finite(&c).then_some(c)
@@ -235,11 +270,11 @@ impl Kernel {
     /// [`Kernel::float`] with only the finite min and max of `y` (and the counts of elements and
     /// of non-finite values) gathered: a histogram's first pass. The min and max equal those
     /// [`Kernel::float_stats`] finds (where both signs of zero tie, either may be reported).
-    pub fn float_range<T: Float>(&self, op: Op<T>, x: &[T], g: Option<&[T]>, y: &mut [T]) -> ChunkStats {
+    pub fn float_range<T: Float, E: Reads<T>>(&self, op: Op<T>, x: &[E], g: Option<&[T]>, y: &mut [T]) -> ChunkStats {
         let n = x.len();
         assert_eq!(y.len(), n);
         let (op, g) = (op.raw(n), opt_ptr(g, n));
-        dispatch!(self.level, float::<T, RangeStats<T>>(op, x.as_ptr(), g, y.as_mut_ptr(), n, 0.0))
+        dispatch!(self.level, float::<T, RangeStats<T>>(op, reads(x), g, y.as_mut_ptr(), n, 0.0))
     }
 
     pub fn float_in_place<T: Float>(&self, op: Op<T>, xy: &mut [T], g: Option<&[T]>) {
