@@ -978,68 +978,101 @@ fn unaligned_input_reads_as_aligned() {
     fn bits<T: bytemuck::Pod>(s: &relu::kernel::ChunkStats, y: &[T]) -> String {
         format!("{s:?} {:?}", bytemuck::cast_slice::<T, u8>(y))
     }
+    /// `v`'s bytes `off` bytes into an 8-aligned buffer, and that buffer.
+    fn shifted<T: bytemuck::Pod>(v: &[T], off: usize) -> Vec<u64> {
+        let len = std::mem::size_of_val(v);
+        let mut buf = vec![0u64; len / 8 + 2];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut buf)[off..off + len].copy_from_slice(bytemuck::cast_slice(v));
+        buf
+    }
+    fn at<T: bytemuck::Pod>(buf: &[u64], off: usize, n: usize) -> &[Unaligned<T>] {
+        bytemuck::cast_slice(&bytemuck::cast_slice::<u64, u8>(buf)[off..off + n * std::mem::size_of::<T>()])
+    }
+    // the identity, relu, leaky and PReLU, and their gradients with an upstream
+    fn ops<'a, W: Copy>(all: impl Fn(f64) -> W, each: &'a [W]) -> [(Op<'a, W>, bool); 7] {
+        [
+            (Op::Identity, false),
+            (Op::Relu, false),
+            (Op::Leaky(Slope::All(all(0.1))), false),
+            (Op::Leaky(Slope::Each(each)), false),
+            (Op::GradRelu, true),
+            (Op::GradLeaky(Slope::All(all(0.2))), true),
+            (Op::GradLeaky(Slope::Each(each)), true),
+        ]
+    }
     let mut r = Rng(0x005e_ed0f_f5e7);
-    for n in (0..=300).chain([4099]) {
+    // every tail length of every level's blocks, a few rows of sixteen-unit blocks, one of many
+    for n in (0..=100).chain([255, 256, 257, 4099]) {
         let x: Vec<f32> = (0..n).map(|_| r.f32()).collect();
         let x64: Vec<f64> = (0..n).map(|_| r.f64()).collect();
         let g: Vec<f32> = (0..n).map(|_| r.f32()).collect();
+        let g64: Vec<f64> = (0..n).map(|_| r.f64()).collect();
+        let fin: Vec<f32> = x.iter().map(|&v| if v.is_finite() { v } else { 1.5 }).collect();
         for off in 1..8 {
-            // the values `off` bytes into a buffer (its start is 8-aligned: a Vec<u64>)
-            let mut buf = vec![0u64; n + 2];
-            let b: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
-            b[off..off + 4 * n].copy_from_slice(bytemuck::cast_slice(&x));
-            let ux: &[Unaligned<f32>] = bytemuck::cast_slice(&b[off..off + 4 * n]);
-            let mut buf64 = vec![0u64; n + 2];
-            let b64: &mut [u8] = bytemuck::cast_slice_mut(&mut buf64);
-            b64[off..off + 8 * n].copy_from_slice(bytemuck::cast_slice(&x64));
-            let ux64: &[Unaligned<f64>] = bytemuck::cast_slice(&b64[off..off + 8 * n]);
+            let (b, b64, bf) = (shifted(&x, off), shifted(&x64, off), shifted(&fin, off));
+            let (ux, ux64, uf) = (at::<f32>(&b, off, n), at::<f64>(&b64, off, n), at::<f32>(&bf, off, n));
             for k in kernels() {
                 let lv = k.level();
-                for c in [Case::Relu, Case::Leaky(0.1), Case::GradRelu, Case::GradLeaky(0.2)] {
-                    let o = || op(c, |a| a as f32, &g);
-                    let gg = matches!(c, Case::GradRelu | Case::GradLeaky(_)).then_some(&g[..]);
+                for (i, (o, grad)) in ops(|a| a as f32, &g).into_iter().enumerate() {
+                    let gg = grad.then_some(&g[..]);
                     let (mut y0, mut y1) = (vec![0f32; n], vec![0f32; n]);
-                    k.float(o(), &x, gg, &mut y0);
-                    k.float(o(), ux, gg, &mut y1);
-                    assert_eq!(
-                        bits(&Default::default(), &y0),
-                        bits(&Default::default(), &y1),
-                        "{lv:?} {c:?} {n} +{off}"
-                    );
-                    let s0 = k.float_stats(o(), &x, gg, &mut y0, 0.5);
-                    let s1 = k.float_stats(o(), ux, gg, &mut y1, 0.5);
-                    assert_eq!(bits(&s0, &y0), bits(&s1, &y1), "stats {lv:?} {c:?} {n} +{off}");
-                    let (r0, r1) = (k.float_range(o(), &x, gg, &mut y0), k.float_range(o(), ux, gg, &mut y1));
-                    assert_eq!(bits(&r0, &y0), bits(&r1, &y1), "range {lv:?} {c:?} {n} +{off}");
-                    let (a, b) = (k.float_stats_only(o(), &x, 0.5), k.float_stats_only(o(), ux, 0.5));
-                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "stats only {lv:?} {c:?} {n} +{off}");
-                    let o64 = || op(c, |a| a, &x64);
-                    let gg64 = gg.map(|_| &x64[..]);
-                    let (mut z0, mut z1) = (vec![0f64; n], vec![0f64; n]);
-                    let s0 = k.float_stats(o64(), &x64, gg64, &mut z0, 0.5);
-                    let s1 = k.float_stats(o64(), ux64, gg64, &mut z1, 0.5);
-                    assert_eq!(bits(&s0, &z0), bits(&s1, &z1), "f64 stats {lv:?} {c:?} {n} +{off}");
-                    let (a, b) = (k.float_stats_only(o64(), &x64, 0.5), k.float_stats_only(o64(), ux64, 0.5));
-                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "f64 stats only {lv:?} {c:?} {n} +{off}");
+                    k.float(o, &x, gg, &mut y0);
+                    k.float(o, ux, gg, &mut y1);
+                    let none = Default::default();
+                    assert_eq!(bits(&none, &y0), bits(&none, &y1), "f32 {lv:?} op {i} {n} +{off}");
+                    let s0 = k.float_stats(o, &x, gg, &mut y0, 0.5);
+                    let s1 = k.float_stats(o, ux, gg, &mut y1, 0.5);
+                    assert_eq!(bits(&s0, &y0), bits(&s1, &y1), "f32 stats {lv:?} op {i} {n} +{off}");
+                    let (r0, r1) = (k.float_range(o, &x, gg, &mut y0), k.float_range(o, ux, gg, &mut y1));
+                    assert_eq!(bits(&r0, &y0), bits(&r1, &y1), "f32 range {lv:?} op {i} {n} +{off}");
+                    let (a, b) = (k.float_stats_only(o, &x, 0.5), k.float_stats_only(o, ux, 0.5));
+                    assert_eq!(a.is_some(), i < 2, "statistics alone: the identity and relu");
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "f32 stats only {lv:?} op {i} {n} +{off}");
+                }
+                for (i, (o, grad)) in ops(|a| a, &g64).into_iter().enumerate() {
+                    let gg = grad.then_some(&g64[..]);
+                    let (mut y0, mut y1) = (vec![0f64; n], vec![0f64; n]);
+                    k.float(o, &x64, gg, &mut y0);
+                    k.float(o, ux64, gg, &mut y1);
+                    let none = Default::default();
+                    assert_eq!(bits(&none, &y0), bits(&none, &y1), "f64 {lv:?} op {i} {n} +{off}");
+                    let s0 = k.float_stats(o, &x64, gg, &mut y0, 0.5);
+                    let s1 = k.float_stats(o, ux64, gg, &mut y1, 0.5);
+                    assert_eq!(bits(&s0, &y0), bits(&s1, &y1), "f64 stats {lv:?} op {i} {n} +{off}");
+                    let (r0, r1) = (k.float_range(o, &x64, gg, &mut y0), k.float_range(o, ux64, gg, &mut y1));
+                    assert_eq!(bits(&r0, &y0), bits(&r1, &y1), "f64 range {lv:?} op {i} {n} +{off}");
+                    let (a, b) = (k.float_stats_only(o, &x64, 0.5), k.float_stats_only(o, ux64, 0.5));
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "f64 stats only {lv:?} op {i} {n} +{off}");
                 }
                 // the per-unit passes over the input itself (statistics without an activation)
                 let units = 1 + n % 13;
                 let rows = n / units * units;
-                let unit = |v: &dyn Fn(UnitSlices)| {
+                let unit = |v: &mut dyn FnMut(UnitSlices)| {
                     let (mut f, mut s, mut a) = (vec![0u32; units], vec![0.0; units], vec![0.0; units]);
                     let (mut lo, mut hi) = (vec![f64::INFINITY; units], vec![f64::NEG_INFINITY; units]);
                     v(UnitSlices { finite: &mut f, sum: &mut s, abs: &mut a, min: &mut lo, max: &mut hi });
                     format!("{f:?} {s:?} {a:?} {lo:?} {hi:?}")
                 };
                 if rows > 0 {
-                    let want = unit(&|a| k.unit_rows(&x[..rows], a, false, |v: f32| v as f64));
-                    let got = unit(&|a| k.unit_rows(&ux[..rows], a, false, |v: Unaligned<f32>| v.0 as f64));
+                    let want = unit(&mut |a| k.unit_rows(&x[..rows], a, false, |v: f32| v as f64));
+                    let got = unit(&mut |a| k.unit_rows(&ux[..rows], a, false, |v: Unaligned<f32>| v.0 as f64));
                     assert_eq!(want, got, "unit rows {lv:?} {n} +{off}");
+                    // the narrow pass (finite values), with the active counts
+                    let (mut on0, mut on1) = (vec![0u32; units], vec![0u32; units]);
+                    let want = unit(&mut |a| k.unit_rows_f32(&fin[..rows], a, false, Some(&mut on0), |v: f32| v));
+                    let got =
+                        unit(&mut |a| k.unit_rows_f32(&uf[..rows], a, false, Some(&mut on1), |v: Unaligned<f32>| v.0));
+                    assert_eq!((want, on0), (got, on1), "narrow unit rows {lv:?} {n} +{off}");
                 }
+                let run0 = k.unit_run(&x, |v: f32| v as f64);
+                let run1 = k.unit_run(ux, |v: Unaligned<f32>| v.0 as f64);
+                assert_eq!(format!("{run0:?}"), format!("{run1:?}"), "unit run {lv:?} {n} +{off}");
                 let (mut c0, mut c1) = (vec![0u32; n], vec![0u32; n]);
                 k.count_into(&x, &mut c0, |v: f32| v > 0.0);
                 k.count_into(ux, &mut c1, |v: Unaligned<f32>| { v.0 } > 0.0);
-                assert_eq!(c0, c1, "count {lv:?} {n} +{off}");
+                assert_eq!(c0, c1, "count into {lv:?} {n} +{off}");
+                let (n0, n1) = (k.count(&x, |v: f32| v > 0.0), k.count(ux, |v: Unaligned<f32>| { v.0 } > 0.0));
+                assert_eq!(n0, n1, "count {lv:?} {n} +{off}");
             }
         }
     }

@@ -49,7 +49,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// A `T` at any address: a slice of these may start anywhere (a memory-mapped tensor after an
 /// odd-length zip name), where a `&[T]` must be aligned. The f32/f64 entries read them in place
 /// with unaligned loads, the same instructions as aligned ones on x86_64 and aarch64, instead
-/// of copying the input into an aligned buffer first.
+/// of copying the input into an aligned buffer first. Only the pipeline's kernel pass and
+/// per-unit passes take them: observers (histograms, quantile passes) cast by dtype to aligned
+/// slices and are given aligned bytes.
 #[derive(Clone, Copy, Default)]
 #[repr(C, packed)]
 pub struct Unaligned<T>(pub T);
