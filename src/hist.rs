@@ -8,7 +8,7 @@
 //! [`MinMax`] is the observer of the first pass when the range comes from the data.
 
 use crate::dtype::{f32_down, f32_up, DType, Element};
-use crate::kernel::{BinSpec, Kernel, EXACT, NEAR, ZERO};
+use crate::kernel::{BinSpec, Kernel, Unaligned, EXACT, NEAR, ZERO};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -344,7 +344,9 @@ impl Histogram {
         let mut compress = T::DTYPE == DType::F32 && zero_bin != EXACT;
         for block in xs.chunks(BLOCK) {
             if compress {
-                if let Some((m, zeros)) = k.compress_nonzero_f32(bytemuck::cast_slice(block), &mut packed) {
+                // (f32 or `Unaligned<f32>`: read as the latter, at any address)
+                let block: &[Unaligned<f32>] = bytemuck::cast_slice(block);
+                if let Some((m, zeros)) = k.compress_nonzero_f32(block, &mut packed) {
                     c.lanes[zero_bin as usize] += zeros as u32;
                     c.block(&packed[..m]);
                     compress = zeros as usize * 8 >= block.len();

@@ -125,11 +125,29 @@ fn round_to(dt: DType, v: f64) -> f64 {
 /// A processor is generic over its observer's type, so the caller gets back the type it asked
 /// for (as ripgrep's searcher hands results to the caller's own `Sink`).
 pub trait Observer: Send + Sized {
+    /// `values` are aligned for their elements, but f32/f64 input passed on as it lies, which
+    /// may sit at any address ([`observe_typed`] reads both).
     fn observe(&mut self, values: &[u8], dtype: DType, start: u64);
     /// An empty observer of the same kind and settings.
     fn fresh(&self) -> Self;
     /// Adds what another observer (made by `fresh`) saw.
     fn merge(&mut self, other: Self);
+}
+
+/// An observer of typed values ([`observe_typed`] gives it the bytes as elements).
+pub trait TypedObserver {
+    /// Adds values of type `T` (`Unaligned<f32>`/`Unaligned<f64>` for f32/f64 at any address).
+    fn add_values<T: Element>(&mut self, xs: &[T]);
+}
+
+/// Hands `values` (of `dtype`) to `o` as elements: `Unaligned<T>` where f32/f64 values lie
+/// unaligned, else `T`.
+pub fn observe_typed(o: &mut impl TypedObserver, values: &[u8], dtype: DType) {
+    match (is_aligned(values, dtype.size()), dtype) {
+        (false, DType::F32) => o.add_values::<Unaligned<f32>>(cast_slice(values)),
+        (false, DType::F64) => o.add_values::<Unaligned<f64>>(cast_slice(values)),
+        _ => with_element!(dtype, T => o.add_values::<T>(cast_slice(values))),
+    }
 }
 
 /// The observer of a processor that watches nothing: there is no value of this type.
@@ -285,10 +303,12 @@ impl<O: Observer> ChunkProcessor<O> {
             && plan.input == plan.work
             && plan.input_order == ByteOrder::Little
         {
-            // Nothing to compute and nothing written: the observer sees the input itself
-            // (copied when a memory map leaves it unaligned for its elements).
+            // Nothing to compute and nothing written: the observer sees the input itself (f32
+            // and f64 where they lie; the others copied when a map leaves them unaligned).
             if let Some(o) = &mut self.observer {
-                o.observe(realign(x, plan.input.size(), &mut self.aligned_in), plan.work, start);
+                let x =
+                    if plan.work.reads_unaligned() { x } else { realign(x, plan.input.size(), &mut self.aligned_in) };
+                o.observe(x, plan.work, start);
             }
             return;
         }

@@ -15,8 +15,8 @@
 //! Nothing here knows about files.
 
 use crate::dtype::{f32_down, f32_up, DType, Element};
-use crate::pipeline::Observer;
-use crate::with_element;
+use crate::kernel::Unaligned;
+use crate::pipeline::{observe_typed, Observer, TypedObserver};
 use anyhow::Result;
 use std::sync::Arc;
 
@@ -217,7 +217,8 @@ impl PassCounter {
                 let blocks = ((xs.len() - i) / BLOCK).min(hits.len());
                 let span = &xs[i..i + blocks * BLOCK];
                 if T::DTYPE == F32 {
-                    let span: &[f32] = bytemuck::cast_slice(span);
+                    // (f32 or `Unaligned<f32>`: read as the latter, at any address)
+                    let span: &[Unaligned<f32>] = bytemuck::cast_slice(span);
                     self.kernel.block_hits_f32(span, &ranges32[..n], &mut hits[..blocks]);
                 } else if narrow {
                     self.kernel.block_hits(span, &ranges32[..n], &mut hits[..blocks], T::to_f32);
@@ -295,9 +296,15 @@ impl PassCounter {
     }
 }
 
+impl TypedObserver for PassCounter {
+    fn add_values<T: Element>(&mut self, xs: &[T]) {
+        self.add(xs)
+    }
+}
+
 impl Observer for PassCounter {
     fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
-        with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
+        observe_typed(self, values, dtype)
     }
     fn fresh(&self) -> PassCounter {
         PassCounter::new(self.pass.clone())

@@ -4,16 +4,22 @@
 //! files or of jobs.
 
 use crate::dtype::DType;
+use crate::dtype::Element;
 use crate::hist::{Bins, Histogram};
 use crate::job::{ArrayReport, MakeObserver};
-use crate::pipeline::Observer;
+use crate::pipeline::{observe_typed, Observer, TypedObserver};
 use crate::quantile::{Pass, PassCounter};
-use crate::with_element;
 use std::sync::Arc;
+
+impl TypedObserver for Histogram {
+    fn add_values<T: Element>(&mut self, xs: &[T]) {
+        self.add(xs)
+    }
+}
 
 impl Observer for Histogram {
     fn observe(&mut self, values: &[u8], dtype: DType, _start: u64) {
-        with_element!(dtype, T => self.add::<T>(bytemuck::cast_slice(values)))
+        observe_typed(self, values, dtype)
     }
     fn fresh(&self) -> Histogram {
         Histogram::new(self.bins.clone())

@@ -76,39 +76,62 @@ fn absurd_bin_and_thread_counts_are_usage_errors() {
 }
 
 /// Data at an odd offset (a header whose length is not a multiple of 4) reaches the histogram
-/// through a memory map unaligned; it is copied, not cast.
+/// and the quantiles' passes through a memory map unaligned: f32 and f64 read where they lie, the
+/// other types copied aligned, never cast. Every result equals the aligned file's.
 #[test]
 fn unaligned_mapped_data_is_counted_like_read_data() {
     let d = tempfile::tempdir().unwrap();
-    let v: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) / 100.0).collect();
-    // a v1 header padded to an odd total length
-    let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000,), }";
-    let mut h = dict.to_string();
-    while (10 + h.len() + 1).is_multiple_of(2) {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend((h.len() as u16).to_le_bytes());
-    b.extend(h.as_bytes());
-    assert_eq!(b.len() % 2, 1);
-    b.extend(f32_bytes(&v));
-    std::fs::write(d.path().join("odd.npy"), &b).unwrap();
-    npy(&d.path().join("even.npy"), &[1000], false, &v);
-    let run = |file: &str, mmap: bool| {
-        let mut c = relu_in(d.path());
-        c.args(["hist", "--range=-4:4", "--format", "json", file]);
-        if mmap {
-            c.env("RELU_READ", "mmap");
+    // a third of the values zeros (the histogram's packing of nonzero values runs)
+    let v: Vec<f64> = (0..1000).map(|i| if i % 3 == 0 { 0.0 } else { (i as f64 - 500.0) / 100.0 }).collect();
+    type Bytes = fn(f64) -> Vec<u8>;
+    let types: [(&str, DType, Bytes); 3] = [
+        ("<f4", DType::F32, |x| (x as f32).to_le_bytes().to_vec()),
+        ("<f8", DType::F64, |x| x.to_le_bytes().to_vec()),
+        ("<f2", DType::F16, |x| relu::act::f32_to_f16(x as f32).to_le_bytes().to_vec()),
+    ];
+    for (descr, dt, bytes) in types {
+        let data: Vec<u8> = v.iter().flat_map(|&x| bytes(x)).collect();
+        // a v1 header padded to an odd total length
+        let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1000,), }}");
+        let mut h = dict.to_string();
+        while (10 + h.len() + 1).is_multiple_of(2) {
+            h.push(' ');
         }
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{file} mmap={mmap}: {}", stderr(&o));
-        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        j["counts"].clone()
-    };
-    let want = run("even.npy", false);
-    assert_eq!(run("odd.npy", true), want);
-    assert_eq!(run("odd.npy", false), want);
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((h.len() as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        assert_eq!(b.len() % 2, 1);
+        b.extend(&data);
+        std::fs::write(d.path().join("odd.npy"), &b).unwrap();
+        let mut even = write_header(dt, false, &[1000]);
+        even.extend(&data);
+        std::fs::write(d.path().join("even.npy"), &even).unwrap();
+        let run = |args: &[&str], file: &str, mmap: bool| {
+            let mut c = relu_in(d.path());
+            c.args(args).arg(file);
+            if mmap {
+                c.env("RELU_READ", "mmap");
+            }
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{descr} {args:?} {file} mmap={mmap}: {}", stderr(&o));
+            let mut j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let o = j.as_object_mut().unwrap();
+            o.remove("input");
+            o.remove("name");
+            j
+        };
+        let commands: [&[&str]; 3] = [
+            &["hist", "--range=-4:4", "--format", "json"],
+            &["hist", "--bins", "7", "--format", "json"],
+            &["stats", "--json", "--quantiles", "0.1,0.5,0.99"],
+        ];
+        for args in commands {
+            let want = run(args, "even.npy", false);
+            assert_eq!(run(args, "odd.npy", true), want, "{descr} {args:?} mapped");
+            assert_eq!(run(args, "odd.npy", false), want, "{descr} {args:?} read");
+        }
+    }
 }
 
 #[test]

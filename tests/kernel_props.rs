@@ -1073,6 +1073,18 @@ fn unaligned_input_reads_as_aligned() {
                 assert_eq!(c0, c1, "count into {lv:?} {n} +{off}");
                 let (n0, n1) = (k.count(&x, |v: f32| v > 0.0), k.count(ux, |v: Unaligned<f32>| { v.0 } > 0.0));
                 assert_eq!(n0, n1, "count {lv:?} {n} +{off}");
+                // the histogram's packing of nonzero values, the quantile passes' interval tests
+                let (mut p0, mut p1) = (vec![0f32; n + 16], vec![0f32; n + 16]);
+                let (c0, c1) = (k.compress_nonzero_f32(&x, &mut p0), k.compress_nonzero_f32(ux, &mut p1));
+                assert_eq!(c0, c1, "compress {lv:?} {n} +{off}");
+                let m = c0.map_or(0, |c| c.0);
+                assert_eq!(bits(&Default::default(), &p0[..m]), bits(&Default::default(), &p1[..m]));
+                let blocks = n / relu::kernel::HIT_BLOCK;
+                let ranges = [(-1.0f32, -0.5f32), (0.25, 3.0)];
+                let (mut h0, mut h1) = (vec![false; blocks], vec![false; blocks]);
+                k.block_hits_f32(&x, &ranges, &mut h0);
+                k.block_hits_f32(ux, &ranges, &mut h1);
+                assert_eq!(h0, h1, "block hits {lv:?} {n} +{off}");
             }
         }
     }

@@ -65,10 +65,23 @@ unsafe impl<T: bytemuck::Pod> bytemuck::Pod for Unaligned<T> {}
 /// # Safety
 /// Implementors have `T`'s size and bits, so a pointer to them reads as a (possibly
 /// unaligned) pointer to `T`.
-pub unsafe trait Reads<T>: Copy {}
+pub unsafe trait Reads<T>: Copy {
+    /// The value.
+    fn elem(self) -> T;
+}
 // SAFETY: the same type; a packed wrapper of one `T`.
-unsafe impl<T: Copy> Reads<T> for T {}
-unsafe impl<T: Copy> Reads<T> for Unaligned<T> {}
+unsafe impl<T: Copy> Reads<T> for T {
+    #[inline(always)]
+    fn elem(self) -> T {
+        self
+    }
+}
+unsafe impl<T: Copy> Reads<T> for Unaligned<T> {
+    #[inline(always)]
+    fn elem(self) -> T {
+        self.0
+    }
+}
 
 /// `x`'s elements as a pointer to `T`, for bodies that read it unaligned.
 fn reads<T, E: Reads<T>>(x: &[E]) -> *const T {
@@ -529,25 +542,25 @@ impl Kernel {
     /// Packs the values of `x` other than ±0 into `out` (16 elements longer): their count and
     /// the zeros' count. `None` where the level has no vector compress.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    pub fn compress_nonzero_f32(&self, x: &[f32], out: &mut [f32]) -> Option<(usize, u64)> {
+    pub fn compress_nonzero_f32<E: Reads<f32>>(&self, x: &[E], out: &mut [f32]) -> Option<(usize, u64)> {
         match self.level {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the level is only chosen where the CPU has AVX-512F and POPCNT.
-            Level::Avx512 => Some(unsafe { x86::compress_nonzero_f32_avx512(x, out) }),
+            Level::Avx512 => Some(unsafe { x86::compress_nonzero_f32_avx512(reads(x), x.len(), out) }),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the level is only chosen where the CPU has AVX2 and POPCNT.
-            Level::Avx2 => Some(unsafe { x86::compress_nonzero_f32_avx2(x, out) }),
+            Level::Avx2 => Some(unsafe { x86::compress_nonzero_f32_avx2(reads(x), x.len(), out) }),
             _ => None,
         }
     }
 
     /// [`Kernel::block_hits`] for f32 values, with AVX2 intrinsics where the CPU has them.
-    pub fn block_hits_f32(&self, x: &[f32], ranges: &[(f32, f32)], hits: &mut [bool]) {
+    pub fn block_hits_f32<E: Reads<f32>>(&self, x: &[E], ranges: &[(f32, f32)], hits: &mut [bool]) {
         match self.level {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: both levels are only chosen where the CPU has AVX2.
-            Level::Avx2 | Level::Avx512 => unsafe { x86::block_hits_f32_avx2(x, ranges, hits) },
-            _ => self.block_hits(x, ranges, hits, |v| v),
+            Level::Avx2 | Level::Avx512 => unsafe { x86::block_hits_f32_avx2(reads(x), x.len(), ranges, hits) },
+            _ => self.block_hits(x, ranges, hits, E::elem),
         }
     }
 

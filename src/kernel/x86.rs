@@ -192,14 +192,15 @@ super::levels::level_module!(avx512, [#[target_feature(enable = "avx512f,avx512b
 /// zero (unordered compare), -0 is.
 ///
 /// # Safety
-/// The CPU has AVX512F and POPCNT (slice lengths are checked here).
+/// The CPU has AVX512F and POPCNT; `x` readable for `n` values, at any alignment (`out`'s
+/// length is checked here).
 #[target_feature(enable = "avx512f,popcnt")]
-pub unsafe fn compress_nonzero_f32_avx512(x: &[f32], out: &mut [f32]) -> (usize, u64) {
-    assert!(out.len() >= x.len() + 16);
+pub unsafe fn compress_nonzero_f32_avx512(x: *const f32, n: usize, out: &mut [f32]) -> (usize, u64) {
+    assert!(out.len() >= n + 16);
     let (mut m, mut zeros) = (0usize, 0u64);
-    for start in (0..x.len()).step_by(16) {
-        let live: __mmask16 = if x.len() - start >= 16 { 0xffff } else { (1u16 << (x.len() - start)) - 1 };
-        let v = _mm512_maskz_loadu_ps(live, x.as_ptr().add(start));
+    for start in (0..n).step_by(16) {
+        let live: __mmask16 = if n - start >= 16 { 0xffff } else { (1u16 << (n - start)) - 1 };
+        let v = _mm512_maskz_loadu_ps(live, x.add(start));
         let keep = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(live, v, _mm512_setzero_ps());
         _mm512_storeu_ps(out.as_mut_ptr().add(m), _mm512_maskz_compress_ps(keep, v));
         m += keep.count_ones() as usize;
@@ -231,14 +232,15 @@ static LEFT_PACK: [u64; 256] = {
 /// [`compress_nonzero_f32_avx512`] with AVX2: 8 values a step, packed by a table permutation.
 ///
 /// # Safety
-/// The CPU has AVX2 and POPCNT (slice lengths are checked here).
+/// The CPU has AVX2 and POPCNT; `x` readable for `n` values, at any alignment (`out`'s length
+/// is checked here).
 #[target_feature(enable = "avx2,popcnt")]
-pub unsafe fn compress_nonzero_f32_avx2(x: &[f32], out: &mut [f32]) -> (usize, u64) {
-    assert!(out.len() >= x.len() + 16);
+pub unsafe fn compress_nonzero_f32_avx2(x: *const f32, n: usize, out: &mut [f32]) -> (usize, u64) {
+    assert!(out.len() >= n + 16);
     let (mut m, mut zeros) = (0usize, 0u64);
-    let whole = x.len() / 8 * 8;
+    let whole = n / 8 * 8;
     for start in (0..whole).step_by(8) {
-        let v = _mm256_loadu_ps(x.as_ptr().add(start));
+        let v = _mm256_loadu_ps(x.add(start));
         let keep = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps())) as u32;
         let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(LEFT_PACK.as_ptr().add(keep as usize) as *const __m128i));
         _mm256_storeu_ps(out.as_mut_ptr().add(m), _mm256_permutevar8x32_ps(v, idx));
@@ -246,7 +248,8 @@ pub unsafe fn compress_nonzero_f32_avx2(x: &[f32], out: &mut [f32]) -> (usize, u
         m += k as usize;
         zeros += (8 - k) as u64;
     }
-    for &v in &x[whole..] {
+    for i in whole..n {
+        let v = x.add(i).read_unaligned();
         // NaN is kept (unordered), -0 is a zero
         if v != 0.0 {
             out[m] = v;
@@ -299,13 +302,14 @@ pub unsafe fn split_codes_avx512(
 /// (The portable body's per-block fold is vectorized across the intervals, with shuffles.)
 ///
 /// # Safety
-/// The CPU has AVX2 (slice lengths are checked here).
+/// The CPU has AVX2; `x` readable for `n` values, at any alignment (checked against `hits`
+/// here).
 #[target_feature(enable = "avx2")]
-pub unsafe fn block_hits_f32_avx2(x: &[f32], ranges: &[(f32, f32)], hits: &mut [bool]) {
+pub unsafe fn block_hits_f32_avx2(x: *const f32, n: usize, ranges: &[(f32, f32)], hits: &mut [bool]) {
     const B: usize = super::generic::HIT_BLOCK;
-    assert!(hits.len() * B <= x.len());
+    assert!(hits.len() * B <= n);
     for (b, hit) in hits.iter_mut().enumerate() {
-        let p = x.as_ptr().add(b * B);
+        let p = x.add(b * B);
         let (v0, v1) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
         let mut any = _mm256_setzero_ps();
         for &(lo, hi) in ranges {
