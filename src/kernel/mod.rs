@@ -49,9 +49,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// A `T` at any address: a slice of these may start anywhere (a memory-mapped tensor after an
 /// odd-length zip name), where a `&[T]` must be aligned. The f32/f64 entries read them in place
 /// with unaligned loads, the same instructions as aligned ones on x86_64 and aarch64, instead
-/// of copying the input into an aligned buffer first. Only the pipeline's kernel pass and
-/// per-unit passes take them: observers (histograms, quantile passes) cast by dtype to aligned
-/// slices and are given aligned bytes.
+/// of copying the input into an aligned buffer first. `Unaligned<T>` reports `T`'s dtype
+/// (`dtype::Element`): code that casts by dtype to `&[f32]` must cast to `&[Unaligned<f32>]`
+/// instead (the histogram and the quantile passes do, for [`Kernel::compress_nonzero_f32`] and
+/// [`Kernel::block_hits_f32`]).
 #[derive(Clone, Copy, Default)]
 #[repr(C, packed)]
 pub struct Unaligned<T>(pub T);
