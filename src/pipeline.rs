@@ -306,9 +306,7 @@ impl<O: Observer> ChunkProcessor<O> {
             // Nothing to compute and nothing written: the observer sees the input itself (f32
             // and f64 where they lie; the others copied when a map leaves them unaligned).
             if let Some(o) = &mut self.observer {
-                let x =
-                    if plan.work.reads_unaligned() { x } else { realign(x, plan.input.size(), &mut self.aligned_in) };
-                o.observe(x, plan.work, start);
+                o.observe(as_read(x, plan.work, &mut self.aligned_in), plan.work, start);
             }
             return;
         }
@@ -320,13 +318,8 @@ impl<O: Observer> ChunkProcessor<O> {
 
         // 1. input → working type, native byte order
         let x = if plan.input == plan.work && plan.input_order == ByteOrder::Little {
-            // where it lies; a mapped member at an odd offset is read unaligned by the f32/f64
-            // kernels, copied aligned for the others (one copy, no conversion)
-            if plan.work.reads_unaligned() {
-                x
-            } else {
-                realign(x, ws, &mut self.aligned_in)
-            }
+            // (a mapped member at an odd offset: read where it lies, or one copy)
+            as_read(x, plan.work, &mut self.aligned_in)
         } else {
             let x = realign(x, plan.input.size(), &mut self.aligned_in);
             let dst = &mut self.work.bytes_mut()[..n * ws];
@@ -335,11 +328,11 @@ impl<O: Observer> ChunkProcessor<O> {
         };
         let g = g.map(|g| {
             let order = plan.upstream.unwrap_or(ByteOrder::Little);
+            // (a mapped upstream at an odd offset: one copy; the kernels read `g` aligned)
+            let g = realign(g, ws, &mut self.aligned_up);
             if order == ByteOrder::Little {
-                // (a mapped upstream at an odd offset: one copy; the kernels read `g` aligned)
-                realign(g, ws, &mut self.aligned_up)
+                g
             } else {
-                let g = realign(g, ws, &mut self.aligned_up);
                 let dst = &mut self.up.bytes_mut()[..n * ws];
                 decode(&k, g, plan.work, order, plan.work, dst);
                 &self.up.bytes()[..n * ws]
@@ -387,6 +380,16 @@ fn slope_bytes<T: Compute>(slopes: &[f64]) -> AlignedBuf {
 
 fn is_aligned(b: &[u8], size: usize) -> bool {
     (b.as_ptr() as usize).is_multiple_of(size)
+}
+
+/// Native elements of `dt` as the kernels and observers take them: `b` itself where they read
+/// `dt` at any address ([`DType::reads_unaligned`]) or it is aligned, else a copy in `buf`.
+fn as_read<'a>(b: &'a [u8], dt: DType, buf: &'a mut AlignedBuf) -> &'a [u8] {
+    if dt.reads_unaligned() {
+        b
+    } else {
+        realign(b, dt.size(), buf)
+    }
 }
 
 /// `b` itself when aligned for its elements, else a copy in `buf`.
